@@ -1,0 +1,1 @@
+"""CCB side: customers, premises, service agreements and their lifecycle (pure domain)."""

@@ -1,0 +1,66 @@
+"""The ``c2m-sync`` command line.
+
+Each command group lives in its own module with a ``register(subparsers)`` function; adding a
+group is adding its module name to ``COMMAND_MODULES``. Errors print one line on stderr (no
+traceback) and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from sync.cli.common import CliError, Context, parse_date
+from sync.config.admin import AdminConfigError
+from sync.config.settings import SettingsError
+
+COMMAND_MODULES = ("sync.cli.info", "sync.cli.dev", "sync.cli.demo")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="c2m-sync",
+        description="Synchronize CCB service agreements with MDM usage subscriptions.",
+    )
+    parser.add_argument("--ccb-db-url", help="CCB database URL (env C2M_SYNC_CCB_DB_URL)")
+    parser.add_argument("--mdm-db-url", help="MDM database URL (env C2M_SYNC_MDM_DB_URL)")
+    parser.add_argument("--broker", help="memory:// or kafka://HOST:PORT (env C2M_SYNC_BROKER_URL)")
+    parser.add_argument("--business-date", type=parse_date,
+                        help="business date YYYY-MM-DD (env C2M_SYNC_BUSINESS_DATE)")
+    parser.add_argument("--admin-config", type=Path,
+                        help="admin data YAML file (env C2M_SYNC_ADMIN_CONFIG)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    context = Context(args)
+    try:
+        result: int = args.handler(context, args)
+        return result
+    except CliError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    except (AdminConfigError, SettingsError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except ValidationError as error:
+        print(f"error: {error.title}: " + "; ".join(
+            f"{'.'.join(map(str, item['loc']))}: {item['msg']}" for item in error.errors()),
+            file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""``c2m-sync demo``: runs on the embedded default (SQLite files, in-process bus).
+
+Until the sync pipeline lands it prints the version and a summary of the loaded configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from sync import __version__
+from sync.cli.common import Context, add_json_flag
+from sync.cli.info import admin_summary
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    demo = commands.add_parser("demo", help="run the demonstration on the embedded default")
+    add_json_flag(demo)
+    demo.set_defaults(handler=_demo)
+
+
+def _demo(context: Context, args: argparse.Namespace) -> int:
+    settings = context.settings
+    summary = admin_summary(context.admin)
+
+    def human() -> None:
+        print(f"c2m-sync {__version__} demo (embedded: {settings.broker_url}, "
+              f"CCB {settings.ccb_db_url}, MDM {settings.mdm_db_url})")
+        print(f"admin data: base time zone {summary['base_time_zone']}, "
+              f"service types {', '.join(summary['service_types'])}")
+        context.table("SA types", ["SA type", "service", "premise based", "fieldwork",
+                                   "reversion", "US type"],
+                      [(code, t["service_type"], t["premise_based"], t["fieldwork"],
+                        t["reversion"], t["us_type"]) for code, t in summary["sa_types"].items()])
+
+    context.emit({"version": __version__, "settings": settings.model_dump(mode="json"),
+                  "admin": summary}, human)
+    return 0

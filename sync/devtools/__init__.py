@@ -1,0 +1,1 @@
+"""Developer and test tooling: the Apache Kafka launcher and throwaway PostgreSQL clusters."""

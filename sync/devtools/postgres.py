@@ -1,0 +1,138 @@
+"""Throwaway PostgreSQL clusters from the Debian ``postgresql`` package, for tests and benchmarks.
+
+The cluster lives in a temporary folder, listens on a free loopback port (and a Unix socket in the
+same folder), trusts local connections, and is removed by :meth:`ThrowawayPostgres.stop`.
+PostgreSQL refuses to run as root, so under root the server runs as the ``postgres`` system user
+that the Debian package creates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from sync.devtools.kafka import free_loopback_port
+
+
+class PostgresLauncherError(RuntimeError):
+    """The cluster could not be created, started or stopped."""
+
+
+def find_postgres_bin() -> Path:
+    """The folder with ``initdb`` and ``pg_ctl``: the newest Debian version, else PATH."""
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+                        key=lambda path: int(Path(path).parent.parent.name), reverse=True)
+    if candidates:
+        return Path(candidates[0]).parent
+    initdb = shutil.which("initdb")
+    if initdb:
+        return Path(initdb).resolve().parent
+    raise PostgresLauncherError(
+        "PostgreSQL server binaries not found: install Debian's 'postgresql' package "
+        "or set C2M_SYNC_TEST_POSTGRES_URL"
+    )
+
+
+class ThrowawayPostgres:
+    """A PostgreSQL cluster in a temporary folder; ``url`` is a SQLAlchemy URL to it."""
+
+    def __init__(self, database: str = "c2m_sync", user: str = "c2m_sync") -> None:
+        self.database = database
+        self.user = user
+        self.bin_dir = find_postgres_bin()
+        self.root = Path(tempfile.mkdtemp(prefix="c2m-sync-pg-"))
+        self.data_dir = self.root / "data"
+        self.port = free_loopback_port()
+        self._run_as: str | None = "postgres" if os.geteuid() == 0 else None
+
+    def _command(self, *args: str) -> list[str]:
+        if self._run_as is None:
+            return list(args)
+        return ["runuser", "-u", self._run_as, "--", *args]
+
+    def _run(self, *args: str) -> None:
+        result = subprocess.run(self._command(*args), capture_output=True, text=True,
+                                check=False, cwd=self.root)
+        if result.returncode != 0:
+            raise PostgresLauncherError(
+                f"{Path(args[0]).name} failed ({result.returncode}):\n"
+                f"{result.stdout[-1500:]}{result.stderr[-1500:]}"
+            )
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://{self.user}@127.0.0.1:{self.port}/{self.database}"
+
+    def start(self) -> str:
+        if self._run_as is not None:
+            try:
+                account = pwd.getpwnam(self._run_as)
+            except KeyError:
+                raise PostgresLauncherError(
+                    "running as root needs the 'postgres' system user (Debian's postgresql "
+                    "package creates it)"
+                ) from None
+            os.chown(self.root, account.pw_uid, account.pw_gid)
+        self._run(str(self.bin_dir / "initdb"), "-D", str(self.data_dir), "-U", self.user,
+                  "-A", "trust", "-E", "UTF8", "--no-sync", "--locale=C")
+        options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
+                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+                   "-c max_connections=200")
+        self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-o", options,
+                  "-l", str(self.root / "postgres.log"), "-w", "-t", "60", "start")
+        self._run(str(self.bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(self.port),
+                  "-U", self.user, self.database)
+        return self.url
+
+    def restart(self) -> None:
+        """Restart the server in place (fault-injection tests); data is kept."""
+        self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast",
+                  "-w", "-t", "60", "restart")
+
+    def stop(self) -> None:
+        """Stop the server and delete the cluster folder."""
+        try:
+            if (self.data_dir / "postmaster.pid").exists():
+                self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m",
+                          "immediate", "-w", "-t", "60", "stop")
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+def wait_for_postgres(url: str, timeout: float = 30.0) -> None:
+    """Wait until ``url`` accepts a connection and a ``SELECT 1``."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                with engine.connect() as connection:
+                    connection.execute(text("SELECT 1"))
+                return
+            except Exception as error:
+                if time.monotonic() > deadline:
+                    raise PostgresLauncherError(f"PostgreSQL at {url} not reachable: {error}") \
+                        from error
+                time.sleep(0.3)
+    finally:
+        engine.dispose()
+
+
+@contextlib.contextmanager
+def throwaway_postgres() -> Iterator[ThrowawayPostgres]:
+    cluster = ThrowawayPostgres()
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()

@@ -1,0 +1,1 @@
+"""Mapping between CCB snapshots, wire messages and MDM commands."""

@@ -1,0 +1,1 @@
+"""MDM side: usage subscriptions and their validations (pure domain)."""

@@ -1,0 +1,1 @@
+"""Reconciliation and replay of the sync topics."""

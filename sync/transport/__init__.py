@@ -1,0 +1,1 @@
+"""Message transports: the Bus port and its Kafka and in-process adapters."""
