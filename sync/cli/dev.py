@@ -44,13 +44,13 @@ def _kafka(context: Context, args: argparse.Namespace) -> int:
             context.emit({"stopped": stopped}, lambda: print(
                 "broker stopped" if stopped else "no broker was running"))
             return 0
-        state = broker.state()
-        if state is None:
+        current = broker.state()
+        if current is None:
             context.emit({"running": False}, lambda: print("no broker running"))
             return 3
-        context.emit({"running": True, "bootstrap_servers": state.bootstrap_servers,
-                      "pid": state.pid, "kafka_version": state.kafka_version},
-                     lambda: print(f"running at {state.bootstrap_servers} (pid {state.pid})"))
+        context.emit({"running": True, "bootstrap_servers": current.bootstrap_servers,
+                      "pid": current.pid, "kafka_version": current.kafka_version},
+                     lambda: print(f"running at {current.bootstrap_servers} (pid {current.pid})"))
         return 0
     except KafkaLauncherError as error:
         raise CliError(str(error)) from None
