@@ -1,0 +1,125 @@
+"""What one command decided, for the store to persist in one transaction.
+
+``changed`` is the single place where "this entity changed" is recorded: the store turns each
+entry into an outbox row in the same transaction, so no state change can escape
+synchronization. The ``put_*`` helpers record it; code must not assign into the dicts directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sync.ccb.model import (
+    Account,
+    CustomerContact,
+    FieldActivity,
+    LandlordAgreement,
+    MeterRead,
+    Person,
+    Premise,
+    SaSpLink,
+    ServiceAgreement,
+    ServicePoint,
+    ToDoEntry,
+)
+
+SA = "SA"
+PERSON = "PERSON"
+SA_RELATIONSHIP = "SA_RELATIONSHIP"
+
+
+@dataclass
+class Changes:
+    """What one command decided; the store persists all of it in one transaction.
+
+    New entities carry version 1 and are inserted; updated ones carry ``version = read + 1``
+    and are written only if the stored version is still the one read.
+    """
+
+    persons: dict[str, Person] = field(default_factory=dict)
+    accounts: dict[str, Account] = field(default_factory=dict)
+    premises: dict[str, Premise] = field(default_factory=dict)
+    service_points: dict[str, ServicePoint] = field(default_factory=dict)
+    landlord_agreements: dict[str, LandlordAgreement] = field(default_factory=dict)
+    sas: dict[str, ServiceAgreement] = field(default_factory=dict)
+    links: dict[str, SaSpLink] = field(default_factory=dict)
+    field_activities: dict[str, FieldActivity] = field(default_factory=dict)
+    reads: dict[str, MeterRead] = field(default_factory=dict)
+    todos: dict[str, ToDoEntry] = field(default_factory=dict)
+    contacts: dict[str, CustomerContact] = field(default_factory=dict)
+    # Outbox hook: ("SA", id) / ("PERSON", id) / ("SA_RELATIONSHIP", id), in the order the
+    # entities first changed; an entity appears once (the outbox snapshots it at commit).
+    changed: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def record_change(self, entity_type: str, entity_id: str) -> None:
+        entry = (entity_type, entity_id)
+        if entry not in self.changed:
+            self.changed.append(entry)
+
+    def note(self, line: str) -> None:
+        self.notes.append(line)
+
+    # --- put helpers: store the new version and record what the outbox must hear about -----
+
+    def put_sa(self, sa: ServiceAgreement) -> None:
+        self.sas[sa.id] = sa
+        self.record_change(SA, sa.id)
+        if sa.master_sa_id is not None:
+            self.record_change(SA_RELATIONSHIP, sa.id)
+
+    def put_link(self, link: SaSpLink) -> None:
+        # A link is part of its SA's snapshot: the SA changed.
+        self.links[link.id] = link
+        self.record_change(SA, link.sa_id)
+
+    def put_person(self, person: Person) -> None:
+        self.persons[person.id] = person
+        self.record_change(PERSON, person.id)
+
+    def put_account(self, account: Account) -> None:
+        self.accounts[account.id] = account
+
+    def put_premise(self, premise: Premise) -> None:
+        self.premises[premise.id] = premise
+
+    def put_service_point(self, service_point: ServicePoint) -> None:
+        self.service_points[service_point.id] = service_point
+
+    def put_landlord_agreement(self, agreement: LandlordAgreement) -> None:
+        self.landlord_agreements[agreement.id] = agreement
+
+    def put_field_activity(self, activity: FieldActivity) -> None:
+        self.field_activities[activity.id] = activity
+
+    def put_read(self, read: MeterRead) -> None:
+        self.reads[read.id] = read
+
+    def put_todo(self, todo: ToDoEntry) -> None:
+        self.todos[todo.id] = todo
+
+    def put_contact(self, contact: CustomerContact) -> None:
+        self.contacts[contact.id] = contact
+
+    def merge(self, other: Changes) -> None:
+        """Fold ``other`` (decided later in the same unit of work) into this one."""
+        self.persons.update(other.persons)
+        self.accounts.update(other.accounts)
+        self.premises.update(other.premises)
+        self.service_points.update(other.service_points)
+        self.landlord_agreements.update(other.landlord_agreements)
+        self.sas.update(other.sas)
+        self.links.update(other.links)
+        self.field_activities.update(other.field_activities)
+        self.reads.update(other.reads)
+        self.todos.update(other.todos)
+        self.contacts.update(other.contacts)
+        for entity_type, entity_id in other.changed:
+            self.record_change(entity_type, entity_id)
+        self.notes.extend(other.notes)
+
+    def is_empty(self) -> bool:
+        return not (self.changed or self.notes or any(
+            (self.persons, self.accounts, self.premises, self.service_points,
+             self.landlord_agreements, self.sas, self.links, self.field_activities, self.reads,
+             self.todos, self.contacts)))
