@@ -1,0 +1,69 @@
+"""Engine creation shared by the stores: one place that knows each database's quirks.
+
+SQLite (the embedded default) gets write-ahead logging, so readers never block the writer,
+enforced foreign keys (off by default in SQLite), and a busy timeout instead of an immediate
+"database is locked". Transactions are begun by SQLAlchemy rather than by the pysqlite driver,
+whose implicit transaction handling delays ``BEGIN`` until the first write; a connection may ask
+for ``BEGIN IMMEDIATE`` (take the write lock up front, so a read-then-write transaction cannot
+fail half-way on a lock upgrade) with the execution option ``sqlite_begin="IMMEDIATE"``.
+
+PostgreSQL always goes through psycopg 3: ``postgresql://`` and ``postgres://`` URLs are
+rewritten to ``postgresql+psycopg://``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy.engine import URL, Connection
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_BEGIN_OPTION = "sqlite_begin"
+
+
+def normalize_url(url: str | URL) -> URL:
+    """The URL with PostgreSQL pinned to the psycopg 3 driver."""
+    parsed = make_url(url)
+    if parsed.drivername in {"postgresql", "postgres"}:
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def create_engine_for(url: str | URL, **options: Any) -> Engine:
+    """An engine for ``url`` with the project's settings for its database."""
+    parsed = normalize_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed, **options)
+    options.setdefault("pool_pre_ping", True)
+    return create_engine(parsed, **options)
+
+
+def _sqlite_engine(url: URL, **options: Any) -> Engine:
+    engine = create_engine(url, **options)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event below issue BEGIN (driver autocommit off).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            if url.database not in (None, "", ":memory:"):
+                cursor.execute("PRAGMA journal_mode = WAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        mode = str(connection.get_execution_options().get(SQLITE_BEGIN_OPTION, "")).upper()
+        if mode not in {"", "DEFERRED", "IMMEDIATE", "EXCLUSIVE"}:
+            raise ValueError(f"unknown SQLite BEGIN mode {mode!r}")
+        connection.exec_driver_sql(f"BEGIN {mode}".strip())
+
+    return engine
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
