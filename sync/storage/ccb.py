@@ -1,0 +1,269 @@
+"""The CCB store: SQLAlchemy over SQLite (default, a file) or PostgreSQL, chosen by URL.
+
+One command is one unit of work is one transaction: :meth:`SqlCcbStore.execute` opens it, hands
+the command a :class:`~sync.storage.ccb_view.SqlCcbView` and an id source bound to it, persists
+the :class:`~sync.ccb.changes.Changes` the command returns, records every ``changed`` entry in
+``entity_changes`` (the outbox hook), runs the registered change hooks, and commits. Any
+exception rolls all of it back.
+
+Concurrency is optimistic: an updated entity carries ``version = version read + 1`` and is
+written with ``UPDATE ... WHERE id = :id AND version = :version_read``; no matching row means
+another unit of work won, and :class:`~sync.ccb.errors.ConcurrentUpdateError` rolls this one
+back. On PostgreSQL (read committed) the losing UPDATE waits for the winner's row lock and then
+matches nothing. SQLite has a single writer: a writing unit of work starts with ``BEGIN
+IMMEDIATE``, so units are serialized and never read a version that changes under them (the
+version check still guards against stale input such as a version read in an earlier unit).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import ClassVar, TypeVar
+
+from pydantic import BaseModel
+from sqlalchemy import (
+    Connection,
+    Engine,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+
+from sync.ccb.changes import Changes
+from sync.ccb.errors import ConcurrentUpdateError
+from sync.ccb.model import Account, Person
+from sync.ccb.ports import CcbUnitOfWork
+from sync.clock import Clock, SystemClock
+from sync.storage import ccb_schema as schema
+from sync.storage.ccb_schema import EntityTable
+from sync.storage.ccb_view import SqlCcbView
+from sync.storage.common import SQLITE_BEGIN_OPTION, create_engine_for
+
+T = TypeVar("T")
+
+class CcbStoreError(Exception):
+    """The database refused a unit of work for a reason other than a concurrent update
+    (e.g. a reference to an entity that does not exist); nothing was written."""
+
+
+@dataclass(frozen=True)
+class RecordedChange:
+    """One ``entity_changes`` row: this entity changed in unit of work ``unit_id``."""
+
+    seq: int
+    unit_id: str
+    entity_type: str
+    entity_id: str
+    changed_at: dt.datetime
+
+
+ChangeHook = Callable[[Connection, SqlCcbView, Sequence[RecordedChange]], None]
+"""Runs inside the unit of work's transaction after its changes are written (the sync outbox
+registers one to turn changes into sync requests atomically with them)."""
+
+
+class SqlIdSource:
+    """Ids ``<KIND>-<n>`` from a counter per kind, in the unit of work's transaction; an id
+    already taken (e.g. loaded from a master data file) is skipped."""
+
+    _TABLES: ClassVar[dict[str, EntityTable]] = {
+        "SA": schema.SAS, "LINK": schema.LINKS, "FA": schema.FIELD_ACTIVITIES,
+        "TODO": schema.TODOS, "CONTACT": schema.CONTACTS, "READ": schema.READS,
+        "PERSON": schema.PERSONS, "ACCOUNT": schema.ACCOUNTS, "PREMISE": schema.PREMISES,
+        "SP": schema.SERVICE_POINTS, "LA": schema.LANDLORD_AGREEMENTS,
+    }
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    def next_id(self, kind: str) -> str:
+        while True:
+            candidate = f"{kind}-{self._next_value(kind)}"
+            table = self._TABLES.get(kind)
+            if table is None or self.connection.execute(
+                    select(table.table.c.id).where(table.table.c.id == candidate)).first() is None:
+                return candidate
+
+    def _next_value(self, kind: str) -> int:
+        counters = schema.id_sequences
+        value = self.connection.execute(
+            update(counters).where(counters.c.kind == kind)
+            .values(next_value=counters.c.next_value + 1)
+            .returning(counters.c.next_value)).scalar()
+        if value is None:
+            self.connection.execute(insert(counters).values(kind=kind, next_value=1))
+            value = 1
+        return int(value)
+
+
+class SqlCcbStore:
+    """CCB state in a SQL database; see the module documentation for the contract."""
+
+    def __init__(self, url: str, clock: Clock | None = None,
+                 engine: Engine | None = None) -> None:
+        self.url = url
+        self.engine = engine if engine is not None else create_engine_for(url)
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self._hooks: list[ChangeHook] = []
+
+    def create_schema(self) -> None:
+        """Create the tables and indexes that do not exist yet (idempotent)."""
+        with self._transaction(writes=True) as connection:
+            schema.metadata.create_all(connection)
+
+    def add_change_hook(self, hook: ChangeHook) -> None:
+        self._hooks.append(hook)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _transaction(self, writes: bool) -> Iterator[Connection]:
+        """A transaction that commits on success (``writes``) or always rolls back."""
+        with self.engine.connect() as connection:
+            if writes:
+                # SQLite: take the write lock up front (see the module documentation).
+                connection.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+                with connection.begin():
+                    yield connection
+            else:
+                try:
+                    yield connection
+                finally:
+                    connection.rollback()
+
+    def execute(self, fn: CcbUnitOfWork) -> Changes:
+        """Run ``fn(view, ids)`` and persist what it returns, all in one transaction."""
+        try:
+            with self._transaction(writes=True) as connection:
+                view = SqlCcbView(connection)
+                changes = fn(view, SqlIdSource(connection))
+                _persist(connection, changes)
+                recorded = self._record_changes(connection, changes)
+                for hook in self._hooks:
+                    hook(connection, view, recorded)
+            return changes
+        except IntegrityError as error:
+            raise _translate(error) from None
+
+    def read(self, fn: Callable[[SqlCcbView], T]) -> T:
+        """Run a read-only ``fn`` on a consistent view (nothing it does is written)."""
+        with self._transaction(writes=False) as connection:
+            return fn(SqlCcbView(connection))
+
+    def _record_changes(self, connection: Connection,
+                        changes: Changes) -> list[RecordedChange]:
+        if not changes.changed:
+            return []
+        unit_id = str(uuid.uuid4())
+        changed_at = self.clock.now()
+        recorded = []
+        for entity_type, entity_id in changes.changed:
+            seq = connection.execute(insert(schema.entity_changes).values(
+                unit_id=unit_id, entity_type=entity_type, entity_id=entity_id,
+                changed_at=changed_at).returning(schema.entity_changes.c.seq)).scalar_one()
+            recorded.append(RecordedChange(int(seq), unit_id, entity_type, entity_id,
+                                           changed_at))
+        return recorded
+
+    def entity_changes(self, after_seq: int = 0, limit: int = 1000) -> list[RecordedChange]:
+        """Recorded changes with a sequence number above ``after_seq``, oldest first."""
+        table = schema.entity_changes
+        with self._transaction(writes=False) as connection:
+            rows = connection.execute(select(table).where(table.c.seq > after_seq)
+                                      .order_by(table.c.seq).limit(limit)).mappings().all()
+        return [RecordedChange(int(row["seq"]), row["unit_id"], row["entity_type"],
+                               row["entity_id"], row["changed_at"]) for row in rows]
+
+    def table_counts(self) -> dict[str, int]:
+        with self._transaction(writes=False) as connection:
+            return {table.name: int(connection.execute(
+                select(func.count()).select_from(table)).scalar_one())
+                for table in schema.metadata.tables.values()}
+
+
+# --- persisting Changes ----------------------------------------------------------------------
+
+
+def _persist(connection: Connection, changes: Changes) -> None:
+    for attribute, kind in schema.ENTITY_TABLES.items():
+        entities: dict[str, BaseModel] = getattr(changes, attribute)
+        if not entities:
+            continue
+        # Updates first: a To Do completed and a new one opened for the same drill key in one
+        # unit must free the "one open entry per key" index before the insert takes it.
+        new = [e for e in entities.values() if kind.versioned and _version(e) == 1]
+        old = [e for e in entities.values() if not (kind.versioned and _version(e) == 1)]
+        for entity in old:
+            _update(connection, kind, entity)
+        for entity in new:
+            _insert_new(connection, kind, entity)
+        for entity in entities.values():
+            _write_derived_rows(connection, entity)
+
+
+def _version(entity: BaseModel) -> int:
+    return int(getattr(entity, "version"))  # noqa: B009 - versioned entities only
+
+
+def _entity_id(entity: BaseModel) -> str:
+    return str(getattr(entity, "id"))  # noqa: B009 - every entity has an id
+
+
+def _insert_new(connection: Connection, kind: EntityTable, entity: BaseModel) -> None:
+    table = kind.table
+    entity_id = _entity_id(entity)
+    if connection.execute(select(table.c.version).where(table.c.id == entity_id)).first():
+        # Another unit of work created it after this one found it missing.
+        raise ConcurrentUpdateError(entity_id, kind.kind, version_read=None)
+    connection.execute(insert(table).values(kind.to_row(entity)))
+
+
+def _update(connection: Connection, kind: EntityTable, entity: BaseModel) -> None:
+    table = kind.table
+    entity_id = _entity_id(entity)
+    row = kind.to_row(entity)
+    if kind.versioned:
+        version_read = _version(entity) - 1
+        result = connection.execute(update(table).where(
+            table.c.id == entity_id, table.c.version == version_read).values(row))
+        if result.rowcount != 1:
+            raise ConcurrentUpdateError(entity_id, kind.kind, version_read=version_read)
+        return
+    # Unversioned records (links, FAs, reads) belong to an SA or SP whose own version guards
+    # the unit of work; they are written as an upsert.
+    result = connection.execute(update(table).where(table.c.id == entity_id).values(row))
+    if result.rowcount == 0:
+        connection.execute(insert(table).values(row))
+
+
+def _write_derived_rows(connection: Connection, entity: BaseModel) -> None:
+    if isinstance(entity, Person):
+        connection.execute(delete(schema.person_phones)
+                           .where(schema.person_phones.c.person_id == entity.id))
+        rows = schema.phone_rows(entity)
+        if rows:
+            connection.execute(insert(schema.person_phones), rows)
+    elif isinstance(entity, Account):
+        connection.execute(delete(schema.account_persons)
+                           .where(schema.account_persons.c.account_id == entity.id))
+        connection.execute(insert(schema.account_persons), schema.account_person_rows(entity))
+
+
+def _translate(error: IntegrityError) -> Exception:
+    """A refused write as a concurrent update (a key taken meanwhile) or a store error."""
+    message = str(error.orig).strip().splitlines()
+    detail = "; ".join(line.strip() for line in message if line.strip())
+    constraint = getattr(getattr(error.orig, "diag", None), "constraint_name", None) or ""
+    if constraint == "ux_ccb_todos_open_per_key" or "ccb_todos.todo_type" in detail:
+        return ConcurrentUpdateError("(new)", "open To Do entry for the same type and drill key")
+    if constraint.endswith("_pkey") or "UNIQUE constraint failed" in detail:
+        return ConcurrentUpdateError("(new)", f"row of {constraint or 'a table'}")
+    return CcbStoreError(f"the database refused the change: {detail}")
