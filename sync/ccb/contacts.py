@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from sync.ccb.changes import Changes
 from sync.ccb.errors import InvalidCommand, NotFound
@@ -33,6 +34,16 @@ from sync.ccb.ports import CcbView, IdSource
 from sync.config.admin import AdminConfig
 
 CONTACT_METHODS = ("phone", "email", "letter", "in_person", "web", "fax")
+
+
+class ReminderView(Protocol):
+    """Query for the TD-CCCB batch (not part of the shared ``CcbView`` port; the store
+    implements it)."""
+
+    def contacts_with_reminders_due(self, business_date: dt.date) -> list[CustomerContact]:
+        """Contacts holding at least one reminder not yet sent whose trigger date is on or
+        before ``business_date``; :func:`due_reminders` picks the reminders themselves."""
+        ...
 
 
 @dataclass(frozen=True)
