@@ -368,7 +368,7 @@ def metadata_ready(bootstrap_servers: str, client_options: Mapping[str, object] 
 
     admin = KafkaAdminClient(
         bootstrap_servers=bootstrap_servers, request_timeout_ms=timeout_ms,
-        api_version_auto_timeout_ms=timeout_ms, **dict(client_options or {}),
+        **dict(client_options or {}),
     )
     try:
         cluster = admin.describe_cluster()
