@@ -138,6 +138,7 @@ class _Checker:
         # again as unknown.
         self._invalid: dict[str, set[str]] = {name: set() for name in SECTIONS}
         self.links_by_sa: dict[str, list[SaSpLink]] = {}
+        self._positions: dict[tuple[str, str], int] = {}
 
     # --- shape ----------------------------------------------------------------------------
 
@@ -173,7 +174,12 @@ class _Checker:
             self.problem(section, index, entity_id, "id", "duplicate id in this file")
             return None
         self._file[section][entity_id] = entity
+        self._positions[(section, entity_id)] = index
         return entity
+
+    def position(self, section: str, entity_id: str) -> int:
+        """The index of the record in its section of the file."""
+        return self._positions[(section, entity_id)]
 
     def problem(self, section: str, index: int | None, record_id: str | None, field_name: str,
                 reason: str) -> None:
@@ -318,22 +324,23 @@ def _sa_links(checker: _Checker, index: int, sa: ServiceAgreement, raw_links: An
 
 def _check_references(checker: _Checker, admin: AdminConfig) -> None:
     data = checker.data
-    for index, person in enumerate(data.persons):
+    for person in data.persons:
+        index = checker.position("persons", person.id)
         try:
             check_person_name(admin, person.id, person.name, person.is_business)
         except InvalidCommand as error:
             checker.problem("persons", index, person.id, "name", error.reason)
-    for index, account in enumerate(data.accounts):
-        where = ("accounts", index, account.id)
+    for account in data.accounts:
+        where = ("accounts", checker.position("accounts", account.id), account.id)
         checker.refer(where, "main_person_id", "persons", account.main_person_id, "person")
         for position, person_id in enumerate(account.other_person_ids):
             checker.refer(where, f"other_person_ids[{position}]", "persons", person_id, "person")
         checker.refer(where, "mailing_premise_id", "premises", account.mailing_premise_id,
                       "premise")
-    for index, premise in enumerate(data.premises):
-        _check_premise(checker, index, premise)
-    for index, sp in enumerate(data.service_points):
-        where = ("service_points", index, sp.id)
+    for premise in data.premises:
+        _check_premise(checker, checker.position("premises", premise.id), premise)
+    for sp in data.service_points:
+        where = ("service_points", checker.position("service_points", sp.id), sp.id)
         checker.refer(where, "premise_id", "premises", sp.premise_id, "premise")
         if sp.sp_type not in admin.sp_types:
             checker.problem(*where, "sp_type", f"unknown SP type {sp.sp_type!r} "
@@ -345,13 +352,14 @@ def _check_references(checker: _Checker, admin: AdminConfig) -> None:
                 checker.problem(*where, f"measuring_components[{position}].id",
                                 f"duplicate measuring component id {component.id!r}")
             seen.add(component.id)
-    for index, agreement in enumerate(data.landlord_agreements):
-        _check_landlord_agreement(checker, index, agreement)
-    for index, sa in enumerate(data.service_agreements):
-        _check_sa(checker, index, sa)
-    for index, read in enumerate(data.meter_reads):
-        checker.refer(("meter_reads", index, read.id), "sp_id", "service_points", read.sp_id,
-                      "service point")
+    for agreement in data.landlord_agreements:
+        _check_landlord_agreement(
+            checker, checker.position("landlord_agreements", agreement.id), agreement)
+    for sa in data.service_agreements:
+        _check_sa(checker, checker.position("service_agreements", sa.id), sa)
+    for read in data.meter_reads:
+        checker.refer(("meter_reads", checker.position("meter_reads", read.id), read.id),
+                      "sp_id", "service_points", read.sp_id, "service point")
 
 
 def _check_premise(checker: _Checker, index: int, premise: Premise) -> None:
@@ -429,7 +437,9 @@ def _check_link(checker: _Checker, where: tuple[str, int, str], position: int,
                 sa: ServiceAgreement, link: SaSpLink) -> None:
     path = f"links[{position}]"
     sp = checker.refer(where, f"{path}.sp_id", "service_points", link.sp_id, "service point")
-    if link.stop_date is not None and link.stop_date < link.start_date:
+    # A stop date taken over from the SA's end date is reported once, against the SA.
+    if link.stop_date is not None and link.stop_date < link.start_date \
+            and (link.stop_date, link.start_date) != (sa.end_date, sa.start_date):
         checker.problem(*where, f"{path}.stop_date", f"{link.stop_date} is before the start "
                                                      f"date {link.start_date}")
     if not isinstance(sp, ServicePoint):

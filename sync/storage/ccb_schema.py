@@ -102,7 +102,7 @@ persons = Table(
     "ccb_persons", metadata,
     Column("id", Id, primary_key=True),
     Column("name", String(254), nullable=False),
-    # Upper-cased copy of the name: case-insensitive prefix search on an index.
+    # Lower-cased copy of the name: case-insensitive prefix search on an index.
     Column("name_key", String(254), nullable=False, index=True),
     Column("is_business", Boolean, nullable=False),
     Column("phones", Document, nullable=False),
@@ -150,7 +150,7 @@ premises = Table(
     "ccb_premises", metadata,
     Column("id", Id, primary_key=True),
     Column("address", Document, nullable=False),
-    # Upper-cased one-line address: the search by premise address filters on it.
+    # Lower-cased one-line address: the search by premise address filters on it.
     Column("address_key", String(512), nullable=False, index=True),
     Column("postal_code", String(16), nullable=False, index=True),
     Column("parent_premise_id", Id, _ref("ccb_premises.id"), index=True),
@@ -345,9 +345,9 @@ class EntityTable:
 def _derived(entity: BaseModel) -> dict[str, Any]:
     """Columns computed from the entity (search keys, drill key, next reminder)."""
     if isinstance(entity, Person):
-        return {"name_key": entity.name.upper()}
+        return {"name_key": entity.name.lower()}
     if isinstance(entity, Premise):
-        return {"address_key": entity.address.one_line().upper(),
+        return {"address_key": entity.address.one_line().lower(),
                 "postal_code": entity.address.postal_code}
     if isinstance(entity, ToDoEntry):
         drill: DrillKey = entity.drill_key

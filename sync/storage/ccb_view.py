@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Select, and_, func, or_, select
 
+from sync.ccb.contacts import ReminderView
 from sync.ccb.model import (
     Account,
     CustomerContact,
@@ -31,6 +32,9 @@ from sync.ccb.model import (
     ToDoEntry,
     ToDoStatus,
 )
+from sync.ccb.ports import CcbView
+from sync.ccb.search import SearchView
+from sync.ccb.todo import ToDoListView
 from sync.storage import ccb_schema as schema
 from sync.storage.ccb_schema import EntityTable
 
@@ -133,21 +137,21 @@ class SqlCcbView:
     # --- queries beyond the port: searches, listings, batch scans ----------------------------
 
     def persons_by_name_prefix(self, prefix: str, limit: int = 50) -> list[Person]:
-        """Case-insensitive prefix search on the name (``SMITH`` finds ``Smith,Ann``)."""
-        key = prefix.upper().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        """Case-insensitive prefix search on the name (``smith`` finds ``Smith,Ann``)."""
+        key = prefix.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         query = (select(schema.persons).where(schema.persons.c.name_key.like(key + "%",
                                                                             escape="\\"))
                  .order_by(schema.persons.c.name_key, schema.persons.c.id).limit(limit))
         return [schema.PERSONS.from_row(row) for row in self.connection.execute(query).mappings()]
 
-    def persons_by_phone(self, number: str) -> list[Person]:
+    def persons_by_phone(self, number: str, limit: int = 50) -> list[Person]:
         """Persons with a phone whose digits equal those of ``number`` (formatting ignored)."""
         digits = schema.phone_digits(number)
         if not digits:
             return []
         ids = select(schema.person_phones.c.person_id).where(
             schema.person_phones.c.digits == digits)
-        return self._many(schema.PERSONS, schema.persons.c.id.in_(ids))
+        return self._many(schema.PERSONS, schema.persons.c.id.in_(ids))[:limit]
 
     def accounts_of_person(self, person_id: str) -> list[Account]:
         """Accounts where the person is the main person or one of the others."""
@@ -157,7 +161,7 @@ class SqlCcbView:
 
     def premises_by_address(self, text: str, limit: int = 50) -> list[Premise]:
         """Premises whose one-line address contains ``text`` (case-insensitive)."""
-        key = text.upper().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        key = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         query = (select(schema.premises)
                  .where(schema.premises.c.address_key.like(f"%{key}%", escape="\\"))
                  .order_by(schema.premises.c.id).limit(limit))
@@ -214,3 +218,9 @@ class SqlCcbView:
         column = schema.contacts.c
         return self._many(schema.CONTACTS, column.next_reminder_date <= business_date,
                           order=[column.next_reminder_date])
+
+
+def _implements_the_ports(view: SqlCcbView) -> tuple[CcbView, SearchView, ToDoListView,
+                                                     ReminderView]:
+    """Never called: mypy checks here that the SQL view offers every query port."""
+    return view, view, view, view
