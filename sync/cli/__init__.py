@@ -19,7 +19,8 @@ from sync.cli.common import CliError, Context, parse_date
 from sync.config.admin import AdminConfigError
 from sync.config.settings import SettingsError
 
-COMMAND_MODULES = ("sync.cli.info", "sync.cli.dev", "sync.cli.demo", "sync.cli.ccb")
+COMMAND_MODULES = ("sync.cli.info", "sync.cli.dev", "sync.cli.demo", "sync.cli.ccb",
+                   "sync.cli.schemas")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,181 @@
+"""CCB state -> sync message: the full snapshot of one entity, read through a
+:class:`~sync.ccb.ports.CcbView`.
+
+Pure: the delivery fields (``version``, ``syncRequestId``, ``eventTime``) come in as arguments
+from the outbox, which owns them. ``version`` cannot simply be the SA's own version: a link
+change (a start read from a completed field activity) changes the SA's snapshot without saving
+the SA, so the outbox numbers the snapshots it publishes per entity.
+
+Lists are sorted (links by start date, SP and link id; service points by id) so that one state
+always gives one snapshot, and :func:`~sync.mapping.messages.snapshot_fingerprint` can tell an
+unchanged snapshot from a changed one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sync.ccb.changes import PERSON, SA, SA_RELATIONSHIP
+from sync.ccb.model import Person, SaSpLink, ServiceAgreement, ServicePoint
+from sync.ccb.ports import CcbView
+from sync.config.admin import AdminConfig
+from sync.mapping.messages import (
+    AccountAttributes,
+    MeasuringComponentSnapshot,
+    PersonSyncMessage,
+    PhoneSnapshot,
+    SaRelationshipSyncMessage,
+    SaSyncMessage,
+    ServicePointSnapshot,
+    SpLinkSnapshot,
+    SyncMessage,
+)
+
+
+class SnapshotError(ValueError):
+    """CCB state that cannot be snapshotted, e.g. ``SA 'SA-1': account_id: account 'A-9'
+    not found``; names the entity, its id, the field and the reason."""
+
+    def __init__(self, entity: str, entity_id: str, field: str, reason: str) -> None:
+        self.entity = entity
+        self.entity_id = entity_id
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{entity} {entity_id!r}: {field}: {reason}")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What the outbox stamps on a snapshot; not part of the entity's state."""
+
+    version: int
+    sync_request_id: str
+    event_time: dt.datetime
+
+
+def sa_snapshot(view: CcbView, admin: AdminConfig, sa_id: str,
+                delivery: Delivery) -> SaSyncMessage:
+    sa = _require_sa(view, sa_id)
+    sa_type = admin.sa_types.get(sa.sa_type)
+    if sa_type is None:
+        raise SnapshotError("SA", sa.id, "sa_type",
+                            f"SA type {sa.sa_type!r} is not configured (sa_types)")
+    account = view.account(sa.account_id)
+    if account is None:
+        raise SnapshotError("SA", sa.id, "account_id", f"account {sa.account_id!r} not found")
+    links = sorted(view.links_of_sa(sa.id),
+                   key=lambda link: (link.start_date, link.sp_id, link.id))
+    service_points = [_require_sp(view, sa, sp_id)
+                      for sp_id in sorted({link.sp_id for link in links})]
+    return SaSyncMessage(
+        external_id=sa.id,
+        version=delivery.version,
+        sync_request_id=delivery.sync_request_id,
+        event_time=delivery.event_time,
+        sa_type=sa.sa_type,
+        us_type=sa_type.us_type,
+        sa_status=sa.status.value,
+        start_date=sa.start_date,
+        end_date=sa.end_date,
+        time_zone=_time_zone(view, sa, links),
+        external_account_id=account.id,
+        account=AccountAttributes(account_id=account.id, customer_class=account.customer_class,
+                                  bill_cycle=account.bill_cycle, division=account.division),
+        division=account.division,
+        main_contact=account.main_person_id,
+        premise_id=sa.premise_id,
+        master_external_id=sa.master_sa_id,
+        sp_links=tuple(_link(link) for link in links),
+        service_points=tuple(_service_point(sp) for sp in service_points),
+    )
+
+
+def person_snapshot(view: CcbView, person_id: str, delivery: Delivery) -> PersonSyncMessage:
+    person = view.person(person_id)
+    if person is None:
+        raise SnapshotError("person", person_id, "id", "person not found")
+    return _person(person, delivery)
+
+
+def sa_relationship_snapshot(view: CcbView, sa_id: str,
+                             delivery: Delivery) -> SaRelationshipSyncMessage:
+    """The master/sub relationship of ``sa_id`` (the sub SA); its period is the sub SA's."""
+    sa = _require_sa(view, sa_id)
+    return SaRelationshipSyncMessage(
+        external_id=sa.id, version=delivery.version, sync_request_id=delivery.sync_request_id,
+        event_time=delivery.event_time, master_external_id=sa.master_sa_id,
+        start_date=sa.start_date, end_date=sa.end_date,
+    )
+
+
+def snapshot_for(view: CcbView, admin: AdminConfig, entity_type: str, entity_id: str,
+                 delivery: Delivery) -> SyncMessage:
+    """The snapshot for one entry of :attr:`sync.ccb.changes.Changes.changed`."""
+    if entity_type == SA:
+        return sa_snapshot(view, admin, entity_id, delivery)
+    if entity_type == PERSON:
+        return person_snapshot(view, entity_id, delivery)
+    if entity_type == SA_RELATIONSHIP:
+        return sa_relationship_snapshot(view, entity_id, delivery)
+    raise SnapshotError(entity_type, entity_id, "entity_type",
+                        f"unknown entity type (known: {SA}, {PERSON}, {SA_RELATIONSHIP})")
+
+
+# --- parts ----------------------------------------------------------------------------------
+
+
+def _require_sa(view: CcbView, sa_id: str) -> ServiceAgreement:
+    sa = view.sa(sa_id)
+    if sa is None:
+        raise SnapshotError("SA", sa_id, "id", "SA not found")
+    return sa
+
+
+def _require_sp(view: CcbView, sa: ServiceAgreement, sp_id: str) -> ServicePoint:
+    sp = view.service_point(sp_id)
+    if sp is None:
+        raise SnapshotError("SA", sa.id, "links.sp_id", f"service point {sp_id!r} not found")
+    return sp
+
+
+def _time_zone(view: CcbView, sa: ServiceAgreement, links: list[SaSpLink]) -> str | None:
+    """The premise's time zone, else the first linked SP's that has one, else none (MDM's
+    D1-DEFTIMZON defaults a blank zone)."""
+    if sa.premise_id is not None:
+        premise = view.premise(sa.premise_id)
+        if premise is not None and premise.time_zone:
+            return premise.time_zone
+    for link in links:
+        sp = view.service_point(link.sp_id)
+        if sp is not None and sp.time_zone:
+            return sp.time_zone
+    return None
+
+
+def _link(link: SaSpLink) -> SpLinkSnapshot:
+    return SpLinkSnapshot(
+        sp_id=link.sp_id, start_date=link.start_date, stop_date=link.stop_date,
+        start_read=link.start_read, stop_read=link.stop_read, usage_flag=link.usage_flag.value,
+        use_percent=link.use_percent,
+    )
+
+
+def _service_point(sp: ServicePoint) -> ServicePointSnapshot:
+    return ServicePointSnapshot(
+        sp_id=sp.id, sp_type=sp.sp_type, premise_id=sp.premise_id, time_zone=sp.time_zone,
+        meter_id=sp.meter_id, version=sp.version,
+        measuring_components=tuple(
+            MeasuringComponentSnapshot(mc_id=mc.id, mc_class=mc.mc_class, channel=mc.channel)
+            for mc in sp.measuring_components),
+    )
+
+
+def _person(person: Person, delivery: Delivery) -> PersonSyncMessage:
+    return PersonSyncMessage(
+        external_id=person.id, version=delivery.version,
+        sync_request_id=delivery.sync_request_id, event_time=delivery.event_time,
+        name=person.name, is_business=person.is_business, email=person.email,
+        phones=tuple(PhoneSnapshot(type=phone.type, number=phone.number, primary=phone.primary)
+                     for phone in person.phones),
+    )
