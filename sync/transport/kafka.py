@@ -1,0 +1,368 @@
+"""The Kafka bus: aiokafka for records and offsets, kafka-python's admin client for topics.
+
+Writes go through an idempotent producer with ``acks=all``: ``publish`` returns only after every
+in-sync replica has the record, which is what lets the relay mark a sync request SENT. Broker
+errors that may pass (connection lost, leader moved, request timed out, ...) are retried with
+exponential backoff (tenacity); when the attempts are used up the caller gets a
+``PublishError`` naming the topic and the last error.
+
+Consumers are always assigned their partitions explicitly (no group rebalancing): a consumer
+with a group id reads from, and commits to, that group's offsets; scale-out is by assigning
+partition subsets. This is also the only group behaviour the in-process bus can match exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import TopicPartition as KafkaTopicPartition
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    NotLeaderForPartitionError,
+    RequestTimedOutError,
+)
+from tenacity import (
+    AsyncRetrying,
+    RetryError,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from sync.transport.bus import (
+    DEFAULT_MAX_RECORDS,
+    BrokerUnavailableError,
+    BusError,
+    Consumer,
+    Headers,
+    Message,
+    PublishError,
+    Record,
+    TopicDescription,
+    TopicOutcome,
+    TopicPartition,
+    TopicSpec,
+    UnknownTopicError,
+    check_message,
+)
+from sync.transport.topics import KafkaTopicAdmin
+
+T = TypeVar("T")
+
+_ALWAYS_RETRIED = (KafkaConnectionError, KafkaTimeoutError, NotLeaderForPartitionError,
+                   RequestTimedOutError)
+
+
+def is_retriable(error: BaseException) -> bool:
+    """Broker errors that may pass by themselves; anything else is reported at once."""
+    if isinstance(error, _ALWAYS_RETRIED):
+        return True
+    return isinstance(error, KafkaError) and bool(getattr(error, "retriable", False))
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Bounded attempts with exponential backoff between them."""
+
+    attempts: int = 5
+    initial_wait_s: float = 0.2
+    max_wait_s: float = 5.0
+
+    def retrying(self) -> AsyncRetrying:
+        return AsyncRetrying(
+            stop=stop_after_attempt(self.attempts),
+            wait=wait_exponential(multiplier=self.initial_wait_s, max=self.max_wait_s),
+            retry=retry_if_exception(is_retriable),
+            reraise=False,
+        )
+
+
+async def _with_retries(policy: RetryPolicy, what: str, action: Callable[[], Awaitable[T]],
+                        failure: type[BusError]) -> T:
+    try:
+        async for attempt in policy.retrying():
+            with attempt:
+                return await action()
+    except RetryError as exhausted:
+        last = exhausted.last_attempt.exception()
+        raise failure(f"{what} failed after {policy.attempts} attempts: "
+                      f"{type(last).__name__}: {last}") from last
+    raise AssertionError("unreachable: tenacity returns or raises")  # pragma: no cover
+
+
+class KafkaBus:
+    """The ``Bus`` port on an Apache Kafka cluster."""
+
+    def __init__(self, bootstrap_servers: str, *, retry: RetryPolicy | None = None,
+                 client_id: str = "c2m-sync",
+                 producer_factory: Callable[..., Any] = AIOKafkaProducer) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.retry = retry or RetryPolicy()
+        self._client_id = client_id
+        self._producer_factory = producer_factory
+        self._producer: Any = None
+        self._offsets: AIOKafkaConsumer | None = None
+        self._known_topics: set[str] = set()
+        self._admin = KafkaTopicAdmin(bootstrap_servers, client_id)
+
+    @property
+    def url(self) -> str:
+        return f"kafka://{self.bootstrap_servers}"
+
+    async def start(self) -> None:
+        if self._producer is not None:
+            return
+        producer = self._producer_factory(
+            bootstrap_servers=self.bootstrap_servers, client_id=self._client_id,
+            enable_idempotence=True, acks="all", linger_ms=5,
+        )
+        await _with_retries(self.retry, f"connecting to Kafka at {self.bootstrap_servers}",
+                            producer.start, BrokerUnavailableError)
+        self._producer = producer
+
+    async def stop(self) -> None:
+        producer, self._producer = self._producer, None
+        offsets, self._offsets = self._offsets, None
+        if producer is not None:
+            await producer.stop()
+        if offsets is not None:
+            await offsets.stop()
+
+    # -- topics ------------------------------------------------------------------------------
+
+    async def create_topics(self, specs: Sequence[TopicSpec]) -> list[TopicOutcome]:
+        return await asyncio.to_thread(self._admin.create_topics, specs)
+
+    async def describe_topics(self, names: Sequence[str] | None = None
+                              ) -> list[TopicDescription]:
+        return await asyncio.to_thread(self._admin.describe_topics, names)
+
+    # -- publishing --------------------------------------------------------------------------
+
+    async def publish(self, topic: str, key: bytes | None, value: bytes | None,
+                      headers: Headers = (), timestamp_ms: int | None = None) -> Record:
+        [record] = await self.publish_batch(topic, [Message(key, value, headers, timestamp_ms)])
+        return record
+
+    async def publish_batch(self, topic: str, messages: Sequence[Message]) -> list[Record]:
+        """Send everything, then wait for every acknowledgement.
+
+        On a retriable failure only what is needed is sent again: the failed records, plus
+        every later record of a key that had a failure, so the last record per key on the
+        topic is still the last one of the batch (duplicates are harmless: consumers apply
+        by version).
+        """
+        for message in messages:
+            check_message(topic, message)
+        producer = self._require_started()
+        await self._check_topic(topic)
+        results: list[Record | None] = [None] * len(messages)
+
+        async def send_pending() -> None:
+            pending = _to_resend(messages, results)
+            futures = [await producer.send(topic, value=messages[i].value, key=messages[i].key,
+                                           timestamp_ms=messages[i].timestamp_ms,
+                                           headers=list(messages[i].headers))
+                       for i in pending]
+            outcomes = await asyncio.gather(*futures, return_exceptions=True)
+            first_error: BaseException | None = None
+            for index, outcome in zip(pending, outcomes, strict=True):
+                if isinstance(outcome, BaseException):
+                    results[index] = None
+                    first_error = first_error or outcome
+                else:
+                    message = messages[index]
+                    # aiokafka reports the first record's timestamp for a whole batch.
+                    stamp = (outcome.timestamp if message.timestamp_ms is None
+                             else message.timestamp_ms)
+                    results[index] = Record(topic, outcome.partition, outcome.offset,
+                                            message.key, message.value, tuple(message.headers),
+                                            stamp)
+            if first_error is not None:
+                raise first_error
+
+        if messages:
+            await _with_retries(self.retry, f"publishing {len(messages)} record(s) to {topic!r}",
+                                send_pending, PublishError)
+        return [record for record in results if record is not None]
+
+    async def _check_topic(self, topic: str) -> None:
+        # Without this a write to a missing topic waits out the metadata timeout (the broker
+        # does not auto-create topics) and then fails with an unhelpful timeout.
+        if topic in self._known_topics:
+            return
+        producer = self._require_started()
+        metadata = await _with_retries(
+            self.retry, f"reading topic metadata from {self.bootstrap_servers}",
+            producer.client.fetch_all_metadata, BrokerUnavailableError)
+        if topic not in metadata.topics():
+            raise UnknownTopicError(topic)
+        self._known_topics.add(topic)
+
+    def _require_started(self) -> Any:
+        if self._producer is None:
+            raise BusError(f"the Kafka bus at {self.bootstrap_servers} is not started")
+        return self._producer
+
+    # -- offsets -----------------------------------------------------------------------------
+
+    async def _offsets_client(self) -> AIOKafkaConsumer:
+        if self._offsets is None:
+            client = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers,
+                                      client_id=self._client_id, enable_auto_commit=False)
+            await _with_retries(self.retry, f"connecting to Kafka at {self.bootstrap_servers}",
+                                client.start, BrokerUnavailableError)
+            self._offsets = client
+        return self._offsets
+
+    async def _partitions(self, topic: str) -> list[KafkaTopicPartition]:
+        client = await self._offsets_client()
+        await client.topics()  # refreshes metadata, so topics created meanwhile are seen
+        partitions = client.partitions_for_topic(topic)
+        if not partitions:
+            raise UnknownTopicError(topic)
+        return [KafkaTopicPartition(topic, p) for p in sorted(partitions)]
+
+    async def beginning_offsets(self, topic: str) -> dict[int, int]:
+        client = await self._offsets_client()
+        found = await client.beginning_offsets(await self._partitions(topic))
+        return {tp.partition: offset for tp, offset in sorted(found.items())}
+
+    async def end_offsets(self, topic: str) -> dict[int, int]:
+        client = await self._offsets_client()
+        found = await client.end_offsets(await self._partitions(topic))
+        return {tp.partition: offset for tp, offset in sorted(found.items())}
+
+    async def offsets_for_time(self, topic: str, timestamp_ms: int) -> dict[int, int]:
+        client = await self._offsets_client()
+        partitions = await self._partitions(topic)
+        found = await client.offsets_for_times({tp: timestamp_ms for tp in partitions})
+        ends = await client.end_offsets(partitions)
+        return {tp.partition: ends[tp] if found.get(tp) is None else found[tp].offset
+                for tp in partitions}
+
+    # -- consuming ---------------------------------------------------------------------------
+
+    async def consumer(self, topics: Sequence[str], group_id: str | None = None
+                       ) -> KafkaConsumer:
+        partitions = [TopicPartition(tp.topic, tp.partition)
+                      for topic in topics for tp in await self._partitions(topic)]
+        client = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap_servers, client_id=self._client_id,
+            group_id=group_id, enable_auto_commit=False, auto_offset_reset="earliest",
+        )
+        await _with_retries(self.retry, f"connecting to Kafka at {self.bootstrap_servers}",
+                            client.start, BrokerUnavailableError)
+        consumer = KafkaConsumer(self, client, tuple(topics), group_id)
+        await consumer.assign(partitions)
+        return consumer
+
+
+def _to_resend(messages: Sequence[Message], results: Sequence[Record | None]) -> list[int]:
+    """Indexes to send (again): unacknowledged ones, and those after a key's first failure."""
+    failed_from: dict[bytes, int] = {}
+    for index, (message, result) in enumerate(zip(messages, results, strict=True)):
+        if result is None and message.key is not None:
+            failed_from.setdefault(message.key, index)
+    return [index for index, (message, result) in enumerate(zip(messages, results, strict=True))
+            if result is None
+            or (message.key is not None and failed_from.get(message.key, index + 1) < index)]
+
+
+class KafkaConsumer(Consumer):
+    """A manually assigned ``AIOKafkaConsumer`` behind the ``Consumer`` port."""
+
+    def __init__(self, bus: KafkaBus, client: AIOKafkaConsumer, topics: tuple[str, ...],
+                 group_id: str | None) -> None:
+        self._bus = bus
+        self._client = client
+        self._topics = topics
+        self._group_id = group_id
+        self._assigned: frozenset[TopicPartition] = frozenset()
+        self._stopped = False
+
+    @property
+    def group_id(self) -> str | None:
+        return self._group_id
+
+    def assignment(self) -> frozenset[TopicPartition]:
+        return self._assigned
+
+    async def assign(self, partitions: Iterable[TopicPartition]) -> None:
+        self._check_running()
+        wanted = frozenset(partitions)
+        for partition in wanted:
+            if partition.topic not in self._topics:
+                raise BusError(f"cannot assign {partition}: the consumer reads "
+                               f"{', '.join(self._topics)}")
+        self._client.assign([KafkaTopicPartition(*p) for p in wanted])
+        self._assigned = wanted
+        for partition in wanted:
+            # Resolve the start position now (committed offset or earliest), as the
+            # in-process bus does, instead of at the first fetch.
+            await self._client.position(KafkaTopicPartition(*partition))
+
+    async def seek(self, partition: TopicPartition, offset: int) -> None:
+        self._check_assigned(partition)
+        beginning = (await self._bus.beginning_offsets(partition.topic))[partition.partition]
+        end = (await self._bus.end_offsets(partition.topic))[partition.partition]
+        if not beginning <= offset <= end:
+            raise BusError(f"cannot seek {partition} to offset {offset}: "
+                           f"the partition holds offsets {beginning}..{end}")
+        self._client.seek(KafkaTopicPartition(*partition), offset)
+
+    async def position(self, partition: TopicPartition) -> int:
+        self._check_assigned(partition)
+        position: int = await self._client.position(KafkaTopicPartition(*partition))
+        return position
+
+    async def getmany(self, timeout_ms: int = 0,
+                      max_records: int | None = None) -> list[Record]:
+        self._check_running()
+        batches = await self._client.getmany(
+            timeout_ms=timeout_ms,
+            max_records=DEFAULT_MAX_RECORDS if max_records is None else max_records)
+        return [Record(r.topic, r.partition, r.offset, r.key, r.value,
+                       tuple((name, bytes(value)) for name, value in r.headers),
+                       r.timestamp)
+                for tp in sorted(batches) for r in batches[tp]]
+
+    async def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None:
+        self._require_group("commit")
+        if offsets is None:
+            offsets = {p: await self.position(p) for p in self._assigned}
+        for partition in offsets:
+            self._check_assigned(partition)
+        await self._client.commit({KafkaTopicPartition(*p): offset
+                                   for p, offset in offsets.items()})
+
+    async def committed(self, partition: TopicPartition) -> int | None:
+        self._require_group("read committed offsets")
+        offset: int | None = await self._client.committed(KafkaTopicPartition(*partition))
+        return offset
+
+    async def stop(self) -> None:
+        if not self._stopped:
+            self._stopped = True
+            await self._client.stop()
+
+    def _require_group(self, action: str) -> None:
+        self._check_running()
+        if self._group_id is None:
+            raise BusError(f"cannot {action}: the consumer of {', '.join(self._topics)} "
+                           "reads without a consumer group")
+
+    def _check_assigned(self, partition: TopicPartition) -> None:
+        self._check_running()
+        if partition not in self._assigned:
+            raise BusError(f"partition {partition} is not assigned to this consumer")
+
+    def _check_running(self) -> None:
+        if self._stopped:
+            raise BusError(f"the consumer of {', '.join(self._topics)} is stopped")
