@@ -23,12 +23,12 @@ import datetime as dt
 from collections.abc import Callable, Iterable
 
 from sync.algorithms import Spot, registry
+from sync.ccb.contacts import new_contact
 from sync.ccb.coverage import conflicts, service_type_of
 from sync.ccb.errors import InvalidCommand, NotFound
 from sync.ccb.lifecycle import cancel_start, clear_stop, move_start, set_stop, start_sa
 from sync.ccb.model import (
     CreatedBy,
-    CustomerContact,
     LandlordAgreement,
     SaStatus,
     SeasonalPreference,
@@ -201,18 +201,15 @@ def _start_landlord_sa(work: Work, tenant: ServiceAgreement, agreement: Landlord
 def _reversion_notice(work: Work, agreement: LandlordAgreement,
                       landlord_sa: ServiceAgreement) -> None:
     """A contact on the landlord (queuing the reversion letter) when the type is configured."""
-    contact_type = work.admin.contact_types.get("LLREV")
-    if contact_type is None or work.person(agreement.landlord_person_id) is None:
+    if "LLREV" not in work.admin.contact_types \
+            or work.person(agreement.landlord_person_id) is None:
         return
-    work.save_contact(CustomerContact(
-        id=work.new_id("CONTACT"), person_id=agreement.landlord_person_id,
-        account_id=agreement.landlord_account_id, premise_id=landlord_sa.premise_id,
-        contact_class=contact_type.contact_class, contact_type="LLREV",
-        contacted_at=work.now, method="letter", user=work.user,
+    work.save_contact(new_contact(
+        work, work.ids, work.admin, person_id=agreement.landlord_person_id,
+        contact_type="LLREV", method="letter", user=work.user, now=work.now,
+        premise_id=landlord_sa.premise_id,
         comments=f"service reverted to the landlord from {landlord_sa.start_date.isoformat()}"
-                 f" (SA {landlord_sa.id})",
-        letter_template=contact_type.letter_template,
-        letter_queued=contact_type.letter_template is not None))
+                 f" (SA {landlord_sa.id})"))
 
 
 def reevaluate_reversion(work: Work, sp_ids: Iterable[str]) -> None:

@@ -25,6 +25,7 @@ from sync.ccb.commands import (
     StartService,
     StopSa,
 )
+from sync.ccb.contacts import contact_for_account
 from sync.ccb.coverage import check_no_overlap
 from sync.ccb.errors import InvalidCommand, InvalidTransition, NotFound
 from sync.ccb.fieldwork import complete_field_activity
@@ -44,7 +45,6 @@ from sync.ccb.model import (
     Account,
     Address,
     CreatedBy,
-    CustomerContact,
     SaStatus,
     ServiceAgreement,
     ServicePoint,
@@ -59,7 +59,6 @@ from sync.ccb.reversion import (
 from sync.ccb.work import Work
 from sync.config.admin import AdminConfig
 
-CONTACT_METHODS = ("phone", "email", "letter", "in_person", "web", "fax")
 CUSTOMER = CreatedBy(kind="customer")
 
 
@@ -103,21 +102,12 @@ def sp_ids_of(work: Work, sas: Iterable[ServiceAgreement]) -> list[str]:
 def record_contact(work: Work, account_id: str, contact_type: str, method: str,
                    premise_id: str | None, comments: str) -> None:
     """The customer contact a service-changing CSR command records on the main person."""
-    if method not in CONTACT_METHODS:
-        raise InvalidCommand("contact", "(new)", "contact_method",
-                             f"unknown method {method!r} (known: {', '.join(CONTACT_METHODS)})")
-    account = require_account(work, account_id)
-    type_config = work.admin.contact_types.get(contact_type)
-    if type_config is None:
+    if contact_type not in work.admin.contact_types:
         return  # an installation without this contact type records none
-    contact_class = (account.customer_class if account.customer_class in
-                     work.admin.contact_classes else "RES")
-    work.save_contact(CustomerContact(
-        id=work.new_id("CONTACT"), person_id=account.main_person_id, account_id=account.id,
-        premise_id=premise_id, contact_class=contact_class, contact_type=contact_type,
-        contacted_at=work.now, method=method, user=work.user, comments=comments,
-        letter_template=type_config.letter_template,
-        letter_queued=type_config.letter_template is not None))
+    work.save_contact(contact_for_account(
+        work, work.ids, work.admin, account_id=account_id, contact_type=contact_type,
+        method=method, user=work.user, now=work.now, premise_id=premise_id,
+        comments=comments))
 
 
 def finish(work: Work) -> Changes:

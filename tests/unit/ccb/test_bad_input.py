@@ -81,7 +81,7 @@ CASES: list[tuple[str, Command, type[CcbError], str]] = [
      InvalidCommand, "premise 'PR-1': child premises: account 'A-T' has no active service"),
     ("bad contact method", RequestStop(account_id=TENANT, sa_ids=(TENANT_W,), stop_date=day(5),
                                        contact_method="pigeon"),
-     InvalidCommand, "contact '(new)': contact_method: unknown method 'pigeon'"),
+     InvalidCommand, "contact '(new)': method: unknown method 'pigeon'"),
 ]
 
 
