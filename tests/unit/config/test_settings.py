@@ -43,7 +43,7 @@ def test_bad_environment_value_names_the_variable() -> None:
 
 
 def test_bad_option_names_the_option() -> None:
-    with pytest.raises(SettingsError, match="option --broker-url: .*memory:// or kafka://"):
+    with pytest.raises(SettingsError, match=r"option --broker-url: .*memory:// or kafka://"):
         load_settings({"broker_url": "amqp://nope"}, environ={})
     with pytest.raises(SettingsError, match="C2M_SYNC_TOPIC_PARTITIONS"):
         load_settings(environ={"C2M_SYNC_TOPIC_PARTITIONS": "0"})
