@@ -93,6 +93,8 @@ async def _with_retries(policy: RetryPolicy, what: str, action: Callable[[], Awa
         last = exhausted.last_attempt.exception()
         raise failure(f"{what} failed after {policy.attempts} attempts: "
                       f"{type(last).__name__}: {last}") from last
+    except KafkaError as error:  # not worth retrying: report it at once, in the same words
+        raise failure(f"{what} failed: {type(error).__name__}: {error}") from error
     raise AssertionError("unreachable: tenacity returns or raises")  # pragma: no cover
 
 
