@@ -11,10 +11,11 @@ A CSR searches by one criterion:
 
 The answer is person-centred, like the source system's Control Central: each hit is a person
 (info string ``C2MPERS-INFO``) with the accounts that made it match (``C1-ACCT-INFO``), each with
-its SAs (``C2M-SAT-INFO``) and its dashboard alerts. A name or phone hit lists all the person's
-accounts; an account or SA search lists that account under its main person; an address search
-lists the accounts with SAs at the matching premises under their main persons. A search that
-finds nothing is an empty result, not an error; a blank query is an error.
+its SAs (``C2M-SAT-INFO``) and its dashboard alerts (:mod:`sync.ccb.alerts`). A name or
+phone hit lists all the person's accounts; an account or SA search lists that account under its
+main person; an address search lists the accounts with SAs at the matching premises under their
+main persons. A search that finds nothing is an empty result, not an error; a blank query is
+an error.
 
 Candidate lookups need reads the shared ``CcbView`` does not have; :class:`SearchView` adds them
 (the SQL store implements them with indexed queries).
@@ -27,8 +28,9 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Generic, Never, Protocol, TypeVar, overload
+from typing import Any, Generic, Protocol, TypeVar, overload
 
+from sync.ccb.alerts import Alert, account_alerts
 from sync.ccb.errors import InvalidCommand
 from sync.ccb.info import describe_account, describe_person, describe_sa
 from sync.ccb.model import Account, Address, Person, Premise, SaStatus
@@ -76,8 +78,9 @@ AccountAlerts = Callable[[CcbView, Account, dt.date], Sequence[AlertT]]
 """Derives the dashboard alerts of an account on a business date."""
 
 
-def no_alerts(view: CcbView, account: Account, today: dt.date) -> Sequence[Never]:
-    return ()
+def dashboard_alerts(view: CcbView, account: Account, today: dt.date) -> Sequence[Alert]:
+    """The SA lifecycle's alert derivation (pending start/stop, stopped SA, landlord)."""
+    return account_alerts(view, account.id)
 
 
 @dataclass(frozen=True)
@@ -141,7 +144,7 @@ def address_matches(address: Address, fragment: str) -> bool:
 
 @overload
 def search(view: SearchView, admin: AdminConfig, by: SearchBy, query: str, today: dt.date, *,
-           max_hits: int = ...) -> SearchResult[Never]: ...
+           max_hits: int = ...) -> SearchResult[Alert]: ...
 
 
 @overload
@@ -155,13 +158,13 @@ def search(
     by: SearchBy,
     query: str,
     today: dt.date,
-    alerts: AccountAlerts[Any] = no_alerts,
+    alerts: AccountAlerts[Any] = dashboard_alerts,
     max_hits: int = DEFAULT_MAX_HITS,
 ) -> SearchResult[Any]:
     """Steps 1.0 / 4.6: the persons matching ``query``, with their account views.
 
-    ``alerts`` derives each account's dashboard alerts (the alert derivation of the SA
-    lifecycle); without it the account views carry none.
+    ``alerts`` derives each account's dashboard alerts; by default the SA lifecycle's
+    :func:`~sync.ccb.alerts.account_alerts`.
     """
     if not query.strip():
         raise InvalidCommand("search", by.value, "query", "must not be blank")

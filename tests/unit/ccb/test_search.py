@@ -9,16 +9,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from sync.ccb.alerts import LandlordIndicator, PendingStartAlert, PendingStopAlert
 from sync.ccb.errors import InvalidCommand
 from sync.ccb.memory import InMemoryCcb
 from sync.ccb.model import (
     Account,
     Address,
     Entity,
+    LandlordAgreement,
     Person,
     Phone,
     Premise,
     SaStatus,
+    SeasonalPreference,
     ServiceAgreement,
 )
 from sync.ccb.ports import CcbView
@@ -86,7 +89,9 @@ def ccb() -> ListSearchView:
         Account(id="A-LL", main_person_id="P-LL", customer_class="COM", bill_cycle="BC02"),
         Account(id="A-T1", main_person_id="P-T1", other_person_ids=("P-T3",)),
         Account(id="A-T2", main_person_id="P-T2"),
-        Premise(id="PR-1", address=_address("12 Oak St Apt 1")),
+        LandlordAgreement(id="LA-1", landlord_person_id="P-LL", landlord_account_id="A-LL",
+                          preferences=(SeasonalPreference(service_type="E"),)),
+        Premise(id="PR-1", address=_address("12 Oak St Apt 1"), landlord_agreement_id="LA-1"),
         Premise(id="PR-2", address=_address("12 Oak St Apt 2")),
         Premise(id="PR-9", address=_address("9 Elm Ave")),
         ServiceAgreement(id="SA-T1", account_id="A-T1", sa_type="E-RES",
@@ -106,7 +111,7 @@ def ccb() -> ListSearchView:
 
 
 def pending_alerts(view: CcbView, account: Account, today: dt.date) -> Sequence[str]:
-    """A stand-in alert derivation: one line per pending start/stop SA."""
+    """Another alert derivation, to show that the caller may choose it."""
     return [f"{sa.status.label}: {sa.id}" for sa in view.sas_of_account(account.id)
             if sa.status in (SaStatus.PENDING_START, SaStatus.PENDING_STOP)]
 
@@ -114,7 +119,7 @@ def pending_alerts(view: CcbView, account: Account, today: dt.date) -> Sequence[
 def test_step_1_0_search_for_the_landlord_by_name_shows_pending_starts(
     ccb: ListSearchView,
 ) -> None:
-    result = search(ccb, ADMIN, SearchBy.NAME, "oakwood", TODAY, alerts=pending_alerts)
+    result = search(ccb, ADMIN, SearchBy.NAME, "oakwood", TODAY)
     (hit,) = result.hits
     assert hit.person_id == "P-LL"
     assert hit.info == "Oakwood Rentals LLC - business (312) 555-0100"
@@ -127,18 +132,29 @@ def test_step_1_0_search_for_the_landlord_by_name_shows_pending_starts(
         "Residential electric - pending start - from 2024-05-31"
         " - 12 Oak St Apt 1, Springfield, IL 62701"
     )
-    assert account.alerts == ("pending start: SA-LL1",)
+    assert account.alerts == (
+        PendingStartAlert("SA-LL1", "E-RES", dt.date(2024, 5, 31), "PR-1"),
+        LandlordIndicator("PR-1", "LA-1", "A-LL", is_landlord=True),
+    )
 
 
 def test_step_4_6_search_for_the_tenant_shows_the_pending_stop_alert(
     ccb: ListSearchView,
 ) -> None:
-    result = search(ccb, ADMIN, SearchBy.NAME, "Smith, John", TODAY, alerts=pending_alerts)
+    result = search(ccb, ADMIN, SearchBy.NAME, "Smith, John", TODAY)
     (hit,) = result.hits
     assert hit.person_id == "P-T1"
     assert [a.account_id for a in hit.accounts] == ["A-T1"]
-    assert hit.accounts[0].alerts == ("pending stop: SA-T1",)
+    assert hit.accounts[0].alerts == (
+        PendingStopAlert("SA-T1", "E-RES", dt.date(2024, 5, 31), "PR-1"),
+        LandlordIndicator("PR-1", "LA-1", "A-LL", is_landlord=False),
+    )
     assert "2023-01-01 to 2024-05-31" in hit.accounts[0].sas[0].info
+
+
+def test_the_caller_may_supply_its_own_alert_derivation(ccb: ListSearchView) -> None:
+    result = search(ccb, ADMIN, SearchBy.ACCOUNT, "A-T1", TODAY, alerts=pending_alerts)
+    assert result.hits[0].accounts[0].alerts == ("pending stop: SA-T1",)
 
 
 def test_step_4_6_a_last_name_prefix_finds_every_person_whose_name_starts_with_it(
