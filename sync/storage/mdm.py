@@ -1,0 +1,339 @@
+"""The MDM store: SQLAlchemy on SQLite or PostgreSQL, implementing :class:`MdmStorePort`.
+
+One :meth:`MdmStore.apply` is one transaction: read what the decision needs, decide (pure domain
+code), write the new state, and record the consumed position, so that a crash leaves either both
+or neither.
+
+Concurrency. The cross-US check (D2-USSPDTVAL) and the sub count (D2-VAL-SUBUS) read other
+subscriptions, so two writers could each pass a check the other breaks (write skew). On
+PostgreSQL an apply first takes transaction-scoped advisory locks on the keys of everything its
+decision reads or writes: the subscription, its master, and every service point it links or
+carries (or the one SP or contact of those commands). Locks are taken in sorted key order, so
+writers do not deadlock on them, and they work for rows that do not exist yet (a new SP carried
+by two racing messages), which row locks (``SELECT ... FOR UPDATE``) cannot do. Two applies
+that could break each other's checks share a key (a common SP, or the master), so the second
+waits and then reads the first one's committed state (READ COMMITTED gives each statement a
+fresh snapshot). Serialization failures, deadlocks and unique-key collisions that remain
+possible are retried from the start. On SQLite every apply starts with ``BEGIN IMMEDIATE``:
+writers are serialized by the database lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    and_,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    true,
+    update,
+)
+from sqlalchemy.exc import DBAPIError
+
+from sync.config.admin import AdminConfig, load_admin_config
+from sync.mdm.apply import decide_contact, decide_service_point, decide_with
+from sync.mdm.commands import MdmCommand, UpsertContact, UpsertServicePoint
+from sync.mdm.decision import ApplyDecision
+from sync.mdm.model import (
+    Contact,
+    FactorOverride,
+    MeasuringComponent,
+    ServicePointCopy,
+    UsageGroupAssignment,
+    UsageSubscription,
+    UsSpLink,
+    UsStatus,
+)
+from sync.mdm.ports import ConsumedPosition
+from sync.storage import mdm_schema as t
+from sync.storage.common import SQLITE_BEGIN_OPTION, create_engine_for, is_sqlite
+
+MAX_ATTEMPTS = 5
+# serialization_failure, deadlock_detected, unique_violation (two inserts of one new row)
+_RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "23505"})
+
+
+def _retryable(error: DBAPIError) -> bool:
+    return getattr(error.orig, "sqlstate", None) in _RETRYABLE_SQLSTATES
+
+
+def _keys_of(command: MdmCommand, position: ConsumedPosition | None) -> list[str]:
+    """The lock keys of everything applying ``command`` reads to decide, or writes."""
+    keys: set[str] = set()
+    if position is not None:
+        keys.add(f"position:{position.topic}:{position.partition}")
+    if isinstance(command, UpsertContact):
+        keys.add(f"contact:{command.contact_id}")
+    elif isinstance(command, UpsertServicePoint):
+        keys.add(f"sp:{command.sp_id}")
+    else:
+        keys.add(f"us:{command.external_id}")
+        if command.master_external_id is not None:
+            keys.add(f"us:{command.master_external_id}")
+        keys.update(f"sp:{link.sp_id}" for link in command.sp_links)
+        keys.update(f"sp:{sp.sp_id}" for sp in command.service_points)
+    return sorted(keys)
+
+
+def _lock_keys(connection: Connection, keys: Sequence[str]) -> None:
+    """PostgreSQL advisory locks held until the transaction ends, one per key, in order."""
+    for key in keys:
+        connection.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+                           {"key": f"c2m-sync.mdm.{key}"})
+
+
+class _View:
+    """Reads inside the apply's transaction (the store has already locked what they cover)."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    def usage_subscription(self, external_id: str) -> UsageSubscription | None:
+        found = _load_subscriptions(
+            self.connection, t.usage_subscriptions.c.external_id == external_id)
+        return found[0] if found else None
+
+    def service_points(self, sp_ids: Collection[str]) -> dict[str, ServicePointCopy]:
+        if not sp_ids:
+            return {}
+        sps = _load_service_points(self.connection, t.service_points.c.sp_id.in_(sorted(sp_ids)))
+        return {sp.sp_id: sp for sp in sps}
+
+    def service_point(self, sp_id: str) -> ServicePointCopy | None:
+        found = _load_service_points(self.connection, t.service_points.c.sp_id == sp_id)
+        return found[0] if found else None
+
+    def contact(self, contact_id: str) -> Contact | None:
+        row = self.connection.execute(
+            select(t.contacts).where(t.contacts.c.contact_id == contact_id)).mappings().first()
+        return None if row is None else Contact.model_validate(dict(row))
+
+    def count_active_subs(self, master_external_id: str, excluding: str) -> int:
+        us = t.usage_subscriptions.c
+        return int(self.connection.execute(
+            select(func.count()).select_from(t.usage_subscriptions).where(
+                us.master_external_id == master_external_id, us.external_id != excluding,
+                us.status != UsStatus.INACTIVE.value)
+        ).scalar_one())
+
+    def sharing_service_points(self, sp_ids: Collection[str], us_type: str,
+                               excluding: str) -> list[UsageSubscription]:
+        if not sp_ids:
+            return []
+        us, link = t.usage_subscriptions.c, t.us_sp_links.c
+        sharing = select(link.external_id).where(link.sp_id.in_(sorted(sp_ids)))
+        return _load_subscriptions(self.connection, and_(
+            us.external_id.in_(sharing), us.us_type == us_type, us.external_id != excluding,
+            us.status != UsStatus.INACTIVE.value))
+
+
+class MdmStore:
+    """MDM state in a database chosen by URL (``sqlite:///...`` or ``postgresql://...``)."""
+
+    def __init__(self, url: str, admin: AdminConfig | None = None) -> None:
+        self.admin = admin if admin is not None else load_admin_config()
+        self.engine = create_engine_for(url)
+
+    def create_schema(self) -> None:
+        t.metadata.create_all(self.engine)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        with self.engine.connect() as connection:
+            if is_sqlite(self.engine):
+                connection.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+            with connection.begin():
+                yield connection
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def apply(self, command: MdmCommand,
+              position: ConsumedPosition | None = None) -> ApplyDecision:
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                with self._transaction() as connection:
+                    if not is_sqlite(self.engine):
+                        _lock_keys(connection, _keys_of(command, position))
+                    decision = self._decide(_View(connection), command)
+                    if decision.applied:
+                        _write(connection, decision)
+                    if position is not None:
+                        _record_position(connection, position)
+                return decision
+            except DBAPIError as error:
+                if attempt == MAX_ATTEMPTS or not _retryable(error):
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _decide(self, view: _View, command: MdmCommand) -> ApplyDecision:
+        if isinstance(command, UpsertContact):
+            return decide_contact(command, view.contact(command.contact_id))
+        if isinstance(command, UpsertServicePoint):
+            return decide_service_point(command, view.service_point(command.sp_id), self.admin)
+        return decide_with(view, command, self.admin)
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def last_positions(self, topic: str) -> dict[int, int]:
+        c = t.consumed_positions.c
+        with self.engine.connect() as connection:
+            rows = connection.execute(select(c.partition, c.offset).where(c.topic == topic)
+                                      .order_by(c.partition)).all()
+        return {int(partition): int(offset) for partition, offset in rows}
+
+    def get_us(self, external_id: str) -> UsageSubscription | None:
+        with self.engine.connect() as connection:
+            found = _load_subscriptions(
+                connection, t.usage_subscriptions.c.external_id == external_id)
+        return found[0] if found else None
+
+    def list_us(self, *, status: UsStatus | None = None,
+                sp_id: str | None = None) -> list[UsageSubscription]:
+        us, link = t.usage_subscriptions.c, t.us_sp_links.c
+        conditions: list[ColumnElement[bool]] = []
+        if status is not None:
+            conditions.append(us.status == status.value)
+        if sp_id is not None:
+            conditions.append(us.external_id.in_(
+                select(link.external_id).where(link.sp_id == sp_id)))
+        with self.engine.connect() as connection:
+            return _load_subscriptions(connection, and_(true(), *conditions))
+
+    def us_sharing_sps(self, sp_ids: Collection[str], us_type: str,
+                       excluding: str) -> list[UsageSubscription]:
+        """Non-inactive USs of ``us_type`` other than ``excluding`` linking any of ``sp_ids``:
+        what the cross-US check of D2-USSPDTVAL compares a candidate with."""
+        with self.engine.connect() as connection:
+            return _View(connection).sharing_service_points(sp_ids, us_type, excluding)
+
+    def get_service_point(self, sp_id: str) -> ServicePointCopy | None:
+        with self.engine.connect() as connection:
+            found = _load_service_points(connection, t.service_points.c.sp_id == sp_id)
+        return found[0] if found else None
+
+    def get_contact(self, contact_id: str) -> Contact | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(select(t.contacts).where(
+                t.contacts.c.contact_id == contact_id)).mappings().first()
+        return None if row is None else Contact.model_validate(dict(row))
+
+
+# --- rows -> entities ------------------------------------------------------------------------
+
+
+def _children(connection: Connection, table: Any, owner: str,
+              ids: Sequence[str]) -> dict[str, list[Any]]:
+    grouped: dict[str, list[Any]] = {key: [] for key in ids}
+    if ids:
+        rows = connection.execute(select(table).where(table.c[owner].in_(ids))
+                                  .order_by(table.c[owner], table.c.seq)).mappings()
+        for row in rows:
+            grouped[row[owner]].append(row)
+    return grouped
+
+
+def _load_subscriptions(connection: Connection,
+                        condition: ColumnElement[bool]) -> list[UsageSubscription]:
+    query = select(t.usage_subscriptions).where(condition) \
+        .order_by(t.usage_subscriptions.c.external_id)
+    rows = connection.execute(query).mappings().all()
+    ids = [row["external_id"] for row in rows]
+    links = _children(connection, t.us_sp_links, "external_id", ids)
+    groups = _children(connection, t.us_usage_groups, "external_id", ids)
+    overrides = _children(connection, t.us_factor_overrides, "external_id", ids)
+    return [UsageSubscription(
+        **dict(row),
+        sp_links=tuple(UsSpLink(sp_id=r["sp_id"], start=r["start_date"], stop=r["stop_date"],
+                                usage_flag=r["usage_flag"], use_percent=r["use_percent"])
+                       for r in links[row["external_id"]]),
+        usage_groups=tuple(UsageGroupAssignment(group=r["group_code"], start=r["start_date"],
+                                                end=r["end_date"])
+                           for r in groups[row["external_id"]]),
+        factor_overrides=tuple(FactorOverride(factor=r["factor"], value=r["value"],
+                                              start=r["start_date"], end=r["end_date"])
+                               for r in overrides[row["external_id"]]),
+    ) for row in rows]
+
+
+def _load_service_points(connection: Connection,
+                         condition: ColumnElement[bool]) -> list[ServicePointCopy]:
+    query = select(t.service_points).where(condition).order_by(t.service_points.c.sp_id)
+    rows = connection.execute(query).mappings().all()
+    components = _children(connection, t.measuring_components, "sp_id",
+                           [row["sp_id"] for row in rows])
+    return [ServicePointCopy(
+        **dict(row),
+        measuring_components=tuple(
+            MeasuringComponent(mc_id=r["mc_id"], mc_class=r["mc_class"], channel=r["channel"])
+            for r in components[row["sp_id"]]),
+    ) for row in rows]
+
+
+# --- entities -> rows ------------------------------------------------------------------------
+
+
+def _write(connection: Connection, decision: ApplyDecision) -> None:
+    for sp in decision.service_points:
+        _replace(connection, t.service_points, "sp_id", sp.sp_id, {
+            "sp_type": sp.sp_type, "time_zone": sp.time_zone, "meter_id": sp.meter_id,
+            "version": sp.version,
+        }, {t.measuring_components: [
+            {"mc_id": mc.mc_id, "mc_class": mc.mc_class, "channel": mc.channel}
+            for mc in sp.measuring_components]})
+    if decision.contact is not None:
+        contact = decision.contact
+        _replace(connection, t.contacts, "contact_id", contact.contact_id, contact.model_dump(
+            mode="json", exclude={"contact_id"}), {})
+    if decision.usage_subscription is not None:
+        us = decision.usage_subscription
+        row = us.model_dump(exclude={"external_id", "sp_links", "usage_groups",
+                                     "factor_overrides"})
+        row["status"] = us.status.value
+        _replace(connection, t.usage_subscriptions, "external_id", us.external_id, row, {
+            t.us_sp_links: [{"sp_id": link.sp_id, "start_date": link.start,
+                             "stop_date": link.stop, "usage_flag": link.usage_flag.value,
+                             "use_percent": link.use_percent} for link in us.sp_links],
+            t.us_usage_groups: [{"group_code": group.group, "start_date": group.start,
+                                 "end_date": group.end} for group in us.usage_groups],
+            t.us_factor_overrides: [{"factor": fo.factor, "value": fo.value,
+                                     "start_date": fo.start, "end_date": fo.end}
+                                    for fo in us.factor_overrides],
+        })
+
+
+def _replace(connection: Connection, table: Any, key: str, key_value: str,
+             values: dict[str, Any], children: dict[Any, list[dict[str, Any]]]) -> None:
+    """Update or insert one row, and replace its child rows (numbered in order)."""
+    for child in children:
+        connection.execute(delete(child).where(child.c[key] == key_value))
+    updated = connection.execute(update(table).where(table.c[key] == key_value).values(values))
+    if updated.rowcount == 0:
+        connection.execute(insert(table).values({key: key_value, **values}))
+    for child, rows in children.items():
+        if rows:
+            connection.execute(insert(child), [{key: key_value, "seq": seq, **row}
+                                               for seq, row in enumerate(rows)])
+
+
+def _record_position(connection: Connection, position: ConsumedPosition) -> None:
+    c = t.consumed_positions.c
+    where = (c.topic == position.topic, c.partition == position.partition)
+    current = connection.execute(select(c.offset).where(*where)).scalar()
+    if current is None:
+        connection.execute(insert(t.consumed_positions).values(
+            topic=position.topic, partition=position.partition, offset=position.offset))
+    elif position.offset > current:
+        connection.execute(update(t.consumed_positions).where(*where)
+                           .values(offset=position.offset))
+
