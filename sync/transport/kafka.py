@@ -92,10 +92,26 @@ async def _with_retries(policy: RetryPolicy, what: str, action: Callable[[], Awa
     except RetryError as exhausted:
         last = exhausted.last_attempt.exception()
         raise failure(f"{what} failed after {policy.attempts} attempts: "
-                      f"{type(last).__name__}: {last}") from last
+                      f"{_explain(last)}") from last
     except KafkaError as error:  # not worth retrying: report it at once, in the same words
-        raise failure(f"{what} failed: {type(error).__name__}: {error}") from error
+        raise failure(f"{what} failed: {_explain(error)}") from error
     raise AssertionError("unreachable: tenacity returns or raises")  # pragma: no cover
+
+
+def _explain(error: BaseException | None) -> str:
+    text = str(error)
+    name = type(error).__name__
+    # aiokafka's broker errors already start with their class name
+    return text if text.startswith(name) or "] " + name in text else f"{name}: {text}"
+
+
+async def _start(client: Any, what: str, policy: RetryPolicy) -> None:
+    """Start an aiokafka client with retries; a client that never started is closed again."""
+    try:
+        await _with_retries(policy, what, client.start, BrokerUnavailableError)
+    except BaseException:
+        await client.stop()
+        raise
 
 
 class KafkaBus:
@@ -117,6 +133,10 @@ class KafkaBus:
     def url(self) -> str:
         return f"kafka://{self.bootstrap_servers}"
 
+    @property
+    def _connecting(self) -> str:
+        return f"connecting to Kafka at {self.bootstrap_servers}"
+
     async def start(self) -> None:
         if self._producer is not None:
             return
@@ -124,8 +144,7 @@ class KafkaBus:
             bootstrap_servers=self.bootstrap_servers, client_id=self._client_id,
             enable_idempotence=True, acks="all", linger_ms=5,
         )
-        await _with_retries(self.retry, f"connecting to Kafka at {self.bootstrap_servers}",
-                            producer.start, BrokerUnavailableError)
+        await _start(producer, self._connecting, self.retry)
         self._producer = producer
 
     async def stop(self) -> None:
@@ -218,8 +237,7 @@ class KafkaBus:
         if self._offsets is None:
             client = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers,
                                       client_id=self._client_id, enable_auto_commit=False)
-            await _with_retries(self.retry, f"connecting to Kafka at {self.bootstrap_servers}",
-                                client.start, BrokerUnavailableError)
+            await _start(client, self._connecting, self.retry)
             self._offsets = client
         return self._offsets
 
@@ -259,8 +277,7 @@ class KafkaBus:
             bootstrap_servers=self.bootstrap_servers, client_id=self._client_id,
             group_id=group_id, enable_auto_commit=False, auto_offset_reset="earliest",
         )
-        await _with_retries(self.retry, f"connecting to Kafka at {self.bootstrap_servers}",
-                            client.start, BrokerUnavailableError)
+        await _start(client, self._connecting, self.retry)
         consumer = KafkaConsumer(self, client, tuple(topics), group_id)
         await consumer.assign(partitions)
         return consumer
