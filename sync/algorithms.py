@@ -55,7 +55,7 @@ CATALOGUE: dict[Spot, dict[str, str]] = {
         "CMCA-CRDT": "raise a To Do when a credit adjustment is canceled",
     },
     Spot.PERSON_INFO: {"C2MPERS-INFO": "person name and primary phone"},
-    Spot.ACCOUNT_INFO: {"C1-ACCT-INFO": "account id, customer class, main person and balance"},
+    Spot.ACCOUNT_INFO: {"C1-ACCT-INFO": "account id, customer class, main person and bill cycle"},
     Spot.SA_TYPE_INFO: {"C2M-SAT-INFO": "SA type, status, dates and premise"},
     Spot.US_INFO: {"D2-USINFO": "US type, status, external id, SP count and period"},
     Spot.PERSON_NAME_VALIDATION: {
