@@ -218,11 +218,7 @@ class KafkaBus:
         # does not auto-create topics) and then fails with an unhelpful timeout.
         if topic in self._known_topics:
             return
-        producer = self._require_started()
-        metadata = await _with_retries(
-            self.retry, f"reading topic metadata from {self.bootstrap_servers}",
-            producer.client.fetch_all_metadata, BrokerUnavailableError)
-        if topic not in metadata.topics():
+        if topic not in (await self._metadata()).topics():
             raise UnknownTopicError(topic)
         self._known_topics.add(topic)
 
@@ -241,10 +237,15 @@ class KafkaBus:
             self._offsets = client
         return self._offsets
 
+    async def _metadata(self) -> Any:
+        """Fresh cluster metadata, so topics created since the last look are seen."""
+        producer = self._require_started()
+        return await _with_retries(
+            self.retry, f"reading topic metadata from {self.bootstrap_servers}",
+            producer.client.fetch_all_metadata, BrokerUnavailableError)
+
     async def _partitions(self, topic: str) -> list[KafkaTopicPartition]:
-        client = await self._offsets_client()
-        await client.topics()  # refreshes metadata, so topics created meanwhile are seen
-        partitions = client.partitions_for_topic(topic)
+        partitions = (await self._metadata()).partitions_for_topic(topic)
         if not partitions:
             raise UnknownTopicError(topic)
         return [KafkaTopicPartition(topic, p) for p in sorted(partitions)]
