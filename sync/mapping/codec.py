@@ -62,7 +62,8 @@ def decode_sync_message(data: bytes) -> SyncMessage:
     """A sync message of any entity type, chosen by ``entityType``."""
     document = _document(data)
     entity_type = document.get("entityType")
-    if entity_type not in {member.value for member in EntityType}:
+    # Compare as a list: the value may be anything JSON holds, unhashable included.
+    if entity_type not in [member.value for member in EntityType]:
         known = ", ".join(member.value for member in EntityType)
         reason = ("missing" if entity_type is None
                   else f"unknown entity type {_shown(entity_type)} (known: {known})")
