@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
 
 from sync.cli import main
 from sync.mapping.codec import encode
@@ -17,11 +18,13 @@ from sync.mapping.messages import (
     Acknowledgement,
     AckOutcome,
     EntityType,
+    SaSyncMessage,
     WireModel,
     schema_documents,
 )
 from tests.unit.mapping.builders import EVENT_TIME, person_message, relationship_message, sa_message
 from tests.unit.mapping.schema_check import schema_problems
+from tests.unit.mapping.strategies import sa_messages
 
 SCHEMAS_DIR = Path(__file__).resolve().parents[3] / "schemas"
 
@@ -139,3 +142,10 @@ def test_human_output_names_each_file(tmp_path: Path,
     out = capsys.readouterr().out
     assert f"{tmp_path / 'sa-sync.v1.json'}: missing" in out
     assert "run `c2m-sync schemas export`" in out
+
+
+@given(sa_messages())
+@settings(max_examples=50)
+def test_any_encoded_sa_message_conforms_to_the_exported_schema(message: SaSyncMessage) -> None:
+    schema = json.loads((SCHEMAS_DIR / "sa-sync.v1.json").read_text("utf-8"))
+    assert schema_problems(json.loads(encode(message)), schema) == []
