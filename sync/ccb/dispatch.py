@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from sync.ccb import premises, stop_start
+from sync.ccb import details, premises, stop_start
 from sync.ccb.changes import Changes
 from sync.ccb.commands import (
     ActivateSa,
@@ -39,10 +39,13 @@ HANDLERS: dict[type[Any], Callable[..., Changes]] = {
     AssignLandlordAgreement: premises.assign_landlord_agreement,
     GroupPremises: premises.group_premises,
     StopAtChildPremises: premises.stop_at_child_premises,
+    details.ChangePersonDetails: details.change_person_details,
+    details.ChangeAccountDetails: details.change_account_details,
+    details.UpdatePendingStop: details.update_pending_stop,
 }
 
 
-def unit_of_work(command: Command, admin: AdminConfig, today: dt.date,
+def unit_of_work(command: Command | details.DetailsCommand, admin: AdminConfig, today: dt.date,
                  now: dt.datetime) -> CcbUnitOfWork:
     handler = HANDLERS[type(command)]
 

@@ -16,7 +16,8 @@ from sync.ccb.model import Account, ToDoStatus
 from sync.ccb.ports import CcbView
 from sync.ccb.premises import premise_tree
 from sync.ccb.search import SearchBy, search
-from sync.cli.common import Context, Handler
+from sync.cli import ccb_review
+from sync.cli.common import CliError, Context, Handler
 from sync.storage.ccb_view import SqlCcbView
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -28,12 +29,18 @@ def register(sub: Subparsers, command: CommandFactory) -> None:
                      with_user=False)
     finder.add_argument("by", choices=[by.value for by in SearchBy])
     finder.add_argument("query")
-    account = command(sub, "account", "account view: SAs, info strings and alerts", _account,
-                      with_user=False)
-    account.add_argument("account")
-    sa = command(sub, "sa", "an SA with its links, field activities and audit log", _sa,
-                 with_user=False)
-    sa.add_argument("sa")
+    account = command(sub, "account", "account view: SAs, info strings and alerts;"
+                      " 'account update ACCOUNT ...' changes its details (2.2)",
+                      _account_or_update, with_user=False)
+    account.add_argument("account", help="the account, or 'update' followed by the account")
+    account.add_argument("update_account", nargs="?", metavar="ACCOUNT")
+    ccb_review.add_account_update_options(account)
+    sa = command(sub, "sa", "an SA with its links, field activities and audit log;"
+                 " 'sa impact SA' shows what changing its pending stop touches (2.1)",
+                 _sa_or_impact, with_user=False)
+    sa.add_argument("sa", help="the SA, or 'impact' followed by the SA")
+    sa.add_argument("impact_sa", nargs="?", metavar="SA")
+    ccb_review.register(sub, command)
     premise = command(sub, "premise", "a premise tree with SPs, SAs and landlord agreement",
                       _premise, with_user=False)
     premise.add_argument("premise")
@@ -124,6 +131,27 @@ def _account(context: Context, args: argparse.Namespace) -> int:
 
     context.emit(payload, human)
     return 0
+
+
+def _second_word(args: argparse.Namespace, view: str, word: str, second: str) -> bool:
+    """``ccb VIEW ID`` shows the view; ``ccb VIEW WORD ID`` runs the sub-command WORD."""
+    if getattr(args, second) is None:
+        return False
+    if getattr(args, view) != word:
+        raise CliError(f"ccb {view}: expected '{view} ID' or '{view} {word} ID'")
+    return True
+
+
+def _account_or_update(context: Context, args: argparse.Namespace) -> int:
+    if _second_word(args, "account", "update", "update_account"):
+        return ccb_review.account_update(context, args)
+    return _account(context, args)
+
+
+def _sa_or_impact(context: Context, args: argparse.Namespace) -> int:
+    if _second_word(args, "sa", "impact", "impact_sa"):
+        return ccb_review.sa_impact(context, args.impact_sa)
+    return _sa(context, args)
 
 
 def _sa(context: Context, args: argparse.Namespace) -> int:
