@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from sync.ccb.model import (
     Account,
     CustomerContact,
+    Entity,
     FieldActivity,
     LandlordAgreement,
     MeterRead,
@@ -26,6 +27,22 @@ from sync.ccb.model import (
 SA = "SA"
 PERSON = "PERSON"
 SA_RELATIONSHIP = "SA_RELATIONSHIP"
+
+# The entity collections of a unit of work, by attribute name: the one list that the changes,
+# the in-memory store and anything else that walks "every table" share.
+ENTITY_TABLES: dict[str, type[Entity]] = {
+    "persons": Person,
+    "accounts": Account,
+    "premises": Premise,
+    "service_points": ServicePoint,
+    "landlord_agreements": LandlordAgreement,
+    "sas": ServiceAgreement,
+    "links": SaSpLink,
+    "field_activities": FieldActivity,
+    "reads": MeterRead,
+    "todos": ToDoEntry,
+    "contacts": CustomerContact,
+}
 
 
 @dataclass
@@ -101,25 +118,21 @@ class Changes:
     def put_contact(self, contact: CustomerContact) -> None:
         self.contacts[contact.id] = contact
 
+    def table(self, name: str) -> dict[str, Entity]:
+        """The collection named ``name`` (a key of :data:`ENTITY_TABLES`)."""
+        if name not in ENTITY_TABLES:
+            raise KeyError(f"no entity table {name!r}")
+        table: dict[str, Entity] = getattr(self, name)
+        return table
+
     def merge(self, other: Changes) -> None:
         """Fold ``other`` (decided later in the same unit of work) into this one."""
-        self.persons.update(other.persons)
-        self.accounts.update(other.accounts)
-        self.premises.update(other.premises)
-        self.service_points.update(other.service_points)
-        self.landlord_agreements.update(other.landlord_agreements)
-        self.sas.update(other.sas)
-        self.links.update(other.links)
-        self.field_activities.update(other.field_activities)
-        self.reads.update(other.reads)
-        self.todos.update(other.todos)
-        self.contacts.update(other.contacts)
+        for name in ENTITY_TABLES:
+            self.table(name).update(other.table(name))
         for entity_type, entity_id in other.changed:
             self.record_change(entity_type, entity_id)
         self.notes.extend(other.notes)
 
     def is_empty(self) -> bool:
-        return not (self.changed or self.notes or any(
-            (self.persons, self.accounts, self.premises, self.service_points,
-             self.landlord_agreements, self.sas, self.links, self.field_activities, self.reads,
-             self.todos, self.contacts)))
+        return not (self.changed or self.notes
+                    or any(self.table(name) for name in ENTITY_TABLES))

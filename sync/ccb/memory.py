@@ -8,11 +8,10 @@ hook is the ``entity_changes`` list (one entry per ``Changes.changed`` entry).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable
 from typing import Any
 
-from sync.ccb.changes import Changes
+from sync.ccb.changes import ENTITY_TABLES, Changes
 from sync.ccb.errors import ConcurrentUpdateError
 from sync.ccb.model import (
     Account,
@@ -33,41 +32,23 @@ from sync.ccb.model import (
 from sync.ccb.ports import CcbView, IdSource
 
 
-@dataclass
-class _Tables:
-    persons: dict[str, Person] = field(default_factory=dict)
-    accounts: dict[str, Account] = field(default_factory=dict)
-    premises: dict[str, Premise] = field(default_factory=dict)
-    service_points: dict[str, ServicePoint] = field(default_factory=dict)
-    landlord_agreements: dict[str, LandlordAgreement] = field(default_factory=dict)
-    sas: dict[str, ServiceAgreement] = field(default_factory=dict)
-    links: dict[str, SaSpLink] = field(default_factory=dict)
-    field_activities: dict[str, FieldActivity] = field(default_factory=dict)
-    reads: dict[str, MeterRead] = field(default_factory=dict)
-    todos: dict[str, ToDoEntry] = field(default_factory=dict)
-    contacts: dict[str, CustomerContact] = field(default_factory=dict)
+class _Tables(Changes):
+    """The stored state: one collection per entity kind, the same shape as a unit of work's
+    :class:`Changes` (its ``changed`` and ``notes`` stay unused here)."""
 
-    def table_for(self, entity: Entity) -> dict[str, Any]:
-        for name, kind in _TABLE_OF_TYPE.items():
+    def table_for(self, entity: Entity) -> dict[str, Entity]:
+        for name, kind in ENTITY_TABLES.items():
             if isinstance(entity, kind):
-                table: dict[str, Any] = getattr(self, name)
-                return table
+                return self.table(name)
         raise TypeError(f"no table for {type(entity).__name__}")
 
+    def copy_tables(self) -> _Tables:
+        copy = _Tables()
+        for name in ENTITY_TABLES:
+            copy.table(name).update(self.table(name))
+        return copy
 
-_TABLE_OF_TYPE: dict[str, type[Entity]] = {
-    "persons": Person,
-    "accounts": Account,
-    "premises": Premise,
-    "service_points": ServicePoint,
-    "landlord_agreements": LandlordAgreement,
-    "sas": ServiceAgreement,
-    "links": SaSpLink,
-    "field_activities": FieldActivity,
-    "reads": MeterRead,
-    "todos": ToDoEntry,
-    "contacts": CustomerContact,
-}
+
 _ENTITY_NAME = {
     "persons": "person", "accounts": "account", "premises": "premise",
     "service_points": "service point", "landlord_agreements": "landlord agreement",
@@ -169,34 +150,32 @@ class InMemoryCcb(_SnapshotView):
                 return candidate
 
     def _ids_in_use(self) -> set[str]:
-        return {key for f in fields(self._t) for key in getattr(self._t, f.name)}
+        return {key for name in ENTITY_TABLES for key in self._t.table(name)}
 
     # --- unit of work -----------------------------------------------------------------------
 
     def execute(self, fn: Callable[[CcbView, IdSource], Changes]) -> Changes:
         """Run ``fn`` against a snapshot and apply its changes atomically (or not at all)."""
-        shallow = _Tables(**{f.name: dict(getattr(self._t, f.name)) for f in fields(self._t)})
-        snapshot = _SnapshotView(shallow)
+        snapshot = _SnapshotView(self._t.copy_tables())
         changes = fn(snapshot, self)
         self._check_versions(changes)
-        for f in fields(self._t):
-            updates: Mapping[str, Any] = getattr(changes, f.name)
-            getattr(self._t, f.name).update(updates)
+        for name in ENTITY_TABLES:
+            self._t.table(name).update(changes.table(name))
         self.entity_changes.extend(changes.changed)
         return changes
 
     def _check_versions(self, changes: Changes) -> None:
-        for f in fields(self._t):
-            current: dict[str, Any] = getattr(self._t, f.name)
-            for entity_id, entity in getattr(changes, f.name).items():
+        for name in ENTITY_TABLES:
+            current = self._t.table(name)
+            for entity_id, entity in changes.table(name).items():
                 version = getattr(entity, "version", None)
                 if version is None:
                     continue
                 stored = current.get(entity_id)
-                stored_version = None if stored is None else stored.version
+                stored_version = None if stored is None else getattr(stored, "version", None)
                 expected = None if version == 1 else version - 1
                 if stored_version != expected:
-                    raise ConcurrentUpdateError(entity_id, _ENTITY_NAME.get(f.name, f.name),
+                    raise ConcurrentUpdateError(entity_id, _ENTITY_NAME.get(name, name),
                                                 expected)
 
     # --- test conveniences ------------------------------------------------------------------
@@ -215,5 +194,5 @@ class InMemoryCcb(_SnapshotView):
 
     def state(self) -> dict[str, dict[str, Any]]:
         """A comparable copy of every table (to assert that a failed command changed nothing)."""
-        return {f.name: dict(getattr(self._t, f.name)) for f in fields(self._t)}
+        return {name: dict(self._t.table(name)) for name in ENTITY_TABLES}
 

@@ -219,3 +219,12 @@ def test_search_and_worklist_queries(sql: SqlCcbStore) -> None:
         "reminders": ["CC-1"], "no_reminders": [],
         "pending_fas": ["FA-2"], "landlord_of": ["LA-1"],
     }
+
+
+def test_sql_store_persists_every_entity_collection_of_a_unit_of_work() -> None:
+    """The SQL table map and the domain's list of entity collections name the same kinds, so a
+    collection added to :class:`Changes` cannot be silently dropped by the SQL store."""
+    from sync.ccb.changes import ENTITY_TABLES
+    from sync.storage import ccb_schema
+
+    assert {name: kind.model for name, kind in ccb_schema.ENTITY_TABLES.items()} == ENTITY_TABLES
