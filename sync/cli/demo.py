@@ -9,7 +9,7 @@ import argparse
 
 from sync import __version__
 from sync.cli.common import Context, add_json_flag
-from sync.cli.info import admin_summary
+from sync.cli.info import admin_summary, print_sa_types
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -27,10 +27,7 @@ def _demo(context: Context, args: argparse.Namespace) -> int:
               f"CCB {settings.ccb_db_url}, MDM {settings.mdm_db_url})")
         print(f"admin data: base time zone {summary['base_time_zone']}, "
               f"service types {', '.join(summary['service_types'])}")
-        context.table("SA types", ["SA type", "service", "premise based", "fieldwork",
-                                   "reversion", "US type"],
-                      [(code, t["service_type"], t["premise_based"], t["fieldwork"],
-                        t["reversion"], t["us_type"]) for code, t in summary["sa_types"].items()])
+        print_sa_types(context, context.admin)
 
     context.emit({"version": __version__, "settings": settings.model_dump(mode="json"),
                   "admin": summary}, human)

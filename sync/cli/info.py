@@ -46,6 +46,18 @@ def admin_summary(admin: AdminConfig) -> dict[str, Any]:
     }
 
 
+def print_sa_types(context: Context, admin: AdminConfig) -> None:
+    """The SA types table: what each type does and which US type it maps to."""
+    def yes_no(flag: bool) -> str:
+        return "yes" if flag else "no"
+
+    rows = [(code, t.service_type, yes_no(t.premise_based), yes_no(t.fieldwork_required),
+             yes_no(t.landlord_reversion), t.us_type or "-")
+            for code, t in admin.sa_types.items()]
+    context.table("SA types", ["SA type", "service", "premise based", "fieldwork",
+                               "reversion", "US type"], rows)
+
+
 def _show(context: Context, args: argparse.Namespace) -> int:
     settings = context.settings
     summary = {
@@ -65,13 +77,7 @@ def _show(context: Context, args: argparse.Namespace) -> int:
               f"({settings.topic_partitions} partitions)")
         print(f"business date: {settings.business_date or 'today (system clock)'}")
         print(f"admin data   : {summary['admin_source']}")
-        admin = context.admin
-        rows = [(code, t.service_type, "yes" if t.premise_based else "no",
-                 "yes" if t.fieldwork_required else "no",
-                 "yes" if t.landlord_reversion else "no", t.us_type or "-")
-                for code, t in admin.sa_types.items()]
-        context.table("SA types", ["SA type", "service", "premise based", "fieldwork",
-                                   "reversion", "US type"], rows)
+        print_sa_types(context, context.admin)
 
     context.emit(summary, human)
     return 0

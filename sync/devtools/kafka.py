@@ -19,7 +19,7 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -298,7 +298,7 @@ class KafkaBroker:
                     f"the broker exited during start-up; last log lines:\n{self._log_tail(state)}"
                 )
             try:
-                if metadata_ready(state.bootstrap_servers, self.client_options()):
+                if metadata_ready(state.bootstrap_servers):
                     return
             except Exception as error:  # any client error means: not ready yet
                 last_error = f"{type(error).__name__}: {error}"
@@ -307,10 +307,6 @@ class KafkaBroker:
             f"the broker did not answer a metadata request within {timeout:.0f}s "
             f"({last_error}); last log lines:\n{self._log_tail(state)}"
         )
-
-    def client_options(self) -> dict[str, object]:
-        """kafka-python options a client needs to talk to this broker (security settings)."""
-        return {}
 
     @staticmethod
     def _log_tail(state: BrokerState, lines: int = 30) -> str:
@@ -337,15 +333,6 @@ class KafkaBroker:
         self._state_file.unlink(missing_ok=True)
         return True
 
-    def kill(self) -> None:
-        """SIGKILL the broker, as a crash would (fault-injection tests)."""
-        state = self.state()
-        if state is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(state.pid, signal.SIGKILL)
-            self._reap(block=True)
-            self._state_file.unlink(missing_ok=True)
-
     def _reap(self, block: bool = False) -> None:
         if self._process is not None:
             if block:
@@ -361,14 +348,12 @@ class KafkaBroker:
         shutil.rmtree(self.state_dir, ignore_errors=True)
 
 
-def metadata_ready(bootstrap_servers: str, client_options: Mapping[str, object] | None = None,
-                   timeout_ms: int = 5000) -> bool:
+def metadata_ready(bootstrap_servers: str, timeout_ms: int = 5000) -> bool:
     """True when the broker answers a metadata request listing itself."""
     from kafka import KafkaAdminClient
 
     admin = KafkaAdminClient(
         bootstrap_servers=bootstrap_servers, request_timeout_ms=timeout_ms,
-        **dict(client_options or {}),
     )
     try:
         cluster = admin.describe_cluster()
@@ -376,14 +361,3 @@ def metadata_ready(bootstrap_servers: str, client_options: Mapping[str, object] 
     finally:
         admin.close()
 
-
-@contextlib.contextmanager
-def running_broker(state_dir: Path, **options: object) -> Iterator[BrokerState]:
-    """Start a broker for the duration of a ``with`` block, then stop it and remove its data."""
-    broker = KafkaBroker(state_dir, **options)  # type: ignore[arg-type]
-    state = broker.start()
-    try:
-        yield state
-    finally:
-        broker.stop()
-        broker.remove_data()

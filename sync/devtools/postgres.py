@@ -8,15 +8,12 @@ that the Debian package creates.
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import os
 import pwd
 import shutil
 import subprocess
 import tempfile
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 from sync.devtools.kafka import free_loopback_port
@@ -92,11 +89,6 @@ class ThrowawayPostgres:
                   "-U", self.user, self.database)
         return self.url
 
-    def restart(self) -> None:
-        """Restart the server in place (fault-injection tests); data is kept."""
-        self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast",
-                  "-w", "-t", "60", "restart")
-
     def stop(self) -> None:
         """Stop the server and delete the cluster folder."""
         try:
@@ -106,33 +98,3 @@ class ThrowawayPostgres:
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
 
-
-def wait_for_postgres(url: str, timeout: float = 30.0) -> None:
-    """Wait until ``url`` accepts a connection and a ``SELECT 1``."""
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(url)
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            try:
-                with engine.connect() as connection:
-                    connection.execute(text("SELECT 1"))
-                return
-            except Exception as error:
-                if time.monotonic() > deadline:
-                    raise PostgresLauncherError(f"PostgreSQL at {url} not reachable: {error}") \
-                        from error
-                time.sleep(0.3)
-    finally:
-        engine.dispose()
-
-
-@contextlib.contextmanager
-def throwaway_postgres() -> Iterator[ThrowawayPostgres]:
-    cluster = ThrowawayPostgres()
-    try:
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.stop()
