@@ -294,9 +294,9 @@ def _reason(item: Any) -> str:
         return "missing key"
     if kind == "extra_forbidden":
         return "unknown key"
-    message = str(item["msg"])
-    return f"{message} (got {item['input']!r})" if "input" in item and kind != "value_error" \
-        else message.removeprefix("Value error, ")
+    if kind == "value_error":  # our own validators already name the bad value
+        return str(item["msg"]).removeprefix("Value error, ")
+    return f"{item['msg']} (got {item['input']!r})"
 
 
 def load_admin_config(path: Path | str | None = None) -> AdminConfig:
