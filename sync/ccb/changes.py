@@ -27,6 +27,12 @@ from sync.ccb.model import (
 SA = "SA"
 PERSON = "PERSON"
 SA_RELATIONSHIP = "SA_RELATIONSHIP"
+# Entities that are not synchronized themselves but travel inside the snapshots of SAs: the
+# outbox re-snapshots the SAs they reach (the account's SAs, the SAs at the premise, the SAs
+# linked to the service point), so a change to them cannot escape synchronization either.
+ACCOUNT = "ACCOUNT"
+PREMISE = "PREMISE"
+SERVICE_POINT = "SP"
 
 # The entity collections of a unit of work, by attribute name: the one list that the changes,
 # the in-memory store and anything else that walks "every table" share.
@@ -64,8 +70,9 @@ class Changes:
     reads: dict[str, MeterRead] = field(default_factory=dict)
     todos: dict[str, ToDoEntry] = field(default_factory=dict)
     contacts: dict[str, CustomerContact] = field(default_factory=dict)
-    # Outbox hook: ("SA", id) / ("PERSON", id) / ("SA_RELATIONSHIP", id), in the order the
-    # entities first changed; an entity appears once (the outbox snapshots it at commit).
+    # Outbox hook: ("SA", id) / ("PERSON", id) / ("SA_RELATIONSHIP", id), and ("ACCOUNT", id) /
+    # ("PREMISE", id) / ("SP", id) for what SA snapshots carry, in the order the entities first
+    # changed; an entity appears once (the outbox snapshots it at commit).
     changed: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -96,12 +103,15 @@ class Changes:
 
     def put_account(self, account: Account) -> None:
         self.accounts[account.id] = account
+        self.record_change(ACCOUNT, account.id)
 
     def put_premise(self, premise: Premise) -> None:
         self.premises[premise.id] = premise
+        self.record_change(PREMISE, premise.id)
 
     def put_service_point(self, service_point: ServicePoint) -> None:
         self.service_points[service_point.id] = service_point
+        self.record_change(SERVICE_POINT, service_point.id)
 
     def put_landlord_agreement(self, agreement: LandlordAgreement) -> None:
         self.landlord_agreements[agreement.id] = agreement
