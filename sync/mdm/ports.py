@@ -1,9 +1,12 @@
-"""The MDM store port, and the read view that applying a command gathers its context from."""
+"""The MDM store port, the read view that applying a command gathers its context from, and the
+consumer's port: consume a message and keep its answer in one transaction (an outbox)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import datetime as dt
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Protocol
 
 from sync.mdm.commands import MdmCommand
@@ -62,3 +65,89 @@ class MdmStorePort(Protocol):
     def get_service_point(self, sp_id: str) -> ServicePointCopy | None: ...
 
     def get_contact(self, contact_id: str) -> Contact | None: ...
+
+
+# --- the consumer's outbox ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AckRecord:
+    """An acknowledgement as the ack outbox keeps it: the fields it is looked up by, and the
+    document that is published (JSON text). The store does not read the document."""
+
+    sync_request_id: str
+    entity_type: str
+    entity_id: str
+    version: int
+    outcome: str
+    document: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.entity_type}:{self.entity_id}"
+
+
+@dataclass(frozen=True)
+class DeadLetterRecord:
+    """A message that could not be consumed: its key as read (the dead letter's key), the
+    failure kind, and the document that is published (JSON text)."""
+
+    source_key: bytes | None
+    failure: str
+    document: str
+
+
+class OutboxKind(StrEnum):
+    ACKNOWLEDGEMENT = "acknowledgement"
+    DEAD_LETTER = "dead_letter"
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """One unpublished record: what to publish, and where it came from."""
+
+    kind: OutboxKind
+    seq: int
+    key: bytes | None
+    value: bytes
+    source: ConsumedPosition
+
+
+@dataclass(frozen=True)
+class Consumed:
+    """What consuming one message did: the decision (None when there was no command) and the
+    acknowledgement stored for it."""
+
+    decision: ApplyDecision | None
+    ack: AckRecord
+
+
+Acknowledge = Callable[[ApplyDecision | None], AckRecord]
+
+
+class ConsumerStorePort(Protocol):
+    """What the MDM worker needs from the store. Every consuming call is one transaction that
+    also records the position, and does nothing when the position was consumed before."""
+
+    def consume(self, position: ConsumedPosition, command: MdmCommand | None,
+                acknowledge: Acknowledge) -> Consumed | None:
+        """Apply ``command`` (if any), record ``position`` and store ``acknowledge(decision)``
+        in the ack outbox; None, changing nothing, when ``position`` was already consumed."""
+        ...
+
+    def dead_letter(self, position: ConsumedPosition, record: DeadLetterRecord) -> bool:
+        """Record ``position`` with ``record`` in the dead-letter outbox; False, changing
+        nothing, when ``position`` was already consumed."""
+        ...
+
+    def last_positions(self, topic: str) -> dict[int, int]: ...
+
+    def unpublished(self, limit: int) -> list[OutboxEntry]:
+        """Unpublished acknowledgements and dead letters, each kind in consumption order."""
+        ...
+
+    def mark_published(self, entries: Sequence[OutboxEntry], at: dt.datetime) -> None: ...
+
+    def ping(self) -> None:
+        """Raise when the store cannot be reached."""
+        ...

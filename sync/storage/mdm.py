@@ -2,7 +2,9 @@
 
 One :meth:`MdmStore.apply` is one transaction: read what the decision needs, decide (pure domain
 code), write the new state, and record the consumed position, so that a crash leaves either both
-or neither.
+or neither. The worker's :meth:`MdmStore.consume` adds the acknowledgement to that transaction
+(the ack outbox), and :meth:`MdmStore.dead_letter` records a message that could not be consumed
+with its position; both do nothing for a position that already has its answer stored.
 
 Concurrency. The cross-US check (D2-USSPDTVAL) and the sub count (D2-VAL-SUBUS) read other
 subscriptions, so two writers could each pass a check the other breaks (write skew). On
@@ -20,9 +22,10 @@ writers are serialized by the database lock.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Sequence
+import datetime as dt
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
@@ -52,9 +55,18 @@ from sync.mdm.model import (
     UsSpLink,
     UsStatus,
 )
-from sync.mdm.ports import ConsumedPosition
+from sync.mdm.ports import (
+    Acknowledge,
+    Consumed,
+    ConsumedPosition,
+    DeadLetterRecord,
+    OutboxEntry,
+    OutboxKind,
+)
 from sync.storage import mdm_schema as t
 from sync.storage.common import SQLITE_BEGIN_OPTION, create_engine_for, is_sqlite
+
+T = TypeVar("T")
 
 MAX_ATTEMPTS = 5
 # serialization_failure, deadlock_detected, unique_violation (two inserts of one new row)
@@ -69,7 +81,7 @@ def _keys_of(command: MdmCommand, position: ConsumedPosition | None) -> list[str
     """The lock keys of everything applying ``command`` reads to decide, or writes."""
     keys: set[str] = set()
     if position is not None:
-        keys.add(f"position:{position.topic}:{position.partition}")
+        keys.add(_position_key(position))
     if isinstance(command, UpsertContact):
         keys.add(f"contact:{command.contact_id}")
     elif isinstance(command, UpsertServicePoint):
@@ -160,21 +172,63 @@ class MdmStore:
 
     def apply(self, command: MdmCommand,
               position: ConsumedPosition | None = None) -> ApplyDecision:
+        def work(connection: Connection) -> ApplyDecision:
+            decision = self._apply_in(connection, command)
+            if position is not None:
+                _record_position(connection, position)
+            return decision
+
+        return self._retried(_keys_of(command, position), work)
+
+    def consume(self, position: ConsumedPosition, command: MdmCommand | None,
+                acknowledge: Acknowledge) -> Consumed | None:
+        """Apply, record the position and store the acknowledgement, in one transaction."""
+        def work(connection: Connection) -> Consumed | None:
+            if _already_consumed(connection, position):
+                return None
+            decision = None if command is None else self._apply_in(connection, command)
+            ack = acknowledge(decision)
+            connection.execute(insert(t.acknowledgements).values(
+                **_source(position), sync_request_id=ack.sync_request_id,
+                entity_type=ack.entity_type, entity_id=ack.entity_id, version=ack.version,
+                outcome=ack.outcome, document=ack.document))
+            _record_position(connection, position)
+            return Consumed(decision, ack)
+
+        keys = [_position_key(position)] if command is None else _keys_of(command, position)
+        return self._retried(keys, work)
+
+    def dead_letter(self, position: ConsumedPosition, record: DeadLetterRecord) -> bool:
+        def work(connection: Connection) -> bool:
+            if _already_consumed(connection, position):
+                return False
+            connection.execute(insert(t.dead_letters).values(
+                **_source(position), source_key=record.source_key, failure=record.failure,
+                document=record.document))
+            _record_position(connection, position)
+            return True
+
+        return self._retried([_position_key(position)], work)
+
+    def _retried(self, keys: Sequence[str], work: Callable[[Connection], T]) -> T:
+        """``work`` in a transaction holding the advisory locks of ``keys`` (PostgreSQL),
+        started again from scratch after a serialization failure, deadlock or key collision."""
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 with self._transaction() as connection:
                     if not is_sqlite(self.engine):
-                        _lock_keys(connection, _keys_of(command, position))
-                    decision = self._decide(_View(connection), command)
-                    if decision.applied:
-                        _write(connection, decision)
-                    if position is not None:
-                        _record_position(connection, position)
-                return decision
+                        _lock_keys(connection, keys)
+                    return work(connection)
             except DBAPIError as error:
                 if attempt == MAX_ATTEMPTS or not _retryable(error):
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _apply_in(self, connection: Connection, command: MdmCommand) -> ApplyDecision:
+        decision = self._decide(_View(connection), command)
+        if decision.applied:
+            _write(connection, decision)
+        return decision
 
     def _decide(self, view: _View, command: MdmCommand) -> ApplyDecision:
         if isinstance(command, UpsertContact):
@@ -191,6 +245,28 @@ class MdmStore:
             rows = connection.execute(select(c.partition, c.offset).where(c.topic == topic)
                                       .order_by(c.partition)).all()
         return {int(partition): int(offset) for partition, offset in rows}
+
+    def unpublished(self, limit: int) -> list[OutboxEntry]:
+        entries: list[OutboxEntry] = []
+        with self.engine.connect() as connection:
+            for kind, table in _OUTBOXES.items():
+                rows = connection.execute(
+                    select(table).where(table.c.published_at.is_(None))
+                    .order_by(table.c.seq).limit(limit)).mappings()
+                entries.extend(_outbox_entry(kind, row) for row in rows)
+        return entries
+
+    def mark_published(self, entries: Sequence[OutboxEntry], at: dt.datetime) -> None:
+        with self._transaction() as connection:
+            for kind, table in _OUTBOXES.items():
+                seqs = sorted(entry.seq for entry in entries if entry.kind is kind)
+                if seqs:
+                    connection.execute(update(table).where(table.c.seq.in_(seqs))
+                                       .values(published_at=at))
+
+    def ping(self) -> None:
+        with self.engine.connect() as connection:
+            connection.execute(select(1))
 
     def get_us(self, external_id: str) -> UsageSubscription | None:
         with self.engine.connect() as connection:
@@ -324,6 +400,40 @@ def _replace(connection: Connection, table: Any, key: str, key_value: str,
         if rows:
             connection.execute(insert(child), [{key: key_value, "seq": seq, **row}
                                                for seq, row in enumerate(rows)])
+
+
+_OUTBOXES = {OutboxKind.ACKNOWLEDGEMENT: t.acknowledgements,
+             OutboxKind.DEAD_LETTER: t.dead_letters}
+
+
+def _position_key(position: ConsumedPosition) -> str:
+    return f"position:{position.topic}:{position.partition}"
+
+
+def _source(position: ConsumedPosition) -> dict[str, Any]:
+    return {"source_topic": position.topic, "source_partition": position.partition,
+            "source_offset": position.offset}
+
+
+def _outbox_entry(kind: OutboxKind, row: Any) -> OutboxEntry:
+    key = (row["source_key"] if kind is OutboxKind.DEAD_LETTER
+           else f"{row['entity_type']}:{row['entity_id']}".encode())
+    return OutboxEntry(
+        kind, int(row["seq"]), None if key is None else bytes(key), row["document"].encode(),
+        ConsumedPosition(row["source_topic"], int(row["source_partition"]),
+                         int(row["source_offset"])))
+
+
+def _already_consumed(connection: Connection, position: ConsumedPosition) -> bool:
+    """Whether an answer (acknowledgement or dead letter) is stored for ``position``."""
+    for table in _OUTBOXES.values():
+        c = table.c
+        found = connection.execute(select(c.seq).where(
+            c.source_topic == position.topic, c.source_partition == position.partition,
+            c.source_offset == position.offset)).first()
+        if found is not None:
+            return True
+    return False
 
 
 def _record_position(connection: Connection, position: ConsumedPosition) -> None:

@@ -8,6 +8,12 @@ because the cross-US check and ``list --sp`` look them up by SP id.
 ``mdm_consumed_positions`` is the tracking table: the offset of the last message consumed per topic
 partition, written in the transaction that applies the message. Every table carries the ``mdm_``
 prefix so that MDM and CCB may share one database.
+
+``mdm_acknowledgements`` and ``mdm_dead_letters`` are the worker's outboxes: the answer to a
+consumed message is written in the transaction that consumes it, and published afterwards
+(``published_at`` set once the broker has it). Each holds at most one row per source position
+(topic, partition, offset), and a position is in at most one of them: the unique key is the
+proof that no message is consumed twice.
 """
 
 from __future__ import annotations
@@ -18,19 +24,25 @@ from sqlalchemy import (
     Boolean,
     Column,
     Date,
+    DateTime,
     Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
 Document = JSON().with_variant(JSONB(), "postgresql")
 Id = String(64)
+TopicName = String(249)  # Kafka's limit on topic names
+# SQLite only auto-numbers an INTEGER PRIMARY KEY.
+SeqNumber = BigInteger().with_variant(Integer(), "sqlite")
 Code = String(32)
 
 metadata = MetaData()
@@ -119,7 +131,44 @@ us_factor_overrides = Table(
 
 consumed_positions = Table(
     "mdm_consumed_positions", metadata,
-    Column("topic", String(249), primary_key=True),  # Kafka's limit on topic names
+    Column("topic", TopicName, primary_key=True),
     Column("partition", Integer, primary_key=True),
     Column("offset", BigInteger, nullable=False),
+)
+
+
+def _outbox(name: str, *columns: Column[object]) -> Table:
+    """An outbox table: one row per consumed source position, published in ``seq`` order."""
+    published_at: Column[object] = Column("published_at", DateTime(timezone=True))
+    return Table(
+        name, metadata,
+        Column("seq", SeqNumber, primary_key=True, autoincrement=True),
+        Column("source_topic", TopicName, nullable=False),
+        Column("source_partition", Integer, nullable=False),
+        Column("source_offset", BigInteger, nullable=False),
+        *columns,
+        published_at,
+        UniqueConstraint("source_topic", "source_partition", "source_offset",
+                         name=f"uq_{name}_source"),
+        # Only unpublished rows are ever looked up by publication state.
+        Index(f"ix_{name}_unpublished", "seq", sqlite_where=published_at.is_(None),
+              postgresql_where=published_at.is_(None)),
+    )
+
+
+acknowledgements = _outbox(
+    "mdm_acknowledgements",
+    Column("sync_request_id", String(64), nullable=False, index=True),
+    Column("entity_type", Code, nullable=False),
+    Column("entity_id", Id, nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("outcome", Code, nullable=False),
+    Column("document", Text, nullable=False),  # the acknowledgement as published (JSON)
+)
+
+dead_letters = _outbox(
+    "mdm_dead_letters",
+    Column("source_key", LargeBinary),  # the dead-letter record's key: the source key as is
+    Column("failure", Code, nullable=False),
+    Column("document", Text, nullable=False),  # the dead-letter record as published (JSON)
 )

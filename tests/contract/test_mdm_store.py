@@ -4,6 +4,7 @@ change nothing, queries by status and SP, and the cross-US check holding under c
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -16,11 +17,17 @@ from sync.mdm.commands import MdmCommand, UpsertContact, UpsertServicePoint
 from sync.mdm.decision import ApplyDecision, Outcome
 from sync.mdm.memory import InMemoryMdmStore
 from sync.mdm.model import ContactPhone, FactorOverride, UsStatus
-from sync.mdm.ports import ConsumedPosition, MdmStorePort
+from sync.mdm.ports import (
+    AckRecord,
+    ConsumedPosition,
+    DeadLetterRecord,
+    MdmStorePort,
+    OutboxKind,
+)
 from sync.storage import mdm as mdm_storage
 from sync.storage.common import create_engine_for
 from sync.storage.mdm import MdmStore
-from sync.storage.mdm_schema import consumed_positions, metadata
+from sync.storage.mdm_schema import acknowledgements, consumed_positions, dead_letters, metadata
 from tests.unit.mdm.builders import D, default_admin, sp_copy, us_command
 
 ADMIN = default_admin()
@@ -48,13 +55,13 @@ def port(request: pytest.FixtureRequest) -> Iterator[MdmStorePort]:
 
 
 def dump(store: MdmStore, *, positions: bool = False) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every MDM table, in key order."""
+    """Every row of every MDM table, in key order (the worker's tables with ``positions``)."""
     with store.engine.connect() as connection:
         return {
             table.name: [tuple(row) for row in connection.execute(
                 select(table).order_by(*table.primary_key.columns))]
             for table in metadata.sorted_tables
-            if positions or table is not consumed_positions
+            if positions or table not in (consumed_positions, acknowledgements, dead_letters)
         }
 
 
@@ -245,3 +252,115 @@ def test_sub_limit_holds_under_concurrent_subs(store: MdmStore, admin_with_one_s
 def admin_with_one_sub() -> AdminConfig:
     us_type = ADMIN.us_types["E-RES-US"].model_copy(update={"max_sub_us": 1})
     return ADMIN.model_copy(update={"us_types": {**ADMIN.us_types, "E-RES-US": us_type}})
+
+
+# --- the worker's outbox: consume, dead letters, publication --------------------------------
+
+
+def ack_for(command_version: int, entity_id: str = "SA-1") -> Any:
+    """An ``acknowledge`` callable recording the decision's outcome in a small document."""
+    def acknowledge(decision: ApplyDecision | None) -> AckRecord:
+        outcome = "SYNCHRONIZED" if decision is None else decision.outcome.value
+        return AckRecord(sync_request_id=f"SR-{entity_id}-{command_version}", entity_type="SA",
+                         entity_id=entity_id, version=command_version, outcome=outcome,
+                         document=f'{{"outcome": "{outcome}"}}')
+    return acknowledge
+
+
+def test_consume_stores_state_position_and_ack_together(store: MdmStore) -> None:
+    consumed = store.consume(ConsumedPosition(TOPIC, 1, 7), us_command(version=1), ack_for(1))
+    assert consumed is not None
+    assert consumed.decision is not None
+    assert consumed.decision.outcome is Outcome.APPLIED
+    assert consumed.ack.outcome == "APPLIED"
+    assert store.get_us("SA-1") is not None
+    assert store.last_positions(TOPIC) == {1: 7}
+    [entry] = store.unpublished(100)
+    assert (entry.kind, entry.key, entry.value) == (
+        OutboxKind.ACKNOWLEDGEMENT, b"SA:SA-1", b'{"outcome": "APPLIED"}')
+    assert entry.source == ConsumedPosition(TOPIC, 1, 7)
+
+
+def test_a_position_is_consumed_once_whatever_comes_again(store: MdmStore) -> None:
+    position = ConsumedPosition(TOPIC, 0, 3)
+    assert store.consume(position, us_command(version=1), ack_for(1)) is not None
+    before = dump(store, positions=True)
+    # The same position again, even with a newer command, changes nothing: it was consumed.
+    assert store.consume(position, us_command(version=2, sa_status="30", end=D(2025, 9, 1)),
+                         ack_for(2)) is None
+    assert store.consume(position, None, ack_for(2)) is None
+    assert store.dead_letter(position, DeadLetterRecord(b"k", "bad_json", "{}")) is False
+    assert dump(store, positions=True) == before
+
+
+def test_a_dead_lettered_position_is_not_consumed_again(store: MdmStore) -> None:
+    position = ConsumedPosition(TOPIC, 2, 0)
+    assert store.dead_letter(position, DeadLetterRecord(b"\xff key", "bad_json", '{"x": 1}'))
+    assert store.last_positions(TOPIC) == {2: 0}
+    assert store.consume(position, us_command(), ack_for(1)) is None
+    assert store.get_us("SA-1") is None
+    [entry] = store.unpublished(10)
+    assert (entry.kind, entry.key, entry.value) == (
+        OutboxKind.DEAD_LETTER, b"\xff key", b'{"x": 1}')
+
+
+def test_message_without_command_is_acknowledged_with_its_position(store: MdmStore) -> None:
+    consumed = store.consume(ConsumedPosition(TOPIC, 0, 9), None, ack_for(4, "SA-SUB"))
+    assert consumed is not None
+    assert consumed.decision is None
+    assert store.last_positions(TOPIC) == {0: 9}
+    assert [e.key for e in store.unpublished(10)] == [b"SA:SA-SUB"]
+
+
+def test_state_position_and_ack_commit_together(store: MdmStore) -> None:
+    def broken(_: ApplyDecision | None) -> AckRecord:
+        raise RuntimeError("ack could not be built")
+
+    with pytest.raises(RuntimeError, match="ack could not be built"):
+        store.consume(ConsumedPosition(TOPIC, 0, 5), us_command(), broken)
+    assert store.get_us("SA-1") is None
+    assert store.last_positions(TOPIC) == {}
+    assert store.unpublished(10) == []
+
+
+def test_unpublished_in_consumption_order_until_marked_published(store: MdmStore) -> None:
+    for offset, version in enumerate((1, 2, 2)):
+        store.consume(ConsumedPosition(TOPIC, 0, offset), us_command(version=version),
+                      ack_for(version))
+    store.dead_letter(ConsumedPosition(TOPIC, 0, 3), DeadLetterRecord(None, "bad_json", "{}"))
+    pending = store.unpublished(100)
+    assert [(e.kind, e.source.offset) for e in pending] == [
+        (OutboxKind.ACKNOWLEDGEMENT, 0), (OutboxKind.ACKNOWLEDGEMENT, 1),
+        (OutboxKind.ACKNOWLEDGEMENT, 2), (OutboxKind.DEAD_LETTER, 3)]
+    assert [e.value for e in pending[:3]] == [
+        b'{"outcome": "APPLIED"}', b'{"outcome": "APPLIED"}', b'{"outcome": "DUPLICATE"}']
+    assert [e.source.offset for e in store.unpublished(2)] == [0, 1, 3]  # limit per kind
+    store.mark_published(pending[:2], dt.datetime(2025, 3, 1, 12, tzinfo=dt.UTC))
+    assert [e.source.offset for e in store.unpublished(100)] == [2, 3]
+    store.mark_published(store.unpublished(100), dt.datetime(2025, 3, 1, 12, tzinfo=dt.UTC))
+    assert store.unpublished(100) == []
+
+
+def test_two_consumers_of_one_position_apply_it_once(store: MdmStore) -> None:
+    position = ConsumedPosition(TOPIC, 0, 11)
+    barrier = threading.Barrier(3)
+    results: list[object] = []
+
+    def run(version: int) -> None:
+        barrier.wait()
+        results.append(store.consume(position, us_command(version=version), ack_for(version)))
+
+    threads = [threading.Thread(target=run, args=(v,)) for v in (1, 2, 3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(result is None for result in results) == [False, True, True]
+    assert len(dump(store, positions=True)["mdm_acknowledgements"]) == 1
+
+
+def test_ping_reports_an_unreachable_store(tmp_path: Any) -> None:
+    unreachable = MdmStore(f"sqlite:///{tmp_path}/missing/dir/mdm.db", ADMIN)
+    with pytest.raises(Exception, match="unable to open database file"):
+        unreachable.ping()
+    unreachable.dispose()
