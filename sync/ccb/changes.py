@@ -11,9 +11,12 @@ from dataclasses import dataclass, field
 
 from sync.ccb.model import (
     Account,
+    Budget,
+    CollectionProcess,
     CustomerContact,
     Entity,
     FieldActivity,
+    FinancialTransaction,
     LandlordAgreement,
     MeterRead,
     Person,
@@ -21,6 +24,7 @@ from sync.ccb.model import (
     SaSpLink,
     ServiceAgreement,
     ServicePoint,
+    SeveranceProcess,
     ToDoEntry,
 )
 
@@ -48,6 +52,10 @@ ENTITY_TABLES: dict[str, type[Entity]] = {
     "reads": MeterRead,
     "todos": ToDoEntry,
     "contacts": CustomerContact,
+    "financial_transactions": FinancialTransaction,
+    "budgets": Budget,
+    "collection_processes": CollectionProcess,
+    "severance_processes": SeveranceProcess,
 }
 
 
@@ -70,6 +78,10 @@ class Changes:
     reads: dict[str, MeterRead] = field(default_factory=dict)
     todos: dict[str, ToDoEntry] = field(default_factory=dict)
     contacts: dict[str, CustomerContact] = field(default_factory=dict)
+    financial_transactions: dict[str, FinancialTransaction] = field(default_factory=dict)
+    budgets: dict[str, Budget] = field(default_factory=dict)
+    collection_processes: dict[str, CollectionProcess] = field(default_factory=dict)
+    severance_processes: dict[str, SeveranceProcess] = field(default_factory=dict)
     # Outbox hook: ("SA", id) / ("PERSON", id) / ("SA_RELATIONSHIP", id), and ("ACCOUNT", id) /
     # ("PREMISE", id) / ("SP", id) for what SA snapshots carry, in the order the entities first
     # changed; an entity appears once (the outbox snapshots it at commit).
@@ -127,6 +139,20 @@ class Changes:
 
     def put_contact(self, contact: CustomerContact) -> None:
         self.contacts[contact.id] = contact
+
+    def put_financial_transaction(self, ft: FinancialTransaction) -> None:
+        # FTs are not part of the SA snapshot: an FT changes the SA's status only through
+        # close/reactivate, which go through ``put_sa``.
+        self.financial_transactions[ft.id] = ft
+
+    def put_budget(self, budget: Budget) -> None:
+        self.budgets[budget.id] = budget
+
+    def put_collection_process(self, process: CollectionProcess) -> None:
+        self.collection_processes[process.id] = process
+
+    def put_severance_process(self, process: SeveranceProcess) -> None:
+        self.severance_processes[process.id] = process
 
     def table(self, name: str) -> dict[str, Entity]:
         """The collection named ``name`` (a key of :data:`ENTITY_TABLES`)."""

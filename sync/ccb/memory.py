@@ -15,10 +15,13 @@ from sync.ccb.changes import ENTITY_TABLES, Changes
 from sync.ccb.errors import ConcurrentUpdateError
 from sync.ccb.model import (
     Account,
+    Budget,
+    CollectionProcess,
     CustomerContact,
     DrillKey,
     Entity,
     FieldActivity,
+    FinancialTransaction,
     LandlordAgreement,
     MeterRead,
     Person,
@@ -26,6 +29,7 @@ from sync.ccb.model import (
     SaSpLink,
     ServiceAgreement,
     ServicePoint,
+    SeveranceProcess,
     ToDoEntry,
     ToDoStatus,
 )
@@ -53,6 +57,8 @@ _ENTITY_NAME = {
     "persons": "person", "accounts": "account", "premises": "premise",
     "service_points": "service point", "landlord_agreements": "landlord agreement",
     "sas": "SA", "todos": "To Do", "contacts": "contact",
+    "financial_transactions": "financial transaction", "budgets": "budget",
+    "collection_processes": "collection process", "severance_processes": "severance process",
 }
 
 
@@ -123,6 +129,22 @@ class _SnapshotView:
 
     def contact(self, contact_id: str) -> CustomerContact | None:
         return self._t.contacts.get(contact_id)
+
+    def financial_transaction(self, ft_id: str) -> FinancialTransaction | None:
+        return self._t.financial_transactions.get(ft_id)
+
+    def financial_transactions_of_sa(self, sa_id: str) -> list[FinancialTransaction]:
+        return [ft for ft in self._t.financial_transactions.values() if ft.sa_id == sa_id]
+
+    def budgets_of_account(self, account_id: str) -> list[Budget]:
+        return [b for b in self._t.budgets.values() if b.account_id == account_id]
+
+    def collection_processes_of_account(self, account_id: str) -> list[CollectionProcess]:
+        return [p for p in self._t.collection_processes.values()
+                if p.account_id == account_id]
+
+    def severance_processes_of_sa(self, sa_id: str) -> list[SeveranceProcess]:
+        return [p for p in self._t.severance_processes.values() if p.sa_id == sa_id]
 
 
 class InMemoryCcb(_SnapshotView):

@@ -9,7 +9,9 @@ own system keep their form.
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -300,4 +302,89 @@ class CustomerContact(Entity):
     reminders: tuple[ContactReminder, ...] = ()
     letter_template: str | None = None
     letter_queued: bool = False
+    version: int = 1
+
+
+# --- finance and the processes a stop ends (SPEC.md sections 2 and 4) -----------------------
+
+Money = Annotated[Decimal, Field(max_digits=14, decimal_places=2)]
+
+
+class FtKind(StrEnum):
+    BILL_SEGMENT = "bill_segment"
+    PAYMENT = "payment"
+    ADJUSTMENT = "adjustment"
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ")
+
+
+class FtStatus(StrEnum):
+    FROZEN = "frozen"
+    CANCELED = "canceled"
+
+
+class FinancialTransaction(Entity):
+    """A frozen financial effect on an SA. ``amount`` is what the customer owes: a charge is
+    positive, a payment or a credit is negative. A canceled FT no longer counts in the balance
+    but stays, with its cancel reason, for the history."""
+
+    id: str
+    sa_id: str
+    kind: FtKind
+    amount: Money
+    status: FtStatus = FtStatus.FROZEN
+    accounting_date: dt.date
+    # A bill segment that closes the SA's billing (the final bill after a stop).
+    closing_bill_segment: bool = False
+    adjustment_type: str | None = None  # admin ``adjustment_types``; adjustments only
+    cancel_reason: str | None = None  # admin ``ft_cancel_reasons``
+    canceled_on: dt.date | None = None
+    version: int = 1
+
+
+class ProcessStatus(StrEnum):
+    """Status of a budget, a collection or severance process (or one of its events)."""
+
+    ACTIVE = "active"
+    EXPIRED = "expired"
+    CANCELED = "canceled"
+
+
+class Budget(Entity):
+    """A budget plan of an account over the SAs it covers. A non-billed budget expires when it
+    covers no SA any more (steps 3.5-3.6); a (billed) budget is canceled when the account's
+    last active SA stops (step 4.2)."""
+
+    id: str
+    account_id: str
+    non_billed: bool = False
+    sa_ids: tuple[str, ...] = ()
+    status: ProcessStatus = ProcessStatus.ACTIVE
+    version: int = 1
+
+
+class CollectionProcess(Entity):
+    """Collection of an account's overdue debt on some of its SAs (steps 3.8-3.9)."""
+
+    id: str
+    account_id: str
+    sa_ids: tuple[str, ...] = ()
+    status: ProcessStatus = ProcessStatus.ACTIVE
+    version: int = 1
+
+
+class SeveranceEvent(Entity):
+    event_type: str  # e.g. notice, disconnect
+    status: ProcessStatus = ProcessStatus.ACTIVE
+
+
+class SeveranceProcess(Entity):
+    """The steps towards cutting off service of one SA for non-payment (step 3.7)."""
+
+    id: str
+    sa_id: str
+    events: tuple[SeveranceEvent, ...] = ()
+    status: ProcessStatus = ProcessStatus.ACTIVE
     version: int = 1

@@ -13,9 +13,12 @@ from typing import TYPE_CHECKING, Protocol
 
 from sync.ccb.model import (
     Account,
+    Budget,
+    CollectionProcess,
     CustomerContact,
     DrillKey,
     FieldActivity,
+    FinancialTransaction,
     LandlordAgreement,
     MeterRead,
     Person,
@@ -23,6 +26,7 @@ from sync.ccb.model import (
     SaSpLink,
     ServiceAgreement,
     ServicePoint,
+    SeveranceProcess,
     ToDoEntry,
 )
 
@@ -70,6 +74,16 @@ class CcbView(Protocol):
     def todo(self, todo_id: str) -> ToDoEntry | None: ...
 
     def contact(self, contact_id: str) -> CustomerContact | None: ...
+
+    def financial_transaction(self, ft_id: str) -> FinancialTransaction | None: ...
+
+    def financial_transactions_of_sa(self, sa_id: str) -> list[FinancialTransaction]: ...
+
+    def budgets_of_account(self, account_id: str) -> list[Budget]: ...
+
+    def collection_processes_of_account(self, account_id: str) -> list[CollectionProcess]: ...
+
+    def severance_processes_of_sa(self, sa_id: str) -> list[SeveranceProcess]: ...
 
 
 class IdSource(Protocol):

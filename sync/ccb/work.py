@@ -16,9 +16,12 @@ from typing import Any, TypeVar
 from sync.ccb.changes import Changes
 from sync.ccb.model import (
     Account,
+    Budget,
+    CollectionProcess,
     CustomerContact,
     DrillKey,
     FieldActivity,
+    FinancialTransaction,
     LandlordAgreement,
     MeterRead,
     Person,
@@ -26,6 +29,7 @@ from sync.ccb.model import (
     SaSpLink,
     ServiceAgreement,
     ServicePoint,
+    SeveranceProcess,
     ToDoEntry,
 )
 from sync.ccb.ports import CcbView, IdSource
@@ -133,6 +137,28 @@ class Work:
     def contact(self, contact_id: str) -> CustomerContact | None:
         return self.changes.contacts.get(contact_id) or self.base.contact(contact_id)
 
+    def financial_transaction(self, ft_id: str) -> FinancialTransaction | None:
+        return (self.changes.financial_transactions.get(ft_id)
+                or self.base.financial_transaction(ft_id))
+
+    def financial_transactions_of_sa(self, sa_id: str) -> list[FinancialTransaction]:
+        return _overlay(self.base.financial_transactions_of_sa(sa_id),
+                        self.changes.financial_transactions, lambda ft: ft.sa_id == sa_id)
+
+    def budgets_of_account(self, account_id: str) -> list[Budget]:
+        return _overlay(self.base.budgets_of_account(account_id), self.changes.budgets,
+                        lambda budget: budget.account_id == account_id)
+
+    def collection_processes_of_account(self, account_id: str) -> list[CollectionProcess]:
+        return _overlay(self.base.collection_processes_of_account(account_id),
+                        self.changes.collection_processes,
+                        lambda process: process.account_id == account_id)
+
+    def severance_processes_of_sa(self, sa_id: str) -> list[SeveranceProcess]:
+        return _overlay(self.base.severance_processes_of_sa(sa_id),
+                        self.changes.severance_processes,
+                        lambda process: process.sa_id == sa_id)
+
     # --- saving ------------------------------------------------------------------------------
 
     def _versioned(self, entity: Any, stored: Any) -> Any:
@@ -163,6 +189,32 @@ class Work:
     def save_contact(self, contact: CustomerContact) -> CustomerContact:
         saved: CustomerContact = self._versioned(contact, self.base.contact(contact.id))
         self.changes.put_contact(saved)
+        return saved
+
+    def save_financial_transaction(self, ft: FinancialTransaction) -> FinancialTransaction:
+        saved: FinancialTransaction = self._versioned(ft, self.base.financial_transaction(ft.id))
+        self.changes.put_financial_transaction(saved)
+        return saved
+
+    def save_budget(self, budget: Budget) -> Budget:
+        stored = next((b for b in self.base.budgets_of_account(budget.account_id)
+                       if b.id == budget.id), None)
+        saved: Budget = self._versioned(budget, stored)
+        self.changes.put_budget(saved)
+        return saved
+
+    def save_collection_process(self, process: CollectionProcess) -> CollectionProcess:
+        stored = next((p for p in self.base.collection_processes_of_account(process.account_id)
+                       if p.id == process.id), None)
+        saved: CollectionProcess = self._versioned(process, stored)
+        self.changes.put_collection_process(saved)
+        return saved
+
+    def save_severance_process(self, process: SeveranceProcess) -> SeveranceProcess:
+        stored = next((p for p in self.base.severance_processes_of_sa(process.sa_id)
+                       if p.id == process.id), None)
+        saved: SeveranceProcess = self._versioned(process, stored)
+        self.changes.put_severance_process(saved)
         return saved
 
     def save_link(self, link: SaSpLink) -> SaSpLink:

@@ -97,6 +97,17 @@ class SaType(_Strict):
     us_type: str | None = None
 
 
+class AdjustmentType(_Strict):
+    description: str
+    # The fee adjustment type that this type refunds: the C2M-SAST-RF stop algorithm credits
+    # what is left of such fees on a stopped SA with an adjustment of this type.
+    refunds: str | None = None
+
+
+class FtCancelReason(_Strict):
+    description: str
+
+
 class ToDoType(_Strict):
     description: str
     priority: Annotated[int, Field(ge=1, le=100)] = 50
@@ -160,6 +171,8 @@ class AdminConfig(_Strict):
     contact_classes: dict[str, ContactClass]
     contact_types: dict[str, ContactType]
     us_types: dict[str, UsType]
+    adjustment_types: dict[str, AdjustmentType] = Field(default_factory=dict)
+    ft_cancel_reasons: dict[str, FtCancelReason] = Field(default_factory=dict)
     algorithms: Algorithms = Algorithms()
     # Which To Do type each process raises; values are keys of ``todo_types``.
     todo_for: dict[str, str] = Field(default_factory=dict)
@@ -238,6 +251,7 @@ def _cross_references(config: AdminConfig) -> list[tuple[str, str]]:
         must_exist(f"{base}.us_type", sa_type.us_type, config.us_types, "US type")
         for index, algorithm in enumerate(sa_type.stop_algorithms):
             must_be_algorithm(f"{base}.stop_algorithms[{index}]", algorithm, Spot.SA_STOP)
+        problems.extend(_stop_algorithm_problems(config, code, sa_type))
         if sa_type.fieldwork_required:
             profiles = [sp.fa_types for sp in config.sp_types.values()
                         if sp.service_type == sa_type.service_type]
@@ -245,6 +259,12 @@ def _cross_references(config: AdminConfig) -> list[tuple[str, str]]:
                 problems.append((f"{base}.fieldwork_required",
                                  "fieldwork required but no SP type of service type "
                                  f"{sa_type.service_type!r} has an FA type profile"))
+    for code, adjustment_type in config.adjustment_types.items():
+        if adjustment_type.refunds == code:
+            problems.append((f"adjustment_types.{code}.refunds", "cannot refund itself"))
+        else:
+            must_exist(f"adjustment_types.{code}.refunds", adjustment_type.refunds,
+                       config.adjustment_types, "adjustment type")
     for code, todo_type in config.todo_types.items():
         must_exist(f"todo_types.{code}.default_role", todo_type.default_role,
                    config.todo_roles, "To Do role")
@@ -268,6 +288,26 @@ def _cross_references(config: AdminConfig) -> list[tuple[str, str]]:
         if purpose not in TODO_PURPOSES:
             problems.append((f"todo_for.{purpose}", "unknown process"))
         must_exist(f"todo_for.{purpose}", todo_type_code, config.todo_types, "To Do type")
+    return problems
+
+
+def _stop_algorithm_problems(config: AdminConfig, code: str,
+                             sa_type: SaType) -> list[tuple[str, str]]:
+    """What an SA type's stop algorithms and deposit settings need from the rest of the data."""
+    base = f"sa_types.{code}"
+    problems: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for index, algorithm in enumerate(sa_type.stop_algorithms):
+        path = f"{base}.stop_algorithms[{index}]"
+        if algorithm in seen:
+            problems.append((path, f"algorithm {algorithm!r} listed twice"))
+        seen.add(algorithm)
+        if algorithm == "C2M-SAST-RF" and not any(
+                t.refunds for t in config.adjustment_types.values()):
+            problems.append((path, "C2M-SAST-RF needs an adjustment type with 'refunds' "
+                                   "(adjustment_types) to refund the fee with"))
+    if sa_type.is_deposit and sa_type.deposit_class is None:
+        problems.append((f"{base}.deposit_class", "a deposit SA type needs a deposit class"))
     return problems
 
 

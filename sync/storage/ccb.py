@@ -78,6 +78,7 @@ class SqlIdSource:
         "TODO": schema.TODOS, "CONTACT": schema.CONTACTS, "READ": schema.READS,
         "PERSON": schema.PERSONS, "ACCOUNT": schema.ACCOUNTS, "PREMISE": schema.PREMISES,
         "SP": schema.SERVICE_POINTS, "LA": schema.LANDLORD_AGREEMENTS,
+        "FT": schema.FINANCIAL_TRANSACTIONS,
     }
 
     def __init__(self, connection: Connection) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from enum import Enum
 from typing import Any
 
@@ -46,9 +47,12 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from sync.ccb.model import (
     Account,
+    Budget,
+    CollectionProcess,
     CustomerContact,
     DrillKey,
     FieldActivity,
+    FinancialTransaction,
     LandlordAgreement,
     MeterRead,
     Person,
@@ -56,6 +60,7 @@ from sync.ccb.model import (
     SaSpLink,
     ServiceAgreement,
     ServicePoint,
+    SeveranceProcess,
     ToDoEntry,
     ToDoStatus,
 )
@@ -83,6 +88,25 @@ class UtcDateTime(TypeDecorator[dt.datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=dt.UTC)
         return value.astimezone(dt.UTC)
+
+
+class Cents(TypeDecorator[Decimal]):
+    """Money stored as a whole number of cents: exact on every database (SQLite has no
+    decimal type), so that a balance sums to exactly zero when it should."""
+
+    impl = BigInteger()
+    cache_ok = True
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        cents = value * 100
+        if cents != cents.to_integral_value():
+            raise ValueError(f"amount {value} has more than two decimal places")
+        return int(cents)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        return None if value is None else Decimal(int(value)).scaleb(-2)
 
 
 Document = JSON().with_variant(JSONB(), "postgresql")
@@ -284,6 +308,50 @@ contacts = Table(
     Column("version", Integer, nullable=False),
 )
 
+financial_transactions = Table(
+    "ccb_financial_transactions", metadata,
+    Column("id", Id, primary_key=True),
+    Column("sa_id", Id, _ref("ccb_service_agreements.id"), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),
+    Column("amount", Cents, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("accounting_date", Date, nullable=False),
+    Column("closing_bill_segment", Boolean, nullable=False),
+    Column("adjustment_type", Code),
+    Column("cancel_reason", Code),
+    Column("canceled_on", Date),
+    Column("version", Integer, nullable=False),
+)
+
+# Budgets and collection processes cover a list of SAs: a JSON document read per account.
+budgets = Table(
+    "ccb_budgets", metadata,
+    Column("id", Id, primary_key=True),
+    Column("account_id", Id, _ref("ccb_accounts.id"), nullable=False, index=True),
+    Column("non_billed", Boolean, nullable=False),
+    Column("sa_ids", Document, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("version", Integer, nullable=False),
+)
+
+collection_processes = Table(
+    "ccb_collection_processes", metadata,
+    Column("id", Id, primary_key=True),
+    Column("account_id", Id, _ref("ccb_accounts.id"), nullable=False, index=True),
+    Column("sa_ids", Document, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("version", Integer, nullable=False),
+)
+
+severance_processes = Table(
+    "ccb_severance_processes", metadata,
+    Column("id", Id, primary_key=True),
+    Column("sa_id", Id, _ref("ccb_service_agreements.id"), nullable=False, index=True),
+    Column("events", Document, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("version", Integer, nullable=False),
+)
+
 # The outbox hook: one row per "this entity changed", written in the transaction of the change.
 entity_changes = Table(
     "entity_changes", metadata,
@@ -391,6 +459,13 @@ READS = _table("meter read", MeterRead, meter_reads)
 TODOS = _table("To Do", ToDoEntry, todos, "log")
 CONTACTS = _table("contact", CustomerContact, contacts, "log", "characteristics",
                   "reminders")
+FINANCIAL_TRANSACTIONS = _table("financial transaction", FinancialTransaction,
+                                financial_transactions)
+BUDGETS = _table("budget", Budget, budgets, "sa_ids")
+COLLECTION_PROCESSES = _table("collection process", CollectionProcess, collection_processes,
+                              "sa_ids")
+SEVERANCE_PROCESSES = _table("severance process", SeveranceProcess, severance_processes,
+                             "events")
 
 # In the order a unit of work writes them (parents first, for readability of the SQL log;
 # deferred foreign keys make the order irrelevant to correctness).
@@ -406,4 +481,8 @@ ENTITY_TABLES: dict[str, EntityTable] = {
     "reads": READS,
     "todos": TODOS,
     "contacts": CONTACTS,
+    "financial_transactions": FINANCIAL_TRANSACTIONS,
+    "budgets": BUDGETS,
+    "collection_processes": COLLECTION_PROCESSES,
+    "severance_processes": SEVERANCE_PROCESSES,
 }

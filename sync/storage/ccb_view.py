@@ -17,10 +17,13 @@ from sqlalchemy import ColumnElement, Connection, Select, and_, func, or_, selec
 from sync.ccb.contacts import ReminderView
 from sync.ccb.model import (
     Account,
+    Budget,
+    CollectionProcess,
     CustomerContact,
     DrillKey,
     FaStatus,
     FieldActivity,
+    FinancialTransaction,
     LandlordAgreement,
     MeterRead,
     Person,
@@ -29,6 +32,7 @@ from sync.ccb.model import (
     SaStatus,
     ServiceAgreement,
     ServicePoint,
+    SeveranceProcess,
     ToDoEntry,
     ToDoStatus,
 )
@@ -133,6 +137,25 @@ class SqlCcbView:
     def contact(self, contact_id: str) -> CustomerContact | None:
         found: CustomerContact | None = self._one(schema.CONTACTS, contact_id)
         return found
+
+    def financial_transaction(self, ft_id: str) -> FinancialTransaction | None:
+        found: FinancialTransaction | None = self._one(schema.FINANCIAL_TRANSACTIONS, ft_id)
+        return found
+
+    def financial_transactions_of_sa(self, sa_id: str) -> list[FinancialTransaction]:
+        return self._many(schema.FINANCIAL_TRANSACTIONS,
+                          schema.financial_transactions.c.sa_id == sa_id)
+
+    def budgets_of_account(self, account_id: str) -> list[Budget]:
+        return self._many(schema.BUDGETS, schema.budgets.c.account_id == account_id)
+
+    def collection_processes_of_account(self, account_id: str) -> list[CollectionProcess]:
+        return self._many(schema.COLLECTION_PROCESSES,
+                          schema.collection_processes.c.account_id == account_id)
+
+    def severance_processes_of_sa(self, sa_id: str) -> list[SeveranceProcess]:
+        return self._many(schema.SEVERANCE_PROCESSES,
+                          schema.severance_processes.c.sa_id == sa_id)
 
     # --- queries beyond the port: searches, listings, batch scans ----------------------------
 

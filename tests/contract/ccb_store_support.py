@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -16,6 +17,8 @@ from sync.ccb.model import (
     Account,
     Address,
     AuditEntry,
+    Budget,
+    CollectionProcess,
     ContactCharacteristic,
     ContactLogEntry,
     ContactReminder,
@@ -25,18 +28,24 @@ from sync.ccb.model import (
     FaPurpose,
     FaStatus,
     FieldActivity,
+    FinancialTransaction,
+    FtKind,
+    FtStatus,
     LandlordAgreement,
     MeasuringComponent,
     MeterRead,
     Person,
     Phone,
     Premise,
+    ProcessStatus,
     ReadType,
     SaSpLink,
     SaStatus,
     SeasonalPreference,
     ServiceAgreement,
     ServicePoint,
+    SeveranceEvent,
+    SeveranceProcess,
     ToDoEntry,
     ToDoLogEntry,
     ToDoStatus,
@@ -176,6 +185,23 @@ def every_entity() -> Changes:
                    ContactReminder(trigger_date=dt.date(2025, 3, 10), user="csr1",
                                    sent=True)),
         letter_template="STOP-CONFIRM", letter_queued=True))
+    changes.put_financial_transaction(FinancialTransaction(
+        id="FT-1", sa_id="SA-1", kind=FtKind.BILL_SEGMENT, amount=Decimal("84.17"),
+        accounting_date=dt.date(2025, 3, 31), closing_bill_segment=True))
+    changes.put_financial_transaction(FinancialTransaction(
+        id="FT-2", sa_id="SA-1", kind=FtKind.ADJUSTMENT, amount=Decimal("-12345678.90"),
+        accounting_date=dt.date(2025, 2, 1), adjustment_type="CREDIT",
+        status=FtStatus.CANCELED, cancel_reason="ENTRY-ERROR",
+        canceled_on=dt.date(2025, 2, 2)))
+    changes.put_budget(Budget(id="BU-1", account_id="A-2", non_billed=True,
+                              sa_ids=("SA-1", "SA-2")))
+    changes.put_budget(Budget(id="BU-2", account_id="A-2", status=ProcessStatus.CANCELED))
+    changes.put_collection_process(CollectionProcess(id="CP-1", account_id="A-2",
+                                                     sa_ids=("SA-1",)))
+    changes.put_severance_process(SeveranceProcess(
+        id="SEV-1", sa_id="SA-1", status=ProcessStatus.CANCELED,
+        events=(SeveranceEvent(event_type="notice", status=ProcessStatus.CANCELED),
+                SeveranceEvent(event_type="disconnect"))))
     return changes
 
 

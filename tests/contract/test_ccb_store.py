@@ -72,6 +72,13 @@ def test_every_entity_reads_back_as_written(store: StoreUnderTest) -> None:
         found["links"] = {link.id: link for link in view.links_of_sa("SA-1")
                           + view.links_of_sa("SA-2")}
         found["reads"] = {read.id: read for read in view.reads_of_sp("SP-1E")}
+        found["financial_transactions"] = {
+            ft.id: ft for ft in view.financial_transactions_of_sa("SA-1")}
+        found["budgets"] = {b.id: b for b in view.budgets_of_account("A-2")}
+        found["collection_processes"] = {
+            p.id: p for p in view.collection_processes_of_account("A-2")}
+        found["severance_processes"] = {
+            p.id: p for p in view.severance_processes_of_sa("SA-1")}
         return found
 
     assert store.read(read_all) == entities_of(written)
@@ -94,7 +101,14 @@ def test_the_view_answers_the_relationship_queries(store: StoreUnderTest) -> Non
         "reads_in_time_order": [read.id for read in view.reads_of_sp("SP-1E")],
         "open_todo": view.open_todo("TD-SAACT", DrillKey(kind="sa", id="SA-1")),
         "no_todo": view.open_todo("TD-SAACT", DrillKey(kind="sa", id="SA-2")),
-        "missing": (view.sa("SA-9"), view.person("P-9"), view.todo("TD-9")),
+        "missing": (view.sa("SA-9"), view.person("P-9"), view.todo("TD-9"),
+                    view.financial_transaction("FT-9")),
+        "fts_of_sa": ids(view.financial_transactions_of_sa("SA-1")),
+        "fts_of_other_sa": ids(view.financial_transactions_of_sa("SA-2")),
+        "ft": view.financial_transaction("FT-1"),
+        "budgets_of_other_account": ids(view.budgets_of_account("A-1")),
+        "collection_of_other_account": ids(view.collection_processes_of_account("A-1")),
+        "severance_of_other_sa": ids(view.severance_processes_of_sa("SA-2")),
     })
     assert answers["children"] == ["PR-1-1", "PR-1-2"]
     assert answers["sps"] == ["SP-1E", "SP-1G"]
@@ -108,7 +122,11 @@ def test_the_view_answers_the_relationship_queries(store: StoreUnderTest) -> Non
     assert isinstance(open_todo, ToDoEntry)
     assert open_todo.id == "TD-1"
     assert answers["no_todo"] is None
-    assert answers["missing"] == (None, None, None)
+    assert answers["missing"] == (None, None, None, None)
+    assert answers["fts_of_sa"] == ["FT-1", "FT-2"]
+    assert answers["ft"] == every_entity().financial_transactions["FT-1"]
+    assert answers["fts_of_other_sa"] == answers["budgets_of_other_account"] == []
+    assert answers["collection_of_other_account"] == answers["severance_of_other_sa"] == []
 
 
 def test_an_update_carrying_the_next_version_is_written(store: StoreUnderTest) -> None:
