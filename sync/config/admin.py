@@ -46,6 +46,9 @@ class InstallationOptions(_Strict):
     max_back_dated_stop_days: PositiveDays = 60
     landlord_min_reversion_days: PositiveDays = 1
     sync_ack_timeout_minutes: Annotated[int, Field(ge=1)] = 60
+    # Rejections by checks that compare a US with other USs are re-queued this many times
+    # before they become errors: the other entity's message may simply not have arrived yet.
+    sync_retry_limit: Annotated[int, Field(ge=0)] = 3
 
     @field_validator("base_time_zone")
     @classmethod

@@ -14,9 +14,10 @@ unchanged snapshot from a changed one.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sync.ccb.changes import PERSON, SA, SA_RELATIONSHIP
+from sync.ccb.changes import ACCOUNT, PERSON, PREMISE, SA, SA_RELATIONSHIP, SERVICE_POINT
 from sync.ccb.model import Person, SaSpLink, ServiceAgreement, ServicePoint
 from sync.ccb.ports import CcbView
 from sync.config.admin import AdminConfig
@@ -120,6 +121,27 @@ def snapshot_for(view: CcbView, admin: AdminConfig, entity_type: str, entity_id:
         return sa_relationship_snapshot(view, entity_id, delivery)
     raise SnapshotError(entity_type, entity_id, "entity_type",
                         f"unknown entity type (known: {SA}, {PERSON}, {SA_RELATIONSHIP})")
+
+
+def synchronized_entities(view: CcbView,
+                          changed: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The entities to snapshot for ``changed`` (entries of ``Changes.changed``), in order and
+    each once: SAs, persons and relationships as they are; an account, premise or service point
+    as the SAs whose snapshots carry it (the account's SAs, the SAs at the premise, the SAs
+    linked to the service point)."""
+    targets: dict[tuple[str, str], None] = {}
+    for entity_type, entity_id in changed:
+        if entity_type in (SA, PERSON, SA_RELATIONSHIP):
+            targets[(entity_type, entity_id)] = None
+        elif entity_type == ACCOUNT:
+            targets.update(((SA, sa.id), None) for sa in view.sas_of_account(entity_id))
+        elif entity_type == PREMISE:
+            targets.update(((SA, sa.id), None) for sa in view.sas_at_premise(entity_id))
+        elif entity_type == SERVICE_POINT:
+            targets.update(((SA, link.sa_id), None) for link in view.links_at_sp(entity_id))
+        else:
+            raise SnapshotError(entity_type, entity_id, "entity_type", "unknown change kind")
+    return list(targets)
 
 
 # --- parts ----------------------------------------------------------------------------------

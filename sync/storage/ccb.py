@@ -39,7 +39,7 @@ from sqlalchemy.exc import IntegrityError
 from sync.ccb.changes import Changes
 from sync.ccb.errors import ConcurrentUpdateError
 from sync.ccb.model import Account, Person
-from sync.ccb.ports import CcbUnitOfWork
+from sync.ccb.ports import IdSource
 from sync.clock import Clock, SystemClock
 from sync.storage import ccb_schema as schema
 from sync.storage.ccb_schema import EntityTable
@@ -140,7 +140,7 @@ class SqlCcbStore:
                 finally:
                     connection.rollback()
 
-    def execute(self, fn: CcbUnitOfWork) -> Changes:
+    def execute(self, fn: Callable[[SqlCcbView, IdSource], Changes]) -> Changes:
         """Run ``fn(view, ids)`` and persist what it returns, all in one transaction."""
         try:
             with self._transaction(writes=True) as connection:

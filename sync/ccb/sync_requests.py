@@ -1,0 +1,218 @@
+"""Sync requests: CCB's record of what it owes MDM, and the rules of their life (SPEC.md §6).
+
+A sync request carries the latest snapshot of one entity (an SA, a person, or an SA's master/sub
+relationship) for the relay to publish::
+
+    PENDING --published--> SENT --acknowledged--> SYNCHRONIZED
+       |                     \\--rejected / timed out--> ERROR --resend--> PENDING
+       \\--snapshot back to what MDM already has--> DISCARDED
+
+Accumulative, as in the source system: while an entity's request is still ``PENDING``, a later
+change refreshes that request's snapshot instead of queuing another, so MDM hears the latest
+state once. A change whose snapshot equals the one last handed to the relay is ``DISCARDED``:
+MDM has (or is about to have) exactly that state.
+
+Every snapshot gets the next *version* of its entity, a refresh included: the relay may have
+published the old snapshot of a request while a change refreshed it, and the refreshed snapshot
+must then reach MDM as a newer version, not be skipped as a duplicate. An acknowledgement counts
+only for the request's current version; an older version's answer is stale and ignored.
+
+MDM validates each US on its own, so a message can be rejected only because a related entity's
+message (the landlord's canceled start, a new master) has not been applied yet. Rejections by the
+checks that look across entities are therefore re-queued a few times (``sync_retry_limit``)
+before they become an ``ERROR`` with a To Do.
+
+Pure: the store reads and writes requests; these functions decide.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+
+from sync.ccb.changes import SA, Changes
+from sync.ccb.model import DrillKey, ToDoEntry, ToDoLogEntry, ToDoStatus
+from sync.ccb.ports import CcbView, IdSource
+from sync.ccb.todo import SYSTEM_USER, raise_todo
+from sync.config.admin import AdminConfig
+
+
+class SyncRequestState(StrEnum):
+    PENDING = "PENDING"
+    SENT = "SENT"
+    SYNCHRONIZED = "SYNCHRONIZED"
+    ERROR = "ERROR"
+    DISCARDED = "DISCARDED"
+
+
+# The checks that compare a US with other USs (the SP's other subscriptions, the master): their
+# rejection may only mean that the other entity's message is still on its way.
+ORDER_SENSITIVE_CHECKS = frozenset({"D2-USSPDTVAL", "D2-VAL-SUBUS"})
+
+TIMEOUT_CODE = "SYNC-TIMEOUT"
+
+
+class SyncError(BaseModel):
+    """One reason a request failed: an MDM validation (code, wire path, message) or a timeout."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    code: str
+    path: str = ""
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.path}: {self.message}" if self.path \
+            else f"{self.code}: {self.message}"
+
+
+class SyncRequest(BaseModel):
+    """One sync request. ``payload`` is the encoded wire message (opaque here)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    seq: int = 0  # queue position, given by the store
+    entity_type: str
+    entity_id: str
+    state: SyncRequestState
+    version: int
+    fingerprint: str
+    payload: bytes
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    sent_at: dt.datetime | None = None
+    acknowledged_at: dt.datetime | None = None
+    partition: int | None = None
+    offset: int | None = None
+    errors: tuple[SyncError, ...] = ()
+    mdm_us_id: str | None = None
+    sends: int = 0  # times handed to the broker
+    retries: int = 0  # automatic re-queues after an order-sensitive rejection
+    note: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.entity_type}:{self.entity_id}"
+
+
+# --- enqueueing --------------------------------------------------------------------------------
+
+
+class EnqueueAction(StrEnum):
+    UNCHANGED = "unchanged"  # the pending request already carries this snapshot
+    REFRESH_PENDING = "refresh_pending"  # accumulate into the pending request
+    DISCARD_PENDING = "discard_pending"  # the pending change was undone
+    NEW_PENDING = "new_pending"
+    NEW_DISCARDED = "new_discarded"  # recorded for the audit trail, never sent
+
+
+def enqueue_action(pending_fingerprint: str | None, last_sent_fingerprint: str | None,
+                   fingerprint: str) -> EnqueueAction:
+    """What a change whose snapshot has ``fingerprint`` does to the entity's requests."""
+    if pending_fingerprint is not None:
+        if fingerprint == pending_fingerprint:
+            return EnqueueAction.UNCHANGED
+        if fingerprint == last_sent_fingerprint:
+            return EnqueueAction.DISCARD_PENDING
+        return EnqueueAction.REFRESH_PENDING
+    if fingerprint == last_sent_fingerprint:
+        return EnqueueAction.NEW_DISCARDED
+    return EnqueueAction.NEW_PENDING
+
+
+# --- acknowledgements ------------------------------------------------------------------------
+
+
+class AckVerdict(StrEnum):
+    SYNCHRONIZED = "SYNCHRONIZED"
+    ERROR = "ERROR"
+    RETRY = "RETRY"  # re-queue with a fresh snapshot (order-sensitive rejection)
+    STALE = "STALE"  # not about the request's current version: ignored
+
+
+def ack_verdict(request: SyncRequest, version: int, outcome: str,
+                errors: Sequence[SyncError], retry_limit: int) -> AckVerdict:
+    """How MDM's answer ``outcome`` (``SYNCHRONIZED``/``DUPLICATE``/``ERROR``) for ``version``
+    moves ``request``. A ``DUPLICATE`` means MDM already holds that version (an earlier delivery
+    of the same message was applied): synchronized."""
+    if version != request.version or request.state not in (
+            SyncRequestState.PENDING, SyncRequestState.SENT, SyncRequestState.ERROR):
+        return AckVerdict.STALE
+    if request.state is SyncRequestState.ERROR and not _timed_out(request):
+        return AckVerdict.STALE  # already answered; a repeated delivery of the same answer
+    if outcome in ("SYNCHRONIZED", "DUPLICATE"):
+        return AckVerdict.SYNCHRONIZED
+    if (errors and all(error.code in ORDER_SENSITIVE_CHECKS for error in errors)
+            and request.retries < retry_limit):
+        return AckVerdict.RETRY
+    return AckVerdict.ERROR
+
+
+def _timed_out(request: SyncRequest) -> bool:
+    return any(error.code == TIMEOUT_CODE for error in request.errors)
+
+
+def timed_out(requests: Iterable[SyncRequest], now: dt.datetime,
+              timeout: dt.timedelta) -> list[SyncRequest]:
+    """``SENT`` requests published longer than ``timeout`` ago, oldest first."""
+    return sorted((request for request in requests
+                   if request.state is SyncRequestState.SENT and request.sent_at is not None
+                   and now - request.sent_at >= timeout), key=lambda request: request.seq)
+
+
+def timeout_error(timeout: dt.timedelta) -> SyncError:
+    minutes = int(timeout.total_seconds() // 60)
+    return SyncError(code=TIMEOUT_CODE, message=(
+        f"no acknowledgement from MDM within {minutes} minutes of publishing"))
+
+
+# --- To Do entries and alerts ------------------------------------------------------------------
+
+
+def drill_key_for(request: SyncRequest) -> DrillKey:
+    """An SA's sync problems point at the SA (so its account shows an alert); other entities'
+    at the request."""
+    if request.entity_type == SA:
+        return DrillKey(kind="sa", id=request.entity_id)
+    return DrillKey(kind="sync_request", id=request.id)
+
+
+def raise_sync_todo(view: CcbView, ids: IdSource, admin: AdminConfig, request: SyncRequest,
+                    now: dt.datetime, changes: Changes) -> ToDoEntry:
+    """The To Do for an ``ERROR`` request: every validation message (or the timeout) in it."""
+    timeout = _timed_out(request)
+    what = (f"sync request {request.id} for {request.entity_type} {request.entity_id} "
+            f"(version {request.version})")
+    reasons = "; ".join(str(error) for error in request.errors) or "no reason given"
+    message = (f"MDM did not acknowledge {what}: {reasons}" if timeout
+               else f"MDM rejected {what}: {reasons}. Fix the data, then resend "
+                    f"(c2m-sync ccb sync resend {request.id})")
+    raised = raise_todo(view, ids, admin, "sync_timeout" if timeout else "sync_error",
+                        drill_key_for(request), message, now, changes=changes)
+    return raised.entry
+
+
+def resolve_sync_todos(view: CcbView, admin: AdminConfig, request: SyncRequest,
+                       now: dt.datetime, changes: Changes) -> list[ToDoEntry]:
+    """Complete the open sync error/timeout To Dos of the request's drill key: the entity is
+    synchronized now, so the issue they report is resolved."""
+    resolved = []
+    for purpose in ("sync_error", "sync_timeout"):
+        todo_type = admin.todo_type_for(purpose)
+        entry = view.open_todo(todo_type, drill_key_for(request))
+        if entry is None or entry.status is ToDoStatus.COMPLETE:
+            continue
+        log = (*entry.log, ToDoLogEntry(
+            at=now, user=SYSTEM_USER,
+            comment=f"resolved: sync request {request.id} version {request.version} "
+                    "synchronized"))
+        done = entry.model_copy(update={"status": ToDoStatus.COMPLETE, "log": log,
+                                        "version": entry.version + 1})
+        changes.put_todo(done)
+        changes.note(f"To Do {entry.id} completed: {request.key} is synchronized")
+        resolved.append(done)
+    return resolved

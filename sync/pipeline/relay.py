@@ -1,0 +1,102 @@
+"""The relay (batch ``SYNC-RELAY``): publishes pending sync requests, in queue order, keyed by
+entity type and id, and marks them ``SENT`` only once the broker has acknowledged the write.
+
+Ordering per entity holds because an entity has at most one pending request and the bus keeps
+the order of one key's records. A crash between publishing and marking leaves the request
+pending: it is published again, and MDM answers the second copy as a duplicate (same version),
+so delivery is at least once and applying is exactly once. Broker errors are retried with
+exponential backoff (tenacity) inside the bus adapter and again here, batch by batch, without
+ever marking an unacknowledged request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from sync.clock import Clock
+from sync.storage.outbox import SqlOutbox
+from sync.transport.bus import Bus, BusError, Message
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH_SIZE = 500
+
+
+@dataclass
+class RelayReport:
+    published: int = 0
+    marked_sent: int = 0
+    batches: int = 0
+
+    def __add__(self, other: RelayReport) -> RelayReport:
+        return RelayReport(self.published + other.published,
+                           self.marked_sent + other.marked_sent, self.batches + other.batches)
+
+
+class Relay:
+    def __init__(self, outbox: SqlOutbox, bus: Bus, topic: str, clock: Clock, *,
+                 batch_size: int = DEFAULT_BATCH_SIZE, attempts: int = 5,
+                 max_wait_s: float = 10.0) -> None:
+        self.outbox = outbox
+        self.bus = bus
+        self.topic = topic
+        self.clock = clock
+        self.batch_size = batch_size
+        self.attempts = attempts
+        self.max_wait_s = max_wait_s
+
+    async def relay_batch(self) -> RelayReport:
+        """Publish one batch of pending requests; an empty report when none are pending."""
+        batch = await asyncio.to_thread(self.outbox.next_batch, self.batch_size)
+        if not batch:
+            return RelayReport()
+        messages = [Message(key=request.key.encode("utf-8"), value=request.payload,
+                            headers=(("sync-request-id", request.id.encode("utf-8")),))
+                    for request in batch]
+        records = None
+        async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(self.attempts),
+                wait=wait_exponential(multiplier=0.5, max=self.max_wait_s),
+                retry=retry_if_exception_type(BusError), reraise=True):
+            with attempt:
+                records = await self.bus.publish_batch(self.topic, messages)
+        assert records is not None
+        sent = [(request, record.partition, record.offset)
+                for request, record in zip(batch, records, strict=True)]
+        marked = await asyncio.to_thread(self.outbox.mark_sent, sent, self.clock.now())
+        return RelayReport(published=len(batch), marked_sent=marked, batches=1)
+
+    async def drain(self, max_batches: int = 1_000_000) -> RelayReport:
+        """Publish until nothing is pending (bounded by ``max_batches``)."""
+        total = RelayReport()
+        for _ in range(max_batches):
+            report = await self.relay_batch()
+            if not report.published:
+                break
+            total = total + report
+        return total
+
+    async def run(self, stop: asyncio.Event, idle_wait_s: float = 0.2) -> RelayReport:
+        """Relay until ``stop`` is set; a failed batch is logged and tried again later."""
+        total = RelayReport()
+        while not stop.is_set():
+            try:
+                report = await self.relay_batch()
+            except BusError as error:
+                log.error("relay: publishing to %s failed, will retry: %s", self.topic, error)
+                report = RelayReport()
+                await _wait(stop, self.max_wait_s)
+            total = total + report
+            if not report.published:
+                await _wait(stop, idle_wait_s)
+        return total
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)

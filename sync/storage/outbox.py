@@ -1,0 +1,421 @@
+"""The sync outbox on the CCB store: sync requests written in the transaction of the change.
+
+:class:`SqlOutbox` registers a change hook on a :class:`~sync.storage.ccb.SqlCcbStore`: every
+unit of work that changes an SA, a person or a relationship (or an account, premise or service
+point that SA snapshots carry) leaves a sync request in ``ccb_sync_requests`` before it commits,
+or leaves nothing at all. The rules (accumulate, discard, acknowledge, retry, time out) are the
+pure functions of :mod:`sync.ccb.sync_requests`; this module reads and writes the rows.
+
+Every update of a request row is conditional on the version read (``WHERE id = :id AND version =
+:read``): the relay marking a request ``SENT`` after publishing version 3 does nothing when a
+change refreshed it to version 4 meanwhile, so version 4 is published next instead of being
+lost. Two writers racing on one entity's pending request make the later one fail with
+:class:`~sync.ccb.errors.ConcurrentUpdateError` (and the partial unique index guarantees one
+``PENDING`` request per entity even for inserts).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy.engine import RowMapping
+
+from sync.ccb.changes import SA, Changes
+from sync.ccb.errors import ConcurrentUpdateError, InvalidCommand, NotFound
+from sync.ccb.ports import IdSource
+from sync.ccb.sync_requests import (
+    AckVerdict,
+    EnqueueAction,
+    SyncError,
+    SyncRequest,
+    SyncRequestState,
+    ack_verdict,
+    enqueue_action,
+    raise_sync_todo,
+    resolve_sync_todos,
+    timeout_error,
+)
+from sync.config.admin import AdminConfig
+from sync.mapping.codec import encode
+from sync.mapping.messages import Acknowledgement, SaSyncMessage, snapshot_fingerprint
+from sync.mapping.snapshots import Delivery, snapshot_for, synchronized_entities
+from sync.storage.ccb import RecordedChange, SqlCcbStore, SqlIdSource
+from sync.storage.ccb_view import SqlCcbView
+from sync.storage.outbox_schema import sync_entities, sync_requests
+
+ID_KIND = "SR"
+
+# SAs leaving service go first within one unit of work: MDM compares a US with the other USs of
+# its service points, so the landlord's canceled start should reach it before the tenant's
+# restored service (step 5.4) whenever both are published together.
+_LEAVING_SERVICE = ("40", "60", "70")
+
+
+@dataclass
+class AckReport:
+    """What applying a batch of acknowledgements did, by verdict."""
+
+    verdicts: Counter[str] = field(default_factory=Counter)
+    todos_raised: int = 0
+    unknown: list[str] = field(default_factory=list)
+
+
+class SqlOutbox:
+    """Sync requests of one CCB store; see the module documentation."""
+
+    def __init__(self, store: SqlCcbStore, admin: AdminConfig) -> None:
+        self.store = store
+        self.admin = admin
+        store.add_change_hook(self._on_changes)
+
+    # --- enqueueing (inside the change's transaction) ---------------------------------------
+
+    def _on_changes(self, connection: Connection, view: SqlCcbView,
+                    recorded: Sequence[RecordedChange]) -> None:
+        if not recorded:
+            return
+        at = recorded[0].changed_at
+        targets = synchronized_entities(view, [(r.entity_type, r.entity_id) for r in recorded])
+        ids = SqlIdSource(connection)
+        planned = [self._plan(connection, view, ids, entity_type, entity_id, at)
+                   for entity_type, entity_id in targets]
+        planned.sort(key=lambda plan: plan.leaving_service, reverse=True)
+        for plan in planned:
+            plan.write(connection)
+
+    def _plan(self, connection: Connection, view: SqlCcbView, ids: IdSource, entity_type: str,
+              entity_id: str, at: dt.datetime, *, force: bool = False,
+              reuse: SyncRequest | None = None) -> _Plan:
+        """Decide what a new snapshot of the entity does; ``force`` sends it even when it
+        equals the last one sent (a resend or retry), ``reuse`` is the request it revives."""
+        pending = _pending_of(connection, entity_type, entity_id)
+        entity = connection.execute(select(sync_entities).where(
+            sync_entities.c.entity_type == entity_type,
+            sync_entities.c.entity_id == entity_id)).mappings().first()
+        last_version = int(entity["last_version"]) if entity is not None else 0
+        sent_fingerprint = None if force or entity is None else entity["sent_fingerprint"]
+        target = pending or reuse
+        request_id = target.id if target is not None else ids.next_id(ID_KIND)
+        message = snapshot_for(view, self.admin, entity_type, entity_id,
+                               Delivery(last_version + 1, request_id, at))
+        fingerprint = snapshot_fingerprint(message)
+        if force:
+            action = (EnqueueAction.REFRESH_PENDING if target is not None
+                      else EnqueueAction.NEW_PENDING)
+        else:
+            action = enqueue_action(None if pending is None else pending.fingerprint,
+                                    sent_fingerprint, fingerprint)
+        leaving = isinstance(message, SaSyncMessage) and message.sa_status in _LEAVING_SERVICE
+        return _Plan(action, entity_type, entity_id, request_id, pending or reuse,
+                     last_version, entity is not None, fingerprint, encode(message), at, leaving)
+
+    # --- the relay's side -------------------------------------------------------------------
+
+    def next_batch(self, limit: int) -> list[SyncRequest]:
+        """Up to ``limit`` pending requests in queue order."""
+        c = sync_requests.c
+        with self.store.engine.connect() as connection:
+            rows = connection.execute(select(sync_requests).where(
+                c.state == SyncRequestState.PENDING.value).order_by(c.seq).limit(limit)
+            ).mappings().all()
+        return [_request(row) for row in rows]
+
+    def mark_sent(self, sent: Sequence[tuple[SyncRequest, int, int]], at: dt.datetime) -> int:
+        """Record that the broker acknowledged these writes (request, partition, offset).
+        A request refreshed since it was read stays pending; returns how many were marked."""
+        c = sync_requests.c
+        marked = 0
+
+        def unit(view: SqlCcbView, _ids: IdSource) -> Changes:
+            nonlocal marked
+            for request, partition, offset in sent:
+                result = view.connection.execute(update(sync_requests).where(
+                    c.id == request.id, c.version == request.version,
+                    c.state == SyncRequestState.PENDING.value).values(
+                    state=SyncRequestState.SENT.value, sent_at=at, updated_at=at,
+                    partition=partition, offset=offset, sends=c.sends + 1))
+                if result.rowcount == 1:
+                    marked += 1
+                    view.connection.execute(update(sync_entities).where(
+                        sync_entities.c.entity_type == request.entity_type,
+                        sync_entities.c.entity_id == request.entity_id).values(
+                        sent_fingerprint=request.fingerprint))
+            return Changes()
+
+        self.store.execute(unit)
+        return marked
+
+    # --- acknowledgements, timeouts, resends -------------------------------------------------
+
+    def acknowledge(self, acks: Sequence[Acknowledgement], now: dt.datetime) -> AckReport:
+        """Apply MDM's answers in one transaction: set request states, raise a To Do for each
+        new error, resolve the sync To Dos of entities that are synchronized again, and
+        re-queue order-sensitive rejections."""
+        report = AckReport()
+
+        def unit(view: SqlCcbView, ids: IdSource) -> Changes:
+            changes = Changes()
+            for ack in acks:
+                verdict = self._acknowledge_one(view, ids, ack, now, changes)
+                if verdict is None:
+                    report.unknown.append(ack.sync_request_id)
+                else:
+                    report.verdicts[verdict.value] += 1
+            report.todos_raised = sum(1 for todo in changes.todos.values() if todo.version == 1)
+            return changes
+
+        self.store.execute(unit)
+        return report
+
+    def _acknowledge_one(self, view: SqlCcbView, ids: IdSource, ack: Acknowledgement,
+                         now: dt.datetime, changes: Changes) -> AckVerdict | None:
+        connection = view.connection
+        request = _by_id(connection, ack.sync_request_id)
+        if request is None:
+            return None
+        errors = tuple(SyncError(code=e.code, path=e.path, message=e.message)
+                       for e in ack.errors)
+        verdict = ack_verdict(request, ack.version, ack.outcome.value, errors,
+                              self.admin.installation.sync_retry_limit)
+        if verdict is AckVerdict.STALE:
+            return verdict
+        if verdict is AckVerdict.RETRY:
+            pending = _pending_of(connection, request.entity_type, request.entity_id)
+            if pending is not None and pending.id != request.id:
+                # A later change is queued already: it carries the entity's current state.
+                _save(connection, request, state=SyncRequestState.DISCARDED.value,
+                      errors=errors, acknowledged_at=now, updated_at=now,
+                      note=f"rejected, superseded by {pending.id}")
+                return verdict
+            plan = self._plan(connection, view, ids, request.entity_type, request.entity_id,
+                              now, force=True, reuse=request)
+            plan.retry = True
+            plan.errors = errors
+            plan.write(connection)
+            return verdict
+        state = (SyncRequestState.SYNCHRONIZED if verdict is AckVerdict.SYNCHRONIZED
+                 else SyncRequestState.ERROR)
+        _save(connection, request, state=state.value, errors=errors, acknowledged_at=now,
+              updated_at=now, mdm_us_id=ack.mdm_us_id)
+        answered = request.model_copy(update={"state": state, "errors": errors})
+        if state is SyncRequestState.ERROR:
+            raise_sync_todo(view, ids, self.admin, answered, now, changes)
+        else:
+            resolve_sync_todos(view, self.admin, answered, now, changes)
+        return verdict
+
+    def time_out(self, now: dt.datetime) -> list[SyncRequest]:
+        """``SYNC-TIMEOUT``: requests sent longer ago than the configured timeout become errors,
+        each with a To Do. Returns them (empty when there was nothing to do)."""
+        timeout = dt.timedelta(minutes=self.admin.installation.sync_ack_timeout_minutes)
+        cutoff = now - timeout
+        error = timeout_error(timeout)
+        c = sync_requests.c
+        timed_out: list[SyncRequest] = []
+
+        def unit(view: SqlCcbView, ids: IdSource) -> Changes:
+            changes = Changes()
+            rows = view.connection.execute(select(sync_requests).where(
+                c.state == SyncRequestState.SENT.value, c.sent_at <= cutoff).order_by(c.seq)
+            ).mappings().all()
+            for row in rows:
+                request = _request(row)
+                _save(view.connection, request, state=SyncRequestState.ERROR.value,
+                      errors=(error,), updated_at=now)
+                failed = request.model_copy(update={"state": SyncRequestState.ERROR,
+                                                    "errors": (error,)})
+                raise_sync_todo(view, ids, self.admin, failed, now, changes)
+                timed_out.append(failed)
+            return changes
+
+        self.store.execute(unit)
+        return timed_out
+
+    def resend(self, request_id: str, now: dt.datetime) -> SyncRequest:
+        """Send an ``ERROR`` request again with a fresh snapshot of the entity (after the data
+        was fixed in CCB or the configuration in MDM). Returns the request that will carry it:
+        the same one, or the entity's pending request when a later change already queued one."""
+        result: list[SyncRequest] = []
+
+        def unit(view: SqlCcbView, ids: IdSource) -> Changes:
+            connection = view.connection
+            request = _by_id(connection, request_id)
+            if request is None:
+                raise NotFound("sync request", request_id, "id")
+            if request.state is not SyncRequestState.ERROR:
+                raise InvalidCommand("sync request", request_id, "state",
+                                     f"is {request.state.value}; only a request in ERROR "
+                                     "can be resent")
+            pending = _pending_of(connection, request.entity_type, request.entity_id)
+            if pending is not None:
+                _save(connection, request, state=SyncRequestState.DISCARDED.value,
+                      updated_at=now, note=f"superseded by {pending.id} on resend")
+            plan = self._plan(connection, view, ids, request.entity_type, request.entity_id,
+                              now, force=True, reuse=None if pending is not None else request)
+            plan.write(connection)
+            found = _by_id(connection, plan.request_id)
+            assert found is not None
+            result.append(found)
+            return Changes(notes=[f"sync request {found.id} queued again as version "
+                                  f"{found.version}"])
+
+        self.store.execute(unit)
+        return result[0]
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def get(self, request_id: str) -> SyncRequest | None:
+        with self.store.engine.connect() as connection:
+            return _by_id(connection, request_id)
+
+    def find(self, *, state: SyncRequestState | None = None, entity_type: str | None = None,
+             entity_id: str | None = None, limit: int | None = None,
+             newest_first: bool = False) -> list[SyncRequest]:
+        c = sync_requests.c
+        query = select(sync_requests)
+        if state is not None:
+            query = query.where(c.state == state.value)
+        if entity_type is not None:
+            query = query.where(c.entity_type == entity_type)
+        if entity_id is not None:
+            query = query.where(c.entity_id == entity_id)
+        query = query.order_by(c.seq.desc() if newest_first else c.seq)
+        if limit is not None:
+            query = query.limit(limit)
+        with self.store.engine.connect() as connection:
+            return [_request(row) for row in connection.execute(query).mappings().all()]
+
+    def counts(self) -> dict[str, int]:
+        """Requests per state (every state present, zero included)."""
+        c = sync_requests.c
+        with self.store.engine.connect() as connection:
+            rows = connection.execute(select(c.state, func.count()).group_by(c.state)).all()
+        found = {str(state): int(count) for state, count in rows}
+        return {state.value: found.get(state.value, 0) for state in SyncRequestState}
+
+    def latest_by_entity(self, entity_type: str = SA) -> dict[str, SyncRequest]:
+        """The newest request of every entity of ``entity_type``."""
+        latest: dict[str, SyncRequest] = {}
+        for request in self.find(entity_type=entity_type):
+            latest[request.entity_id] = request
+        return latest
+
+
+# --- planning and writing one request --------------------------------------------------------
+
+
+@dataclass
+class _Plan:
+    action: EnqueueAction
+    entity_type: str
+    entity_id: str
+    request_id: str
+    existing: SyncRequest | None
+    last_version: int
+    entity_known: bool
+    fingerprint: str
+    payload: bytes
+    at: dt.datetime
+    leaving_service: bool
+    retry: bool = False
+    errors: tuple[SyncError, ...] = ()
+
+    def write(self, connection: Connection) -> None:
+        if self.action is EnqueueAction.UNCHANGED:
+            return
+        if self.action is EnqueueAction.DISCARD_PENDING:
+            assert self.existing is not None
+            _save(connection, self.existing, state=SyncRequestState.DISCARDED.value,
+                  updated_at=self.at, note="the change was undone before it was sent")
+            return
+        version = self._next_version(connection)
+        if self.action in (EnqueueAction.NEW_PENDING, EnqueueAction.NEW_DISCARDED):
+            state = (SyncRequestState.PENDING if self.action is EnqueueAction.NEW_PENDING
+                     else SyncRequestState.DISCARDED)
+            connection.execute(insert(sync_requests).values(
+                id=self.request_id, entity_type=self.entity_type, entity_id=self.entity_id,
+                state=state.value, version=version, fingerprint=self.fingerprint,
+                payload=self.payload, created_at=self.at, updated_at=self.at,
+                note=None if state is SyncRequestState.PENDING
+                else "the snapshot equals the one last sent"))
+            return
+        assert self.existing is not None
+        values: dict[str, Any] = {
+            "state": SyncRequestState.PENDING.value, "version": version,
+            "fingerprint": self.fingerprint, "payload": self.payload, "updated_at": self.at,
+            "sent_at": None, "partition": None, "offset": None}
+        if self.retry:
+            values.update(retries=self.existing.retries + 1, errors=self.errors,
+                          acknowledged_at=self.at, note=(
+                              "re-queued: rejected by a check that compares with other "
+                              "entities, which may not have reached MDM yet"))
+        elif self.existing.state is not SyncRequestState.PENDING:
+            values.update(errors="[]", acknowledged_at=None, note="resent")
+        _save(connection, self.existing, **values)
+
+    def _next_version(self, connection: Connection) -> int:
+        """The entity's next snapshot version (the payload was built with it)."""
+        version = self.last_version + 1
+        if self.entity_known:
+            result = connection.execute(update(sync_entities).where(
+                sync_entities.c.entity_type == self.entity_type,
+                sync_entities.c.entity_id == self.entity_id,
+                sync_entities.c.last_version == self.last_version).values(last_version=version))
+            if result.rowcount != 1:
+                raise ConcurrentUpdateError(self.entity_id, f"{self.entity_type} sync version",
+                                            version_read=self.last_version)
+        else:
+            connection.execute(insert(sync_entities).values(
+                entity_type=self.entity_type, entity_id=self.entity_id, last_version=version))
+        return version
+
+
+# --- rows ------------------------------------------------------------------------------------
+
+
+def _request(row: RowMapping) -> SyncRequest:
+    return SyncRequest(
+        id=row["id"], seq=int(row["seq"]), entity_type=row["entity_type"],
+        entity_id=row["entity_id"], state=SyncRequestState(row["state"]),
+        version=int(row["version"]), fingerprint=row["fingerprint"],
+        payload=bytes(row["payload"]), created_at=row["created_at"],
+        updated_at=row["updated_at"], sent_at=row["sent_at"],
+        acknowledged_at=row["acknowledged_at"], partition=row["partition"],
+        offset=row["offset"],
+        errors=tuple(SyncError.model_validate(item) for item in json.loads(row["errors"])),
+        mdm_us_id=row["mdm_us_id"], sends=int(row["sends"]), retries=int(row["retries"]),
+        note=row["note"])
+
+
+def _by_id(connection: Connection, request_id: str) -> SyncRequest | None:
+    row = connection.execute(select(sync_requests).where(
+        sync_requests.c.id == request_id)).mappings().first()
+    return None if row is None else _request(row)
+
+
+def _pending_of(connection: Connection, entity_type: str,
+                entity_id: str) -> SyncRequest | None:
+    c = sync_requests.c
+    row = connection.execute(select(sync_requests).where(
+        c.entity_type == entity_type, c.entity_id == entity_id,
+        c.state == SyncRequestState.PENDING.value)).mappings().first()
+    return None if row is None else _request(row)
+
+
+def _save(connection: Connection, request: SyncRequest, **values: Any) -> None:
+    """Update the request's row if it is still the version read."""
+    if "errors" in values and not isinstance(values["errors"], str):
+        errors: Iterable[SyncError] = values["errors"]
+        values["errors"] = json.dumps([error.model_dump() for error in errors])
+    c = sync_requests.c
+    result = connection.execute(update(sync_requests).where(
+        c.id == request.id, c.version == request.version, c.state == request.state.value
+    ).values(**values))
+    if result.rowcount != 1:
+        raise ConcurrentUpdateError(request.id, "sync request", version_read=request.version)

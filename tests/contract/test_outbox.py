@@ -1,0 +1,274 @@
+"""The sync outbox on SQLite and PostgreSQL: requests written with the change, accumulative,
+discarded when unchanged, and moved by acknowledgements, timeouts and resends (SPEC.md §6)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from sync.ccb.changes import Changes
+from sync.ccb.commands import CancelPendingStop, RequestStop
+from sync.ccb.dispatch import unit_of_work
+from sync.ccb.errors import ConcurrentUpdateError, InvalidCommand
+from sync.ccb.loading import load_master_data, parse_text
+from sync.ccb.model import DrillKey, ToDoStatus
+from sync.ccb.ports import CcbView, IdSource
+from sync.ccb.sync_requests import SyncRequest, SyncRequestState
+from sync.clock import FixedClock
+from sync.config.admin import load_admin_config
+from sync.mapping.codec import decode_sync_message
+from sync.mapping.messages import AckError, Acknowledgement, AckOutcome, EntityType
+from sync.pipeline.stores import open_outbox
+from sync.storage.outbox import SqlOutbox
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "premise-landlord.yaml"
+ADMIN = load_admin_config()
+TODAY = dt.date(2025, 3, 3)
+TENANT_E = "SA-TN01-E"
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(TODAY)
+
+
+@pytest.fixture
+def outbox(database_url: str, clock: FixedClock) -> SqlOutbox:
+    outbox = open_outbox(database_url, ADMIN, clock)
+    outbox.store.execute(load_master_data(parse_text(EXAMPLE.read_text("utf-8"), "example"),
+                                          "example", ADMIN, clock.now(), "loader"))
+    return outbox
+
+
+def run(outbox: SqlOutbox, clock: FixedClock, command: object) -> Changes:
+    return outbox.store.execute(unit_of_work(command, ADMIN, clock.business_date(),  # type: ignore[arg-type]
+                                             clock.now()))
+
+
+def pending(outbox: SqlOutbox, entity_id: str, entity_type: str = "SA") -> SyncRequest:
+    [request] = outbox.find(state=SyncRequestState.PENDING, entity_type=entity_type,
+                            entity_id=entity_id)
+    return request
+
+
+def send_all(outbox: SqlOutbox, clock: FixedClock) -> list[SyncRequest]:
+    batch = outbox.next_batch(10_000)
+    outbox.mark_sent([(request, 0, n) for n, request in enumerate(batch)], clock.now())
+    return batch
+
+
+def ack(request: SyncRequest, outcome: AckOutcome = AckOutcome.SYNCHRONIZED,
+        errors: tuple[AckError, ...] = (), version: int | None = None) -> Acknowledgement:
+    return Acknowledgement(
+        sync_request_id=request.id, entity_type=EntityType(request.entity_type),
+        entity_id=request.entity_id, version=request.version if version is None else version,
+        outcome=outcome, errors=errors, mdm_us_id=request.entity_id,
+        processed_at=dt.datetime(2025, 3, 3, 12, 1, tzinfo=dt.UTC))
+
+
+OVERLAP = AckError(code="D2-USSPDTVAL", path="spLinks[0].startDate",
+                   message="SP SP-4410-1E is linked to US SA-LL-1E over an overlapping period")
+MC = AckError(code="D2-VALUSMC", path="spLinks[0].spId",
+              message="SP SP-4410-1E has no direct measuring component of class kWh")
+
+
+def test_loading_enqueues_one_pending_request_per_entity(outbox: SqlOutbox) -> None:
+    requests = outbox.find()
+    keys = [request.key for request in requests]
+    assert len(keys) == len(set(keys))
+    assert {"SA:SA-TN01-E", "SA:SA-LL-3G", "PERSON:P-TN-03"} <= set(keys)
+    assert all(request.state is SyncRequestState.PENDING for request in requests)
+    message = decode_sync_message(pending(outbox, TENANT_E).payload)
+    assert (message.external_id, message.version) == (TENANT_E, 1)
+    assert message.sync_request_id == pending(outbox, TENANT_E).id
+
+
+def test_a_later_change_refreshes_the_pending_request_with_a_new_version(
+        outbox: SqlOutbox, clock: FixedClock) -> None:
+    """Accumulative: one pending request per entity carries the latest snapshot."""
+    before = pending(outbox, TENANT_E)
+    run(outbox, clock, RequestStop(account_id="A-TN-01", sa_ids=(TENANT_E,),
+                                   stop_date=dt.date(2025, 3, 14)))
+    after = pending(outbox, TENANT_E)
+    assert after.id == before.id
+    assert after.version == before.version + 1
+    message = decode_sync_message(after.payload)
+    assert message.version == after.version
+    assert getattr(message, "sa_status") == "30"
+
+
+def test_step_1_4_stop_request_enqueues_tenant_and_landlord_requests(
+        outbox: SqlOutbox, clock: FixedClock) -> None:
+    send_all(outbox, clock)
+    run(outbox, clock, RequestStop(account_id="A-TN-01", sa_ids=(TENANT_E,),
+                                   stop_date=dt.date(2025, 3, 14)))
+    queued = outbox.next_batch(100)
+    messages = [decode_sync_message(request.payload) for request in queued]
+    by_id = {message.external_id: message for message in messages}
+    assert getattr(by_id[TENANT_E], "sa_status") == "30"
+    landlord = [m for m in messages if getattr(m, "external_account_id", None) == "A-LL-01"]
+    assert [getattr(m, "sa_status") for m in landlord] == ["10"]
+    assert all(request.version == 2 for request in queued if request.entity_id == TENANT_E)
+
+
+def test_a_change_that_leaves_the_snapshot_as_sent_is_discarded(
+        outbox: SqlOutbox, clock: FixedClock) -> None:
+    send_all(outbox, clock)
+
+    def touch_account(view: CcbView, _ids: IdSource) -> Changes:
+        account = view.account("A-TN-01")
+        assert account is not None
+        changes = Changes()
+        # The mailing premise does not travel to MDM: the SA snapshots stay the same.
+        changes.put_account(account.model_copy(update={"mailing_premise_id": "PR-4410-2",
+                                                       "version": account.version + 1}))
+        return changes
+
+    outbox.store.execute(touch_account)
+    assert outbox.next_batch(100) == []
+    discarded = outbox.find(state=SyncRequestState.DISCARDED, entity_id=TENANT_E)
+    assert len(discarded) == 1
+    assert "equals the one last sent" in (discarded[0].note or "")
+
+
+def test_an_account_change_reaches_the_snapshots_of_its_sas(
+        outbox: SqlOutbox, clock: FixedClock) -> None:
+    send_all(outbox, clock)
+
+    def new_division(view: CcbView, _ids: IdSource) -> Changes:
+        account = view.account("A-TN-01")
+        assert account is not None
+        changes = Changes()
+        changes.put_account(account.model_copy(update={"bill_cycle": "BC09",
+                                                       "version": account.version + 1}))
+        return changes
+
+    outbox.store.execute(new_division)
+    queued = {request.entity_id for request in outbox.next_batch(100)}
+    assert queued == {"SA-TN01-E", "SA-TN01-G"}
+    message = decode_sync_message(pending(outbox, TENANT_E).payload)
+    assert getattr(message, "account").bill_cycle == "BC09"
+
+
+def test_undoing_a_pending_change_discards_the_pending_request(
+        outbox: SqlOutbox, clock: FixedClock) -> None:
+    send_all(outbox, clock)
+    run(outbox, clock, RequestStop(account_id="A-TN-01", sa_ids=(TENANT_E,),
+                                   stop_date=dt.date(2025, 3, 14)))
+    stop_request = pending(outbox, TENANT_E)
+    run(outbox, clock, CancelPendingStop(sa_id=TENANT_E))
+    assert outbox.find(state=SyncRequestState.PENDING, entity_id=TENANT_E) == []
+    undone = outbox.get(stop_request.id)
+    assert undone is not None and undone.state is SyncRequestState.DISCARDED
+
+
+def test_a_failed_unit_of_work_leaves_no_sync_request(outbox: SqlOutbox,
+                                                      clock: FixedClock) -> None:
+    send_all(outbox, clock)
+    before = outbox.find()
+    with pytest.raises(InvalidCommand):
+        run(outbox, clock, RequestStop(account_id="A-TN-01", sa_ids=(TENANT_E,),
+                                       stop_date=dt.date(2020, 1, 1)))
+    assert outbox.find() == before
+
+
+def test_mark_sent_skips_a_request_refreshed_after_it_was_read(
+        outbox: SqlOutbox, clock: FixedClock) -> None:
+    [read] = [r for r in outbox.next_batch(100) if r.entity_id == TENANT_E]
+    run(outbox, clock, RequestStop(account_id="A-TN-01", sa_ids=(TENANT_E,),
+                                   stop_date=dt.date(2025, 3, 14)))
+    assert outbox.mark_sent([(read, 1, 7)], clock.now()) == 0
+    still = pending(outbox, TENANT_E)
+    assert still.version == read.version + 1
+
+
+def test_synchronized_acknowledgement_and_stale_ones(outbox: SqlOutbox,
+                                                     clock: FixedClock) -> None:
+    sent = {r.entity_id: r for r in send_all(outbox, clock)}
+    request = sent[TENANT_E]
+    report = outbox.acknowledge([ack(request, version=request.version + 5)], clock.now())
+    assert report.verdicts["STALE"] == 1
+    assert outbox.get(request.id).state is SyncRequestState.SENT  # type: ignore[union-attr]
+    outbox.acknowledge([ack(request)], clock.now())
+    done = outbox.get(request.id)
+    assert done is not None
+    assert (done.state, done.mdm_us_id) == (SyncRequestState.SYNCHRONIZED, TENANT_E)
+    again = outbox.acknowledge([ack(request, AckOutcome.DUPLICATE)], clock.now())
+    assert again.verdicts["STALE"] == 1
+
+
+def test_error_raises_a_todo_with_every_validation_and_resend_clears_it(
+        outbox: SqlOutbox, clock: FixedClock) -> None:
+    sent = {r.entity_id: r for r in send_all(outbox, clock)}
+    request = sent[TENANT_E]
+    report = outbox.acknowledge([ack(request, AckOutcome.ERROR, (MC, OVERLAP))], clock.now())
+    assert report.verdicts["ERROR"] == 1 and report.todos_raised == 1
+    failed = outbox.get(request.id)
+    assert failed is not None and failed.state is SyncRequestState.ERROR
+    assert [e.code for e in failed.errors] == ["D2-VALUSMC", "D2-USSPDTVAL"]
+    todo_type = ADMIN.todo_type_for("sync_error")
+    todo = outbox.store.read(lambda view: view.open_todo(todo_type, DrillKey(kind="sa",
+                                                                             id=TENANT_E)))
+    assert todo is not None
+    assert "D2-VALUSMC" in todo.message and "D2-USSPDTVAL" in todo.message
+    assert request.id in todo.message
+
+    resent = outbox.resend(request.id, clock.now())
+    assert (resent.id, resent.state) == (request.id, SyncRequestState.PENDING)
+    assert resent.version > request.version and resent.errors == ()
+    send_all(outbox, clock)
+    outbox.acknowledge([ack(resent)], clock.now())
+    resolved = outbox.store.read(lambda view: view.todo(todo.id))
+    assert resolved is not None and resolved.status is ToDoStatus.COMPLETE
+    assert "synchronized" in resolved.log[-1].comment
+
+
+def test_resend_refuses_a_request_that_is_not_in_error(outbox: SqlOutbox) -> None:
+    request = pending(outbox, TENANT_E)
+    with pytest.raises(InvalidCommand, match="only a request in ERROR"):
+        outbox.resend(request.id, dt.datetime(2025, 3, 3, tzinfo=dt.UTC))
+
+
+def test_order_sensitive_rejections_are_requeued_before_they_become_errors(
+        outbox: SqlOutbox, clock: FixedClock) -> None:
+    """Step 5.4: the tenant's US may reach MDM before the landlord's cancel."""
+    send_all(outbox, clock)
+    for attempt in range(ADMIN.installation.sync_retry_limit):
+        request = [r for r in outbox.find(entity_id=TENANT_E)][-1]
+        report = outbox.acknowledge([ack(request, AckOutcome.ERROR, (OVERLAP,))], clock.now())
+        assert report.verdicts["RETRY"] == 1, attempt
+        requeued = pending(outbox, TENANT_E)
+        assert requeued.retries == attempt + 1
+        send_all(outbox, clock)
+    request = outbox.find(entity_id=TENANT_E)[-1]
+    report = outbox.acknowledge([ack(request, AckOutcome.ERROR, (OVERLAP,))], clock.now())
+    assert report.verdicts["ERROR"] == 1 and report.todos_raised == 1
+
+
+def test_sync_timeout_turns_old_sent_requests_into_errors_with_a_todo(
+        outbox: SqlOutbox, clock: FixedClock) -> None:
+    send_all(outbox, clock)
+    assert outbox.time_out(clock.now()) == []
+    clock.advance(seconds=ADMIN.installation.sync_ack_timeout_minutes * 60)
+    timed_out = outbox.time_out(clock.now())
+    assert timed_out and all(r.state is SyncRequestState.ERROR for r in timed_out)
+    assert outbox.counts()["SENT"] == 0
+    todo_type = ADMIN.todo_type_for("sync_timeout")
+    todo = outbox.store.read(lambda view: view.open_todo(todo_type, DrillKey(kind="sa",
+                                                                             id=TENANT_E)))
+    assert todo is not None and "SYNC-TIMEOUT" in todo.message
+    assert outbox.time_out(clock.now()) == []  # idempotent
+
+
+def test_concurrent_refresh_of_one_pending_request_is_a_conflict(
+        outbox: SqlOutbox, clock: FixedClock) -> None:
+    request = pending(outbox, TENANT_E)
+    run(outbox, clock, RequestStop(account_id="A-TN-01", sa_ids=(TENANT_E,),
+                                   stop_date=dt.date(2025, 3, 14)))
+    # An acknowledgement decided on the version read before the refresh must not overwrite it.
+    from sync.storage.outbox import _save
+
+    with outbox.store.engine.begin() as connection, pytest.raises(ConcurrentUpdateError):
+        _save(connection, request, state="SENT")
