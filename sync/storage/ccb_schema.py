@@ -218,9 +218,10 @@ service_agreements = Table(
     Column("forwarding_address", Document),
     Column("audit", Document, nullable=False),
     Column("version", Integer, nullable=False),
-    # The activation batch scans pending starts by start date and pending stops by end date.
-    Index("ix_ccb_sa_status_start", "status", "start_date"),
-    Index("ix_ccb_sa_status_end", "status", "end_date"),
+    # The batches scan pending starts by start date and pending stops by end date, a page at
+    # a time in (date, id) order: with the id in the index a page is a pure range scan.
+    Index("ix_ccb_sa_status_start", "status", "start_date", "id"),
+    Index("ix_ccb_sa_status_end", "status", "end_date", "id"),
 )
 
 sa_sp_links = Table(
@@ -248,8 +249,8 @@ field_activities = Table(
     Column("status", String(16), nullable=False),
     Column("completed_at", UtcDateTime),
     Column("completion_read", Float),
-    # The near-read batch scans pending FAs by scheduled date.
-    Index("ix_ccb_fa_status_date", "status", "scheduled_date"),
+    # The near-read batch pages through pending FAs in (scheduled date, id) order.
+    Index("ix_ccb_fa_status_date", "status", "scheduled_date", "id"),
 )
 
 meter_reads = Table(
