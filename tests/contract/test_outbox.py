@@ -96,7 +96,7 @@ def test_a_later_change_refreshes_the_pending_request_with_a_new_version(
     assert after.version == before.version + 1
     message = decode_sync_message(after.payload)
     assert message.version == after.version
-    assert getattr(message, "sa_status") == "30"
+    assert message.sa_status == "30"
 
 
 def test_step_1_4_stop_request_enqueues_tenant_and_landlord_requests(
@@ -107,9 +107,9 @@ def test_step_1_4_stop_request_enqueues_tenant_and_landlord_requests(
     queued = outbox.next_batch(100)
     messages = [decode_sync_message(request.payload) for request in queued]
     by_id = {message.external_id: message for message in messages}
-    assert getattr(by_id[TENANT_E], "sa_status") == "30"
+    assert by_id[TENANT_E].sa_status == "30"
     landlord = [m for m in messages if getattr(m, "external_account_id", None) == "A-LL-01"]
-    assert [getattr(m, "sa_status") for m in landlord] == ["10"]
+    assert [m.sa_status for m in landlord] == ["10"]
     assert all(request.version == 2 for request in queued if request.entity_id == TENANT_E)
 
 
@@ -149,7 +149,7 @@ def test_an_account_change_reaches_the_snapshots_of_its_sas(
     queued = {request.entity_id for request in outbox.next_batch(100)}
     assert queued == {"SA-TN01-E", "SA-TN01-G"}
     message = decode_sync_message(pending(outbox, TENANT_E).payload)
-    assert getattr(message, "account").bill_cycle == "BC09"
+    assert message.account.bill_cycle == "BC09"
 
 
 def test_undoing_a_pending_change_discards_the_pending_request(
@@ -161,7 +161,8 @@ def test_undoing_a_pending_change_discards_the_pending_request(
     run(outbox, clock, CancelPendingStop(sa_id=TENANT_E))
     assert outbox.find(state=SyncRequestState.PENDING, entity_id=TENANT_E) == []
     undone = outbox.get(stop_request.id)
-    assert undone is not None and undone.state is SyncRequestState.DISCARDED
+    assert undone is not None
+    assert undone.state is SyncRequestState.DISCARDED
 
 
 def test_a_failed_unit_of_work_leaves_no_sync_request(outbox: SqlOutbox,
@@ -204,24 +205,29 @@ def test_error_raises_a_todo_with_every_validation_and_resend_clears_it(
     sent = {r.entity_id: r for r in send_all(outbox, clock)}
     request = sent[TENANT_E]
     report = outbox.acknowledge([ack(request, AckOutcome.ERROR, (MC, OVERLAP))], clock.now())
-    assert report.verdicts["ERROR"] == 1 and report.todos_raised == 1
+    assert report.verdicts["ERROR"] == 1
+    assert report.todos_raised == 1
     failed = outbox.get(request.id)
-    assert failed is not None and failed.state is SyncRequestState.ERROR
+    assert failed is not None
+    assert failed.state is SyncRequestState.ERROR
     assert [e.code for e in failed.errors] == ["D2-VALUSMC", "D2-USSPDTVAL"]
     todo_type = ADMIN.todo_type_for("sync_error")
     todo = outbox.store.read(lambda view: view.open_todo(todo_type, DrillKey(kind="sa",
                                                                              id=TENANT_E)))
     assert todo is not None
-    assert "D2-VALUSMC" in todo.message and "D2-USSPDTVAL" in todo.message
+    assert "D2-VALUSMC" in todo.message
+    assert "D2-USSPDTVAL" in todo.message
     assert request.id in todo.message
 
     resent = outbox.resend(request.id, clock.now())
     assert (resent.id, resent.state) == (request.id, SyncRequestState.PENDING)
-    assert resent.version > request.version and resent.errors == ()
+    assert resent.version > request.version
+    assert resent.errors == ()
     send_all(outbox, clock)
     outbox.acknowledge([ack(resent)], clock.now())
     resolved = outbox.store.read(lambda view: view.todo(todo.id))
-    assert resolved is not None and resolved.status is ToDoStatus.COMPLETE
+    assert resolved is not None
+    assert resolved.status is ToDoStatus.COMPLETE
     assert "synchronized" in resolved.log[-1].comment
 
 
@@ -244,7 +250,8 @@ def test_order_sensitive_rejections_are_requeued_before_they_become_errors(
         send_all(outbox, clock)
     request = outbox.find(entity_id=TENANT_E)[-1]
     report = outbox.acknowledge([ack(request, AckOutcome.ERROR, (OVERLAP,))], clock.now())
-    assert report.verdicts["ERROR"] == 1 and report.todos_raised == 1
+    assert report.verdicts["ERROR"] == 1
+    assert report.todos_raised == 1
 
 
 def test_sync_timeout_turns_old_sent_requests_into_errors_with_a_todo(
@@ -253,12 +260,14 @@ def test_sync_timeout_turns_old_sent_requests_into_errors_with_a_todo(
     assert outbox.time_out(clock.now()) == []
     clock.advance(seconds=ADMIN.installation.sync_ack_timeout_minutes * 60)
     timed_out = outbox.time_out(clock.now())
-    assert timed_out and all(r.state is SyncRequestState.ERROR for r in timed_out)
+    assert timed_out
+    assert all(r.state is SyncRequestState.ERROR for r in timed_out)
     assert outbox.counts()["SENT"] == 0
     todo_type = ADMIN.todo_type_for("sync_timeout")
     todo = outbox.store.read(lambda view: view.open_todo(todo_type, DrillKey(kind="sa",
                                                                              id=TENANT_E)))
-    assert todo is not None and "SYNC-TIMEOUT" in todo.message
+    assert todo is not None
+    assert "SYNC-TIMEOUT" in todo.message
     assert outbox.time_out(clock.now()) == []  # idempotent
 
 
