@@ -26,6 +26,7 @@ from sync.ccb.model import Address, ToDoStatus
 from sync.ccb.ports import CcbUnitOfWork, CcbView, IdSource
 from sync.cli import ccb_views
 from sync.cli.common import CliError, Context, Handler, add_json_flag, parse_date
+from sync.pipeline.stores import open_outbox
 from sync.storage.ccb import CcbStoreError, SqlCcbStore
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -36,13 +37,8 @@ def default_user() -> str:
 
 
 def open_store(context: Context) -> SqlCcbStore:
-    """The CCB store of the settings, its tables created when missing."""
-    url = context.settings.ccb_db_url
-    if url.startswith("sqlite:///") and ":memory:" not in url:
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    store = SqlCcbStore(url, clock=context.clock)
-    store.create_schema()
-    return store
+    """The CCB store of the settings with its sync outbox, its tables created when missing."""
+    return open_outbox(context.settings.ccb_db_url, context.admin, context.clock).store
 
 
 def refusals_as_cli_errors(handler: Handler) -> Handler:
