@@ -1,0 +1,171 @@
+"""The MDM worker over the ``Bus`` port (``memory://`` or ``kafka://``): no faust.
+
+One consumer without a group reads every partition of the sync topic from where the MDM store
+says it stopped (:mod:`sync.worker.resume`). Records are processed one by one in a worker
+thread (the store is blocking); after each batch the outboxes are published. On start, what a
+crash left unpublished is published before anything is read.
+
+A store outage stops the loop on the record that failed: it is retried with growing waits until
+the store answers or the worker is told to stop, and nothing after it is read meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+from sync.clock import Clock
+from sync.config.settings import Settings
+from sync.mdm.ports import ConsumerStorePort
+from sync.transport.bus import Bus, Consumer, TopicPartition
+from sync.worker.mdm_processor import ApplyRetry, MdmProcessor, SourceRecord, StoreUnavailableError
+from sync.worker.publisher import OutboxPublisher
+from sync.worker.resume import resume_offsets
+from sync.worker.stats import Verdict, WorkerStats
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class LoopTiming:
+    """Bounded waits: how long one poll waits for records, and the backoff of a store outage."""
+
+    poll_ms: int = 200
+    max_records: int = 500
+    outage_wait_s: float = 0.5
+    outage_max_wait_s: float = 10.0
+
+
+class MdmBusWorker:
+    def __init__(self, bus: Bus, store: ConsumerStorePort, settings: Settings, clock: Clock, *,
+                 stats: WorkerStats | None = None, retry: ApplyRetry | None = None,
+                 timing: LoopTiming | None = None) -> None:
+        self.bus = bus
+        self.topic = settings.topics.sync_requests
+        self.stats = stats or WorkerStats()
+        self.processor = MdmProcessor(store, clock, retry=retry, stats=self.stats)
+        self.publisher = OutboxPublisher(store, bus.publish_batch, settings, clock, self.stats)
+        self.timing = timing or LoopTiming()
+        self._store = store
+        self._clock = clock
+        self._consumer: Consumer | None = None
+
+    async def start(self) -> None:
+        """Publish what a crash left unpublished, then position a consumer after the last
+        consumed record of every partition."""
+        await self.publisher.publish_pending()
+        consumer = await self.bus.consumer([self.topic])
+        try:
+            consumed = await asyncio.to_thread(self._store.last_positions, self.topic)
+            ends = await self.bus.end_offsets(self.topic)
+            offsets = resume_offsets(self.topic, consumed,
+                                     await self.bus.beginning_offsets(self.topic), ends)
+            for partition, offset in offsets.items():
+                await consumer.seek(TopicPartition(self.topic, partition), offset)
+        except BaseException:
+            await consumer.stop()
+            raise
+        self._note_ends(ends)
+        self._consumer = consumer
+        self.stats.recovered()
+
+    async def stop(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            await consumer.stop()
+
+    async def run(self, stop_event: asyncio.Event) -> None:
+        """Consume until ``stop_event`` is set."""
+        await self.start()
+        try:
+            while not stop_event.is_set():
+                await self.poll(stop_event, self.timing.poll_ms)
+        finally:
+            await self.stop()
+
+    async def drain(self, stop_event: asyncio.Event | None = None) -> dict[Verdict, int]:
+        """Consume everything on the topic now (up to the end offsets as they are when called)
+        and publish the answers; returns the verdict counts of this drain. Starts the worker
+        when it is not started."""
+        if self._consumer is None:
+            await self.start()
+        stop = stop_event or asyncio.Event()
+        before = dict(self.stats.counts)
+        ends = await self.bus.end_offsets(self.topic)
+        while not stop.is_set() and not await self._reached(ends):
+            await self.poll(stop, self.timing.poll_ms)
+        await self.publisher.publish_pending()
+        return {verdict: count - before[verdict] for verdict, count in self.stats.counts.items()}
+
+    async def poll(self, stop_event: asyncio.Event, timeout_ms: int) -> int:
+        """Read one batch, process it, publish the answers; returns how many were read."""
+        consumer = self._require_started()
+        records = await consumer.getmany(timeout_ms=timeout_ms,
+                                         max_records=self.timing.max_records)
+        for record in records:
+            if not await self._process(SourceRecord.from_bus(record), stop_event):
+                return len(records)  # stopping during an outage: the record was not consumed
+        if records:
+            self._note_ends(await self.bus.end_offsets(self.topic))
+        await self._publish()
+        return len(records)
+
+    async def _process(self, record: SourceRecord, stop_event: asyncio.Event) -> bool:
+        """Process ``record``, waiting out a store outage; False if told to stop first."""
+        wait = self.timing.outage_wait_s
+        while True:
+            try:
+                await asyncio.to_thread(self.processor.process, record)
+            except StoreUnavailableError as error:
+                self.stats.failed(str(error), self._clock.now())
+                log.warning("%s; retrying %s in %.1f s", error, record.position, wait)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop_event.wait(), wait)
+                if stop_event.is_set():
+                    return False
+                wait = min(wait * 2, self.timing.outage_max_wait_s)
+                continue
+            self.stats.recovered()
+            return True
+
+    async def _publish(self) -> None:
+        try:
+            await self.publisher.publish_pending()
+        except Exception as error:  # stays in the outbox; the next batch tries again
+            self.stats.failed(f"publishing answers failed: {error}", self._clock.now())
+            log.warning("publishing answers failed (kept for the next try): %s", error)
+
+    async def _reached(self, ends: dict[int, int]) -> bool:
+        consumer = self._require_started()
+        for partition, end in ends.items():
+            if await consumer.position(TopicPartition(self.topic, partition)) < end:
+                return False
+        return True
+
+    def _note_ends(self, ends: dict[int, int]) -> None:
+        for partition, end in ends.items():
+            self.stats.end_offsets[(self.topic, partition)] = end
+
+    def _require_started(self) -> Consumer:
+        if self._consumer is None:
+            raise RuntimeError("the MDM worker is not started")
+        return self._consumer
+
+
+async def run_mdm_loop(bus: Bus, store: ConsumerStorePort, settings: Settings, clock: Clock,
+                       stop_event: asyncio.Event, *, stats: WorkerStats | None = None,
+                       retry: ApplyRetry | None = None, timing: LoopTiming | None = None,
+                       idle_exit: bool = False) -> WorkerStats:
+    """Run the bus worker until ``stop_event`` is set (or, with ``idle_exit``, until the topic
+    is drained); returns its stats."""
+    worker = MdmBusWorker(bus, store, settings, clock, stats=stats, retry=retry, timing=timing)
+    if idle_exit:
+        try:
+            await worker.drain(stop_event)
+        finally:
+            await worker.stop()
+    else:
+        await worker.run(stop_event)
+    return worker.stats

@@ -1,0 +1,183 @@
+"""One sync record in, its answer stored: decode, map, apply and acknowledge, or dead-letter.
+
+The processor knows no transport. A runner hands it records in offset order per partition and
+publishes what it stored (:mod:`sync.worker.publisher`). Every outcome is one store transaction
+that also records the record's position, so:
+
+- a crash before the commit re-reads the record; after it, the record is never read again, and
+  its acknowledgement (or dead letter) waits in the outbox to be published;
+- a record read twice (a runner that resumed too early) is answered once: the second time the
+  store reports the position as consumed and nothing changes.
+
+Failures that are the message's fault (undecodable, unmappable, an apply that keeps failing
+while the store answers) become dead letters and the stream goes on. A store that does not
+answer is nobody's message's fault: :class:`StoreUnavailableError` tells the runner to stop
+and retry the same record later, so nothing is skipped during an outage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tenacity import Retrying, stop_after_attempt, wait_exponential
+
+from sync.clock import Clock
+from sync.mapping.codec import DecodeError, decode_sync_message, encode
+from sync.mapping.messages import SyncMessage
+from sync.mapping.sa_to_us import acknowledgement_for, command_for
+from sync.mdm.commands import MdmCommand
+from sync.mdm.decision import ApplyDecision, Outcome
+from sync.mdm.ports import (
+    AckRecord,
+    Consumed,
+    ConsumedPosition,
+    ConsumerStorePort,
+    DeadLetterRecord,
+)
+from sync.transport.bus import Record
+from sync.worker.dead_letters import FailureKind, dead_letter_for, decode_failure
+from sync.worker.stats import Verdict, WorkerStats
+
+
+class StoreUnavailableError(Exception):
+    """The MDM store did not answer: the record was not consumed and must be tried again."""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    """A record of the sync topic as any transport delivers it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int | None = None
+
+    @classmethod
+    def from_bus(cls, record: Record) -> SourceRecord:
+        return cls(record.topic, record.partition, record.offset, record.key, record.value,
+                   record.timestamp_ms)
+
+    @property
+    def position(self) -> ConsumedPosition:
+        return ConsumedPosition(self.topic, self.partition, self.offset)
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyRetry:
+    """How often an apply that raises is tried before the message is dead-lettered."""
+
+    attempts: int = 4
+    initial_wait_s: float = 0.1
+    max_wait_s: float = 2.0
+
+    def retrying(self) -> Retrying:
+        return Retrying(stop=stop_after_attempt(self.attempts), reraise=True,
+                        wait=wait_exponential(multiplier=self.initial_wait_s,
+                                              max=self.max_wait_s))
+
+
+_OUTCOME_VERDICT = {Outcome.APPLIED: Verdict.APPLIED, Outcome.REJECTED: Verdict.REJECTED,
+                    Outcome.DUPLICATE: Verdict.DUPLICATE}
+
+
+class MdmProcessor:
+    """Consumes sync records into an MDM store. Blocking (database calls): async runners call
+    :meth:`process` from a worker thread."""
+
+    def __init__(self, store: ConsumerStorePort, clock: Clock, *,
+                 retry: ApplyRetry | None = None, stats: WorkerStats | None = None) -> None:
+        self.store = store
+        self.clock = clock
+        self.retry = retry or ApplyRetry()
+        self.stats = stats or WorkerStats()
+
+    def process(self, record: SourceRecord) -> Verdict:
+        verdict = self._consume(record)
+        self.stats.count(verdict)
+        self.stats.processed(record.topic, record.partition, record.offset)
+        return verdict
+
+    def _consume(self, record: SourceRecord) -> Verdict:
+        if record.value is None:
+            return self._dead_letter(record, FailureKind.TOMBSTONE, [(
+                "", "a tombstone (no value) carries no snapshot to apply")],
+                "tombstone: the record has a key and no value")
+        try:
+            message = decode_sync_message(record.value)
+        except DecodeError as error:
+            return self._dead_letter(record, *decode_failure(error))
+        try:
+            command = command_for(message)
+        except Exception as error:  # a bug or a gap in the mapping: the message cannot pass
+            return self._dead_letter(record, FailureKind.MAPPING_FAILED,
+                                     [("", _describe(error))],
+                                     f"mapping_failed: {_describe(error)}")
+        try:
+            consumed = self._with_retries(record, message, command)
+        except StoreUnavailableError:
+            raise
+        except Exception as error:
+            return self._dead_letter(record, FailureKind.APPLY_FAILED, [("", _describe(error))],
+                                     f"apply_failed after {self.retry.attempts} attempts: "
+                                     f"{_describe(error)}")
+        if consumed is None:
+            return Verdict.ALREADY_CONSUMED
+        if consumed.decision is None:
+            return Verdict.SYNCHRONIZED
+        return _OUTCOME_VERDICT[consumed.decision.outcome]
+
+    def _with_retries(self, record: SourceRecord, message: SyncMessage,
+                      command: MdmCommand | None) -> Consumed | None:
+        """What the store did; raises the last error once the attempts are used up."""
+        acknowledge = self._acknowledger(message)
+        try:
+            for attempt in self.retry.retrying():
+                with attempt:
+                    return self.store.consume(record.position, command, acknowledge)
+        except Exception as error:
+            self._require_reachable(error)
+            raise
+        raise AssertionError("unreachable: tenacity returns or raises")  # pragma: no cover
+
+    def _acknowledger(self, message: SyncMessage) -> Callable[[ApplyDecision | None], AckRecord]:
+        def acknowledge(decision: ApplyDecision | None) -> AckRecord:
+            ack = acknowledgement_for(message, decision, self.clock.now())
+            return AckRecord(sync_request_id=ack.sync_request_id,
+                             entity_type=ack.entity_type.value, entity_id=ack.entity_id,
+                             version=ack.version, outcome=ack.outcome.value,
+                             document=encode(ack).decode("utf-8"))
+        return acknowledge
+
+    def _dead_letter(self, record: SourceRecord, failure: FailureKind,
+                     problems: list[tuple[str, str]], message: str) -> Verdict:
+        letter = dead_letter_for(
+            topic=record.topic, partition=record.partition, offset=record.offset,
+            key=record.key, value=record.value, timestamp_ms=record.timestamp_ms,
+            failure=failure, problems=problems, message=message, at=self.clock.now())
+        try:
+            stored = self.store.dead_letter(record.position, DeadLetterRecord(
+                record.key, failure.value, letter.model_dump_json(by_alias=True)))
+        except Exception as error:
+            self._require_reachable(error)
+            raise StoreUnavailableError(
+                f"cannot store the dead letter of {record.position}: {_describe(error)}"
+            ) from error
+        return Verdict.DEAD_LETTERED if stored else Verdict.ALREADY_CONSUMED
+
+    def _require_reachable(self, cause: Exception) -> None:
+        """Raise :class:`StoreUnavailableError` when the store does not answer a ping: the
+        failure is then the outage, not the message."""
+        try:
+            self.store.ping()
+        except Exception as error:
+            raise StoreUnavailableError(
+                f"MDM store unreachable: {_describe(error)} (while: {_describe(cause)})"
+            ) from cause
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error).splitlines()[0] if str(error) else ""
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
