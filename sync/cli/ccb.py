@@ -24,7 +24,7 @@ from sync.ccb.errors import CcbError
 from sync.ccb.loading import MasterDataError, load_master_data, parse_text
 from sync.ccb.model import Address, ToDoStatus
 from sync.ccb.ports import CcbUnitOfWork, CcbView, IdSource
-from sync.cli import ccb_views
+from sync.cli import ccb_sync, ccb_views
 from sync.cli.common import CliError, Context, Handler, add_json_flag, parse_date
 from sync.pipeline.stores import open_outbox
 from sync.storage.ccb import CcbStoreError, SqlCcbStore
@@ -230,6 +230,7 @@ def register(commands: Subparsers) -> None:
     _register_todo(sub)
     _register_contact(sub)
     ccb_views.register(sub, _command)
+    ccb_sync.register(sub, _command)
 
 
 def _load(context: Context, args: argparse.Namespace) -> int:
