@@ -1,13 +1,14 @@
 """CSR and system commands on CCB service (inputs only; the handlers are in
-:mod:`sync.ccb.stop_start` and :mod:`sync.ccb.premises`, dispatched by
-:func:`sync.ccb.dispatch.unit_of_work`)."""
+:mod:`sync.ccb.stop_start`, :mod:`sync.ccb.premises` and :mod:`sync.ccb.finance_commands`,
+dispatched by :func:`sync.ccb.dispatch.unit_of_work`)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from decimal import Decimal
 
-from sync.ccb.model import Address
+from sync.ccb.model import Address, FtKind
 
 DEFAULT_USER = "csr1"
 
@@ -142,6 +143,47 @@ class StopAtChildPremises:
     user: str = DEFAULT_USER
 
 
+@dataclass(frozen=True)
+class AddFinancialTransaction:
+    """Freeze a bill segment, payment or adjustment on an SA; ``amount`` is what the customer
+    owes because of it (a payment is negative). A stopped SA whose balance reaches zero after
+    its final bill closes; a closed SA that gets a new FT is reactivated (steps 7.3-7.4)."""
+
+    sa_id: str
+    kind: FtKind
+    amount: Decimal
+    closing_bill_segment: bool = False
+    adjustment_type: str | None = None
+    user: str = DEFAULT_USER
+
+
+@dataclass(frozen=True)
+class CancelFinancialTransaction:
+    """Steps 6.7-7.0: cancel a bill segment, payment or adjustment with a reason (admin
+    ``ft_cancel_reasons``)."""
+
+    ft_id: str
+    reason: str
+    user: str = DEFAULT_USER
+
+
+@dataclass(frozen=True)
+class CancelSa:
+    """Steps 7.1-7.2: cancel an SA created or stopped in error, once every FT is canceled."""
+
+    sa_id: str
+    user: str = DEFAULT_USER
+
+
+@dataclass(frozen=True)
+class ReinstateSa:
+    """Steps 7.6-7.9: a stopped, reactivated or closed SA back to active, with its sub SAs."""
+
+    sa_id: str
+    user: str = DEFAULT_USER
+
+
 Command = (RequestStop | StartService | ChangeStopDate | ChangeStartDate | CancelPendingStop
            | CancelPendingStart | ActivateSa | StopSa | CompleteFieldActivity
-           | AssignLandlordAgreement | GroupPremises | StopAtChildPremises)
+           | AssignLandlordAgreement | GroupPremises | StopAtChildPremises
+           | AddFinancialTransaction | CancelFinancialTransaction | CancelSa | ReinstateSa)

@@ -6,18 +6,22 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from sync.ccb import details, premises, stop_start
+from sync.ccb import details, finance_commands, premises, stop_start
 from sync.ccb.changes import Changes
 from sync.ccb.commands import (
     ActivateSa,
+    AddFinancialTransaction,
     AssignLandlordAgreement,
+    CancelFinancialTransaction,
     CancelPendingStart,
     CancelPendingStop,
+    CancelSa,
     ChangeStartDate,
     ChangeStopDate,
     Command,
     CompleteFieldActivity,
     GroupPremises,
+    ReinstateSa,
     RequestStop,
     StartService,
     StopAtChildPremises,
@@ -42,6 +46,10 @@ HANDLERS: dict[type[Any], Callable[..., Changes]] = {
     details.ChangePersonDetails: details.change_person_details,
     details.ChangeAccountDetails: details.change_account_details,
     details.UpdatePendingStop: details.update_pending_stop,
+    AddFinancialTransaction: finance_commands.add_financial_transaction,
+    CancelFinancialTransaction: finance_commands.cancel_financial_transaction,
+    CancelSa: finance_commands.cancel_service_agreement,
+    ReinstateSa: finance_commands.reinstate_service_agreement,
 }
 
 

@@ -26,6 +26,7 @@ from sync.ccb.fieldwork import (
     missing_fieldwork,
     reschedule_field_activities,
 )
+from sync.ccb.finance import ZERO, balance, closing_bill_segments, frozen, money
 from sync.ccb.model import (
     Address,
     AuditEntry,
@@ -97,6 +98,17 @@ def transition(work: Work, sa: ServiceAgreement, action: Action, details: str = 
     changed = sa.model_copy(update={**updates, "status": to_status,
                                     "audit": (*sa.audit, entry)})
     return work.save_sa(changed)
+
+
+def record(work: Work, sa: ServiceAgreement, action: str, line: str) -> ServiceAgreement:
+    """Write what happened to the SA without a status change into its audit log, and note it
+    for the user."""
+    current = work.sa(sa.id) or sa
+    # Same status on both sides: the audit chain of transitions stays unbroken.
+    entry = AuditEntry(at=work.now, user=work.user, action=action, from_status=current.status,
+                       to_status=current.status, details=line)
+    work.note(line)
+    return work.save_sa(current.model_copy(update={"audit": (*current.audit, entry)}))
 
 
 def _check_stop_after_start(sa: ServiceAgreement, stop_date: dt.date) -> None:
@@ -253,3 +265,82 @@ def stop(work: Work, sa: ServiceAgreement, details: str = "") -> ServiceAgreemen
 
     run_stop_consequences(work, stopped)
     return stopped
+
+
+# --- after the stop: close, reactivate, reinstate, cancel (steps 6.5-7.9) ------------------
+
+AFTER_STOP = (_S.STOPPED, _S.REACTIVATED, _S.CLOSED)
+
+
+def close_blocker(work: Work, sa: ServiceAgreement) -> str | None:
+    """Why a stopped or reactivated SA cannot be closed now (None: it can)."""
+    fts = work.financial_transactions_of_sa(sa.id)
+    if not closing_bill_segments(fts):
+        return "its final bill (a closing bill segment) is not out"
+    owed = balance(fts)
+    if owed != ZERO:
+        return f"its balance is {money(owed)}, not zero"
+    return None
+
+
+def settle(work: Work, sa: ServiceAgreement, event: str) -> ServiceAgreement:
+    """Steps 7.3-7.4, after a financial ``event`` on the SA: a closed SA is reactivated by it
+    (60 -> 50); a stopped or reactivated SA whose final bill is out and whose balance is zero
+    is closed (40/50 -> 60)."""
+    current = work.sa(sa.id) or sa
+    if current.status is _S.CLOSED:
+        current = transition(work, current, Action.REACTIVATE, f"{event} after close")
+        work.note(f"SA {sa.id} reactivated: {event} after close")
+    if current.status in (_S.STOPPED, _S.REACTIVATED) and close_blocker(work, current) is None:
+        current = transition(work, current, Action.CLOSE, "balance zero after the final bill")
+        work.note(f"SA {sa.id} closed: balance zero after the final bill")
+    return current
+
+
+def reinstate_blocker(work: Work, sa: ServiceAgreement) -> str | None:
+    """Why the SA (and its sub SAs after the stop) cannot be reinstated (None: it can)."""
+    closing = closing_bill_segments(work.financial_transactions_of_sa(sa.id))
+    if closing:
+        return (f"closing bill segment {', '.join(ft.id for ft in closing)} must be canceled"
+                " first")
+    for sub in work.sub_sas(sa.id):
+        if sub.status in AFTER_STOP and reinstate_blocker(work, sub) is not None:
+            return f"sub SA {sub.id}: {reinstate_blocker(work, sub)}"
+    return None
+
+
+def reinstate(work: Work, sa: ServiceAgreement, details: str = "") -> ServiceAgreement:
+    """Steps 7.6-7.9: a stopped, reactivated or closed SA back to active, keeping its billing
+    history. End date, stop reads and the link stop dates that ended with it are cleared, and
+    its sub SAs after the stop come back with it."""
+    next_status(sa, Action.REINSTATE)
+    blocker = reinstate_blocker(work, sa)
+    if blocker is not None:
+        raise InvalidTransition(sa.id, sa.status, Action.REINSTATE.value, blocker)
+    old_end = sa.end_date
+    changed = transition(work, sa, Action.REINSTATE, details, end_date=None, stopped_by=None)
+    for link in work.links_of_sa(sa.id):
+        if link.stop_date is not None and link.stop_date == old_end:
+            work.save_link(link.model_copy(update={"stop_date": None, "stop_read": None}))
+    work.note(f"SA {sa.id} reinstated: active again")
+    for sub in work.sub_sas(sa.id):
+        if sub.status in AFTER_STOP:
+            reinstate(work, sub, f"master SA {sa.id} reinstated")
+    return changed
+
+
+def cancel_sa(work: Work, sa: ServiceAgreement, details: str = "") -> ServiceAgreement:
+    """Steps 7.1-7.2: cancel an SA created or stopped in error (final); every FT of the SA
+    must be canceled first. Its pending field activities are canceled."""
+    next_status(sa, Action.CANCEL_SA)
+    open_fts = frozen(work.financial_transactions_of_sa(sa.id))
+    if open_fts:
+        raise InvalidTransition(sa.id, sa.status, Action.CANCEL_SA.value,
+                                "financial transaction "
+                                + ", ".join(sorted(ft.id for ft in open_fts))
+                                + " not canceled; cancel every FT of the SA first")
+    changed = transition(work, sa, Action.CANCEL_SA, details)
+    cancel_field_activities(work, changed, FaPurpose.START)
+    cancel_field_activities(work, changed, FaPurpose.STOP)
+    work.note(f"SA {sa.id} canceled")
+    return changed

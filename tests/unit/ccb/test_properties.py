@@ -114,6 +114,9 @@ def command_for(world: World, step: Step) -> list[Command]:
     return []
 
 
+ACTIONS = {action.value for action in Action}
+
+
 def assert_invariants(world: World) -> None:
     sas = {sa.id: sa for sa in world.store.all_sas()}
     for sa in sas.values():
@@ -121,6 +124,9 @@ def assert_invariants(world: World) -> None:
         previous: SaStatus | None = SaStatus.ACTIVE if sa.id.startswith("SA-T") else None
         for entry in sa.audit:
             assert entry.from_status == previous, (sa.id, sa.audit)
+            if entry.action not in ACTIONS:  # a record such as a stop consequence
+                assert entry.to_status == entry.from_status, (sa.id, entry)
+                continue
             assert TRANSITIONS[(entry.from_status, Action(entry.action))] == entry.to_status
             previous = entry.to_status
         if sa.audit:
