@@ -1,0 +1,33 @@
+"""Batch jobs: the registry, the chunked runner, reports and the schedule loop.
+
+This is the application layer between the CCB batch rules (``sync.ccb.batches``, pure) and the
+entry points (``c2m-sync batch``, the benchmark): it selects items through the store's batch
+queries and runs the rules over them in chunked units of work.
+"""
+
+from sync.batches.ports import BatchQueries, NoProgress, Progress, Selection, UnitStore
+from sync.batches.registry import (
+    BatchJob,
+    BatchUsageError,
+    JobContext,
+    JobRegistry,
+    jobs,
+    load_jobs,
+)
+from sync.batches.report import BatchReport, ItemError
+
+__all__ = [
+    "BatchJob",
+    "BatchQueries",
+    "BatchReport",
+    "BatchUsageError",
+    "ItemError",
+    "JobContext",
+    "JobRegistry",
+    "NoProgress",
+    "Progress",
+    "Selection",
+    "UnitStore",
+    "jobs",
+    "load_jobs",
+]

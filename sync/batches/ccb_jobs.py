@@ -1,0 +1,117 @@
+"""The CCB batch jobs (SPEC.md section 4): each selects its items through the batch queries
+and runs its domain step (``sync.ccb.batches``) over them in chunked units of work."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sync.batches.ports import Selection
+from sync.batches.registry import BatchUsageError, JobContext, jobs
+from sync.batches.report import BatchReport
+from sync.ccb.batches import (
+    BatchStep,
+    FaCompletionRow,
+    ItemOutcome,
+    activate_or_stop,
+    complete_row,
+    complete_with_near_read,
+    create_missing_fas,
+    flag_old_pending,
+    needs_fieldwork_types,
+    old_pending,
+    parse_upload,
+    pending_monitor,
+    raise_due_reminders,
+)
+from sync.ccb.work import Work
+
+
+@dataclass(frozen=True)
+class SelectionJob:
+    """A job that runs ``step`` over the ids ``select`` picks, ``entity`` naming them."""
+
+    code: str
+    description: str
+    entity: str
+    select: Callable[[JobContext], Selection]
+    step: BatchStep
+    prefetch_sas: bool = False
+
+    def run(self, context: JobContext) -> BatchReport:
+        report = BatchReport(self.code, context.date())
+        selection = self.select(context)
+        context.progress.start(self.code, selection.count())
+        context.runner(self.code).run(
+            report, selection.chunks(context.chunk_size), self.step, self.entity,
+            prefetch=context.queries.prefetch_sas if self.prefetch_sas else None)
+        return report
+
+
+@dataclass(frozen=True)
+class FaUploadJob:
+    """``FACOMPL``: the rows of ``--file`` (CSV or JSON); bad rows reported, good rows applied."""
+
+    code: str = "FACOMPL"
+    description: str = ("complete field activities from an upload file (--file, CSV or JSON:"
+                        " fa_id, completed_at, read_value)")
+
+    def run(self, context: JobContext) -> BatchReport:
+        if context.file is None:
+            raise BatchUsageError(f"{self.code} needs --file (a CSV or JSON upload)")
+        try:
+            text = context.file.read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            reason = getattr(error, "strerror", None) or str(error)
+            raise BatchUsageError(f"{context.file}: cannot read file: {reason}") from None
+        rows, problems = parse_upload(text, str(context.file),
+                                      context.admin.installation.base_time_zone)
+        report = BatchReport(self.code, context.date())
+        for problem in problems:
+            report.fail("row", str(problem.row), problem.reason)
+        by_key = {str(row.row): row for row in rows}
+        context.progress.start(self.code, len(rows) + len(problems))
+        context.progress.advance(len(problems))
+        keys = list(by_key)
+        chunks = (keys[index:index + context.chunk_size]
+                  for index in range(0, len(keys), context.chunk_size))
+        context.runner(self.code).run(report, chunks, _row_step(by_key), "row")
+        report.errors.sort(key=lambda error: int(error.entity_id)
+                           if error.entity_id.isdigit() else 0)
+        return report
+
+
+def _row_step(rows: dict[str, FaCompletionRow]) -> BatchStep:
+    def step(work: Work, key: str) -> ItemOutcome:
+        return complete_row(work, rows[key])
+
+    return step
+
+
+SAACT = jobs.register(SelectionJob(
+    "SAACT", "activate due pending starts and stop due pending stops; To Do when not ready"
+    " (steps 5.9, 6.0)", "SA",
+    lambda c: c.queries.due_pending_sas(c.date()), activate_or_stop, prefetch_sas=True))
+
+PSASPM = jobs.register(SelectionJob(
+    "PSASPM", "create missing field activities for pending starts/stops within the lead days"
+    " (step 1.6)", "SA",
+    lambda c: c.queries.pending_sas_up_to(pending_monitor.horizon(c.admin, c.date()),
+                                          needs_fieldwork_types(c.admin)),
+    create_missing_fas, prefetch_sas=True))
+
+TD_SSFTL = jobs.register(SelectionJob(
+    "TD-SSFTL", "To Do for pending starts/stops older than the threshold (steps 5.9, 6.0)",
+    "SA", lambda c: c.queries.pending_sas_before(old_pending.cutoff(c.admin, c.date())),
+    flag_old_pending, prefetch_sas=True))
+
+FANRMRCO = jobs.register(SelectionJob(
+    "FANRMRCO", "complete pending field activities from a near regular read, prorated"
+    " (step 1.9b)", "FA",
+    lambda c: c.queries.pending_fas_up_to(c.date()), complete_with_near_read))
+
+FACOMPL = jobs.register(FaUploadJob())
+
+TD_CCCB = jobs.register(SelectionJob(
+    "TD-CCCB", "To Do for customer contact reminders that are due (seed 002)", "contact",
+    lambda c: c.queries.contacts_with_reminders_due(c.date()), raise_due_reminders))

@@ -1,0 +1,106 @@
+"""The batch job registry: what ``c2m-sync batch list/run/schedule`` offers.
+
+A job is anything with a ``code``, a ``description`` and ``run(context) -> BatchReport``
+(:class:`BatchJob`); adding one is a :meth:`JobRegistry.register` call in the module that
+defines it, plus that module's name in :data:`JOB_MODULES`. The context hands the job
+everything it may use: settings, admin data, the clock and the run's business date, the CCB
+store and its batch queries, the ``--file`` option and a progress callback.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from sync.batches.ports import BatchQueries, NoProgress, Progress, UnitStore
+from sync.batches.report import BatchReport
+from sync.batches.runner import ChunkedRunner
+from sync.clock import Clock
+from sync.config.admin import AdminConfig
+from sync.config.settings import Settings
+
+# Modules that register jobs when imported (the lead's sync jobs are added here).
+JOB_MODULES = ("sync.batches.ccb_jobs",)
+
+DEFAULT_CHUNK_SIZE = 500
+
+
+class BatchUsageError(ValueError):
+    """A batch asked for something it cannot do (unknown code, a missing or unreadable
+    ``--file``); nothing was run."""
+
+
+@dataclass
+class JobContext:
+    admin: AdminConfig
+    clock: Clock
+    store: UnitStore
+    queries: BatchQueries
+    settings: Settings | None = None
+    file: Path | None = None
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+    progress: Progress = field(default_factory=NoProgress)
+    business_date: dt.date | None = None  # None: the clock's business date
+
+    def date(self) -> dt.date:
+        return self.business_date if self.business_date is not None \
+            else self.clock.business_date()
+
+    def runner(self, code: str) -> ChunkedRunner:
+        """A runner whose units of work are done by user ``code`` on the run's date."""
+        return ChunkedRunner(self.store, self.admin, self.clock, self.date(), code,
+                             self.progress)
+
+
+class BatchJob(Protocol):
+    @property
+    def code(self) -> str: ...
+
+    @property
+    def description(self) -> str: ...
+
+    def run(self, context: JobContext) -> BatchReport: ...
+
+
+class JobRegistry:
+    def __init__(self) -> None:
+        self._jobs: dict[str, BatchJob] = {}
+
+    def register(self, job: BatchJob) -> BatchJob:
+        existing = self._jobs.get(job.code)
+        if existing is not None and existing is not job:
+            raise ValueError(f"batch {job.code!r} is already registered ({existing!r})")
+        self._jobs[job.code] = job
+        return job
+
+    def get(self, code: str) -> BatchJob:
+        try:
+            return self._jobs[code]
+        except KeyError:
+            known = ", ".join(self._jobs) or "none"
+            raise BatchUsageError(f"unknown batch {code!r} (known: {known})") from None
+
+    def all(self) -> list[BatchJob]:
+        return list(self._jobs.values())
+
+    def run(self, code: str, context: JobContext) -> BatchReport:
+        """Run one job and time it."""
+        job = self.get(code)
+        started = time.perf_counter()
+        report = job.run(context)
+        report.seconds = time.perf_counter() - started
+        return report
+
+
+jobs = JobRegistry()
+
+
+def load_jobs() -> JobRegistry:
+    """The registry with every job module imported."""
+    for module in JOB_MODULES:
+        importlib.import_module(module)
+    return jobs

@@ -1,0 +1,98 @@
+"""Running a batch step over a selection in chunked units of work.
+
+Each chunk of item ids (a few hundred) is one unit of work, so a run costs one transaction per
+chunk rather than per item, and a crash loses at most the chunk in flight. When a chunk's unit
+fails (one bad SA, a concurrent update by a CSR), the chunk is retried item by item, each in its
+own unit: one bad item is reported with its reason and the others are applied. A database that
+is unreachable or locked beyond its timeout is not an item's fault: the run stops with it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from sync.batches.ports import NoProgress, Progress, UnitStore
+from sync.batches.report import BatchReport
+from sync.ccb.batches.common import BatchStep, ChunkDecision, decide_chunk
+from sync.ccb.changes import Changes
+from sync.ccb.errors import CcbError
+from sync.ccb.ports import CcbUnitOfWork, CcbView, IdSource
+from sync.clock import Clock
+from sync.config.admin import AdminConfig
+
+# Errors of the database itself, not of an item: retrying item by item would only repeat them.
+FATAL_ERRORS: tuple[type[Exception], ...] = (OperationalError, InterfaceError)
+
+Prefetch = Callable[[CcbView, Sequence[str]], CcbView]
+
+
+def describe(error: Exception) -> str:
+    """An error as a report line: domain errors already name the entity and field."""
+    if isinstance(error, CcbError):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
+
+
+@dataclass
+class ChunkedRunner:
+    store: UnitStore
+    admin: AdminConfig
+    clock: Clock
+    business_date: dt.date
+    user: str
+    progress: Progress = NoProgress()  # noqa: RUF009 - stateless default
+
+    def run(self, report: BatchReport, chunks: Iterable[Sequence[str]], step: BatchStep,
+            entity: str, prefetch: Prefetch | None = None) -> None:
+        for chunk in chunks:
+            if not chunk:
+                continue
+            self._run_chunk(report, list(chunk), step, entity, prefetch)
+            self.progress.advance(len(chunk))
+
+    def _run_chunk(self, report: BatchReport, chunk: list[str], step: BatchStep, entity: str,
+                   prefetch: Prefetch | None) -> None:
+        try:
+            self._apply(report, chunk, step, prefetch)
+            return
+        except FATAL_ERRORS:
+            raise
+        except Exception as error:
+            if len(chunk) == 1:
+                report.fail(entity, chunk[0], describe(error))
+                return
+        for item_id in chunk:
+            try:
+                self._apply(report, [item_id], step, prefetch)
+            except FATAL_ERRORS:
+                raise
+            except Exception as error:
+                report.fail(entity, item_id, describe(error))
+
+    def _apply(self, report: BatchReport, item_ids: list[str], step: BatchStep,
+               prefetch: Prefetch | None) -> None:
+        decided: list[ChunkDecision] = []
+        self.store.execute(self._unit(item_ids, step, prefetch, decided))
+        decision = decided[-1]
+        report.count(decision.outcomes, _todos_created(decision.changes))
+
+    def _unit(self, item_ids: list[str], step: BatchStep, prefetch: Prefetch | None,
+              decided: list[ChunkDecision]) -> CcbUnitOfWork:
+        now = self.clock.now()
+
+        def unit(view: CcbView, ids: IdSource) -> Changes:
+            source = prefetch(view, item_ids) if prefetch is not None else view
+            decision = decide_chunk(source, ids, self.admin, self.business_date, now,
+                                    self.user, item_ids, step)
+            decided.append(decision)
+            return decision.changes
+
+        return unit
+
+
+def _todos_created(changes: Changes) -> int:
+    return sum(1 for entry in changes.todos.values() if entry.version == 1)

@@ -1,0 +1,77 @@
+"""What every batch step shares: its outcome, the chunk it runs in, and To Do housekeeping."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sync.ccb.changes import Changes
+from sync.ccb.model import DrillKey, ToDoLogEntry, ToDoStatus
+from sync.ccb.ports import CcbView, IdSource
+from sync.ccb.todo import SYSTEM_USER, raise_todo, todo_type_code
+from sync.ccb.work import Work
+from sync.config.admin import AdminConfig
+
+
+class Result(StrEnum):
+    CHANGED = "changed"  # the item moved on (activated, stopped, FA created or completed, ...)
+    TODO = "todo"  # it cannot move on: an open To Do says why
+    UNCHANGED = "unchanged"  # nothing to do for it (not due, already handled, To Do open)
+
+
+@dataclass(frozen=True)
+class ItemOutcome:
+    entity: str  # "SA", "FA", "contact", "row"
+    entity_id: str
+    result: Result
+    detail: str = ""
+
+
+BatchStep = Callable[[Work, str], ItemOutcome]
+"""One batch rule applied to one item; records its changes in ``work.changes``."""
+
+
+@dataclass(frozen=True)
+class ChunkDecision:
+    changes: Changes
+    outcomes: tuple[ItemOutcome, ...]
+
+
+def decide_chunk(view: CcbView, ids: IdSource, admin: AdminConfig, today: dt.date,
+                 now: dt.datetime, user: str, item_ids: Sequence[str],
+                 step: BatchStep) -> ChunkDecision:
+    """Apply ``step`` to each item in turn in one unit of work; later items see the earlier
+    items' decisions (an SA stopped earlier in the chunk is stopped for the next one)."""
+    work = Work(view, ids, admin, today, now, user)
+    outcomes = tuple(step(work, item_id) for item_id in item_ids)
+    return ChunkDecision(work.changes, outcomes)
+
+
+def raise_batch_todo(work: Work, purpose: str, drill_key: DrillKey, message: str,
+                     *, role: str | None = None) -> bool:
+    """Raise the To Do for ``purpose`` unless one is open for the key; True when created."""
+    raised = raise_todo(work, work.ids, work.admin, purpose, drill_key, message, work.now,
+                        role=role, changes=work.changes)
+    return raised.created
+
+
+def resolve_todos(work: Work, drill_key: DrillKey, purposes: Sequence[str],
+                  resolution: str) -> None:
+    """Complete the open To Dos the batches raised for ``drill_key`` once the exception they
+    report is gone, so that the worklist only shows what still needs a person."""
+    for purpose in purposes:
+        if purpose not in work.admin.todo_for:
+            continue
+        entry = work.open_todo(todo_type_code(work.admin, purpose), drill_key)
+        if entry is None or entry.status is ToDoStatus.COMPLETE:
+            continue
+        stored = work.base.todo(entry.id)
+        version = entry.version if stored is None or entry.id in work.changes.todos \
+            else stored.version + 1
+        log = (*entry.log, ToDoLogEntry(at=work.now, user=SYSTEM_USER,
+                                        comment=f"resolved: {resolution}"))
+        work.changes.put_todo(entry.model_copy(update={
+            "status": ToDoStatus.COMPLETE, "log": log, "version": version}))
+        work.note(f"To Do {entry.id} completed: {resolution}")

@@ -1,0 +1,213 @@
+"""``c2m-sync batch list|run|schedule``: the CCB batch processes (SPEC.md section 4).
+
+``run CODE`` runs one job against the CCB store (``--ccb-db-url``) and prints its report:
+counts of items examined, changed and To Dos raised, and one line per item it could not process.
+``--date D`` runs it as of business date D (the same as ``--business-date``). A run with item
+errors exits 1 (the other items are applied); a run that cannot start (unknown code, missing
+``--file``) prints one line and exits 1. On a terminal a progress bar is drawn on stderr; never
+under ``--json`` or when stderr is not a terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import TypeAlias
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.progress import Progress as RichProgressBar
+
+from sync.batches import BatchReport, BatchUsageError, JobContext, NoProgress, Progress, load_jobs
+from sync.batches.schedule import parse_period, run_every
+from sync.ccb.errors import CcbError
+from sync.cli.ccb import open_store
+from sync.cli.common import CliError, Context, add_json_flag, parse_date
+from sync.storage.ccb import CcbStoreError, SqlCcbStore
+from sync.storage.ccb_batch_queries import SqlBatchQueries
+
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+class BarProgress:
+    """A rich progress bar on stderr for the duration of a ``with`` block."""
+
+    def __init__(self, console: Console) -> None:
+        self._bar = RichProgressBar(TextColumn("{task.description}"), BarColumn(),
+                                    MofNCompleteColumn(), TimeElapsedColumn(),
+                                    TimeRemainingColumn(), console=console)
+        self._task: TaskID | None = None
+
+    def __enter__(self) -> BarProgress:
+        self._bar.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self._bar.stop()
+
+    def start(self, description: str, total: int | None) -> None:
+        self._task = self._bar.add_task(description, total=total)
+
+    def advance(self, count: int) -> None:
+        if self._task is not None:
+            self._bar.advance(self._task, count)
+
+
+def _progress_wanted(context: Context) -> bool:
+    return not context.json_output and sys.stderr.isatty()
+
+
+def _job_context(context: Context, args: argparse.Namespace, progress: Progress,
+                 ) -> tuple[JobContext, SqlCcbStore]:
+    store = open_store(context)
+    job_context = JobContext(admin=context.admin, clock=context.clock, store=store,
+                             queries=SqlBatchQueries(store.engine), settings=context.settings,
+                             file=getattr(args, "file", None), chunk_size=args.chunk_size,
+                             progress=progress)
+    return job_context, store
+
+
+def _run_job(context: Context, args: argparse.Namespace, code: str) -> BatchReport:
+    registry = load_jobs()
+    registry.get(code)  # an unknown code fails before the store is opened
+    if _progress_wanted(context):
+        with BarProgress(Console(stderr=True)) as bar:
+            return _run_with(context, args, code, bar)
+    return _run_with(context, args, code, NoProgress())
+
+
+def _run_with(context: Context, args: argparse.Namespace, code: str,
+              progress: Progress) -> BatchReport:
+    job_context, store = _job_context(context, args, progress)
+    try:
+        return load_jobs().run(code, job_context)
+    finally:
+        store.dispose()
+
+
+def _print_report(context: Context, report: BatchReport, json_lines: bool = False) -> None:
+    if context.json_output:
+        print(json.dumps(report.to_dict(), indent=None if json_lines else 2))
+        return
+    print(report.summary())
+    for error in report.errors:
+        print(f"  error: {error.line()}")
+
+
+def _run(context: Context, args: argparse.Namespace) -> int:
+    if args.date is not None:
+        # "--date D" is this run's business date; the store's clock follows it too.
+        context.args.business_date = args.date
+    try:
+        report = _run_job(context, args, args.code)
+    except (BatchUsageError, CcbError, CcbStoreError) as error:
+        raise CliError(str(error)) from None
+    _print_report(context, report)
+    return 1 if report.errors else 0
+
+
+def _list(context: Context, args: argparse.Namespace) -> int:
+    registry = load_jobs()
+    rows = [{"code": job.code, "description": job.description} for job in registry.all()]
+    context.emit(rows, lambda: context.table("Batch jobs", ["code", "description"],
+                                             [[row["code"], row["description"]]
+                                              for row in rows]))
+    return 0
+
+
+def _schedule(context: Context, args: argparse.Namespace) -> int:
+    try:
+        period = parse_period(args.every)
+    except ValueError as error:
+        raise CliError(str(error)) from None
+    registry = load_jobs()
+    try:
+        for code in args.codes:
+            registry.get(code)
+    except BatchUsageError as error:
+        raise CliError(str(error)) from None
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+        # A second Ctrl-C interrupts the round in progress (its open chunk is rolled back).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    failures = 0
+
+    def one_round(number: int) -> None:
+        nonlocal failures
+        for code in args.codes:
+            try:
+                report = _run_job(context, args, code)
+            except (BatchUsageError, CcbError, CcbStoreError) as error:
+                failures += 1
+                print(f"error: {code}: {error}", file=sys.stderr)
+                continue
+            failures += 1 if report.errors else 0
+            _print_report(context, report, json_lines=True)
+            sys.stdout.flush()
+
+    try:
+        run_every(period, one_round, stop, max_runs=args.max_runs)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 1 if failures else 0
+
+
+def _chunk_size(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid chunk size {text!r}") from None
+    if not 1 <= value <= 5000:
+        raise argparse.ArgumentTypeError(f"chunk size {value} out of range 1..5000")
+    return value
+
+
+def register(commands: Subparsers) -> None:
+    batch = commands.add_parser("batch", help="CCB batch processes: list, run, schedule")
+    sub = batch.add_subparsers(dest="batch_command", required=True, metavar="ACTION")
+
+    listing = sub.add_parser("list", help="the batch jobs and what they do")
+    add_json_flag(listing)
+    listing.set_defaults(handler=_list)
+
+    run = sub.add_parser("run", help="run one batch job now",
+                         description="Run one batch job and print its report.")
+    run.add_argument("code", help="batch code (see 'batch list')")
+    run.add_argument("--date", type=parse_date,
+                     help="business date of this run, YYYY-MM-DD (default: the clock's)")
+    run.add_argument("--file", type=Path, help="upload file (FACOMPL: CSV or JSON)")
+    run.add_argument("--chunk-size", type=_chunk_size, default=500,
+                     help="items per unit of work (default 500)")
+    add_json_flag(run)
+    run.set_defaults(handler=_run)
+
+    schedule = sub.add_parser(
+        "schedule", help="run batch jobs every period until stopped (SIGTERM, Ctrl-C)",
+        description="Run the jobs one after the other every period; stops after --max-runs "
+                    "rounds or on SIGTERM / Ctrl-C (the round in progress finishes first). "
+                    "Under --json each report is one JSON line.")
+    schedule.add_argument("codes", nargs="+", metavar="CODE")
+    schedule.add_argument("--every", required=True, help="period: 30s, 15m, 1h, 1d")
+    schedule.add_argument("--max-runs", type=int, help="stop after this many rounds")
+    schedule.add_argument("--file", type=Path, help="upload file (FACOMPL)")
+    schedule.add_argument("--chunk-size", type=_chunk_size, default=500)
+    add_json_flag(schedule)
+    schedule.set_defaults(handler=_schedule)

@@ -1,0 +1,218 @@
+"""The CCB batches' selections over SQL, and a view that prefetches a chunk's SAs.
+
+Selections cost in proportion to the *due* rows, not the table: each is a range scan of an
+index on ``(status, date, id)`` (``ccb_schema``), read a page at a time with keyset pagination
+(``(date, id) > (last date, last id)``), each page in a short read transaction of its own. So a
+run never holds a read snapshot open while it writes (SQLite's write-ahead log can checkpoint,
+PostgreSQL's vacuum is not held back), and rows that the run has already moved on (a different
+status) simply drop out of the next page.
+
+:class:`PrefetchedSaView` answers the per-SA reads of the lifecycle (the SA, its links, FAs, sub
+SAs, account, the account's SAs and main person, the SA's open To Dos) for a whole chunk from
+eight queries instead of several per SA; any other read goes to the database as usual.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, Engine, false, func, select, tuple_
+
+from sync.ccb.model import (
+    Account,
+    DrillKey,
+    FaStatus,
+    FieldActivity,
+    Person,
+    SaSpLink,
+    SaStatus,
+    ServiceAgreement,
+    ToDoEntry,
+    ToDoStatus,
+)
+from sync.ccb.ports import CcbView
+from sync.storage import ccb_schema as schema
+from sync.storage.ccb_view import SqlCcbView
+
+_SA = schema.service_agreements.c
+_FA = schema.field_activities.c
+_CONTACT = schema.contacts.c
+
+
+@dataclass(frozen=True)
+class _Part:
+    """One index range: rows of ``table`` matching ``where``, in (``key``, id) order."""
+
+    where: tuple[ColumnElement[bool], ...]
+    key: Any
+    id: Any
+
+
+class KeysetSelection:
+    """Ids from one or more index ranges, a page at a time, in a short transaction each."""
+
+    def __init__(self, engine: Engine, *parts: _Part) -> None:
+        self._engine = engine
+        self._parts = parts
+
+    def count(self) -> int:
+        with self._engine.connect() as connection:
+            return sum(int(connection.execute(
+                select(func.count()).select_from(part.id.table).where(*part.where)
+            ).scalar_one()) for part in self._parts)
+
+    def chunks(self, size: int) -> Iterator[list[str]]:
+        if size < 1:
+            raise ValueError(f"chunk size must be at least 1 (got {size})")
+        for part in self._parts:
+            last: tuple[Any, str] | None = None
+            while True:
+                query = select(part.key, part.id).where(*part.where)
+                if last is not None:
+                    query = query.where(tuple_(part.key, part.id) > tuple_(*last))
+                query = query.order_by(part.key, part.id).limit(size)
+                with self._engine.connect() as connection:
+                    rows = connection.execute(query).all()
+                if not rows:
+                    break
+                yield [str(row[1]) for row in rows]
+                if len(rows) < size:
+                    break
+                last = (rows[-1][0], str(rows[-1][1]))
+
+
+class SqlBatchQueries:
+    """:class:`~sync.batches.ports.BatchQueries` over the CCB store's database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def _sas(self, *parts: tuple[tuple[ColumnElement[bool], ...], Any]) -> KeysetSelection:
+        return KeysetSelection(self._engine, *(_Part(where, key, _SA.id)
+                                               for where, key in parts))
+
+    def due_pending_sas(self, business_date: dt.date) -> KeysetSelection:
+        return self._sas(
+            ((_SA.status == SaStatus.PENDING_START.value, _SA.start_date <= business_date),
+             _SA.start_date),
+            ((_SA.status == SaStatus.PENDING_STOP.value, _SA.end_date <= business_date),
+             _SA.end_date))
+
+    def pending_sas_up_to(self, last_date: dt.date, sa_types: Sequence[str]) -> KeysetSelection:
+        of_type = _SA.sa_type.in_(list(sa_types)) if sa_types else false()
+        # A pending start's stop date is never before its start date, so the first range
+        # already holds every pending start whose stop date is due too.
+        return self._sas(
+            ((_SA.status == SaStatus.PENDING_START.value, _SA.start_date <= last_date, of_type),
+             _SA.start_date),
+            ((_SA.status == SaStatus.PENDING_STOP.value, _SA.end_date <= last_date, of_type),
+             _SA.end_date))
+
+    def pending_sas_before(self, cutoff: dt.date) -> KeysetSelection:
+        return self._sas(
+            ((_SA.status == SaStatus.PENDING_START.value, _SA.start_date < cutoff),
+             _SA.start_date),
+            ((_SA.status == SaStatus.PENDING_STOP.value, _SA.end_date < cutoff), _SA.end_date))
+
+    def pending_fas_up_to(self, last_date: dt.date) -> KeysetSelection:
+        return KeysetSelection(self._engine, _Part(
+            (_FA.status == FaStatus.PENDING.value, _FA.scheduled_date <= last_date),
+            _FA.scheduled_date, _FA.id))
+
+    def contacts_with_reminders_due(self, business_date: dt.date) -> KeysetSelection:
+        return KeysetSelection(self._engine, _Part(
+            (_CONTACT.next_reminder_date <= business_date,), _CONTACT.next_reminder_date,
+            _CONTACT.id))
+
+    def prefetch_sas(self, view: CcbView, sa_ids: Sequence[str]) -> CcbView:
+        if not isinstance(view, SqlCcbView):
+            return view
+        return PrefetchedSaView(view, sa_ids)
+
+
+def _group(items: list[Any], attribute: str) -> dict[str, list[Any]]:
+    grouped: dict[str, list[Any]] = defaultdict(list)
+    for item in items:
+        grouped[getattr(item, attribute)].append(item)
+    return grouped
+
+
+class PrefetchedSaView(SqlCcbView):
+    """A :class:`SqlCcbView` that already holds what the lifecycle reads about ``sa_ids``."""
+
+    def __init__(self, view: SqlCcbView, sa_ids: Sequence[str]) -> None:
+        super().__init__(view.connection)
+        ids = list(dict.fromkeys(sa_ids))
+        self._ids = frozenset(ids)
+        chosen: list[ServiceAgreement] = self._many(schema.SAS, _SA.id.in_(ids))
+        subs: list[ServiceAgreement] = self._many(schema.SAS, _SA.master_sa_id.in_(ids))
+        self._account_ids = frozenset(sa.account_id for sa in chosen)
+        of_accounts: list[ServiceAgreement] = self._many(
+            schema.SAS, _SA.account_id.in_(self._account_ids))
+        self._sas: dict[str, ServiceAgreement] = {
+            sa.id: sa for sa in (*chosen, *subs, *of_accounts)}
+        self._subs = _group(subs, "master_sa_id")
+        self._of_account = _group(of_accounts, "account_id")
+        links: list[SaSpLink] = self._many(schema.LINKS,
+                                           schema.sa_sp_links.c.sa_id.in_(ids))
+        self._links = _group(links, "sa_id")
+        fas: list[FieldActivity] = self._many(schema.FIELD_ACTIVITIES, _FA.sa_id.in_(ids))
+        self._fas = _group(fas, "sa_id")
+        accounts: list[Account] = self._many(schema.ACCOUNTS,
+                                             schema.accounts.c.id.in_(self._account_ids))
+        self._accounts = {account.id: account for account in accounts}
+        persons: list[Person] = self._many(schema.PERSONS, schema.persons.c.id.in_(
+            {account.main_person_id for account in accounts}))
+        self._persons = {person.id: person for person in persons}
+        todo = schema.todos.c
+        todos: list[ToDoEntry] = self._many(
+            schema.TODOS, todo.drill_kind == "sa", todo.drill_id.in_(ids),
+            todo.status != ToDoStatus.COMPLETE.value)
+        self._todos = {entry.id: entry for entry in todos}
+        self._open_todos = {(entry.todo_type, entry.drill_key.id): entry for entry in todos}
+
+    def sa(self, sa_id: str) -> ServiceAgreement | None:
+        found = self._sas.get(sa_id)
+        return found if found is not None else super().sa(sa_id)
+
+    def sub_sas(self, master_sa_id: str) -> list[ServiceAgreement]:
+        if master_sa_id in self._ids:
+            return list(self._subs.get(master_sa_id, []))
+        return super().sub_sas(master_sa_id)
+
+    def sas_of_account(self, account_id: str) -> list[ServiceAgreement]:
+        if account_id in self._account_ids:
+            return list(self._of_account.get(account_id, []))
+        return super().sas_of_account(account_id)
+
+    def links_of_sa(self, sa_id: str) -> list[SaSpLink]:
+        if sa_id in self._ids:
+            return list(self._links.get(sa_id, []))
+        return super().links_of_sa(sa_id)
+
+    def field_activities_of_sa(self, sa_id: str) -> list[FieldActivity]:
+        if sa_id in self._ids:
+            return list(self._fas.get(sa_id, []))
+        return super().field_activities_of_sa(sa_id)
+
+    def account(self, account_id: str) -> Account | None:
+        if account_id in self._account_ids:
+            return self._accounts.get(account_id)
+        return super().account(account_id)
+
+    def person(self, person_id: str) -> Person | None:
+        found = self._persons.get(person_id)
+        return found if found is not None else super().person(person_id)
+
+    def open_todo(self, todo_type: str, drill_key: DrillKey) -> ToDoEntry | None:
+        if drill_key.kind == "sa" and drill_key.id in self._ids:
+            return self._open_todos.get((todo_type, drill_key.id))
+        return super().open_todo(todo_type, drill_key)
+
+    def todo(self, todo_id: str) -> ToDoEntry | None:
+        found = self._todos.get(todo_id)
+        return found if found is not None else super().todo(todo_id)
