@@ -1,16 +1,18 @@
 """Dashboard alerts of an account (step 1.3, Control Central), derived, never stored.
 
 Pending start, pending stop, stopped SA highlight (``C1-STOP-SA``) and the landlord indicator
-come from the account's SAs and the premises they serve; sync-error and To Do alerts are added
-by the modules that own those entities.
+come from the account's SAs and the premises they serve. A sync error alert comes from an open
+sync error or timeout To Do on one of the account's SAs (see :mod:`sync.ccb.sync_requests`): it
+stays until the SA is synchronized again, which completes the To Do.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sync.ccb.model import SaStatus
+from sync.ccb.model import DrillKey, SaStatus
 from sync.ccb.ports import CcbView
 from sync.ccb.reversion import effective_landlord_agreement
 
@@ -69,13 +71,30 @@ class LandlordIndicator:
         return f"Landlord: {role} premise {self.premise_id} ({self.agreement_id})"
 
 
-Alert = PendingStartAlert | PendingStopAlert | StoppedSaHighlight | LandlordIndicator
+@dataclass(frozen=True)
+class SyncErrorAlert:
+    """MDM rejected (or never answered) the SA's latest sync request."""
+
+    sa_id: str
+    todo_id: str
+    todo_type: str
+
+    @property
+    def text(self) -> str:
+        return f"Sync error: SA {self.sa_id} is not synchronized with MDM (To Do {self.todo_id})"
 
 
-def account_alerts(view: CcbView, account_id: str) -> list[Alert]:
+Alert = (PendingStartAlert | PendingStopAlert | StoppedSaHighlight | LandlordIndicator
+         | SyncErrorAlert)
+
+
+def account_alerts(view: CcbView, account_id: str,
+                   sync_todo_types: Sequence[str] = ()) -> list[Alert]:
     """The account's alerts: one per pending start, pending stop and stopped SA, then one
-    landlord indicator per premise under a landlord agreement."""
+    landlord indicator per premise under a landlord agreement, then one per SA with an open To
+    Do of ``sync_todo_types`` (the sync error and timeout types)."""
     alerts: list[Alert] = []
+    sync_alerts: list[Alert] = []
     premise_ids: list[str] = []
     for sa in sorted(view.sas_of_account(account_id), key=lambda sa: (sa.start_date, sa.id)):
         if sa.status is SaStatus.PENDING_START:
@@ -87,10 +106,15 @@ def account_alerts(view: CcbView, account_id: str) -> list[Alert]:
         if (sa.premise_id is not None and sa.status is not SaStatus.CANCELED
                 and sa.premise_id not in premise_ids):
             premise_ids.append(sa.premise_id)
+        for todo_type in sync_todo_types:
+            entry = view.open_todo(todo_type, DrillKey(kind="sa", id=sa.id))
+            if entry is not None:
+                sync_alerts.append(SyncErrorAlert(sa.id, entry.id, todo_type))
+                break
     for premise_id in premise_ids:
         agreement = effective_landlord_agreement(view, premise_id)
         if agreement is not None:
             alerts.append(LandlordIndicator(premise_id, agreement.id,
                                             agreement.landlord_account_id,
                                             agreement.landlord_account_id == account_id))
-    return alerts
+    return alerts + sync_alerts

@@ -173,6 +173,11 @@ def timeout_error(timeout: dt.timedelta) -> SyncError:
 # --- To Do entries and alerts ------------------------------------------------------------------
 
 
+def sync_todo_types(admin: AdminConfig) -> tuple[str, ...]:
+    """The To Do types that report sync problems (what the account's sync alert looks for)."""
+    return (admin.todo_type_for("sync_error"), admin.todo_type_for("sync_timeout"))
+
+
 def drill_key_for(request: SyncRequest) -> DrillKey:
     """An SA's sync problems point at the SA (so its account shows an alert); other entities'
     at the request."""

@@ -16,6 +16,7 @@ from sync.ccb.model import Account, ToDoStatus
 from sync.ccb.ports import CcbView
 from sync.ccb.premises import premise_tree
 from sync.ccb.search import SearchBy, search
+from sync.ccb.sync_requests import sync_todo_types
 from sync.cli import ccb_review
 from sync.cli.common import CliError, Context, Handler
 from sync.storage.ccb_view import SqlCcbView
@@ -113,7 +114,8 @@ def _account(context: Context, args: argparse.Namespace) -> int:
                      "end_date": sa.end_date, "premise_id": sa.premise_id,
                      "info": describe_sa(admin, view, sa)}
                     for sa in view.sas_of_account(account.id)],
-            "alerts": [_alert_json(alert) for alert in account_alerts(view, account.id)],
+            "alerts": [_alert_json(alert) for alert in account_alerts(
+                view, account.id, sync_todo_types(admin))],
             "contacts": [contact.id for contact in view.contacts_of_person(person.id)]
             if person else [],
         }

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from sync.ccb.alerts import SyncErrorAlert, account_alerts
 from sync.ccb.changes import Changes
 from sync.ccb.commands import CancelPendingStop, RequestStop
 from sync.ccb.dispatch import unit_of_work
@@ -15,7 +16,7 @@ from sync.ccb.errors import ConcurrentUpdateError, InvalidCommand
 from sync.ccb.loading import load_master_data, parse_text
 from sync.ccb.model import DrillKey, ToDoStatus
 from sync.ccb.ports import CcbView, IdSource
-from sync.ccb.sync_requests import SyncRequest, SyncRequestState
+from sync.ccb.sync_requests import SyncRequest, SyncRequestState, sync_todo_types
 from sync.clock import FixedClock
 from sync.config.admin import load_admin_config
 from sync.mapping.codec import decode_sync_message
@@ -281,3 +282,19 @@ def test_concurrent_refresh_of_one_pending_request_is_a_conflict(
 
     with outbox.store.engine.begin() as connection, pytest.raises(ConcurrentUpdateError):
         _save(connection, request, state="SENT")
+
+
+def test_a_sync_error_shows_as_an_account_alert_until_resynchronized(
+        outbox: SqlOutbox, clock: FixedClock) -> None:
+    sent = {r.entity_id: r for r in send_all(outbox, clock)}
+    outbox.acknowledge([ack(sent[TENANT_E], AckOutcome.ERROR, (MC,))], clock.now())
+    types = sync_todo_types(ADMIN)
+    alerts = outbox.store.read(lambda view: account_alerts(view, "A-TN-01", types))
+    [alert] = [a for a in alerts if isinstance(a, SyncErrorAlert)]
+    assert alert.sa_id == TENANT_E
+    assert "not synchronized" in alert.text
+    resent = outbox.resend(sent[TENANT_E].id, clock.now())
+    send_all(outbox, clock)
+    outbox.acknowledge([ack(resent)], clock.now())
+    alerts = outbox.store.read(lambda view: account_alerts(view, "A-TN-01", types))
+    assert not [a for a in alerts if isinstance(a, SyncErrorAlert)]
