@@ -1,0 +1,185 @@
+"""The MDM worker as a faust-streaming agent (pinned 0.15.3; docs/worker.md has the reasons).
+
+faust delivers the records; everything that decides correctness stays ours:
+
+- **Resume from the store.** When partitions are assigned, the offsets after the last record the
+  MDM store consumed are committed for the group and sought to. faust seeks every assigned
+  partition to the group's committed offsets once its rebalance completes (after the
+  ``on_partitions_assigned`` signal), so committing the store's offsets is what makes that seek
+  land right; the seek alone would be overridden. A partition the store never read starts at
+  its beginning. faust's own periodic commits only ever trail the store.
+- **Skip what is consumed.** A record below the resume offset (faust fetched it before the seek)
+  is skipped without a database round trip; the store's unique source position catches any
+  other re-read.
+- **Nothing escapes the agent.** An exception leaving a faust agent acks the record and loses
+  it: the processor turns message failures into dead letters, and a store outage is waited out
+  on the same record, inside the loop.
+- **Raw bytes in.** Key and value use the ``raw`` codec; the codec of ``sync.mapping`` decodes,
+  so a bad message is a dead letter with its bytes, not a faust deserialization crash.
+- **faust creates no topics.** The sync topic is declared as it is (external, its partition
+  count) and topic declaration is off; ``c2m-sync topics create`` owns topic settings. The
+  leader topic faust would otherwise create is disabled too.
+- **Answers go out through the Bus port** (an idempotent ``acks=all`` producer), after each
+  record and on a timer, and first of all on every assignment (what a crash left unpublished).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import faust
+
+from sync.clock import Clock
+from sync.config.settings import Settings
+from sync.mdm.ports import ConsumerStorePort
+from sync.transport.bus import Bus
+from sync.worker.health import HealthCheck
+from sync.worker.mdm_processor import ApplyRetry, MdmProcessor, SourceRecord, StoreUnavailableError
+from sync.worker.publisher import OutboxPublisher
+from sync.worker.resume import resume_offsets
+from sync.worker.stats import Verdict, WorkerStats
+
+log = logging.getLogger(__name__)
+
+APP_ID = "c2m-sync-mdm"
+PUBLISH_EVERY_S = 0.5
+OUTAGE_WAIT_S = 0.5
+OUTAGE_MAX_WAIT_S = 10.0
+
+
+def build_app(settings: Settings, store: ConsumerStorePort, clock: Clock, publisher_bus: Bus,
+              *, stats: WorkerStats | None = None, retry: ApplyRetry | None = None,
+              app_id: str = APP_ID, web_port: int = 0, web_host: str = "127.0.0.1",
+              data_dir: Path | None = None, session_timeout_s: float = 10.0) -> faust.App:
+    """A faust app consuming ``settings.topics.sync_requests`` into ``store``; answers are
+    published through ``publisher_bus`` (started by the caller). ``web_port`` 0 disables
+    faust's web server, else it serves ``GET /health`` there."""
+    stats = stats or WorkerStats()
+    topic_name = settings.topics.sync_requests
+    app = faust.App(
+        app_id,
+        broker=f"kafka://{settings.kafka_bootstrap_servers}",
+        autodiscover=False,
+        datadir=str(data_dir or Path(tempfile.gettempdir()) / f"{app_id}-data"),
+        key_serializer="raw", value_serializer="raw",
+        topic_allow_declare=False, topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        # A worker killed without leaving the group holds its partitions until this passes.
+        broker_session_timeout=session_timeout_s,
+        broker_heartbeat_interval=max(1.0, session_timeout_s / 4),
+        broker_rebalance_timeout=session_timeout_s * 2,
+        web_enabled=web_port > 0, web_port=web_port or 6066, web_bind=web_host,
+        web_host=web_host,
+    )
+    topic = app.topic(topic_name, key_type=bytes, value_type=bytes, key_serializer="raw",
+                      value_serializer="raw", partitions=settings.topic_partitions,
+                      internal=False, allow_empty=True)
+    processor = MdmProcessor(store, clock, retry=retry, stats=stats)
+    publisher = OutboxPublisher(store, publisher_bus.publish_batch, settings, clock, stats)
+    # partition -> first offset not yet consumed, as of the last assignment
+    resume_from: dict[int, int] = {}
+
+    async def publish() -> None:
+        try:
+            await publisher.publish_pending()
+        except Exception as error:  # stays in the outbox; the timer tries again
+            stats.failed(f"publishing answers failed: {error}", clock.now())
+            log.warning("publishing answers failed (kept for the next try): %s", error)
+
+    async def resume(_app: faust.App, assigned: set[Any], **_: Any) -> None:
+        await publish()
+        partitions = sorted((tp for tp in assigned if tp.topic == topic_name),
+                            key=lambda tp: tp.partition)
+        if not partitions:
+            return
+        consumer: Any = app.consumer  # the driver's consumer: ``_commit`` takes any offsets
+        beginning = await consumer.earliest_offsets(*partitions)
+        ends = await consumer.highwaters(*partitions)
+        consumed = await asyncio.to_thread(store.last_positions, topic_name)
+        offsets = resume_offsets(
+            topic_name, consumed, {tp.partition: beginning[tp] for tp in partitions},
+            {tp.partition: ends[tp] for tp in partitions})
+        by_tp = {tp: offsets[tp.partition] for tp in partitions}
+        # faust's recovery seeks to the committed offsets after this signal: commit ours.
+        if not await consumer._commit(by_tp):
+            raise RuntimeError(f"could not commit resume offsets {by_tp} for {app_id}")
+        for tp, offset in by_tp.items():
+            await consumer.seek(tp, offset)
+        resume_from.update(offsets)
+        for tp in partitions:
+            stats.end_offsets[(topic_name, tp.partition)] = ends[tp]
+        stats.recovered()
+        log.info("resuming %s at %s", topic_name, offsets)
+
+    app.on_partitions_assigned.connect(resume)  # type: ignore[arg-type]
+
+    @app.agent(topic, concurrency=1)
+    async def consume(stream: Any) -> None:
+        async for event in stream.events():
+            message = event.message
+            record = SourceRecord(message.topic, message.partition, message.offset,
+                                  message.key, message.value,
+                                  None if message.timestamp is None
+                                  else int(message.timestamp * 1000))
+            if record.offset < resume_from.get(record.partition, 0):
+                stats.count(Verdict.ALREADY_CONSUMED)
+                continue
+            await _process(processor, record, stats, clock)
+            stats.end_offsets[(topic_name, record.partition)] = max(
+                stats.end_offsets.get((topic_name, record.partition), 0),
+                app.consumer.highwater(message.tp))
+            await publish()
+
+    @app.timer(PUBLISH_EVERY_S)  # type: ignore[untyped-decorator]
+    async def flush() -> None:
+        await publish()
+
+    if web_port > 0:
+        check = HealthCheck(stats, store)
+
+        @app.page("/health")
+        async def health(view: Any, _request: Any) -> Any:
+            status, body = await check.report()
+            return view.json(body, status=status)
+
+    return app
+
+
+async def _process(processor: MdmProcessor, record: SourceRecord, stats: WorkerStats,
+                   clock: Clock) -> None:
+    """Process one record, waiting out a store outage on it: nothing may leave the agent."""
+    wait = OUTAGE_WAIT_S
+    while True:
+        try:
+            await asyncio.to_thread(processor.process, record)
+        except StoreUnavailableError as error:
+            stats.failed(str(error), clock.now())
+        except Exception as error:  # a bug: keep the record, say so, try again
+            stats.failed(f"unexpected {type(error).__name__}: {error}", clock.now())
+            log.exception("processing %s failed", record.position)
+        else:
+            stats.recovered()
+            return
+        log.warning("retrying %s in %.1f s: %s", record.position, wait, stats.last_error)
+        await asyncio.sleep(wait)
+        wait = min(wait * 2, OUTAGE_MAX_WAIT_S)
+
+
+async def run_faust_worker(app: faust.App, stop_event: asyncio.Event) -> None:
+    """Run ``app`` in the running event loop until ``stop_event`` is set or the app crashes
+    (its crash reason is raised)."""
+    await app.start()
+    try:
+        while not stop_event.is_set() and not app._crashed.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop_event.wait(), 0.5)
+    finally:
+        await app.stop()
+    reason = app._crash_reason
+    if reason is not None:
+        raise reason

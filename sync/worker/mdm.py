@@ -1,0 +1,110 @@
+"""Entry point of the MDM worker: ``run_mdm_worker`` (what ``c2m-sync worker mdm`` calls), and
+``python -m sync.worker.mdm`` to run it on its own.
+
+The engine is ``faust`` (a faust-streaming agent; Kafka only) or ``loop`` (the same processor
+over the ``Bus`` port: ``memory://`` or ``kafka://``). SIGTERM and SIGINT stop it cleanly: the
+record in hand is finished, answers are published, the consumer leaves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+from sync.clock import Clock, clock_for
+from sync.config.admin import AdminConfig, load_admin_config
+from sync.config.settings import Settings, load_settings
+from sync.storage.mdm import MdmStore
+from sync.transport.bus import bus_for
+from sync.worker.health import HealthCheck, start_health_server
+from sync.worker.mdm_loop import run_mdm_loop
+from sync.worker.stats import WorkerStats
+
+Engine = Literal["faust", "loop"]
+log = logging.getLogger("sync.worker")
+
+
+async def run_mdm_worker(settings: Settings, admin: AdminConfig, clock: Clock,
+                         stop_event: asyncio.Event, *, health_port: int = 0,
+                         health_host: str = "127.0.0.1", engine: Engine = "faust",
+                         stats: WorkerStats | None = None) -> WorkerStats:
+    """Consume the sync topic into the MDM store at ``settings.mdm_db_url`` (schema created
+    when missing) until ``stop_event`` is set. ``health_port`` 0 serves no health endpoint."""
+    if engine == "faust" and not settings.broker_url.startswith("kafka://"):
+        raise ValueError(f"the faust engine needs a kafka:// broker, not "
+                         f"{settings.broker_url!r}; use --engine loop for memory://")
+    stats = stats or WorkerStats()
+    store = MdmStore(settings.mdm_db_url, admin)
+    bus = bus_for(settings.broker_url)
+    try:
+        await asyncio.to_thread(store.create_schema)
+        await bus.start()
+        if engine == "faust":
+            from sync.worker.faust_app import build_app, run_faust_worker
+
+            app = build_app(settings, store, clock, bus, stats=stats, web_port=health_port,
+                            web_host=health_host)
+            await run_faust_worker(app, stop_event)
+            return stats
+        server = (await start_health_server(HealthCheck(stats, store), health_port, health_host)
+                  if health_port > 0 else None)
+        try:
+            return await run_mdm_loop(bus, store, settings, clock, stop_event, stats=stats)
+        finally:
+            if server is not None:
+                server.close()
+                await server.wait_closed()
+    finally:
+        await bus.stop()
+        store.dispose()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sync.worker.mdm",
+                                     description="Run the MDM worker.")
+    parser.add_argument("--broker", help="kafka://HOST:PORT or memory:// (C2M_SYNC_BROKER_URL)")
+    parser.add_argument("--mdm-db-url", help="MDM database URL (C2M_SYNC_MDM_DB_URL)")
+    parser.add_argument("--admin-config", type=Path, help="admin data YAML file")
+    parser.add_argument("--engine", choices=["faust", "loop"], default="faust")
+    parser.add_argument("--health-port", type=int, default=0,
+                        help="serve GET /health on this port (0: no endpoint)")
+    parser.add_argument("--health-host", default="127.0.0.1")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings({"broker_url": args.broker, "mdm_db_url": args.mdm_db_url,
+                                  "admin_config": args.admin_config})
+        admin = load_admin_config(settings.admin_config)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    clock = clock_for(settings.business_date, admin.installation.base_time_zone)
+    return asyncio.run(_serve(settings, admin, clock, args.engine, args.health_port,
+                              args.health_host))
+
+
+async def _serve(settings: Settings, admin: AdminConfig, clock: Clock, engine: Engine,
+                 health_port: int, health_host: str) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        stats = await run_mdm_worker(settings, admin, clock, stop, health_port=health_port,
+                                     health_host=health_host, engine=engine)
+    except Exception as error:
+        log.error("MDM worker stopped: %s: %s", type(error).__name__, error)
+        return 1
+    log.info("MDM worker stopped: %s", stats.snapshot()["counts"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
