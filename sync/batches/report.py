@@ -45,6 +45,7 @@ class BatchReport:
         for outcome in outcomes:
             if outcome.result is Result.CHANGED:
                 self.changed += 1
+            self.changed += len(outcome.also_changed)
             if outcome.result is not Result.UNCHANGED and len(self.details) < self.max_details:
                 self.details.append(f"{outcome.entity} {outcome.entity_id}: {outcome.detail}")
 

@@ -36,13 +36,15 @@ def activate_or_stop(work: Work, sa_id: str) -> ItemOutcome:
     if sa.status is SaStatus.PENDING_START:
         if sa.start_date > work.today:
             return _not_due(sa, f"start date {sa.start_date.isoformat()} not reached")
+        with_master = _activate_due_master(work, sa)
         blocker = activation_blocker(work, sa)
         if blocker is not None:
             return _stuck(work, sa, "activated", blocker)
         activate(work, sa, f"activation batch ({CODE})")
         resolve_todos(work, DrillKey(kind="sa", id=sa.id), STUCK_PURPOSES,
                       f"SA activated by {CODE} on {work.today.isoformat()}")
-        return ItemOutcome("SA", sa.id, Result.CHANGED, "activated")
+        detail = f"activated with master SA {with_master[0]}" if with_master else "activated"
+        return ItemOutcome("SA", sa.id, Result.CHANGED, detail, also_changed=with_master)
     if sa.status is SaStatus.PENDING_STOP:
         if sa.end_date is None or sa.end_date > work.today:
             when = sa.end_date.isoformat() if sa.end_date else "none"
@@ -56,6 +58,20 @@ def activate_or_stop(work: Work, sa_id: str) -> ItemOutcome:
         return ItemOutcome("SA", sa.id, Result.CHANGED, "stopped")
     # Selected as pending but changed since (a CSR, or an earlier SA of the chunk).
     return _not_due(sa, f"status {sa.status.value} ({sa.status.label}): nothing to do")
+
+
+def _activate_due_master(work: Work, sa: ServiceAgreement) -> tuple[str, ...]:
+    """A sub SA may only follow an active master: when the master is itself a due pending
+    start, activate it first, whatever order the run meets them in."""
+    if sa.master_sa_id is None:
+        return ()
+    master = work.sa(sa.master_sa_id)
+    if master is None or master.status is not SaStatus.PENDING_START:
+        return ()
+    if master.start_date > work.today or activation_blocker(work, master) is not None:
+        return ()
+    outcome = activate_or_stop(work, master.id)
+    return (master.id, *outcome.also_changed) if outcome.result is Result.CHANGED else ()
 
 
 def _not_due(sa: ServiceAgreement, detail: str) -> ItemOutcome:

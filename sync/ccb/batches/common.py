@@ -27,6 +27,8 @@ class ItemOutcome:
     entity_id: str
     result: Result
     detail: str = ""
+    # Other items this one moved on with it (a due master SA activated before its sub SA).
+    also_changed: tuple[str, ...] = ()
 
 
 BatchStep = Callable[[Work, str], ItemOutcome]
