@@ -103,11 +103,16 @@ def cancel_service_agreement(view: CcbView, ids: IdSource, admin: AdminConfig,
 def reinstate_service_agreement(view: CcbView, ids: IdSource, admin: AdminConfig,
                                 command: ReinstateSa, today: dt.date,
                                 now: dt.datetime) -> Changes:
-    """Steps 7.6-7.9. The account has service again, so its final-bill flag (step 4.0) is
-    cleared; the deposit, collection and budget are left for the user to restore."""
+    """Steps 7.6-7.9. The tenant keeps its service, so a landlord pending start reverted for
+    its stop is canceled (a landlord SA already active must be stopped first: the SP check
+    refuses two SAs serving it). The account has service again, so its final-bill flag
+    (step 4.0) is cleared; the deposit, collection and budget are left for the user."""
     work = Work(view, ids, admin, today, now, command.user)
     sa = require_sa(work, command.sa_id)
+    reverted = reverted_sa_of(work, sa)
     reinstate(work, sa, "reinstate")
+    if reverted is not None and reverted.status is SaStatus.PENDING_START:
+        cancel_start(work, reverted, f"SA {sa.id} reinstated")
     account = work.account(sa.account_id)
     if account is not None and account.final_bill_pending:
         work.save_account(account.model_copy(update={"final_bill_pending": False}))
