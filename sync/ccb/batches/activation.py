@@ -15,10 +15,10 @@ from __future__ import annotations
 from sync.ccb.batches.common import (
     ItemOutcome,
     Result,
+    batch_sa,
     raise_batch_todo,
     resolve_todos,
 )
-from sync.ccb.errors import NotFound
 from sync.ccb.lifecycle import activate, activation_blocker, stop, stop_blocker
 from sync.ccb.model import DrillKey, SaStatus, ServiceAgreement
 from sync.ccb.work import Work
@@ -30,9 +30,7 @@ STUCK_PURPOSES = ("sa_activation", "old_pending")
 
 def activate_or_stop(work: Work, sa_id: str) -> ItemOutcome:
     """Move one due pending SA on, or say (once) what it is waiting for."""
-    sa = work.sa(sa_id)
-    if sa is None:
-        raise NotFound("SA", sa_id, "sa_id")
+    sa = batch_sa(work, sa_id)
     if sa.status is SaStatus.PENDING_START:
         if sa.start_date > work.today:
             return _not_due(sa, f"start date {sa.start_date.isoformat()} not reached")

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from sync.ccb.changes import Changes
-from sync.ccb.model import DrillKey, ToDoLogEntry, ToDoStatus
+from sync.ccb.errors import InvalidCommand, NotFound
+from sync.ccb.model import DrillKey, ServiceAgreement, ToDoLogEntry, ToDoStatus
 from sync.ccb.ports import CcbView, IdSource
 from sync.ccb.todo import SYSTEM_USER, raise_todo, todo_type_code
 from sync.ccb.work import Work
@@ -49,6 +50,18 @@ def decide_chunk(view: CcbView, ids: IdSource, admin: AdminConfig, today: dt.dat
     work = Work(view, ids, admin, today, now, user)
     outcomes = tuple(step(work, item_id) for item_id in item_ids)
     return ChunkDecision(work.changes, outcomes)
+
+
+def batch_sa(work: Work, sa_id: str) -> ServiceAgreement:
+    """The SA a batch step works on, refused with a clear reason when the data is unusable
+    (an SA type the admin data does not know would otherwise fail deep in a rule)."""
+    sa = work.sa(sa_id)
+    if sa is None:
+        raise NotFound("SA", sa_id, "sa_id")
+    if sa.sa_type not in work.admin.sa_types:
+        raise InvalidCommand("SA", sa.id, "sa_type",
+                             f"unknown SA type {sa.sa_type!r} (not in the admin data sa_types)")
+    return sa
 
 
 def raise_batch_todo(work: Work, purpose: str, drill_key: DrillKey, message: str,

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sync.ccb.batches.common import ItemOutcome, Result, raise_batch_todo
-from sync.ccb.errors import NotFound
+from sync.ccb.batches.common import ItemOutcome, Result, batch_sa, raise_batch_todo
 from sync.ccb.model import DrillKey, SaStatus
 from sync.ccb.work import Work
 from sync.config.admin import AdminConfig
@@ -25,9 +24,7 @@ def cutoff(admin: AdminConfig, today: dt.date) -> dt.date:
 
 
 def flag_old_pending(work: Work, sa_id: str) -> ItemOutcome:
-    sa = work.sa(sa_id)
-    if sa is None:
-        raise NotFound("SA", sa_id, "sa_id")
+    sa = batch_sa(work, sa_id)
     if sa.status is SaStatus.PENDING_START:
         what, date = "start", sa.start_date
     elif sa.status is SaStatus.PENDING_STOP and sa.end_date is not None:

@@ -13,8 +13,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sync.algorithms import Spot, registry
-from sync.ccb.batches.common import ItemOutcome, Result
-from sync.ccb.errors import NotFound
+from sync.ccb.batches.common import ItemOutcome, Result, batch_sa
 from sync.ccb.fieldwork import FieldworkAlgorithm
 from sync.ccb.model import FaPurpose, FieldActivity, SaStatus
 from sync.ccb.work import Work
@@ -34,9 +33,7 @@ def needs_fieldwork_types(admin: AdminConfig) -> list[str]:
 
 
 def create_missing_fas(work: Work, sa_id: str) -> ItemOutcome:
-    sa = work.sa(sa_id)
-    if sa is None:
-        raise NotFound("SA", sa_id, "sa_id")
+    sa = batch_sa(work, sa_id)
     code = work.admin.algorithms.fieldwork
     if code is None:
         return ItemOutcome("SA", sa.id, Result.UNCHANGED, "no fieldwork algorithm configured")

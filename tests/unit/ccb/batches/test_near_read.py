@@ -104,7 +104,7 @@ def test_step_1_9b_fanrmrco_completes_the_outgoing_stop_and_incoming_start_with_
 
 
 def test_step_1_9b_fanrmrco_raises_a_todo_when_no_usable_pair_once_the_window_passed() -> None:
-    world, landlord_id = _world_with_stop_on_day_1()
+    world, _landlord_id = _world_with_stop_on_day_1()
     world.store.add(read("RD-A", midnight(day(0)), 1000.0))  # near, but nothing after it
 
     waiting = run_batch(world, "FANRMRCO", day(2))  # window (3 days) not over yet
