@@ -4,11 +4,12 @@ a fully populated example of every entity."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import select
 
 from sync.ccb.changes import Changes
@@ -52,6 +53,7 @@ from sync.ccb.model import (
     UsageFlag,
 )
 from sync.ccb.ports import CcbUnitOfWork, CcbView
+from sync.clock import FixedClock
 from sync.storage import ccb_schema
 from sync.storage.ccb import SqlCcbStore
 
@@ -98,6 +100,23 @@ class StoreUnderTest:
 
     def seed(self, changes: Changes) -> None:
         self.execute(lambda view, ids: changes)
+
+
+def store_of_kind(request: pytest.FixtureRequest, kind: str) -> Iterator[StoreUnderTest]:
+    """A fresh, empty store: ``memory``, ``sqlite`` or ``postgresql``."""
+    if kind == "memory":
+        yield StoreUnderTest("memory", memory=InMemoryCcb())
+        return
+    url = request.getfixturevalue("sqlite_url" if kind == "sqlite" else "postgres_url")
+    sql = SqlCcbStore(url, clock=FixedClock(dt.date(2025, 3, 3)))
+    sql.create_schema()
+    try:
+        yield StoreUnderTest(kind, sql=sql)
+    finally:
+        sql.dispose()
+
+
+STORE_KINDS = ["memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
 def address(line1: str = "4410 N Clarendon Ave", line2: str | None = None) -> Address:

@@ -10,7 +10,6 @@ import pytest
 
 from sync.ccb.changes import Changes
 from sync.ccb.errors import ConcurrentUpdateError, InvalidCommand
-from sync.ccb.memory import InMemoryCcb
 from sync.ccb.model import (
     DrillKey,
     Person,
@@ -20,28 +19,19 @@ from sync.ccb.model import (
     ToDoStatus,
 )
 from sync.ccb.ports import CcbView, IdSource
-from sync.clock import FixedClock
-from sync.storage.ccb import SqlCcbStore
-from tests.contract.ccb_store_support import NOW, StoreUnderTest, entities_of, every_entity
-
-
-def _store_of_kind(request: pytest.FixtureRequest, kind: str) -> Iterator[StoreUnderTest]:
-    if kind == "memory":
-        yield StoreUnderTest("memory", memory=InMemoryCcb())
-        return
-    url = request.getfixturevalue("sqlite_url" if kind == "sqlite" else "postgres_url")
-    sql = SqlCcbStore(url, clock=FixedClock(dt.date(2025, 3, 3)))
-    sql.create_schema()
-    try:
-        yield StoreUnderTest(kind, sql=sql)
-    finally:
-        sql.dispose()
+from tests.contract.ccb_store_support import (
+    NOW,
+    StoreUnderTest,
+    entities_of,
+    every_entity,
+    store_of_kind,
+)
 
 
 @pytest.fixture(params=["memory", "sqlite",
                         pytest.param("postgresql", marks=pytest.mark.postgres)])
 def store(request: pytest.FixtureRequest) -> Iterator[StoreUnderTest]:
-    yield from _store_of_kind(request, request.param)
+    yield from store_of_kind(request, request.param)
 
 
 @pytest.fixture(params=["memory", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -49,7 +39,7 @@ def interleaving_store(request: pytest.FixtureRequest) -> Iterator[StoreUnderTes
     """Stores where one unit of work can commit while another is between read and write.
     SQLite runs writing units one at a time (BEGIN IMMEDIATE), so there the second unit waits
     for the first instead; the stale-version test covers its version check."""
-    yield from _store_of_kind(request, request.param)
+    yield from store_of_kind(request, request.param)
 
 
 def _stop_date_moved(sa: ServiceAgreement, end: dt.date) -> ServiceAgreement:
