@@ -51,10 +51,12 @@ from sync.storage.outbox_schema import sync_entities, sync_requests
 
 ID_KIND = "SR"
 
-# SAs leaving service go first within one unit of work: MDM compares a US with the other USs of
-# its service points, so the landlord's canceled start should reach it before the tenant's
-# restored service (step 5.4) whenever both are published together.
-_LEAVING_SERVICE = ("40", "60", "70")
+# Publishing order within one unit of work: MDM compares a US with the other USs of its service
+# points, so SAs leaving service go first (the landlord's canceled start before the tenant's
+# restored service, step 5.4) and new pending starts last (the landlord's reverted start after
+# the tenant's stop, step 4.7). Rejections this order cannot prevent (a date moved in either
+# direction, records on different partitions) are re-queued by the acknowledgement rules.
+_PUBLISH_RANK = {"40": 0, "60": 0, "70": 0, "10": 2}
 
 
 @dataclass
@@ -85,7 +87,7 @@ class SqlOutbox:
         ids = SqlIdSource(connection)
         planned = [self._plan(connection, view, ids, entity_type, entity_id, at)
                    for entity_type, entity_id in targets]
-        planned.sort(key=lambda plan: plan.leaving_service, reverse=True)
+        planned.sort(key=lambda plan: plan.publish_rank)
         for plan in planned:
             plan.write(connection)
 
@@ -111,9 +113,10 @@ class SqlOutbox:
         else:
             action = enqueue_action(None if pending is None else pending.fingerprint,
                                     sent_fingerprint, fingerprint)
-        leaving = isinstance(message, SaSyncMessage) and message.sa_status in _LEAVING_SERVICE
+        rank = (_PUBLISH_RANK.get(message.sa_status, 1) if isinstance(message, SaSyncMessage)
+                else 1)
         return _Plan(action, entity_type, entity_id, request_id, pending or reuse,
-                     last_version, entity is not None, fingerprint, encode(message), at, leaving)
+                     last_version, entity is not None, fingerprint, encode(message), at, rank)
 
     # --- the relay's side -------------------------------------------------------------------
 
@@ -208,6 +211,7 @@ class SqlOutbox:
             raise_sync_todo(view, ids, self.admin, answered, now, changes)
         else:
             resolve_sync_todos(view, self.admin, answered, now, changes)
+            _supersede_errors(connection, answered, now)
         return verdict
 
     def time_out(self, now: dt.datetime) -> list[SyncRequest]:
@@ -322,7 +326,7 @@ class _Plan:
     fingerprint: str
     payload: bytes
     at: dt.datetime
-    leaving_service: bool
+    publish_rank: int
     retry: bool = False
     errors: tuple[SyncError, ...] = ()
 
@@ -406,6 +410,19 @@ def _pending_of(connection: Connection, entity_type: str,
         c.entity_type == entity_type, c.entity_id == entity_id,
         c.state == SyncRequestState.PENDING.value)).mappings().first()
     return None if row is None else _request(row)
+
+
+def _supersede_errors(connection: Connection, synchronized: SyncRequest,
+                      now: dt.datetime) -> None:
+    """Earlier requests of the entity left in ERROR are settled by a later one synchronizing:
+    MDM now holds a newer state, so they no longer need a resend."""
+    c = sync_requests.c
+    connection.execute(update(sync_requests).where(
+        c.entity_type == synchronized.entity_type, c.entity_id == synchronized.entity_id,
+        c.state == SyncRequestState.ERROR.value, c.seq < synchronized.seq).values(
+        state=SyncRequestState.DISCARDED.value, updated_at=now,
+        note=f"superseded by {synchronized.id}, synchronized as version "
+             f"{synchronized.version}"))
 
 
 def _save(connection: Connection, request: SyncRequest, **values: Any) -> None:
