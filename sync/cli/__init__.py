@@ -20,7 +20,8 @@ from sync.config.admin import AdminConfigError
 from sync.config.settings import SettingsError
 
 COMMAND_MODULES = ("sync.cli.info", "sync.cli.dev", "sync.cli.demo", "sync.cli.ccb",
-                   "sync.cli.schemas", "sync.cli.topics", "sync.cli.mdm", "sync.cli.batch")
+                   "sync.cli.schemas", "sync.cli.topics", "sync.cli.mdm", "sync.cli.batch",
+                   "sync.cli.worker")
 
 
 def build_parser() -> argparse.ArgumentParser:

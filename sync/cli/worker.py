@@ -1,0 +1,82 @@
+"""``c2m-sync worker [ccb|mdm|all]``: the long-running processes of the pipeline.
+
+- ``ccb``: the relay (``SYNC-RELAY``), the acknowledgement consumer and ``SYNC-TIMEOUT``.
+- ``mdm``: the MDM worker; on ``kafka://`` a faust-streaming agent by default
+  (``--engine loop`` for the plain bus loop), on ``memory://`` the bus loop.
+- ``all``: both in one process (the only way to run them on the in-process bus).
+
+They stop cleanly on SIGTERM or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Awaitable
+
+from sync.cli.common import Context
+from sync.pipeline.ccb_worker import ensure_topics, run_ccb_worker
+from sync.transport.bus import bus_for
+from sync.worker.mdm import Engine, run_mdm_worker
+
+log = logging.getLogger("sync.worker")
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    worker = commands.add_parser(
+        "worker", help="run the sync workers (ccb: relay + acknowledgements; mdm; all)",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    worker.add_argument("side", nargs="?", choices=["ccb", "mdm", "all"], default="all")
+    worker.add_argument("--engine", choices=["faust", "loop"],
+                        help="MDM worker engine (default: faust on kafka://, loop otherwise)")
+    worker.add_argument("--health-port", type=int, default=0,
+                        help="serve the MDM worker's GET /health on this port (0: none)")
+    worker.add_argument("--health-host", default="127.0.0.1")
+    worker.set_defaults(handler=_run)
+
+
+def _run(context: Context, args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings, admin, clock = context.settings, context.admin, context.clock
+    engine: Engine = "faust" if settings.broker_url.startswith("kafka://") else "loop"
+    if args.engine == "loop":
+        engine = "loop"
+    elif args.engine == "faust":
+        engine = "faust"
+    if args.side == "mdm" and settings.broker_url.startswith("memory://"):
+        log.warning("the in-process bus lives in this process only: nothing else can publish "
+                    "to this MDM worker (use 'worker all' or a kafka:// broker)")
+
+    async def serve() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        # Every side reads or writes topics the others read: create what is missing first.
+        bus = bus_for(settings.broker_url)
+        await bus.start()
+        try:
+            await ensure_topics(bus, settings)
+        finally:
+            await bus.stop()
+        tasks: list[Awaitable[object]] = []
+        if args.side in ("ccb", "all"):
+            tasks.append(run_ccb_worker(settings, admin, clock, stop))
+        if args.side in ("mdm", "all"):
+            tasks.append(run_mdm_worker(settings, admin, clock, stop,
+                                        health_port=args.health_port,
+                                        health_host=args.health_host, engine=engine))
+        try:
+            await asyncio.gather(*tasks)
+        except Exception as error:
+            log.error("worker stopped: %s: %s", type(error).__name__, error)
+            stop.set()
+            return 1
+        log.info("worker stopped")
+        return 0
+
+    return asyncio.run(serve())
