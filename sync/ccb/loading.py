@@ -13,6 +13,9 @@ entity's fields (``sync/ccb/model.py``)::
                           links: [SP id | {sp_id, id, start_date, stop_date, start_read, ...}]}]
     meter_reads:        [{id, sp_id, read_at, value, read_type, use_on_bill}]
 
+plus the finance sections of :mod:`sync.ccb.finance_loading` (financial transactions, budgets,
+collection and severance processes).
+
 Validation reads the whole file before anything is written and reports every problem with the
 file, the record (section, index and id) and the field: shape and types, duplicate ids, unknown
 references (to the file or to what the database already holds), bad dates, SA/SP types unknown
@@ -123,6 +126,18 @@ def master_data_changes(data: MasterData, view: CcbView, now: dt.datetime, user:
         changes.put_link(link)
     for read in data.meter_reads:
         changes.put_read(read)
+    for ft in data.financial_transactions:
+        changes.put_financial_transaction(ft.model_copy(
+            update={"version": version_after(view.financial_transaction(ft.id))}))
+    for budget in data.budgets:
+        changes.put_budget(budget.model_copy(
+            update={"version": version_after(view.budget(budget.id))}))
+    for process in data.collection_processes:
+        changes.put_collection_process(process.model_copy(
+            update={"version": version_after(view.collection_process(process.id))}))
+    for severance in data.severance_processes:
+        changes.put_severance_process(severance.model_copy(
+            update={"version": version_after(view.severance_process(severance.id))}))
     counts = data.counts()
     changes.note(f"loaded {source}: " + ", ".join(
         f"{count} {name.replace('_', ' ')}" for name, count in counts.items() if count))

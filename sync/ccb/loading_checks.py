@@ -16,9 +16,13 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ValidationError
 
 from sync.ccb.errors import InvalidCommand
+from sync.ccb.finance_loading import FINANCE_SECTIONS, check_finance_references
 from sync.ccb.info import check_person_name
 from sync.ccb.model import (
     Account,
+    Budget,
+    CollectionProcess,
+    FinancialTransaction,
     LandlordAgreement,
     MeterRead,
     Person,
@@ -27,12 +31,14 @@ from sync.ccb.model import (
     SaStatus,
     ServiceAgreement,
     ServicePoint,
+    SeveranceProcess,
 )
 from sync.ccb.ports import CcbView
 from sync.config.admin import AdminConfig, check_time_zone
 
+# Meter reads stay last: ``MasterData.counts`` lists the links of the SAs before them.
 SECTIONS = ("persons", "accounts", "premises", "service_points", "landlord_agreements",
-            "service_agreements", "meter_reads")
+            "service_agreements", *FINANCE_SECTIONS, "meter_reads")
 
 # Statuses whose SA must have an end date.
 _ENDED = {SaStatus.PENDING_STOP, SaStatus.STOPPED, SaStatus.CLOSED, SaStatus.REACTIVATED}
@@ -66,6 +72,10 @@ class MasterData:
     service_agreements: list[ServiceAgreement] = field(default_factory=list)
     links: list[SaSpLink] = field(default_factory=list)
     meter_reads: list[MeterRead] = field(default_factory=list)
+    financial_transactions: list[FinancialTransaction] = field(default_factory=list)
+    budgets: list[Budget] = field(default_factory=list)
+    collection_processes: list[CollectionProcess] = field(default_factory=list)
+    severance_processes: list[SeveranceProcess] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         return {name: len(getattr(self, name)) for name in (*SECTIONS[:-1], "links",
@@ -220,7 +230,9 @@ def _shape(checker: _Checker, data: dict[str, Any], admin: AdminConfig) -> None:
     models: dict[str, type[BaseModel]] = {
         "persons": Person, "accounts": Account, "premises": Premise,
         "service_points": ServicePoint, "landlord_agreements": LandlordAgreement,
-        "meter_reads": MeterRead,
+        "meter_reads": MeterRead, "financial_transactions": FinancialTransaction,
+        "budgets": Budget, "collection_processes": CollectionProcess,
+        "severance_processes": SeveranceProcess,
     }
     base_zone = ZoneInfo(admin.installation.base_time_zone)
     for section, model in models.items():
@@ -307,6 +319,7 @@ def _check_references(checker: _Checker, admin: AdminConfig) -> None:
     for read in data.meter_reads:
         checker.refer(("meter_reads", checker.position("meter_reads", read.id), read.id),
                       "sp_id", "service_points", read.sp_id, "service point")
+    check_finance_references(checker)
 
 
 def _check_premise(checker: _Checker, index: int, premise: Premise) -> None:

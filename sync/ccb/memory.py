@@ -136,6 +136,15 @@ class _SnapshotView:
     def financial_transactions_of_sa(self, sa_id: str) -> list[FinancialTransaction]:
         return [ft for ft in self._t.financial_transactions.values() if ft.sa_id == sa_id]
 
+    def budget(self, budget_id: str) -> Budget | None:
+        return self._t.budgets.get(budget_id)
+
+    def collection_process(self, process_id: str) -> CollectionProcess | None:
+        return self._t.collection_processes.get(process_id)
+
+    def severance_process(self, process_id: str) -> SeveranceProcess | None:
+        return self._t.severance_processes.get(process_id)
+
     def budgets_of_account(self, account_id: str) -> list[Budget]:
         return [b for b in self._t.budgets.values() if b.account_id == account_id]
 

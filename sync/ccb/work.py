@@ -145,6 +145,17 @@ class Work:
         return _overlay(self.base.financial_transactions_of_sa(sa_id),
                         self.changes.financial_transactions, lambda ft: ft.sa_id == sa_id)
 
+    def budget(self, budget_id: str) -> Budget | None:
+        return self.changes.budgets.get(budget_id) or self.base.budget(budget_id)
+
+    def collection_process(self, process_id: str) -> CollectionProcess | None:
+        return (self.changes.collection_processes.get(process_id)
+                or self.base.collection_process(process_id))
+
+    def severance_process(self, process_id: str) -> SeveranceProcess | None:
+        return (self.changes.severance_processes.get(process_id)
+                or self.base.severance_process(process_id))
+
     def budgets_of_account(self, account_id: str) -> list[Budget]:
         return _overlay(self.base.budgets_of_account(account_id), self.changes.budgets,
                         lambda budget: budget.account_id == account_id)
@@ -197,23 +208,19 @@ class Work:
         return saved
 
     def save_budget(self, budget: Budget) -> Budget:
-        stored = next((b for b in self.base.budgets_of_account(budget.account_id)
-                       if b.id == budget.id), None)
-        saved: Budget = self._versioned(budget, stored)
+        saved: Budget = self._versioned(budget, self.base.budget(budget.id))
         self.changes.put_budget(saved)
         return saved
 
     def save_collection_process(self, process: CollectionProcess) -> CollectionProcess:
-        stored = next((p for p in self.base.collection_processes_of_account(process.account_id)
-                       if p.id == process.id), None)
-        saved: CollectionProcess = self._versioned(process, stored)
+        saved: CollectionProcess = self._versioned(
+            process, self.base.collection_process(process.id))
         self.changes.put_collection_process(saved)
         return saved
 
     def save_severance_process(self, process: SeveranceProcess) -> SeveranceProcess:
-        stored = next((p for p in self.base.severance_processes_of_sa(process.sa_id)
-                       if p.id == process.id), None)
-        saved: SeveranceProcess = self._versioned(process, stored)
+        saved: SeveranceProcess = self._versioned(
+            process, self.base.severance_process(process.id))
         self.changes.put_severance_process(saved)
         return saved
 

@@ -146,6 +146,18 @@ class SqlCcbView:
         return self._many(schema.FINANCIAL_TRANSACTIONS,
                           schema.financial_transactions.c.sa_id == sa_id)
 
+    def budget(self, budget_id: str) -> Budget | None:
+        found: Budget | None = self._one(schema.BUDGETS, budget_id)
+        return found
+
+    def collection_process(self, process_id: str) -> CollectionProcess | None:
+        found: CollectionProcess | None = self._one(schema.COLLECTION_PROCESSES, process_id)
+        return found
+
+    def severance_process(self, process_id: str) -> SeveranceProcess | None:
+        found: SeveranceProcess | None = self._one(schema.SEVERANCE_PROCESSES, process_id)
+        return found
+
     def budgets_of_account(self, account_id: str) -> list[Budget]:
         return self._many(schema.BUDGETS, schema.budgets.c.account_id == account_id)
 

@@ -96,6 +96,8 @@ def test_the_view_answers_the_relationship_queries(store: StoreUnderTest) -> Non
         "fts_of_sa": ids(view.financial_transactions_of_sa("SA-1")),
         "fts_of_other_sa": ids(view.financial_transactions_of_sa("SA-2")),
         "ft": view.financial_transaction("FT-1"),
+        "by_id": (view.budget("BU-2"), view.collection_process("CP-1"),
+                  view.severance_process("SEV-1"), view.budget("CP-1")),
         "budgets_of_other_account": ids(view.budgets_of_account("A-1")),
         "collection_of_other_account": ids(view.collection_processes_of_account("A-1")),
         "severance_of_other_sa": ids(view.severance_processes_of_sa("SA-2")),
@@ -115,6 +117,9 @@ def test_the_view_answers_the_relationship_queries(store: StoreUnderTest) -> Non
     assert answers["missing"] == (None, None, None, None)
     assert answers["fts_of_sa"] == ["FT-1", "FT-2"]
     assert answers["ft"] == every_entity().financial_transactions["FT-1"]
+    written = every_entity()
+    assert answers["by_id"] == (written.budgets["BU-2"], written.collection_processes["CP-1"],
+                                written.severance_processes["SEV-1"], None)
     assert answers["fts_of_other_sa"] == answers["budgets_of_other_account"] == []
     assert answers["collection_of_other_account"] == answers["severance_of_other_sa"] == []
 

@@ -48,7 +48,8 @@ def test_the_sample_file_describes_the_landlord_tenant_building(
     data = validate_master_data(sample, "sample", admin, InMemoryCcb())
     assert data.counts() == {"persons": 4, "accounts": 4, "premises": 4, "service_points": 6,
                              "landlord_agreements": 1, "service_agreements": 6, "links": 6,
-                             "meter_reads": 4}
+                             "meter_reads": 4, "financial_transactions": 0, "budgets": 0,
+                             "collection_processes": 0, "severance_processes": 0}
     units = [p for p in data.premises if p.parent_premise_id == "PR-4410"]
     assert len(units) == 3
     agreement = data.landlord_agreements[0]
