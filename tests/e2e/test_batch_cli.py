@@ -1,0 +1,116 @@
+"""``c2m-sync batch`` as operations drive it, on a SQLite file: the landlord/tenant building, a
+tenant stop, SAACT twice on the same date (the second changes nothing), FACOMPL from a file,
+SAACT again, and the schedule loop."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.test_ccb_cli import SAMPLE, Cli
+
+STOP_DATE = "2025-03-05"
+
+
+@pytest.fixture
+def cli(sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> Cli:
+    cli = Cli(sqlite_url, capsys)
+    cli.json("ccb", "load", str(SAMPLE))
+    return cli
+
+
+def _stop_unit_1(cli: Cli) -> list[str]:
+    """Tenant of unit 1 stops electric and gas; the landlord's reverted starts follow. The
+    FAs of both (tenant stop, landlord start) are created at request time."""
+    result = cli.json("ccb", "request-stop", "A-TN-01", "--premise", "PR-4410-1",
+                      "--stop-date", STOP_DATE)
+    fas: list[str] = result["field_activities"]
+    assert len(fas) == 4
+    return fas
+
+
+def _batch(cli: Cli, *args: str) -> tuple[int, dict[str, Any], str]:
+    code, out, err = cli.run("batch", "run", *args, "--json")
+    return code, json.loads(out), err
+
+
+def test_step_6_0_saact_twice_on_the_same_date_changes_nothing_the_second_time(cli: Cli) -> None:
+    _stop_unit_1(cli)
+
+    code, first, err = _batch(cli, "SAACT", "--date", STOP_DATE)
+    assert (code, err) == (0, "")  # no progress bar when stderr is not a terminal
+    assert (first["business_date"], first["examined"], first["changed"],
+            first["todos_raised"]) == (STOP_DATE, 4, 0, 4)
+    counts = cli.row_counts()
+
+    code, second, _err = _batch(cli, "SAACT", "--date", STOP_DATE)
+
+    assert code == 0
+    assert (second["changed"], second["todos_raised"], second["nothing_to_do"]) == (0, 0, True)
+    assert cli.row_counts() == counts
+    todos = cli.json("ccb", "todo", "list", "--type", "TD-SAACT")
+    assert len(todos) == 4
+    code, out, _err = cli.run("batch", "run", "SAACT", "--date", STOP_DATE)
+    assert out.strip() == (f"SAACT on {STOP_DATE}: examined 4, changed 0, To Dos raised 0,"
+                           " errors 0 - nothing to do")
+
+
+def test_step_5_9_facompl_file_then_saact_stops_and_activates(cli: Cli, tmp_path: Path) -> None:
+    fas = _stop_unit_1(cli)
+    _batch(cli, "SAACT", "--date", STOP_DATE)
+    upload = tmp_path / "fa-completions.csv"
+    rows = [f"{fa_id},{STOP_DATE}T08:30:00,{1000 + index}" for index, fa_id in enumerate(fas)]
+    upload.write_text("fa_id,completed_at,read_value\n" + "\n".join(rows)
+                      + "\nFA-999,2025-03-05T08:30:00,1\n", "utf-8")
+
+    code, report, _err = _batch(cli, "FACOMPL", "--date", STOP_DATE, "--file", str(upload))
+
+    assert code == 1  # a bad row makes the run exit 1; the good rows are applied
+    assert report["changed"] == 4
+    assert report["errors"] == [{"entity": "row", "entity_id": "5",
+                                 "reason": "FA 'FA-999' not found (fa_id)"}]
+
+    code, saact, _err = _batch(cli, "SAACT", "--date", STOP_DATE)
+    assert (code, saact["changed"], saact["todos_raised"]) == (0, 4, 0)
+    tenant = cli.json("ccb", "sa", "SA-TN01-E")
+    assert tenant["sa"]["status"] == "40"
+    assert [link["stop_read"] for link in tenant["links"]] == [1000.0]
+    assert cli.json("ccb", "todo", "list", "--type", "TD-SAACT", "--status", "open") == []
+
+
+def test_batch_list_and_refusals_are_one_line(cli: Cli) -> None:
+    listing = cli.json("batch", "list")
+    assert [job["code"] for job in listing][:6] == [
+        "SAACT", "PSASPM", "TD-SSFTL", "FANRMRCO", "FACOMPL", "TD-CCCB"]
+    assert cli.fails("batch", "run", "FACOMPL") == \
+        "error: FACOMPL needs --file (a CSV or JSON upload)"
+    assert cli.fails("batch", "run", "NOPE").startswith("error: unknown batch 'NOPE' (known:")
+    assert cli.fails("batch", "schedule", "--every", "soon", "SAACT").startswith(
+        "error: invalid period 'soon'")
+
+
+def test_every_batch_runs_on_the_cli_and_is_idempotent(cli: Cli) -> None:
+    _stop_unit_1(cli)
+    for code in ("PSASPM", "TD-SSFTL", "FANRMRCO", "TD-CCCB", "SAACT"):
+        _batch(cli, code, "--date", "2025-04-20")
+        counts = cli.row_counts()
+        exit_code, again, _err = _batch(cli, code, "--date", "2025-04-20")
+        assert exit_code == 0
+        assert again["nothing_to_do"], (code, again)
+        assert cli.row_counts() == counts, code
+
+
+def test_schedule_runs_rounds_and_prints_one_json_line_per_report(cli: Cli) -> None:
+    _stop_unit_1(cli)
+
+    code, out, err = cli.run("--business-date", STOP_DATE, "batch", "schedule", "--every", "1s",
+                             "--max-runs", "2", "SAACT", "TD-SSFTL", "--json",
+                             business_date=STOP_DATE)
+
+    assert (code, err) == (0, "")
+    reports = [json.loads(line) for line in out.strip().splitlines()]
+    assert [(r["code"], r["todos_raised"]) for r in reports] == [
+        ("SAACT", 4), ("TD-SSFTL", 0), ("SAACT", 0), ("TD-SSFTL", 0)]
