@@ -1,5 +1,6 @@
 """``c2m-sync ccb ...``: CCB commands (stop, start, date changes, cancels, premise management,
-To Do work, customer contacts), master data loading, and the views a CSR works from.
+financial transactions, cancel SA, reinstate, To Do work, customer contacts), master data
+loading, and the views a CSR works from.
 
 Every command is one unit of work on the CCB store (``--ccb-db-url``); the business date and
 time come from the clock (``--business-date``), the user from ``--user`` (default: the
@@ -24,7 +25,7 @@ from sync.ccb.errors import CcbError
 from sync.ccb.loading import MasterDataError, load_master_data, parse_text
 from sync.ccb.model import Address, ToDoStatus
 from sync.ccb.ports import CcbUnitOfWork, CcbView, IdSource
-from sync.cli import ccb_sync, ccb_views
+from sync.cli import ccb_finance, ccb_sync, ccb_views
 from sync.cli.common import CliError, Context, Handler, add_json_flag, parse_date
 from sync.pipeline.stores import open_outbox
 from sync.storage.ccb import CcbStoreError, SqlCcbStore
@@ -77,6 +78,7 @@ def emit_changes(context: Context, changes: Changes) -> None:
         "todos": sorted(changes.todos),
         "contacts": sorted(changes.contacts),
         "field_activities": sorted(changes.field_activities),
+        "financial_transactions": sorted(changes.financial_transactions),
     }
 
     def human() -> None:
@@ -227,6 +229,7 @@ def register(commands: Subparsers) -> None:
     children.add_argument("--method", default="phone")
     _forwarding_options(children)
 
+    ccb_finance.register(sub, _command, _domain)
     _register_todo(sub)
     _register_contact(sub)
     ccb_views.register(sub, _command)
