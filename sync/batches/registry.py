@@ -24,7 +24,7 @@ from sync.config.admin import AdminConfig
 from sync.config.settings import Settings
 
 # Modules that register jobs when imported (the lead's sync jobs are added here).
-JOB_MODULES = ("sync.batches.ccb_jobs",)
+JOB_MODULES = ("sync.batches.ccb_jobs", "sync.pipeline.sync_jobs")
 
 DEFAULT_CHUNK_SIZE = 500
 
