@@ -272,6 +272,25 @@ class SqlOutbox:
         self.store.execute(unit)
         return result[0]
 
+    def requeue(self, entity_type: str, entity_id: str, now: dt.datetime) -> SyncRequest:
+        """Queue a fresh snapshot of the entity with a new version even when it equals the one
+        last sent (``reconcile --repair``: MDM lost or altered what it was sent). Refreshes the
+        entity's pending request, or adds one; returns it."""
+        result: list[SyncRequest] = []
+
+        def unit(view: SqlCcbView, ids: IdSource) -> Changes:
+            plan = self._plan(view.connection, view, ids, entity_type, entity_id, now,
+                              force=True)
+            plan.write(view.connection)
+            found = _by_id(view.connection, plan.request_id)
+            assert found is not None
+            result.append(found)
+            return Changes(notes=[f"{entity_type} {entity_id} queued again as version "
+                                  f"{found.version} ({found.id})"])
+
+        self.store.execute(unit)
+        return result[0]
+
     # --- reading ----------------------------------------------------------------------------
 
     def get(self, request_id: str) -> SyncRequest | None:

@@ -21,6 +21,7 @@ from sync.clock import FixedClock
 from sync.config.admin import load_admin_config
 from sync.mapping.codec import decode_sync_message
 from sync.mapping.messages import AckError, Acknowledgement, AckOutcome, EntityType
+from sync.mapping.snapshots import SnapshotError
 from sync.pipeline.stores import open_outbox
 from sync.storage.outbox import SqlOutbox
 
@@ -298,3 +299,38 @@ def test_a_sync_error_shows_as_an_account_alert_until_resynchronized(
     outbox.acknowledge([ack(resent)], clock.now())
     alerts = outbox.store.read(lambda view: account_alerts(view, "A-TN-01", types))
     assert not [a for a in alerts if isinstance(a, SyncErrorAlert)]
+
+
+def test_requeue_sends_an_unchanged_synchronized_entity_again_with_a_new_version(
+        outbox: SqlOutbox, clock: FixedClock) -> None:
+    """reconcile --repair: MDM lost what it was sent; CCB's state did not change."""
+    sent = {r.entity_id: r for r in send_all(outbox, clock)}
+    outbox.acknowledge([ack(sent[TENANT_E])], clock.now())
+    requeued = outbox.requeue("SA", TENANT_E, clock.now())
+    assert requeued.id != sent[TENANT_E].id
+    assert requeued.state is SyncRequestState.PENDING
+    assert requeued.version == sent[TENANT_E].version + 1
+    message = decode_sync_message(requeued.payload)
+    assert (message.external_id, message.version, message.sync_request_id) == (
+        TENANT_E, requeued.version, requeued.id)
+    # The same state as sent before: only the delivery fields differ.
+    assert requeued.fingerprint == sent[TENANT_E].fingerprint
+    synchronized = outbox.get(sent[TENANT_E].id)
+    assert synchronized is not None
+    assert synchronized.state is SyncRequestState.SYNCHRONIZED
+
+
+def test_requeue_refreshes_the_pending_request_instead_of_adding_one(
+        outbox: SqlOutbox) -> None:
+    before = pending(outbox, TENANT_E)
+    requeued = outbox.requeue("SA", TENANT_E, dt.datetime(2025, 3, 3, 9, tzinfo=dt.UTC))
+    assert requeued.id == before.id
+    assert requeued.version == before.version + 1
+    assert pending(outbox, TENANT_E).version == requeued.version
+
+
+def test_requeue_of_an_unknown_sa_names_it_and_changes_nothing(outbox: SqlOutbox) -> None:
+    counts = outbox.counts()
+    with pytest.raises(SnapshotError, match=r"SA 'SA-NOPE'.*SA not found"):
+        outbox.requeue("SA", "SA-NOPE", dt.datetime(2025, 3, 3, tzinfo=dt.UTC))
+    assert outbox.counts() == counts
