@@ -78,18 +78,3 @@ def test_dev_kafka_start_status_stop(tmp_path: Path, capsys: pytest.CaptureFixtu
         assert main(["dev", "kafka", "stop", "--state-dir", state_dir, "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {"stopped": True}
     assert main(["dev", "kafka", "status", "--state-dir", state_dir]) == 3
-
-
-def test_demo_runs_on_the_embedded_default(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    for name in ("C2M_SYNC_BROKER_URL", "C2M_SYNC_CCB_DB_URL", "C2M_SYNC_MDM_DB_URL"):
-        monkeypatch.delenv(name, raising=False)
-    assert main(["demo"]) == 0
-    shown = capsys.readouterr().out
-    assert "embedded: memory://" in shown
-    assert "E-RES-US" in shown
-    assert main(["demo", "--json"]) == 0
-    summary = json.loads(capsys.readouterr().out)
-    assert summary["settings"]["broker_url"] == "memory://"
-    assert summary["admin"]["service_types"] == ["E", "G", "W"]
