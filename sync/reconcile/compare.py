@@ -30,6 +30,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from sync.ccb.ports import CcbView
+from sync.ccb.sync_requests import SyncRequest, SyncRequestState
 from sync.config.admin import AdminConfig
 from sync.mapping.messages import SaSyncMessage
 from sync.mapping.sa_to_us import usage_subscription_command
@@ -47,6 +48,16 @@ class DriftKind(StrEnum):
     STALE_VERSION = "STALE_VERSION"
     STATUS_MISMATCH = "STATUS_MISMATCH"
     FIELD_DIFFERENCE = "FIELD_DIFFERENCE"
+
+
+class TopicDriftKind(StrEnum):
+    """Where the sync topic's latest message of an SA disagrees with CCB's current state."""
+
+    NOT_PUBLISHED = "NOT_PUBLISHED"  # CCB expects a US; the topic holds no message for the SA
+    TOPIC_BEHIND = "TOPIC_BEHIND"  # the topic's latest version is older than CCB's
+    TOPIC_AHEAD = "TOPIC_AHEAD"  # the topic carries a version CCB does not stand by
+    TOPIC_DIFFERS = "TOPIC_DIFFERS"  # same version (or unknown), different content
+    NOT_IN_CCB = "NOT_IN_CCB"  # the topic asks for a US CCB does not expect
 
 
 @dataclass(frozen=True)
@@ -112,16 +123,23 @@ class Drift:
     """One difference for one SA / US. ``field`` is the US field path (``endDate``,
     ``spLinks[0].stop``) when the drift is about a field."""
 
-    kind: DriftKind
+    kind: DriftKind | TopicDriftKind
     entity_id: str
     message: str
     field: str | None = None
     ccb_value: Value = None
-    mdm_value: Value = None
+    mdm_value: Value = None  # for a TopicDriftKind: the topic's value
+
+    @property
+    def side(self) -> str:
+        """Which side disagrees with CCB: ``MDM`` or ``TOPIC``."""
+        return "TOPIC" if isinstance(self.kind, TopicDriftKind) else "MDM"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind.value, "entity_id": self.entity_id, "field": self.field,
-                "ccb": self.ccb_value, "mdm": self.mdm_value, "message": self.message}
+        other = "topic" if self.side == "TOPIC" else "mdm"
+        return {"kind": self.kind.value, "side": self.side, "entity_id": self.entity_id,
+                "field": self.field, "ccb": self.ccb_value, other: self.mdm_value,
+                "message": self.message}
 
 
 @dataclass(frozen=True)
@@ -276,3 +294,80 @@ def _value(value: object) -> Value:
 def _show(value: object) -> str:
     shown = _value(value)
     return "(none)" if shown is None else str(shown)
+
+
+# --- CCB against the sync topic ---------------------------------------------------------------
+
+
+def snapshot_versions(requests: Iterable[SyncRequest]) -> dict[str, int]:
+    """Per entity id, the snapshot version MDM should hold: that of its newest request that was
+    not discarded (a discarded request carried a snapshot equal to the one already sent, or was
+    superseded by a later request)."""
+    versions: dict[str, int] = {}
+    for request in requests:
+        if request.state is not SyncRequestState.DISCARDED:
+            versions[request.entity_id] = max(request.version,
+                                              versions.get(request.entity_id, 0))
+    return versions
+
+
+def compare_topic(ccb: Iterable[ExpectedUsageSubscription],
+                  topic: Iterable[ExpectedUsageSubscription], *,
+                  complete: bool = True) -> list[Drift]:
+    """Every way the topic's latest message per SA (``topic``) disagrees with CCB's current
+    state (``ccb``), by entity id. ``complete`` False (a replay from a point in time) judges
+    only the SAs the topic holds: an SA without a message is then older, not unpublished."""
+    wanted = _by_id(ccb, lambda item: item.external_id, "expected usage subscription")
+    sent = _by_id(topic, lambda item: item.external_id, "topic usage subscription")
+    drifts: list[Drift] = []
+    for entity_id in sorted(wanted.keys() | sent.keys()):
+        want, message = wanted.get(entity_id), sent.get(entity_id)
+        if message is None:
+            assert want is not None
+            if complete:
+                drifts.append(Drift(
+                    TopicDriftKind.NOT_PUBLISHED, entity_id,
+                    f"the topic holds no message for SA {entity_id}; CCB expects a "
+                    f"{want.status.value} usage subscription", "version", want.version, None))
+        elif want is None:
+            drifts.append(Drift(
+                TopicDriftKind.NOT_IN_CCB, entity_id,
+                f"the topic's version {message.version} asks for usage subscription "
+                f"{entity_id}; CCB has no SA that should have one", "version", None,
+                message.version))
+        else:
+            drifts.extend(_topic_drifts(want, message))
+    return drifts
+
+
+def _topic_drifts(want: ExpectedUsageSubscription,
+                  message: ExpectedUsageSubscription) -> list[Drift]:
+    entity_id = want.external_id
+    if want.version is not None and message.version is not None \
+            and want.version != message.version:
+        behind = message.version < want.version
+        kind = TopicDriftKind.TOPIC_BEHIND if behind else TopicDriftKind.TOPIC_AHEAD
+        text = ("a CCB change was not published" if behind
+                else "the topic carries a change CCB does not stand by")
+        return [Drift(kind, entity_id, f"the topic's latest version is {message.version}, "
+                      f"CCB's is {want.version}: {text}", "version", want.version,
+                      message.version)]
+    pairs: list[tuple[str, object, object]] = [
+        ("saStatus", want.sa_status, message.sa_status),
+        ("externalAccountId", want.external_account_id, message.external_account_id),
+        ("usType", want.us_type, message.us_type),
+        ("startDate", want.start_date, message.start_date),
+        ("endDate", want.end_date, message.end_date),
+        ("timeZone", want.time_zone, message.time_zone),
+        ("mainContactId", want.main_contact_id, message.main_contact_id),
+        ("division", want.division, message.division),
+        ("masterExternalId", want.master_external_id, message.master_external_id),
+    ]
+    drifts = [Drift(TopicDriftKind.TOPIC_DIFFERS, entity_id,
+                    f"{path}: CCB {_show(ccb_value)}, topic {_show(topic_value)}", path,
+                    _value(ccb_value), _value(topic_value))
+              for path, ccb_value, topic_value in pairs if ccb_value != topic_value]
+    drifts.extend(replace(drift, kind=TopicDriftKind.TOPIC_DIFFERS,
+                          message=drift.message.replace(", MDM ", ", topic "))
+                  for drift in _link_drifts(entity_id, want.sp_links, message.sp_links))
+    return drifts

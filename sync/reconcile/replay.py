@@ -1,0 +1,233 @@
+"""Bounded replay of the sync topic: read it from the beginning (or from a time) up to where it
+ended when the replay started, and rebuild the latest snapshot per key.
+
+The replay reads with a throwaway consumer (no consumer group: nothing is committed, no live
+worker's position moves). The end offsets are read once, before the first record, and frozen:
+records written while the replay runs are left for the next one, so a replay of a busy topic
+still ends. A partition is done when the consumer's position reaches its frozen end (not when a
+record with offset ``end - 1`` is seen: compaction may have removed it).
+
+Rebuilding keeps, per message key (``"SA:<id>"``), the message with the highest ``version``
+(an equal version read again, a re-publication, replaces the earlier one). A record that cannot
+be decoded is kept as a counted :class:`ReplayProblem` with its position; the replay goes on. A
+tombstone (a key without a value) removes the key, as compaction would.
+
+Decoding is the codec's (:func:`~sync.mapping.codec.decode_sync_message`), in one pass:
+:func:`decode_for_replay` validates the bytes straight into the models and falls back to the
+codec for anything the single pass would read more leniently than the codec does, so both
+accept exactly the same records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from pydantic import Field, TypeAdapter, ValidationError
+
+from sync.mapping.codec import DecodeError, decode_sync_message
+from sync.mapping.messages import SaSyncMessage, SyncMessage
+from sync.transport.bus import Bus, Record, TopicPartition
+
+# (offsets covered so far, offsets to cover); a compacted topic has fewer records than offsets.
+ProgressCallback = Callable[[int, int], None]
+
+# Records one poll may return; larger than the bus default because the replay does nothing
+# between polls but decode.
+REPLAY_BATCH = 5000
+
+
+class ReplayError(Exception):
+    """The replay could not read the topic to its frozen end."""
+
+
+@dataclass(frozen=True)
+class ReplayBounds:
+    """Where the replay starts and where it stops, per partition (offsets, end exclusive)."""
+
+    topic: str
+    start: Mapping[int, int]
+    end: Mapping[int, int]
+
+    @property
+    def total(self) -> int:
+        return sum(max(0, self.end[p] - self.start.get(p, 0)) for p in self.end)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"topic": self.topic, "partitions": [
+            {"partition": p, "start": self.start.get(p, 0), "end": self.end[p]}
+            for p in sorted(self.end)]}
+
+
+def since_ms(since: dt.datetime) -> int:
+    """Kafka timestamp (milliseconds since the epoch) of an aware datetime."""
+    if since.tzinfo is None:
+        raise ValueError(f"replay start {since.isoformat()} has no time zone")
+    return int(since.timestamp() * 1000)
+
+
+async def replay_bounds(bus: Bus, topic: str, since: dt.datetime | None = None) -> ReplayBounds:
+    """The frozen end offsets, and the start: the beginning, or the first record at or after
+    ``since``."""
+    end = await bus.end_offsets(topic)
+    if since is None:
+        start = await bus.beginning_offsets(topic)
+    else:
+        found = await bus.offsets_for_time(topic, since_ms(since))
+        # A record written between the two reads would place the start beyond the frozen end.
+        start = {p: min(found.get(p, end[p]), end[p]) for p in end}
+    return ReplayBounds(topic, start, end)
+
+
+async def replay_batches(bus: Bus, bounds: ReplayBounds, *,
+                         progress: ProgressCallback | None = None,
+                         max_records: int = REPLAY_BATCH,
+                         idle_timeout_s: float = 30.0) -> AsyncIterator[list[Record]]:
+    """Every record inside ``bounds``, batch by batch, in offset order per partition.
+
+    Raises :class:`ReplayError` when the broker delivers nothing for ``idle_timeout_s`` while
+    some partition has not reached its end."""
+    topic = bounds.topic
+    remaining = {p for p in bounds.end if bounds.start.get(p, 0) < bounds.end[p]}
+    covered = {p: 0 for p in bounds.end}
+    total = bounds.total
+    if progress is not None:
+        progress(0, total)
+    if not remaining:
+        return
+    consumer = await bus.consumer([topic])
+    try:
+        # Every partition, finished ones too: a consumer without a group would otherwise read
+        # them from the beginning, only for the records to be thrown away.
+        for partition in sorted(bounds.end):
+            await consumer.seek(TopicPartition(topic, partition),
+                                bounds.start.get(partition, bounds.end[partition]))
+        last_progress = time.monotonic()
+        while remaining:
+            records = await consumer.getmany(timeout_ms=500, max_records=max_records)
+            inside = [r for r in records
+                      if r.partition in remaining and r.offset < bounds.end[r.partition]]
+            for partition in list(remaining):
+                position = await consumer.position(TopicPartition(topic, partition))
+                position = min(position, bounds.end[partition])
+                covered[partition] = position - bounds.start[partition]
+                if position >= bounds.end[partition]:
+                    remaining.discard(partition)
+            if records:
+                last_progress = time.monotonic()
+            elif time.monotonic() - last_progress > idle_timeout_s:
+                stuck = ", ".join(f"{topic}[{p}] at {bounds.start[p] + covered[p]} of "
+                                  f"{bounds.end[p]}" for p in sorted(remaining))
+                raise ReplayError(f"no records for {idle_timeout_s:g} s before the end: {stuck}")
+            if progress is not None:
+                progress(sum(covered.values()), total)
+            if inside:
+                yield inside
+    finally:
+        await consumer.stop()
+
+
+# --- decoding --------------------------------------------------------------------------------
+
+_SYNC_MESSAGE: TypeAdapter[SyncMessage] = TypeAdapter(
+    Annotated[SyncMessage, Field(discriminator="entity_type")])
+_VERSION_KEY = b'"schemaVersion"'
+
+
+def decode_for_replay(value: bytes) -> SyncMessage:
+    """What :func:`~sync.mapping.codec.decode_sync_message` returns for ``value`` (and the same
+    :class:`DecodeError` when it fails), in one validation pass for well-formed records.
+
+    The models alone would take a missing ``schemaVersion`` (it has a default) and ``true`` or
+    ``1.0`` for it; the codec refuses those. So the single pass is trusted only when the
+    document names ``schemaVersion`` once, written as the integer 1; anything else goes through
+    the codec."""
+    if value.count(_VERSION_KEY) == 1 and (b'"schemaVersion":1,' in value
+                                           or b'"schemaVersion":1}' in value):
+        try:
+            return _SYNC_MESSAGE.validate_json(value, by_alias=True, by_name=False)
+        except ValidationError:
+            pass
+    return decode_sync_message(value)
+
+
+# --- rebuilding the latest snapshot per key --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReplayProblem:
+    """A record the replay could not use."""
+
+    partition: int
+    offset: int
+    key: str | None
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"partition": self.partition, "offset": self.offset, "key": self.key,
+                "reason": self.reason}
+
+
+@dataclass
+class LatestSnapshots:
+    """The newest message per key of the records offered so far."""
+
+    messages: dict[str, SyncMessage] = field(default_factory=dict)
+    records: int = 0
+    superseded: int = 0
+    tombstones: int = 0
+    problems: list[ReplayProblem] = field(default_factory=list)
+
+    def offer(self, record: Record) -> None:
+        self.records += 1
+        key = None if record.key is None else record.key.decode("utf-8", "replace")
+        if record.value is None:
+            if key is not None and self.messages.pop(key, None) is not None:
+                self.superseded += 1
+            self.tombstones += 1
+            return
+        try:
+            message = decode_for_replay(record.value)
+        except DecodeError as error:
+            self.problems.append(ReplayProblem(record.partition, record.offset, key, str(error)))
+            return
+        if key != message.key:
+            self.problems.append(ReplayProblem(
+                record.partition, record.offset, key,
+                f"the record key does not match the message's entity {message.key!r}"))
+            return
+        held = self.messages.get(key)
+        if held is not None and held.version > message.version:
+            self.superseded += 1
+            return
+        if held is not None:
+            self.superseded += 1
+        self.messages[key] = message
+
+    def sa_messages(self) -> dict[str, SaSyncMessage]:
+        """The newest SA message per SA id."""
+        return {message.external_id: message for message in self.messages.values()
+                if isinstance(message, SaSyncMessage)}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"records": self.records, "keys": len(self.messages),
+                "superseded": self.superseded, "tombstones": self.tombstones,
+                "problems": [problem.to_dict() for problem in self.problems]}
+
+
+async def rebuild_latest(bus: Bus, topic: str, *, since: dt.datetime | None = None,
+                         progress: ProgressCallback | None = None,
+                         max_records: int = REPLAY_BATCH) -> tuple[ReplayBounds, LatestSnapshots]:
+    """Replay ``topic`` (bounded) and keep the newest snapshot per key."""
+    bounds = await replay_bounds(bus, topic, since)
+    latest = LatestSnapshots()
+    async for batch in replay_batches(bus, bounds, progress=progress, max_records=max_records):
+        for record in batch:
+            latest.offer(record)
+        await asyncio.sleep(0)  # let the consumer's fetcher run between large batches
+    return bounds, latest
+
