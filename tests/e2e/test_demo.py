@@ -229,3 +229,18 @@ def test_a_workdir_that_is_a_file_is_refused(tmp_path: Path) -> None:
     assert code == 1
     assert err.strip() == f"error: --workdir {target}: exists and is not a folder"
     assert target.read_text() == "keep me"
+
+
+async def stop_before_the_start(stage: Stage) -> scenes.Scene:
+    stage.run(scenes.RequestStop(account_id=scenes.TENANT_1, sa_ids=("SA-TN01-E",),
+                                 stop_date=scenes.MOVE_OUT.replace(year=2020)))
+    raise AssertionError("the stop should have been refused")
+
+
+def test_a_scene_the_data_does_not_support_is_a_one_line_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sync.demo.play.SCENES", (scenes.load_building, stop_before_the_start))
+    code, out, err = run_demo("--workdir", str(tmp_path))
+    assert (code, out) == (1, "")
+    assert err.startswith("error: scene 2 (stop before the start) failed: SA 'SA-TN01-E'")
+    assert len(err.strip().splitlines()) == 1
