@@ -137,9 +137,8 @@ class Drift:
 
     def to_dict(self) -> dict[str, Any]:
         other = "topic" if self.side == "TOPIC" else "mdm"
-        return {"kind": self.kind.value, "side": self.side, "entity_id": self.entity_id,
-                "field": self.field, "ccb": self.ccb_value, other: self.mdm_value,
-                "message": self.message}
+        return {"kind": self.kind.value, "entity_id": self.entity_id, "field": self.field,
+                "ccb": self.ccb_value, other: self.mdm_value, "message": self.message}
 
 
 @dataclass(frozen=True)
