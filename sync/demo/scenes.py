@@ -20,7 +20,7 @@ from sync.ccb.commands import (
     RequestStop,
     StartService,
 )
-from sync.ccb.model import DrillKey, FaStatus, ServiceAgreement
+from sync.ccb.model import DrillKey, FaPurpose, FaStatus, ServiceAgreement
 from sync.ccb.sync_requests import SyncRequestState
 from sync.demo.stage import Stage
 from sync.pipeline.local import SettleReport
@@ -128,7 +128,7 @@ async def stop_with_reversion(stage: Stage) -> Scene:
     tenant = at(stage, UNIT_1, TENANT_1)
     landlord = [sa for sa in stage.new_sas(before) if sa.account_id == LANDLORD]
     stop_fas = [fa.id for fa in stage.field_activities()
-                if fa.sa_id in {sa.id for sa in tenant} and fa.purpose.value == "stop"]
+                if fa.sa_id in {sa.id for sa in tenant} and fa.purpose is FaPurpose.STOP]
     return Scene(
         "Tenant moves out of unit 1: stop with landlord reversion", "1.1-1.5, 4.7",
         f"{TENANT_1} stops its service at unit 1 on {MOVE_OUT.isoformat()}: {statuses(tenant)};"
