@@ -8,9 +8,11 @@ production component, not a stand-in.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
 
+from sync.ccb.sync_requests import SyncRequestState
 from sync.clock import Clock
 from sync.config.admin import AdminConfig
 from sync.config.settings import Settings
@@ -51,23 +53,34 @@ class LocalPipeline:
         await ensure_topics(self.bus, self.settings)
         await self.mdm_worker.start()
 
-    async def settle(self, max_rounds: int = 50) -> SettleReport:
-        """Relay, apply and acknowledge until a round moves nothing (at most ``max_rounds``;
-        retries of order-sensitive rejections need a round each)."""
+    async def settle(self, max_rounds: int = 50, ack_wait_ms: int = 200) -> SettleReport:
+        """Relay, apply and acknowledge until every request is answered and a round moves
+        nothing (at most ``max_rounds``; a retry of an order-sensitive rejection needs a round).
+        On a real broker an acknowledgement can take a moment to become readable: a round
+        waits up to ``ack_wait_ms`` for answers while requests are still ``SENT``."""
         report = SettleReport()
         for _ in range(max_rounds):
             relayed = await self.relay.drain()
             verdicts = await self.mdm_worker.drain()
             answered = await self.acks.drain()
+            awaiting = await asyncio.to_thread(self._awaiting_answers)
+            if awaiting and not answered.read:
+                late = await self.acks.consume_batch(timeout_ms=ack_wait_ms)
+                answered.add(late)
+                awaiting = await asyncio.to_thread(self._awaiting_answers)
             report.rounds += 1
             report.published += relayed.published
             report.mdm_verdicts.update({verdict.value: count
                                         for verdict, count in verdicts.items() if count})
             report.ack_verdicts.update(answered.verdicts)
             report.todos_raised += answered.todos_raised
-            if not relayed.published and not answered.read:
+            if not relayed.published and not answered.read and not awaiting:
                 break
         return report
+
+    def _awaiting_answers(self) -> int:
+        counts = self.outbox.counts()
+        return counts[SyncRequestState.PENDING.value] + counts[SyncRequestState.SENT.value]
 
     async def stop(self) -> None:
         await self.acks.close()
