@@ -33,9 +33,11 @@ log = logging.getLogger("sync.worker")
 async def run_mdm_worker(settings: Settings, admin: AdminConfig, clock: Clock,
                          stop_event: asyncio.Event, *, health_port: int = 0,
                          health_host: str = "127.0.0.1", engine: Engine = "faust",
-                         stats: WorkerStats | None = None) -> WorkerStats:
+                         stats: WorkerStats | None = None,
+                         app_id: str | None = None) -> WorkerStats:
     """Consume the sync topic into the MDM store at ``settings.mdm_db_url`` (schema created
-    when missing) until ``stop_event`` is set. ``health_port`` 0 serves no health endpoint."""
+    when missing) until ``stop_event`` is set. ``health_port`` 0 serves no health endpoint;
+    ``app_id`` names the faust app and its consumer group (default ``c2m-sync-mdm``)."""
     if engine == "faust" and not settings.broker_url.startswith("kafka://"):
         raise ValueError(f"the faust engine needs a kafka:// broker, not "
                          f"{settings.broker_url!r}; use --engine loop for memory://")
@@ -46,10 +48,10 @@ async def run_mdm_worker(settings: Settings, admin: AdminConfig, clock: Clock,
         await asyncio.to_thread(store.create_schema)
         await bus.start()
         if engine == "faust":
-            from sync.worker.faust_app import build_app, run_faust_worker
+            from sync.worker.faust_app import APP_ID, build_app, run_faust_worker
 
             app = build_app(settings, store, clock, bus, stats=stats, web_port=health_port,
-                            web_host=health_host)
+                            web_host=health_host, app_id=app_id or APP_ID)
             await run_faust_worker(app, stop_event)
             return stats
         server = (await start_health_server(HealthCheck(stats, store), health_port, health_host)
@@ -75,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--health-port", type=int, default=0,
                         help="serve GET /health on this port (0: no endpoint)")
     parser.add_argument("--health-host", default="127.0.0.1")
+    parser.add_argument("--app-id", help="faust app id and consumer group (default "
+                        "c2m-sync-mdm)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -86,19 +90,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     clock = clock_for(settings.business_date, admin.installation.base_time_zone)
-    return asyncio.run(_serve(settings, admin, clock, args.engine, args.health_port,
-                              args.health_host))
+    return asyncio.run(_serve(settings, admin, clock, args))
 
 
-async def _serve(settings: Settings, admin: AdminConfig, clock: Clock, engine: Engine,
-                 health_port: int, health_host: str) -> int:
+async def _serve(settings: Settings, admin: AdminConfig, clock: Clock,
+                 args: argparse.Namespace) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     try:
-        stats = await run_mdm_worker(settings, admin, clock, stop, health_port=health_port,
-                                     health_host=health_host, engine=engine)
+        stats = await run_mdm_worker(settings, admin, clock, stop, health_port=args.health_port,
+                                     health_host=args.health_host, engine=args.engine,
+                                     app_id=args.app_id)
     except Exception as error:
         log.error("MDM worker stopped: %s: %s", type(error).__name__, error)
         return 1

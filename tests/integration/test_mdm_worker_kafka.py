@@ -54,16 +54,21 @@ class Rig:
         return await self.bus.publish_batch(self.settings.topics.sync_requests, messages)
 
     async def read(self, topic: str, count: int, timeout_s: float = 60) -> list[Record]:
-        """At least ``count`` records of ``topic`` (fails after ``timeout_s``)."""
+        """Every record of ``topic`` once it holds at least ``count`` (fails after
+        ``timeout_s``)."""
+        deadline = time.monotonic() + timeout_s
+        while sum((await self.bus.end_offsets(topic)).values()) < count:
+            assert time.monotonic() < deadline, f"{topic}: fewer than {count} records"
+            await asyncio.sleep(0.2)
+        ends = await self.bus.end_offsets(topic)
         consumer = await self.bus.consumer([topic])
         records: list[Record] = []
-        deadline = time.monotonic() + timeout_s
         try:
-            while len(records) < count and time.monotonic() < deadline:
+            while len(records) < sum(ends.values()):
+                assert time.monotonic() < deadline, f"{topic}: {len(records)} records read"
                 records += await consumer.getmany(timeout_ms=500, max_records=5000)
         finally:
             await consumer.stop()
-        assert len(records) >= count, f"{topic}: {len(records)} of {count} records"
         return records
 
     async def acks(self, count: int, timeout_s: float = 60) -> list[Acknowledgement]:
@@ -143,3 +148,108 @@ async def test_faust_agent_applies_acknowledges_and_dead_letters(rig: Rig,
         assert doc["source"]["topic"] == rig.settings.topics.sync_requests
         assert doc["source"]["offset"] >= 0
     assert rig.store.unpublished(10) == []
+
+
+# --- killed in the middle of 10,000 messages -------------------------------------------------
+
+SAS, SA_VERSIONS = 950, 10
+PERSONS, PERSON_VERSIONS = 100, 5  # 9,500 + 500 = 10,000 messages
+
+
+def stream_of_changes() -> list[SyncMessage]:
+    """Every SA and person changes version by version, entities interleaved, per-key order
+    kept; each SA has its own SP so that every version is valid for the default admin data."""
+    stop_date = dt.date(2025, 9, 1)
+    messages: list[SyncMessage] = []
+    for version in range(1, SA_VERSIONS + 1):
+        for n in range(SAS):
+            pending_stop = version % 2 == 0
+            messages.append(sa_message(
+                f"SA-{n:04d}", version=version, sp_ids=(f"SP-{n:04d}",),
+                sa_status="30" if pending_stop else "20",
+                end=stop_date if pending_stop else None))
+        if version <= PERSON_VERSIONS:
+            messages.extend(person_message(f"PER-{n:03d}", version=version,
+                                           name=f"TENANT,NUMBER{version}")
+                            for n in range(PERSONS))
+    return messages
+
+
+def start_worker(rig: Rig, log_path: Path, app_id: str) -> subprocess.Popen[bytes]:
+    topics = rig.settings.topics
+    env = {**os.environ, "C2M_SYNC_TOPIC_SYNC_REQUESTS": topics.sync_requests,
+           "C2M_SYNC_TOPIC_ACKNOWLEDGEMENTS": topics.acknowledgements,
+           "C2M_SYNC_TOPIC_DEAD_LETTERS": topics.dead_letters,
+           "C2M_SYNC_TOPIC_PARTITIONS": str(rig.settings.topic_partitions)}
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "sync.worker.mdm", "--broker", rig.settings.broker_url,
+             "--mdm-db-url", rig.url, "--engine", "faust", "--app-id", app_id],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+async def test_worker_killed_mid_stream_loses_nothing_and_applies_nothing_twice(
+        rig: Rig, tmp_path: Path) -> None:
+    messages = stream_of_changes()
+    assert len(messages) == 10_000
+    for start in range(0, len(messages), 2000):
+        await rig.send([keyed(m) for m in messages[start:start + 2000]])
+    log_path = tmp_path / "worker.log"
+    app_id = f"mdm-kill-{uuid.uuid4().hex[:6]}"
+
+    worker = start_worker(rig, log_path, app_id)
+    try:
+        await wait_for(lambda: rig.rows(acknowledgements) >= 1500 or worker.poll() is not None,
+                       180, "the worker to consume 1,500 messages")
+        assert worker.poll() is None, log_path.read_text()
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(30)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    consumed_at_kill = rig.rows(acknowledgements)
+    assert consumed_at_kill < len(messages), "killed too late to prove anything"
+
+    restarted = start_worker(rig, log_path, app_id)
+    try:
+        await wait_for(lambda: (rig.rows(acknowledgements) >= len(messages)
+                                and not rig.store.unpublished(1))
+                       or restarted.poll() is not None, 180, "the restarted worker to catch up")
+        assert restarted.poll() is None, log_path.read_text()
+        restarted.send_signal(signal.SIGTERM)
+        assert restarted.wait(60) == 0, log_path.read_text()  # a clean stop on SIGTERM
+    finally:
+        if restarted.poll() is None:
+            restarted.kill()
+
+    # Every entity ends at the last version published.
+    for n in range(SAS):
+        us = rig.store.get_us(f"SA-{n:04d}")
+        assert us is not None
+        assert us.last_applied_version == SA_VERSIONS
+    for n in range(PERSONS):
+        contact = rig.store.get_contact(f"PER-{n:03d}")
+        assert contact is not None
+        assert (contact.version, contact.name) == (PERSON_VERSIONS,
+                                                   f"TENANT,NUMBER{PERSON_VERSIONS}")
+    # One answer per source offset, every (entity, version) applied exactly once.
+    with rig.store.engine.connect() as connection:
+        c = acknowledgements.c
+        outcomes = Counter(dict(connection.execute(
+            select(c.outcome, func.count()).group_by(c.outcome)).all()))
+        positions = connection.execute(select(func.count()).select_from(
+            select(c.source_partition, c.source_offset).distinct().subquery())).scalar_one()
+        applied_pairs = connection.execute(select(func.count()).select_from(
+            select(c.entity_type, c.entity_id, c.version)
+            .where(c.outcome == "SYNCHRONIZED").distinct().subquery())).scalar_one()
+    assert rig.rows(acknowledgements) == positions == len(messages)
+    assert rig.rows(dead_letters) == 0
+    assert outcomes == Counter({"SYNCHRONIZED": len(messages)})
+    assert applied_pairs == len({(m.entity_type, m.external_id, m.version) for m in messages})
+    ends = await rig.bus.end_offsets(rig.settings.topics.sync_requests)
+    assert rig.store.last_positions(rig.settings.topics.sync_requests) == {
+        partition: end - 1 for partition, end in ends.items()}
+    # Every sync request has its acknowledgement on the ack topic (repeats allowed: at least
+    # once on the way out).
+    acks = await rig.acks(len(messages), timeout_s=120)
+    assert {ack.sync_request_id for ack in acks} == {m.sync_request_id for m in messages}
