@@ -30,7 +30,7 @@ from sync.cli.batch import BarProgress
 from sync.cli.common import CliError, Context, add_json_flag
 from sync.pipeline.stores import open_mdm_store, open_outbox
 from sync.reconcile.compare import Drift
-from sync.reconcile.mdm_replay import ReplayTargetNotEmptyError, replay_into_mdm
+from sync.reconcile.mdm_replay import ReplayTargetNotEmptyError, replay_into_mdm, require_empty
 from sync.reconcile.replay import ProgressCallback, ReplayError
 from sync.reconcile.report import ReconcileReport
 from sync.reconcile.run import reconcile, repair
@@ -207,6 +207,7 @@ def _replay(context: Context, args: argparse.Namespace) -> int:
     _require_shared_bus(context)
     store = open_mdm_store(args.mdm_db, admin)
     try:
+        require_empty(store)  # before the broker is contacted
         with _progress(context, f"replaying {settings.topics.sync_requests}") as progress:
             report = _on_bus(context, lambda bus: replay_into_mdm(
                 bus, settings.topics.sync_requests, store, context.clock, since=since,
