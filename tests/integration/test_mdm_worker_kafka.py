@@ -9,6 +9,7 @@ import datetime as dt
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -99,6 +100,21 @@ async def rig(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[Rig]:
     await bus.stop()
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def get_health(port: int) -> tuple[int, Any]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+    response = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    head, _, body = response.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)
+
+
 def keyed(message: SyncMessage) -> Message:
     return Message(message.key.encode(), encode(message))
 
@@ -122,15 +138,18 @@ async def test_faust_agent_applies_acknowledges_and_dead_letters(rig: Rig,
                     malformed[1], malformed[2], keyed(valid[3])])
     stats = WorkerStats()
     stop = asyncio.Event()
+    web_port = free_port()
     app = build_app(rig.settings, rig.store, CLOCK, rig.bus, stats=stats,
                     app_id=f"mdm-test-{uuid.uuid4().hex[:6]}", data_dir=tmp_path / "faust",
-                    session_timeout_s=6.0)
+                    session_timeout_s=6.0, web_port=web_port)
     running = asyncio.create_task(run_faust_worker(app, stop))
     try:
         await wait_for(lambda: sum(stats.counts.values()) >= 7 or running.done(), 90,
                        "the agent to consume 7 records")
         acks = await rig.acks(4)
         letters = await rig.read(rig.settings.topics.dead_letters, 3)
+        await wait_for(lambda: stats.dead_letters_published == 3, 30, "publication")
+        status, health = await get_health(web_port)
     finally:
         stop.set()
         await asyncio.wait_for(running, 60)
@@ -148,6 +167,9 @@ async def test_faust_agent_applies_acknowledges_and_dead_letters(rig: Rig,
         assert doc["source"]["topic"] == rig.settings.topics.sync_requests
         assert doc["source"]["offset"] >= 0
     assert rig.store.unpublished(10) == []
+    assert (status, health["status"], health["store"]) == (200, "ok", "ok")
+    assert (health["counts"]["applied"], health["counts"]["dead_lettered"]) == (4, 3)
+    assert sum(health["lag"][rig.settings.topics.sync_requests].values()) == 0
 
 
 # --- killed in the middle of 10,000 messages -------------------------------------------------
