@@ -3,7 +3,7 @@
 
 The engine is ``faust`` (a faust-streaming agent; Kafka only) or ``loop`` (the same processor
 over the ``Bus`` port: ``memory://`` or ``kafka://``). SIGTERM and SIGINT stop it cleanly: the
-record in hand is finished, answers are published, the consumer leaves.
+consumer leaves, and a record being applied then is committed whole or read again next time.
 """
 
 from __future__ import annotations
