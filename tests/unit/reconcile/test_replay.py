@@ -188,3 +188,19 @@ def test_decode_for_replay_equals_the_codec(message: SaSyncMessage, at: int,
     position = at % (len(value) + 1)
     mutated = value[:position] + noise + value[position + len(noise):]
     assert replay_result(mutated) == codec_result(mutated)
+
+
+async def test_a_newest_record_that_does_not_decode_is_a_problem_and_its_key_left_out() -> None:
+    """Only the newest record of a key is decoded in full; when it fails nothing older stands
+    in for it (MDM dead-lettered it too)."""
+    bus = await new_bus(1)
+    broken = encode(sa_message("SA-1", version=2)).replace(b'"saStatus":"20"',
+                                                           b'"saStatus":"99"')
+    written = await publish(bus, record_of(sa_message("SA-1", version=1)),
+                            Message(b"SA:SA-1", broken), record_of(sa_message("SA-2")))
+    _, latest = await rebuild_latest(bus, TOPIC)
+    assert sorted(latest.sa_messages()) == ["SA-2"]
+    [problem] = latest.problems
+    assert (problem.offset, problem.key) == (written[1].offset, "SA:SA-1")
+    assert "saStatus" in problem.reason
+    assert latest.to_dict()["keys"] == 1
