@@ -3,7 +3,8 @@
 - ``ccb``: the relay (``SYNC-RELAY``), the acknowledgement consumer and ``SYNC-TIMEOUT``.
 - ``mdm``: the MDM worker; on ``kafka://`` a faust-streaming agent by default
   (``--engine loop`` for the plain bus loop), on ``memory://`` the bus loop.
-- ``all``: both in one process (the only way to run them on the in-process bus).
+- ``all``: both in one process (the only way to run them on the in-process bus; each run
+  then uses topic names of its own, because the in-process topics start empty every time).
 
 They stop cleanly on SIGTERM or Ctrl-C.
 """
@@ -15,10 +16,13 @@ import asyncio
 import logging
 import signal
 import sys
+import uuid
 from collections.abc import Awaitable
 
 from sync.cli.common import Context
+from sync.config.settings import Settings, TopicNames
 from sync.pipeline.ccb_worker import ensure_topics, run_ccb_worker
+from sync.pipeline.stores import open_outbox
 from sync.transport.bus import bus_for
 from sync.worker.mdm import Engine, run_mdm_worker
 
@@ -42,6 +46,17 @@ def _run(context: Context, args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings, admin, clock = context.settings, context.admin, context.clock
+    if settings.broker_url.startswith("memory://"):
+        settings = _fresh_in_process_topics(settings, uuid.uuid4().hex[:12])
+        if args.side in ("ccb", "all"):
+            outbox = open_outbox(settings.ccb_db_url, admin, clock)
+            try:
+                again = outbox.republish_unanswered(clock.now())
+            finally:
+                outbox.store.dispose()
+            if again:
+                log.info("%d sync requests sent on an earlier run's in-process bus are queued "
+                         "again", again)
     engine: Engine = "faust" if settings.broker_url.startswith("kafka://") else "loop"
     if args.engine == "loop":
         engine = "loop"
@@ -80,3 +95,14 @@ def _run(context: Context, args: argparse.Namespace) -> int:
         return 0
 
     return asyncio.run(serve())
+
+
+def _fresh_in_process_topics(settings: Settings, run_id: str) -> Settings:
+    """Topic names of their own for this run of the in-process bus. Its topics start empty in
+    every process, while the MDM store remembers the positions it consumed in earlier runs;
+    under the old names new records would sit at offsets MDM has already answered."""
+    topics = settings.topics
+    return settings.model_copy(update={"topics": TopicNames(
+        sync_requests=f"{topics.sync_requests}.run-{run_id}",
+        acknowledgements=f"{topics.acknowledgements}.run-{run_id}",
+        dead_letters=f"{topics.dead_letters}.run-{run_id}")})

@@ -291,6 +291,34 @@ class SqlOutbox:
         self.store.execute(unit)
         return result[0]
 
+    def republish_unanswered(self, now: dt.datetime) -> int:
+        """Queue every ``SENT`` request again, as it is (same version). For a bus that did not
+        outlive the process that published to it (the in-process bus): MDM never saw those
+        records, and one it did see is answered as a duplicate. A request whose entity has a
+        newer pending one is superseded by it instead. Returns how many were queued again."""
+        c = sync_requests.c
+        count = 0
+
+        def unit(view: SqlCcbView, _ids: IdSource) -> Changes:
+            nonlocal count
+            rows = view.connection.execute(select(sync_requests).where(
+                c.state == SyncRequestState.SENT.value).order_by(c.seq)).mappings().all()
+            for row in rows:
+                request = _request(row)
+                pending = _pending_of(view.connection, request.entity_type, request.entity_id)
+                if pending is not None:
+                    _save(view.connection, request, state=SyncRequestState.DISCARDED.value,
+                          updated_at=now, note=f"superseded by {pending.id}")
+                    continue
+                _save(view.connection, request, state=SyncRequestState.PENDING.value,
+                      updated_at=now, sent_at=None, partition=None, offset=None,
+                      note="queued again: the bus it was published on is gone")
+                count += 1
+            return Changes()
+
+        self.store.execute(unit)
+        return count
+
     # --- reading ----------------------------------------------------------------------------
 
     def get(self, request_id: str) -> SyncRequest | None:

@@ -334,3 +334,22 @@ def test_requeue_of_an_unknown_sa_names_it_and_changes_nothing(outbox: SqlOutbox
     with pytest.raises(SnapshotError, match=r"SA 'SA-NOPE'.*SA not found"):
         outbox.requeue("SA", "SA-NOPE", dt.datetime(2025, 3, 3, tzinfo=dt.UTC))
     assert outbox.counts() == counts
+
+
+def test_republish_unanswered_queues_sent_requests_again_unless_superseded(
+        outbox: SqlOutbox, clock: FixedClock) -> None:
+    sent = {r.entity_id: r for r in send_all(outbox, clock)}
+    run(outbox, clock, RequestStop(account_id="A-TN-01", sa_ids=(TENANT_E,),
+                                   stop_date=dt.date(2025, 3, 14)))
+    newer = pending(outbox, TENANT_E)
+    again = outbox.republish_unanswered(clock.now())
+    assert again == len(sent) - 1
+    superseded = outbox.get(sent[TENANT_E].id)
+    assert superseded is not None
+    assert superseded.state is SyncRequestState.DISCARDED
+    requeued = outbox.get(sent["SA-TN02-E"].id)
+    assert requeued is not None
+    assert (requeued.state, requeued.version) == (SyncRequestState.PENDING,
+                                                  sent["SA-TN02-E"].version)
+    assert pending(outbox, TENANT_E) == newer
+    assert outbox.counts()["SENT"] == 0

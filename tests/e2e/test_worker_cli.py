@@ -92,3 +92,43 @@ def test_worker_all_synchronizes_cli_commands_and_stops_on_sigterm(operator: Ope
     output = log_path.read_text("utf-8", errors="replace")
     assert code == 0, output[-3000:]
     assert "worker stopped" in output
+
+
+def run_worker_until(operator: Operator, condition: Any, log_path: Path) -> str:
+    """Run `worker all` on the in-process bus until ``condition`` holds, then SIGTERM it."""
+    env = {**operator.env, "C2M_SYNC_BROKER_URL": "memory://"}
+    with log_path.open("ab") as log:
+        worker = subprocess.Popen([sys.executable, "-m", "sync.cli", "worker", "all"],
+                                  cwd=operator.workdir, env=env, stdout=log,
+                                  stderr=subprocess.STDOUT)
+    try:
+        operator.wait_until("the worker to synchronize", condition, 120)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        code = worker.wait(timeout=60)
+    output = log_path.read_text("utf-8", errors="replace")
+    assert code == 0, output[-3000:]
+    return output
+
+
+@pytest.mark.timeout(300)
+def test_worker_all_on_the_in_process_bus_can_be_stopped_and_run_again(tmp_path: Path) -> None:
+    """Each run of the in-process bus starts with empty topics while both databases remember
+    earlier runs: a second run must still synchronize what changed in between."""
+    env = {**os.environ, "C2M_SYNC_CCB_DB_URL": f"sqlite:///{tmp_path / 'ccb.db'}",
+           "C2M_SYNC_MDM_DB_URL": f"sqlite:///{tmp_path / 'mdm.db'}",
+           "C2M_SYNC_BUSINESS_DATE": "2025-03-03", "PYTHONPATH": str(ROOT)}
+    operator = Operator(env, tmp_path)
+    operator.run("ccb", "load", str(ROOT / "examples" / "premise-landlord.yaml"))
+
+    def all_synchronized() -> bool:
+        requests = operator.run("ccb", "sync", "list", "--limit", "1000")
+        return bool(requests) and all(r["state"] == "SYNCHRONIZED" for r in requests)
+
+    log_path = tmp_path / "worker.log"
+    run_worker_until(operator, all_synchronized, log_path)
+    operator.run("ccb", "request-stop", "A-TN-01", "--sa", "SA-TN01-E",
+                 "--stop-date", "2025-03-14")
+    run_worker_until(operator, all_synchronized, log_path)
+    tenant = operator.run("mdm", "us", "show", "SA-TN01-E")
+    assert tenant["end_date"] == "2025-03-14"
