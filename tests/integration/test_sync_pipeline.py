@@ -22,6 +22,7 @@ from sync.config.admin import load_admin_config
 from sync.config.settings import Settings, TopicNames
 from sync.mdm.model import UsStatus
 from sync.pipeline.local import LocalPipeline
+from sync.transport.bus import Message
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "premise-landlord.yaml"
 ADMIN = load_admin_config()
@@ -172,3 +173,22 @@ def done_version(pipeline: LocalPipeline, sa_id: str) -> int:
     """The version of the SA's newest synchronized request."""
     return max(request.version for request in pipeline.outbox.find(
         state=SyncRequestState.SYNCHRONIZED, entity_type="SA", entity_id=sa_id))
+
+
+async def test_the_same_messages_delivered_twice_change_nothing_the_second_time(
+        pipeline: LocalPipeline) -> None:
+    await pipeline.settle()
+    run(pipeline, RequestStop(account_id="A-TN-01", sa_ids=("SA-TN01-E",), stop_date=STOP))
+    await pipeline.settle()
+    before_mdm = [us.model_dump() for us in pipeline.mdm.list_us()]
+    before_ccb = pipeline.outbox.find()
+    delivered = [request for request in before_ccb
+                 if request.state is SyncRequestState.SYNCHRONIZED]
+    await pipeline.bus.publish_batch(pipeline.settings.topics.sync_requests, [
+        Message(key=request.key.encode(), value=request.payload) for request in delivered])
+    report = await pipeline.settle()
+    assert report.published == 0
+    assert report.mdm_verdicts == {"duplicate": len(delivered)}
+    assert report.ack_verdicts == {"STALE": len(delivered)}
+    assert [us.model_dump() for us in pipeline.mdm.list_us()] == before_mdm
+    assert pipeline.outbox.find() == before_ccb
