@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import uuid
 from pathlib import Path
 
 import jsonschema
@@ -14,12 +13,8 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from sync.ccb.commands import RequestStop
-from sync.ccb.dispatch import unit_of_work
-from sync.ccb.loading import load_master_data, parse_text
-from sync.clock import FixedClock
 from sync.config.admin import load_admin_config
-from sync.config.settings import Settings, TopicNames
-from sync.pipeline.local import LocalPipeline
+from tests.integration.pipeline_support import loaded_pipeline, pipeline_settings, run
 
 ROOT = Path(__file__).parents[2]
 ADMIN = load_admin_config()
@@ -68,24 +63,11 @@ def read_all(bootstrap: str, topic: str, partitions: int) -> list[tuple[bytes, b
 async def test_librdkafka_reads_the_sync_topic_and_every_message_matches_the_schema(
         kafka_broker: object, tmp_path: Path) -> None:
     bootstrap = str(getattr(kafka_broker, "bootstrap_servers"))  # noqa: B009
-    suffix = uuid.uuid4().hex[:8]
-    settings = Settings(
-        ccb_db_url=f"sqlite:///{tmp_path / 'ccb.db'}",
-        mdm_db_url=f"sqlite:///{tmp_path / 'mdm.db'}",
-        broker_url=f"kafka://{bootstrap}", topic_partitions=3,
-        topics=TopicNames(sync_requests=f"interop-sync-{suffix}",
-                          acknowledgements=f"interop-acks-{suffix}",
-                          dead_letters=f"interop-dlq-{suffix}"))
-    pipeline = LocalPipeline(settings, ADMIN, FixedClock(dt.date(2025, 3, 3)))
-    await pipeline.start()
+    settings = pipeline_settings(f"kafka://{bootstrap}", tmp_path, "interop")
+    pipeline = await loaded_pipeline(settings)
     try:
-        clock = pipeline.clock
-        pipeline.outbox.store.execute(load_master_data(parse_text(
-            (ROOT / "examples" / "premise-landlord.yaml").read_text("utf-8"), "example"),
-            "example", ADMIN, clock.now(), "loader"))
-        pipeline.outbox.store.execute(unit_of_work(RequestStop(
-            account_id="A-TN-01", sa_ids=("SA-TN01-E",), stop_date=dt.date(2025, 3, 14)),
-            ADMIN, clock.business_date(), clock.now()))
+        run(pipeline, RequestStop(account_id="A-TN-01", sa_ids=("SA-TN01-E",),
+                                  stop_date=dt.date(2025, 3, 14)))
         report = await pipeline.settle()
     finally:
         await pipeline.stop()

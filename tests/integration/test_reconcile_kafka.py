@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,14 +14,8 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, insert, select, update
 
-from sync.ccb.changes import Changes
 from sync.ccb.commands import CancelPendingStop, RequestStop
-from sync.ccb.dispatch import unit_of_work
-from sync.ccb.loading import load_master_data, parse_text
 from sync.cli import main
-from sync.clock import FixedClock
-from sync.config.admin import load_admin_config
-from sync.config.settings import Settings, TopicNames
 from sync.pipeline.local import LocalPipeline
 from sync.pipeline.stores import open_mdm_store
 from sync.reconcile.compare import DriftKind, TopicDriftKind
@@ -31,41 +24,28 @@ from sync.reconcile.report import ReconcileReport, RepairAction
 from sync.reconcile.run import reconcile, repair
 from sync.storage import mdm_schema as t
 from sync.storage.mdm import MdmStore
+from tests.integration.pipeline_support import (
+    ADMIN,
+    TODAY,
+    loaded_pipeline,
+    pipeline_settings,
+    run,
+)
 
 pytestmark = pytest.mark.kafka
 
-EXAMPLE = Path(__file__).parents[2] / "examples" / "premise-landlord.yaml"
-ADMIN = load_admin_config()
-TODAY = dt.date(2025, 3, 3)
 STOP = dt.date(2025, 3, 14)
 
 
 @pytest.fixture
 async def pipeline(kafka_broker: Any, tmp_path: Path) -> AsyncIterator[LocalPipeline]:
     """A synchronized CCB + MDM pair on Kafka (unique topics), every request SYNCHRONIZED."""
-    suffix = uuid.uuid4().hex[:8]
-    settings = Settings(
-        ccb_db_url=f"sqlite:///{tmp_path / 'ccb.db'}",
-        mdm_db_url=f"sqlite:///{tmp_path / 'mdm.db'}", broker_url=kafka_broker.url,
-        topics=TopicNames(sync_requests=f"r-sync-{suffix}", acknowledgements=f"r-acks-{suffix}",
-                          dead_letters=f"r-dlq-{suffix}"),
-        topic_partitions=3)
-    pipeline = LocalPipeline(settings, ADMIN, FixedClock(TODAY))
-    await pipeline.start()
-    pipeline.outbox.store.execute(load_master_data(
-        parse_text(EXAMPLE.read_text("utf-8"), "example"), "example", ADMIN,
-        pipeline.clock.now(), "loader"))
+    pipeline = await loaded_pipeline(pipeline_settings(kafka_broker.url, tmp_path, "r"))
     await pipeline.settle()
     try:
         yield pipeline
     finally:
         await pipeline.stop()
-
-
-def run(pipeline: LocalPipeline, command: object) -> Changes:
-    clock = pipeline.clock
-    return pipeline.outbox.store.execute(unit_of_work(
-        command, ADMIN, clock.business_date(), clock.now()))  # type: ignore[arg-type]
 
 
 async def reconcile_now(pipeline: LocalPipeline) -> ReconcileReport:

@@ -12,21 +12,19 @@ import pytest
 
 from sync.ccb.changes import Changes
 from sync.ccb.commands import CancelPendingStop, RequestStop
-from sync.ccb.dispatch import unit_of_work
-from sync.ccb.loading import load_master_data, parse_text
 from sync.ccb.model import DrillKey, ServicePoint, ToDoStatus
 from sync.ccb.ports import CcbView, IdSource
 from sync.ccb.sync_requests import SyncRequestState
-from sync.clock import FixedClock
-from sync.config.admin import load_admin_config
-from sync.config.settings import Settings, TopicNames
 from sync.mdm.model import UsStatus
 from sync.pipeline.local import LocalPipeline
 from sync.transport.bus import Message
+from tests.integration.pipeline_support import (
+    ADMIN,
+    loaded_pipeline,
+    pipeline_settings,
+    run,
+)
 
-EXAMPLE = Path(__file__).parents[2] / "examples" / "premise-landlord.yaml"
-ADMIN = load_admin_config()
-TODAY = dt.date(2025, 3, 3)
 STOP = dt.date(2025, 3, 14)
 
 
@@ -39,28 +37,11 @@ def broker_url(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 async def pipeline(broker_url: str, tmp_path: Path) -> AsyncIterator[LocalPipeline]:
-    suffix = uuid.uuid4().hex[:8]
-    settings = Settings(
-        ccb_db_url=f"sqlite:///{tmp_path / 'ccb.db'}",
-        mdm_db_url=f"sqlite:///{tmp_path / 'mdm.db'}", broker_url=broker_url,
-        topics=TopicNames(sync_requests=f"t-sync-{suffix}", acknowledgements=f"t-acks-{suffix}",
-                          dead_letters=f"t-dlq-{suffix}"),
-        topic_partitions=3)
-    pipeline = LocalPipeline(settings, ADMIN, FixedClock(TODAY))
-    await pipeline.start()
-    pipeline.outbox.store.execute(load_master_data(
-        parse_text(EXAMPLE.read_text("utf-8"), "example"), "example", ADMIN,
-        pipeline.clock.now(), "loader"))
+    pipeline = await loaded_pipeline(pipeline_settings(broker_url, tmp_path, "t"))
     try:
         yield pipeline
     finally:
         await pipeline.stop()
-
-
-def run(pipeline: LocalPipeline, command: object) -> Changes:
-    clock = pipeline.clock
-    return pipeline.outbox.store.execute(unit_of_work(
-        command, ADMIN, clock.business_date(), clock.now()))  # type: ignore[arg-type]
 
 
 def states(pipeline: LocalPipeline) -> dict[str, int]:
