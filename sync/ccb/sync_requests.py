@@ -28,7 +28,7 @@ Pure: the store reads and writes requests; these functions decide.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
@@ -154,14 +154,6 @@ def ack_verdict(request: SyncRequest, version: int, outcome: str,
 
 def _timed_out(request: SyncRequest) -> bool:
     return any(error.code == TIMEOUT_CODE for error in request.errors)
-
-
-def timed_out(requests: Iterable[SyncRequest], now: dt.datetime,
-              timeout: dt.timedelta) -> list[SyncRequest]:
-    """``SENT`` requests published longer than ``timeout`` ago, oldest first."""
-    return sorted((request for request in requests
-                   if request.state is SyncRequestState.SENT and request.sent_at is not None
-                   and now - request.sent_at >= timeout), key=lambda request: request.seq)
 
 
 def timeout_error(timeout: dt.timedelta) -> SyncError:

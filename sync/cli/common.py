@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime as dt
 import json
+import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from rich.console import Console
 from rich.table import Table
@@ -16,6 +18,9 @@ from rich.table import Table
 from sync.clock import Clock, clock_for
 from sync.config.admin import AdminConfig, load_admin_config
 from sync.config.settings import Settings, load_settings
+from sync.transport.bus import Bus, bus_for
+
+T = TypeVar("T")
 
 
 class CliError(Exception):
@@ -105,3 +110,21 @@ def parse_date(text: str) -> dt.date:
 def fail(message: str) -> int:
     print(f"error: {message}", file=sys.stderr)
     return 1
+
+
+def run_on_bus(url: str, work: Callable[[Bus], Awaitable[T]]) -> T:
+    """Run ``work`` on a started bus for ``url`` and stop it again; the caller turns transport
+    errors into one-line CLI errors."""
+
+    async def run() -> T:
+        bus = bus_for(url)
+        await bus.start()
+        try:
+            return await work(bus)
+        finally:
+            await bus.stop()
+
+    # The clients log every failed connection attempt; the caller's one-line error says it all.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    return asyncio.run(run())

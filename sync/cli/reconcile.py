@@ -15,9 +15,7 @@ commands say so and stop; in one process (the demo) call :mod:`sync.reconcile.ru
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime as dt
-import logging
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -27,14 +25,14 @@ from zoneinfo import ZoneInfo
 from rich.console import Console
 
 from sync.cli.batch import BarProgress
-from sync.cli.common import CliError, Context, add_json_flag
+from sync.cli.common import CliError, Context, add_json_flag, run_on_bus
 from sync.pipeline.stores import open_mdm_store, open_outbox
 from sync.reconcile.compare import Drift
 from sync.reconcile.mdm_replay import ReplayTargetNotEmptyError, replay_into_mdm, require_empty
 from sync.reconcile.replay import ProgressCallback, ReplayError
 from sync.reconcile.report import ReconcileReport
 from sync.reconcile.run import reconcile, repair
-from sync.transport.bus import Bus, BusError, bus_for
+from sync.transport.bus import Bus, BusError
 from sync.worker.mdm_processor import StoreUnavailableError
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -100,21 +98,10 @@ def _require_shared_bus(context: Context) -> None:
 
 
 def _on_bus(context: Context, work: Callable[[Bus], Awaitable[T]]) -> T:
+    """Run ``work`` on a started bus; transport failures become one-line errors."""
     url = context.settings.broker_url
-
-    async def run() -> T:
-        bus = bus_for(url)
-        await bus.start()
-        try:
-            return await work(bus)
-        finally:
-            await bus.stop()
-
-    # The clients log every failed connection attempt; the one-line error below says it all.
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-    logging.getLogger("kafka").setLevel(logging.CRITICAL)
     try:
-        return asyncio.run(run())
+        return run_on_bus(url, work)
     except (BusError, ReplayError) as error:
         raise CliError(f"{url}: {error}", USAGE_ERROR) from None
     except StoreUnavailableError as error:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from sync.cli.common import CliError, Context, add_json_flag
-from sync.transport.bus import Bus, BusError, TopicStatus, bus_for
+from sync.cli.common import CliError, Context, add_json_flag, run_on_bus
+from sync.transport.bus import Bus, BusError, TopicStatus
 from sync.transport.topics import sync_topic_specs
 
 T = TypeVar("T")
@@ -41,20 +39,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def _on_bus(context: Context, work: Callable[[Bus], Awaitable[T]]) -> T:
     """Run ``work`` on a started bus; transport failures become one-line errors."""
     url = context.settings.broker_url
-
-    async def run() -> T:
-        bus = bus_for(url)
-        await bus.start()
-        try:
-            return await work(bus)
-        finally:
-            await bus.stop()
-
-    # The clients log every failed connection attempt; the one-line error below says it all.
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-    logging.getLogger("kafka").setLevel(logging.CRITICAL)
     try:
-        return asyncio.run(run())
+        return run_on_bus(url, work)
     except BusError as error:
         raise CliError(f"{url}: {error}") from None
 

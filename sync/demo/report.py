@@ -7,15 +7,13 @@ tables, ending with the comparison's verdict.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sync.ccb.changes import SA
-from sync.ccb.sync_requests import SyncRequest, SyncRequestState
 from sync.demo.scenes import Scene
 from sync.demo.stage import Stage
-from sync.reconcile.compare import Comparison, compare, expected_from_ccb
+from sync.reconcile.compare import Comparison, compare, expected_from_ccb, snapshot_versions
 
 
 @dataclass
@@ -46,18 +44,6 @@ class DemoReport:
             "sync_requests": self.sync_requests,
             "comparison": self.comparison.to_dict(),
         }
-
-
-def snapshot_versions(requests: Sequence[SyncRequest]) -> dict[str, int]:
-    """Per SA, the snapshot version MDM should hold: that of its newest request that was not
-    discarded (a discarded request carried a snapshot equal to the one already sent, or was
-    superseded by a later request)."""
-    versions: dict[str, int] = {}
-    for request in requests:
-        if request.state is not SyncRequestState.DISCARDED:
-            versions[request.entity_id] = max(request.version,
-                                              versions.get(request.entity_id, 0))
-    return versions
 
 
 def comparison_of(stage: Stage) -> Comparison:

@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.engine import RowMapping
 
-from sync.ccb.changes import SA, Changes
+from sync.ccb.changes import Changes
 from sync.ccb.errors import ConcurrentUpdateError, InvalidCommand, NotFound
 from sync.ccb.ports import IdSource
 from sync.ccb.sync_requests import (
@@ -349,13 +349,6 @@ class SqlOutbox:
             rows = connection.execute(select(c.state, func.count()).group_by(c.state)).all()
         found = {str(state): int(count) for state, count in rows}
         return {state.value: found.get(state.value, 0) for state in SyncRequestState}
-
-    def latest_by_entity(self, entity_type: str = SA) -> dict[str, SyncRequest]:
-        """The newest request of every entity of ``entity_type``."""
-        latest: dict[str, SyncRequest] = {}
-        for request in self.find(entity_type=entity_type):
-            latest[request.entity_id] = request
-        return latest
 
 
 # --- planning and writing one request --------------------------------------------------------
