@@ -104,7 +104,7 @@ async def test_steps_5_4_to_5_6_cancel_of_the_tenant_stop_deactivates_the_landlo
     assert landlord.status is UsStatus.INACTIVE
 
 
-async def test_an_mdm_validation_error_comes_back_as_a_todo_and_resend_fixes_it(
+async def test_step_1_5_an_mdm_validation_error_comes_back_as_a_todo_and_a_fix_clears_it(
         pipeline: LocalPipeline) -> None:
     await pipeline.settle()
 
