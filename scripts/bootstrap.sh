@@ -14,6 +14,9 @@ if (( want_services )); then
   missing=()
   command -v java >/dev/null 2>&1 || missing+=(default-jdk-headless)
   command -v mvn >/dev/null 2>&1 || missing+=(maven)
+  # The console's browser tests drive Debian's Chromium through the Playwright driver.
+  [[ -n "${C2M_SYNC_CHROMIUM:-}" ]] || command -v chromium >/dev/null 2>&1 \
+    || missing+=(chromium)
   if [[ -z "${C2M_SYNC_TEST_POSTGRES_URL:-}" ]] \
      && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
     missing+=(postgresql)

@@ -1,0 +1,1 @@
+"""Server-rendered pages of the operator console (mounted by :func:`sync.api.app.create_app`)."""
