@@ -72,7 +72,7 @@ def _run(context: Context, args: argparse.Namespace) -> int:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         # Every side reads or writes topics the others read: create what is missing first.
-        bus = bus_for(settings.broker_url)
+        bus = bus_for(settings.broker_url, settings.kafka_security)
         await bus.start()
         try:
             await ensure_topics(bus, settings)

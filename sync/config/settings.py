@@ -1,8 +1,13 @@
-"""Runtime settings: where the databases and the broker are, topic names, the business date.
+"""Runtime settings: where the databases and the broker are, how to reach the broker securely,
+topic names, the business date.
 
 Precedence, highest first: explicit values (CLI options), ``C2M_SYNC_*`` environment variables,
 defaults. Defaults are the embedded set-up: SQLite files under ``./var`` and the in-process bus,
 so nothing but Python is needed to run the demo.
+
+Secrets (the SASL password, the TLS key password) are ``SecretStr``: their ``repr``, ``str`` and
+JSON dump are asterisks, and no error built here quotes them. They can come from a file
+(``C2M_SYNC_KAFKA_SASL_PASSWORD_FILE``), which is how orchestrators hand secrets to processes.
 """
 
 from __future__ import annotations
@@ -11,9 +16,17 @@ import datetime as dt
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 ENV_PREFIX = "C2M_SYNC_"
 
@@ -26,8 +39,93 @@ class TopicNames(BaseModel):
     dead_letters: str = "c2m.sync-dead-letters"
 
 
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]
+
+
+class KafkaSecurity(BaseModel):
+    """How Kafka clients authenticate and encrypt: Kafka's own ``security.protocol`` values.
+
+    ``SASL_*`` needs a username and password; ``*SSL`` verifies the broker's certificate against
+    ``ssl_cafile`` (the system's CAs when unset) and presents ``ssl_certfile``/``ssl_keyfile``
+    when set (mutual TLS).
+    """
+
+    # Validation errors must never echo a password back.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: SaslMechanism = "SCRAM-SHA-512"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_key_password: SecretStr | None = None
+    ssl_check_hostname: bool = True
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.security_protocol.startswith("SASL_")
+
+    @property
+    def uses_ssl(self) -> bool:
+        return self.security_protocol.endswith("SSL")
+
+    @field_validator("ssl_cafile", "ssl_certfile", "ssl_keyfile")
+    @classmethod
+    def _file_exists(cls, value: Path | None) -> Path | None:
+        # Checked here, not at the first connection: a typo in a path is a configuration
+        # error, and the client libraries' own errors do not name the file.
+        if value is not None and not value.is_file():
+            raise ValueError(f"file {str(value)!r} does not exist or is not a file")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> KafkaSecurity:
+        protocol = self.security_protocol
+        if self.uses_sasl:
+            if not self.sasl_username:
+                raise ValueError(f"security protocol {protocol} needs a SASL username "
+                                 f"({ENV_PREFIX}KAFKA_SASL_USERNAME)")
+            if self.sasl_password is None or not self.sasl_password.get_secret_value():
+                raise ValueError(f"security protocol {protocol} needs a SASL password "
+                                 f"({ENV_PREFIX}KAFKA_SASL_PASSWORD or "
+                                 f"{ENV_PREFIX}KAFKA_SASL_PASSWORD_FILE)")
+        elif self.sasl_username is not None or self.sasl_password is not None:
+            raise ValueError(f"SASL credentials are set but the security protocol is {protocol}"
+                             f" (set {ENV_PREFIX}KAFKA_SECURITY_PROTOCOL to SASL_SSL or "
+                             "SASL_PLAINTEXT)")
+        tls_files = [name for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile")
+                     if getattr(self, name) is not None]
+        if tls_files and not self.uses_ssl:
+            raise ValueError(f"{', '.join(tls_files)} set but the security protocol is "
+                             f"{protocol} (set {ENV_PREFIX}KAFKA_SECURITY_PROTOCOL to SSL or "
+                             "SASL_SSL)")
+        if self.ssl_keyfile is not None and self.ssl_certfile is None:
+            raise ValueError("ssl_keyfile is set without ssl_certfile (the client certificate "
+                             "it belongs to)")
+        if self.ssl_key_password is not None and self.ssl_keyfile is None \
+                and self.ssl_certfile is None:
+            raise ValueError("ssl_key_password is set without a client key")
+        return self
+
+    def describe(self) -> str:
+        """One line for people: protocol, mechanism and user, never the password."""
+        parts: list[str] = [self.security_protocol]
+        if self.uses_sasl:
+            parts.append(f"{self.sasl_mechanism} as {self.sasl_username!r}")
+        if self.uses_ssl:
+            parts.append(f"CA {self.ssl_cafile or 'system default'}")
+            if self.ssl_certfile is not None:
+                parts.append(f"client certificate {self.ssl_certfile}")
+            if not self.ssl_check_hostname:
+                parts.append("host name not checked")
+        return ", ".join(parts)
+
+
 class Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     ccb_db_url: str = "sqlite:///var/ccb.db"
     mdm_db_url: str = "sqlite:///var/mdm.db"
@@ -36,6 +134,7 @@ class Settings(BaseModel):
     topic_partitions: int = Field(default=3, ge=1, le=1000)
     business_date: dt.date | None = None
     admin_config: Path | None = None
+    kafka_security: KafkaSecurity = KafkaSecurity()
 
     @field_validator("broker_url")
     @classmethod
@@ -63,7 +162,19 @@ _ENV_FIELDS = {
     "TOPIC_PARTITIONS": "topic_partitions",
     "BUSINESS_DATE": "business_date",
     "ADMIN_CONFIG": "admin_config",
+    "KAFKA_SECURITY_PROTOCOL": "kafka_security.security_protocol",
+    "KAFKA_SASL_MECHANISM": "kafka_security.sasl_mechanism",
+    "KAFKA_SASL_USERNAME": "kafka_security.sasl_username",
+    "KAFKA_SASL_PASSWORD": "kafka_security.sasl_password",
+    "KAFKA_SSL_CAFILE": "kafka_security.ssl_cafile",
+    "KAFKA_SSL_CERTFILE": "kafka_security.ssl_certfile",
+    "KAFKA_SSL_KEYFILE": "kafka_security.ssl_keyfile",
+    "KAFKA_SSL_KEY_PASSWORD": "kafka_security.ssl_key_password",
+    "KAFKA_SSL_CHECK_HOSTNAME": "kafka_security.ssl_check_hostname",
 }
+
+# Secrets whose value may instead be read from a file named by ``<variable>_FILE``.
+_SECRET_FIELDS = frozenset({"kafka_security.sasl_password", "kafka_security.ssl_key_password"})
 
 
 class SettingsError(ValueError):
@@ -81,7 +192,12 @@ def load_settings(
     origin: dict[str, str] = {}
     for suffix, field in _ENV_FIELDS.items():
         name = ENV_PREFIX + suffix
-        if env.get(name):
+        if field in _SECRET_FIELDS and env.get(name + "_FILE"):
+            if env.get(name):
+                raise SettingsError(f"invalid settings: set {name} or {name}_FILE, not both")
+            values[field] = _read_secret_file(name + "_FILE", env[name + "_FILE"])
+            origin[field] = f"environment variable {name}_FILE"
+        elif env.get(name):
             values[field] = env[name]
             origin[field] = f"environment variable {name}"
     for field, value in (overrides or {}).items():
@@ -102,5 +218,26 @@ def load_settings(
         for item in error.errors():
             field = ".".join(str(part) for part in item["loc"])
             where = origin.get(field, field)
-            problems.append(f"{where}: {item['msg']} (got {item['input']!r})")
+            problems.append(f"{where}: {item['msg']}{_shown_input(field, item['input'])}")
         raise SettingsError("invalid settings: " + "; ".join(problems)) from None
+
+
+def _shown_input(field: str, value: Any) -> str:
+    """`` (got ...)`` for a bad value, except a secret or a whole section (which holds them)."""
+    if field in _SECRET_FIELDS or isinstance(value, Mapping | BaseModel):
+        return ""
+    return f" (got {value!r})"
+
+
+def _read_secret_file(variable: str, path: str) -> str:
+    """The secret in ``path`` without its trailing line break (files written by ``echo``)."""
+    try:
+        secret = Path(path).read_text("utf-8").rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
+        raise SettingsError(f"invalid settings: environment variable {variable}: cannot read "
+                            f"{path!r}: {reason}") from None
+    if not secret:
+        raise SettingsError(f"invalid settings: environment variable {variable}: {path!r} "
+                            "is empty")
+    return secret

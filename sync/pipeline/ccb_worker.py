@@ -48,7 +48,7 @@ async def run_ccb_worker(settings: Settings, admin: AdminConfig, clock: Clock,
     """Relay, consume acknowledgements and time out stale requests until ``stop`` is set."""
     outbox = await asyncio.to_thread(open_outbox, settings.ccb_db_url, admin, clock)
     own_bus = bus is None
-    bus = bus if bus is not None else bus_for(settings.broker_url)
+    bus = bus if bus is not None else bus_for(settings.broker_url, settings.kafka_security)
     report = CcbWorkerReport()
     acks = AckConsumer(outbox, bus, settings.topics, clock)
     try:

@@ -41,7 +41,7 @@ class LocalPipeline:
         self.settings = settings
         self.admin = admin
         self.clock = clock
-        self.bus = bus if bus is not None else bus_for(settings.broker_url)
+        self.bus = bus if bus is not None else bus_for(settings.broker_url, settings.kafka_security)
         self.outbox: SqlOutbox = open_outbox(settings.ccb_db_url, admin, clock)
         self.mdm: MdmStore = open_mdm_store(settings.mdm_db_url, admin)
         self.relay = Relay(self.outbox, self.bus, settings.topics.sync_requests, clock)

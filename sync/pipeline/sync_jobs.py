@@ -49,7 +49,7 @@ class RelayJob:
 
 
 async def _relay(outbox: SqlOutbox, settings: Settings, context: JobContext) -> int:
-    bus = bus_for(settings.broker_url)
+    bus = bus_for(settings.broker_url, settings.kafka_security)
     await bus.start()
     try:
         await ensure_topics(bus, settings)

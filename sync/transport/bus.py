@@ -13,7 +13,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
+
+if TYPE_CHECKING:
+    from sync.config.settings import KafkaSecurity
 
 Headers = tuple[tuple[str, bytes], ...]
 
@@ -204,9 +207,10 @@ class Bus(Protocol):
         """A started consumer of every partition of ``topics``."""
 
 
-def bus_for(url: str) -> Bus:
+def bus_for(url: str, security: KafkaSecurity | None = None) -> Bus:
     """The adapter for ``url``: ``memory://[name]`` (one shared bus per name in this process)
-    or ``kafka://host:port[,host:port]``."""
+    or ``kafka://host:port[,host:port]``, connecting with ``security`` (the settings'
+    ``kafka_security``; plaintext when None). The in-process bus has no connections to secure."""
     if url.startswith("memory://"):
         from sync.transport.memory import memory_bus
 
@@ -217,5 +221,5 @@ def bus_for(url: str) -> Bus:
         servers = url.removeprefix("kafka://").rstrip("/")
         if not servers:
             raise ValueError(f"broker URL {url!r} names no host:port")
-        return KafkaBus(servers)
+        return KafkaBus(servers) if security is None else KafkaBus(servers, security=security)
     raise ValueError(f"broker URL {url!r} must start with memory:// or kafka://")

@@ -35,6 +35,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from sync.config.settings import KafkaSecurity
 from sync.transport.bus import (
     DEFAULT_MAX_RECORDS,
     BrokerUnavailableError,
@@ -51,6 +52,7 @@ from sync.transport.bus import (
     UnknownTopicError,
     check_message,
 )
+from sync.transport.security import PLAINTEXT, aiokafka_options
 from sync.transport.topics import KafkaTopicAdmin
 
 T = TypeVar("T")
@@ -118,16 +120,27 @@ class KafkaBus:
     """The ``Bus`` port on an Apache Kafka cluster."""
 
     def __init__(self, bootstrap_servers: str, *, retry: RetryPolicy | None = None,
-                 client_id: str = "c2m-sync",
+                 client_id: str = "c2m-sync", security: KafkaSecurity = PLAINTEXT,
                  producer_factory: Callable[..., Any] = AIOKafkaProducer) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.retry = retry or RetryPolicy()
+        self.security = security
         self._client_id = client_id
         self._producer_factory = producer_factory
         self._producer: Any = None
         self._offsets: AIOKafkaConsumer | None = None
         self._known_topics: set[str] = set()
-        self._admin = KafkaTopicAdmin(bootstrap_servers, client_id)
+        self._security_options: dict[str, Any] | None = None
+        self._admin = KafkaTopicAdmin(bootstrap_servers, client_id, security=security)
+
+    def _client_options(self) -> dict[str, Any]:
+        """Connection settings shared by every client of this bus. Built on first use, so a
+        bad TLS file is reported where broker errors are (start, first request)."""
+        if self._security_options is None:
+            self._security_options = {"bootstrap_servers": self.bootstrap_servers,
+                                      "client_id": self._client_id,
+                                      **aiokafka_options(self.security)}
+        return self._security_options
 
     @property
     def url(self) -> str:
@@ -141,8 +154,7 @@ class KafkaBus:
         if self._producer is not None:
             return
         producer = self._producer_factory(
-            bootstrap_servers=self.bootstrap_servers, client_id=self._client_id,
-            enable_idempotence=True, acks="all", linger_ms=5,
+            **self._client_options(), enable_idempotence=True, acks="all", linger_ms=5,
         )
         await _start(producer, self._connecting, self.retry)
         self._producer = producer
@@ -231,8 +243,7 @@ class KafkaBus:
 
     async def _offsets_client(self) -> AIOKafkaConsumer:
         if self._offsets is None:
-            client = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers,
-                                      client_id=self._client_id, enable_auto_commit=False)
+            client = AIOKafkaConsumer(**self._client_options(), enable_auto_commit=False)
             await _start(client, self._connecting, self.retry)
             self._offsets = client
         return self._offsets
@@ -275,8 +286,8 @@ class KafkaBus:
         partitions = [TopicPartition(tp.topic, tp.partition)
                       for topic in topics for tp in await self._partitions(topic)]
         client = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap_servers, client_id=self._client_id,
-            group_id=group_id, enable_auto_commit=False, auto_offset_reset="earliest",
+            **self._client_options(), group_id=group_id, enable_auto_commit=False,
+            auto_offset_reset="earliest",
         )
         await _start(client, self._connecting, self.retry)
         consumer = KafkaConsumer(self, client, tuple(topics), group_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sync.config.settings import Settings
+from sync.config.settings import KafkaSecurity, Settings
 from sync.transport.bus import (
     BrokerUnavailableError,
     BusError,
@@ -55,17 +55,22 @@ class KafkaTopicAdmin:
     """Topic creation and description on a Kafka cluster (kafka-python's admin client, whose
     3.x methods return plain dicts). Blocking: the Kafka bus calls it from a worker thread."""
 
-    def __init__(self, bootstrap_servers: str, client_id: str = "c2m-sync") -> None:
+    def __init__(self, bootstrap_servers: str, client_id: str = "c2m-sync", *,
+                 security: KafkaSecurity | None = None) -> None:
         self.bootstrap_servers = bootstrap_servers
+        self.security = security or KafkaSecurity()
         self._client_id = client_id
 
     def _client(self) -> Any:
         from kafka import KafkaAdminClient
         from kafka.errors import KafkaError
 
+        from sync.transport.security import kafka_python_options
+
         try:
             return KafkaAdminClient(bootstrap_servers=self.bootstrap_servers,
-                                    client_id=self._client_id)
+                                    client_id=self._client_id,
+                                    **kafka_python_options(self.security))
         except KafkaError as error:
             raise BrokerUnavailableError(
                 f"cannot reach Kafka at {self.bootstrap_servers}: "

@@ -39,6 +39,7 @@ from sync.clock import Clock
 from sync.config.settings import Settings
 from sync.mdm.ports import ConsumerStorePort
 from sync.transport.bus import Bus
+from sync.transport.security import faust_credentials
 from sync.worker.health import HealthCheck
 from sync.worker.mdm_processor import ApplyRetry, MdmProcessor, SourceRecord, StoreUnavailableError
 from sync.worker.publisher import OutboxPublisher
@@ -68,6 +69,7 @@ def build_app(settings: Settings, store: ConsumerStorePort, clock: Clock, publis
     app = faust.App(
         app_id,
         broker=f"kafka://{settings.kafka_bootstrap_servers}",
+        broker_credentials=faust_credentials(settings.kafka_security),
         autodiscover=False,
         datadir=str(data_dir or Path(tempfile.gettempdir()) / f"{app_id}-data"),
         key_serializer="raw", value_serializer="raw",

@@ -43,7 +43,7 @@ async def run_mdm_worker(settings: Settings, admin: AdminConfig, clock: Clock,
                          f"{settings.broker_url!r}; use --engine loop for memory://")
     stats = stats or WorkerStats()
     store = MdmStore(settings.mdm_db_url, admin)
-    bus = bus_for(settings.broker_url)
+    bus = bus_for(settings.broker_url, settings.kafka_security)
     try:
         await asyncio.to_thread(store.create_schema)
         await bus.start()
