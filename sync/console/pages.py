@@ -1,9 +1,197 @@
-"""Console pages (HTML, server-rendered)."""
+"""Console pages (HTML, server-rendered): Control Central search, the account view with its
+premise trees, a property's premise tree, the pending start/stop list, the To Do list, the sync
+monitor and the reconciliation report. Writes are in :mod:`sync.console.actions`.
+
+Every page reads the stores of the server's :class:`~sync.api.runtime.Runtime` directly, in one
+read transaction, through the same domain functions the CLI uses.
+"""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from sync.ccb import todo
+from sync.ccb.errors import CcbError, NotFound
+from sync.ccb.model import ToDoEntry, ToDoStatus
+from sync.ccb.search import SearchBy, search
+from sync.ccb.sync_requests import SyncRequest, SyncRequestState
+from sync.console import actions, reconciliation
+from sync.console.render import HERE, refusal, render, runtime_of
+from sync.console.render import reader as page_reader
+from sync.console.session import SessionStore, current_session, local_path
+from sync.console.views import account_view, pending_starts_and_stops, premise_tree_view
+from sync.mdm.model import UsageSubscription
+from sync.storage.ccb import CcbStoreError
+from sync.storage.ccb_view import SqlCcbView
+
+router = APIRouter(include_in_schema=False)
+SYNC_PAGE_SIZE = 100
+ACTIVE_TODOS = "active"  # the To Do list's default: open and being worked
 
 
 def install(app: FastAPI) -> None:
     """Add the console's routes and static files to ``app``."""
+    app.state.console_sessions = SessionStore()
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="console-static")
+    app.include_router(router)
+    app.include_router(actions.router)
+    app.include_router(reconciliation.router)
+
+
+class FilterError(ValueError):
+    """A query parameter the page cannot use; the message names it."""
+
+
+def page(handler: Callable[..., Response]) -> Callable[..., Response]:
+    """A read page: the access policy first; a refused read (unknown entity, bad filter) is a
+    page naming what is wrong."""
+
+    @functools.wraps(handler)
+    def run(request: Request, *args: Any, **kwargs: Any) -> Response:
+        who = page_reader(request)
+        if isinstance(who, Response):
+            return who
+        try:
+            return handler(request, *args, **kwargs)
+        except NotFound as error:
+            return refusal(request, "Not found", str(error), 404)
+        except (CcbError, CcbStoreError, FilterError) as error:
+            return refusal(request, "Refused", str(error), 400)
+
+    return run
+
+
+@router.get("/")
+def home() -> Response:
+    return RedirectResponse("/search", status_code=303)
+
+
+@router.get("/signin")
+def sign_in_page(request: Request, next: str = "/search") -> Response:
+    return render(request, "signin.html", {"next": local_path(next, "/search"),
+                                           "signed_in": current_session(request)})
+
+
+@router.get("/search")
+@page
+def search_page(request: Request, by: str = "name", q: str = "") -> Response:
+    runtime = runtime_of(request)
+    try:
+        criterion = SearchBy(by)
+    except ValueError:
+        raise FilterError(f"by: {by!r} is not a search criterion (one of "
+                        f"{', '.join(item.value for item in SearchBy)})") from None
+    result = None
+    if q.strip():
+        today = runtime.clock.business_date()
+        result = runtime.ccb.read(lambda view: search(view, runtime.admin, criterion, q, today))
+    return render(request, "search.html", {"by": criterion.value, "q": q, "result": result,
+                                           "criteria": [item.value for item in SearchBy]})
+
+
+@router.get("/accounts/{account_id}")
+@page
+def account_page(request: Request, account_id: str) -> Response:
+    runtime = runtime_of(request)
+    today = runtime.clock.business_date()
+    found = runtime.ccb.read(lambda view: account_view(view, runtime.admin, account_id, today))
+    return render(request, "account.html", {"view": found, "stop_date": today.isoformat()})
+
+
+@router.get("/premises/{premise_id}")
+@page
+def premise_page(request: Request, premise_id: str) -> Response:
+    runtime = runtime_of(request)
+    today = runtime.clock.business_date()
+    tree = runtime.ccb.read(lambda view: premise_tree_view(view, runtime.admin, premise_id,
+                                                           today))
+    return render(request, "premise.html", {"tree": tree})
+
+
+@router.get("/pending")
+@page
+def pending_page(request: Request) -> Response:
+    runtime = runtime_of(request)
+    today = runtime.clock.business_date()
+    rows = runtime.ccb.read(lambda view: pending_starts_and_stops(view, runtime.admin, today))
+    return render(request, "pending.html", {"rows": rows})
+
+
+@router.get("/todos")
+@page
+def todo_page(request: Request, status: str = ACTIVE_TODOS, role: str = "",
+              todo_type: str = "") -> Response:
+    runtime = runtime_of(request)
+    admin = runtime.admin
+    wanted: ToDoStatus | None = None
+    if status not in (ACTIVE_TODOS, "all"):
+        try:
+            wanted = ToDoStatus(status)
+        except ValueError:
+            raise FilterError(f"status: {status!r} is not a To Do status") from None
+    if role and role not in admin.todo_roles:
+        raise FilterError(f"role: {role!r} is not a To Do role (todo_roles)")
+    if todo_type and todo_type not in admin.todo_types:
+        raise FilterError(f"todo_type: {todo_type!r} is not a To Do type (todo_types)")
+
+    def read(view: SqlCcbView) -> list[ToDoEntry]:
+        return view.todos(role=role or None, todo_type=todo_type or None, status=wanted)
+
+    entries = todo.list_todos(runtime.ccb.read(read), admin)
+    if status == ACTIVE_TODOS:
+        entries = [entry for entry in entries if entry.status is not ToDoStatus.COMPLETE]
+    return render(request, "todos.html", {
+        "entries": entries, "status": status, "role": role, "todo_type": todo_type,
+        "statuses": [ACTIVE_TODOS, "all", *(item.value for item in ToDoStatus)],
+        "roles": sorted(admin.todo_roles), "todo_types": admin.todo_types})
+
+
+@router.get("/sync")
+@page
+def sync_page(request: Request, state: str = "", entity: str = "") -> Response:
+    runtime = runtime_of(request)
+    outbox = runtime.outbox
+    wanted: SyncRequestState | None = None
+    if state:
+        try:
+            wanted = SyncRequestState(state)
+        except ValueError:
+            raise FilterError(f"state: {state!r} is not a sync request state (one of "
+                            f"{', '.join(item.value for item in SyncRequestState)})") from None
+    attention = [request for waiting in (SyncRequestState.ERROR, SyncRequestState.SENT,
+                                         SyncRequestState.PENDING)
+                 for request in outbox.find(state=waiting, newest_first=True)]
+    recent = outbox.find(state=wanted, entity_id=entity.strip() or None,
+                         limit=SYNC_PAGE_SIZE, newest_first=True)
+    return render(request, "sync.html", {
+        "counts": outbox.counts(), "attention": attention, "recent": recent,
+        "state": state, "entity": entity, "states": [item.value for item in SyncRequestState],
+        "mdm": _mdm_state(request, [*attention, *recent])})
+
+
+def _mdm_state(request: Request, requests: list[SyncRequest]) -> dict[str, UsageSubscription]:
+    """The usage subscription MDM holds for each SA among ``requests``."""
+    mdm = runtime_of(request).mdm
+    held = {}
+    for entity_id in {r.entity_id for r in requests if r.entity_type == "SA"}:
+        us = mdm.get_us(entity_id)
+        if us is not None:
+            held[entity_id] = us
+    return held
+
+
+@router.get("/sync/{request_id}")
+@page
+def sync_request_page(request: Request, request_id: str) -> Response:
+    found = runtime_of(request).outbox.get(request_id)
+    if found is None:
+        raise NotFound("sync request", request_id, "request_id")
+    return render(request, "sync_request.html", {
+        "request_": found, "snapshot": found.payload.decode("utf-8", errors="replace"),
+        "mdm": _mdm_state(request, [found])})
