@@ -1,9 +1,53 @@
-"""JSON endpoints under ``/api``."""
+"""JSON endpoints under ``/api``, ``/health`` and ``/metrics`` (see docs/api.md)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
+
+from sync.api import (
+    ccb_views,
+    commands,
+    monitoring,
+    operations,
+    problems,
+    synchronization,
+    work,
+)
+from sync.api.runtime import Runtime
+from sync.api.security import SCHEME_NAME
+
+ROUTERS = (ccb_views.router, commands.router, work.router, synchronization.router,
+           operations.router, monitoring.router)
 
 
 def install(app: FastAPI) -> None:
-    """Add the API's routers and error handlers to ``app``."""
+    """Add the API's routers, error handlers and request counting to ``app``."""
+    problems.install(app)
+    monitoring.install(app)
+    app.state.reconciliations = operations.ReconciliationHistory()
+    for router in ROUTERS:
+        app.include_router(router)
+    _document_read_access(app)
+
+
+def _document_read_access(app: FastAPI) -> None:
+    """Under open reads a read needs no token: say so in the OpenAPI document (an empty
+    security requirement is the alternative that needs nothing)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = generate()
+        runtime: Runtime = app.state.runtime
+        if runtime.access.open_reads:
+            for path_item in document.get("paths", {}).values():
+                operation = path_item.get("get")
+                if operation and {SCHEME_NAME: []} in operation.get("security", []):
+                    operation["security"] = [{}, {SCHEME_NAME: []}]
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]

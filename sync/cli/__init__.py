@@ -21,7 +21,7 @@ from sync.config.settings import SettingsError
 
 COMMAND_MODULES = ("sync.cli.info", "sync.cli.dev", "sync.cli.demo", "sync.cli.ccb",
                    "sync.cli.schemas", "sync.cli.topics", "sync.cli.mdm", "sync.cli.batch",
-                   "sync.cli.worker", "sync.cli.reconcile")
+                   "sync.cli.worker", "sync.cli.reconcile", "sync.cli.serve")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,69 @@
+"""``c2m-sync serve``: the operator HTTP API (``/api``, ``/health``, ``/metrics``, the OpenAPI
+document at ``/openapi.json``) and the console, on uvicorn.
+
+The server reads and writes the stores only; the pipeline (relay, MDM worker) stays
+``c2m-sync worker all``. Writes need a bearer token from ``C2M_SYNC_API_TOKENS``
+(comma-separated) or ``--token-file`` (one per line); reads are open unless ``--private-reads``
+or ``C2M_SYNC_API_PRIVATE_READS=true``. A server without tokens refuses every write.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TypeAlias
+
+from fastapi import FastAPI
+
+from sync.api.app import create_app
+from sync.api.runtime import Runtime
+from sync.api.security import TOKENS_ENV, TokenFileError, access_policy
+from sync.cli.common import CliError, Context
+
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port {value} out of range 0..65535")
+    return value
+
+
+def register(commands: Subparsers) -> None:
+    serve = commands.add_parser(
+        "serve", help="run the operator HTTP API and console",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on "
+                                                           "(default 127.0.0.1)")
+    serve.add_argument("--port", type=_port, default=8080, help="port (default 8080)")
+    serve.add_argument("--token-file", type=Path,
+                       help="file of API tokens, one per line (# comments); added to "
+                            f"{TOKENS_ENV}")
+    serve.add_argument("--private-reads", action="store_true",
+                       help="reads need a token too (env C2M_SYNC_API_PRIVATE_READS=true)")
+    serve.set_defaults(handler=_serve)
+
+
+def build_app(context: Context, args: argparse.Namespace) -> FastAPI:
+    """The application ``serve`` runs, from the CLI's settings and the serve options."""
+    try:
+        access = access_policy(token_file=args.token_file, private_reads=args.private_reads)
+    except TokenFileError as error:
+        raise CliError(str(error), exit_code=2) from None
+    if not access.tokens:
+        print(f"warning: no API tokens ({TOKENS_ENV} or --token-file): every write is refused",
+              file=sys.stderr)
+    return create_app(Runtime(settings=context.settings, admin=context.admin, access=access))
+
+
+def _serve(context: Context, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    app = build_app(context, args)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return 0
