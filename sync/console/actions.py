@@ -145,7 +145,8 @@ def _forwarding_address(form: FormData) -> Address | None:
 @router.post("/accounts/{account_id}/request-stop")
 async def request_stop(request: Request, account_id: str) -> Response:
     def write(runtime: Runtime, user: str, form: FormData) -> str:
-        sa_ids = tuple(value for value in form.getlist("sa") if isinstance(value, str))
+        sa_ids = tuple(value.strip() for value in form.getlist("sa")
+                       if isinstance(value, str) and value.strip())
         if not sa_ids:
             raise FormError(f"request stop of account {account_id}: choose at least one SA")
         return _command(runtime, cmd.RequestStop(

@@ -4,8 +4,9 @@ the premise tree of a multi-unit property, and the pending start/stop list.
 A unit's occupancy is read on the business date. *Serving* SAs are active (20), pending stop
 (30) or reactivated (50) SAs that have started and not yet ended. A unit is ``tenant`` when a
 serving SA belongs to an account other than the landlord's, ``landlord`` (vacant, carried by
-the landlord) when only the landlord's SAs serve it, and ``vacant`` when nothing serves it.
-Pending starts and stops are listed with the unit as what comes next.
+the landlord) when only the landlord's SAs serve it, and ``vacant`` when nothing serves it; a
+premise without service points or SAs (the building of a multi-unit property) is
+``no_service_points``. Pending starts and stops are listed with the unit as what comes next.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from sync.config.admin import AdminConfig
 from sync.storage.ccb_view import SqlCcbView
 
 SERVING = (SaStatus.ACTIVE, SaStatus.PENDING_STOP, SaStatus.REACTIVATED)
-Occupancy = Literal["tenant", "landlord", "vacant"]
+Occupancy = Literal["tenant", "landlord", "vacant", "no_service_points"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,8 @@ class UnitNode:
             return "occupied by " + ", ".join(self.occupied_by)
         if self.occupancy == "landlord":
             return "vacant: reverted to the landlord"
+        if self.occupancy == "no_service_points":
+            return "no service points"
         return "vacant: no service"
 
 
@@ -111,7 +114,9 @@ def _unit(view: SqlCcbView, admin: AdminConfig, premise: Premise, depth: int,
     rows = tuple(_sa_row(view, admin, sa, landlord_account) for sa in sas)
     serving = [row for row in rows if _serving(row.sa, today)]
     tenants = sorted({row.sa.account_id for row in serving if not row.is_landlord})
-    occupancy: Occupancy = ("tenant" if tenants else "landlord" if serving else "vacant")
+    service_points = tuple(view.service_points_at(premise.id))
+    occupancy: Occupancy = ("tenant" if tenants else "landlord" if serving
+                            else "vacant" if service_points or rows else "no_service_points")
     occupied_by = tuple(tenants) if tenants else tuple(
         sorted({row.sa.account_id for row in serving}))
     upcoming = sorted(
@@ -119,7 +124,7 @@ def _unit(view: SqlCcbView, admin: AdminConfig, premise: Premise, depth: int,
           text) for row in rows if (text := _upcoming(row)) is not None),
         key=lambda item: (item[0] or today, item[1]))
     return UnitNode(premise=premise, depth=depth,
-                    service_points=tuple(view.service_points_at(premise.id)), sas=rows,
+                    service_points=service_points, sas=rows,
                     occupancy=occupancy, occupied_by=occupied_by,
                     upcoming=tuple(text for _, text in upcoming))
 
