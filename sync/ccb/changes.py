@@ -87,10 +87,35 @@ class Changes:
     # changed; an entity appears once (the outbox snapshots it at commit).
     changed: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # The entries of ``changed`` as a set: a batch unit records thousands of changes, and a
+    # list scan per entry would make recording them quadratic.
+    _recorded: set[tuple[str, str]] = field(default_factory=set, init=False, repr=False,
+                                            compare=False)
+    # Every put, in order, as (collection name, entity id): lets a reader that indexes the
+    # collections (a batch chunk's work) catch up on what was put since it last looked.
+    _puts: list[tuple[str, str]] = field(default_factory=list, init=False, repr=False,
+                                         compare=False)
+
+    def __post_init__(self) -> None:
+        self._recorded.update(self.changed)
+        for name in ENTITY_TABLES:
+            self._puts.extend((name, entity_id) for entity_id in self.table(name))
+
+    @property
+    def puts(self) -> list[tuple[str, str]]:
+        """(collection name, entity id) of every put so far, oldest first; read only."""
+        return self._puts
+
+    def _put(self, name: str, entity: Entity) -> None:
+        entity_id: str = getattr(entity, "id")  # noqa: B009 - every stored entity has an id
+        table: dict[str, Entity] = getattr(self, name)
+        table[entity_id] = entity
+        self._puts.append((name, entity_id))
 
     def record_change(self, entity_type: str, entity_id: str) -> None:
         entry = (entity_type, entity_id)
-        if entry not in self.changed:
+        if entry not in self._recorded:
+            self._recorded.add(entry)
             self.changed.append(entry)
 
     def note(self, line: str) -> None:
@@ -99,60 +124,60 @@ class Changes:
     # --- put helpers: store the new version and record what the outbox must hear about -----
 
     def put_sa(self, sa: ServiceAgreement) -> None:
-        self.sas[sa.id] = sa
+        self._put("sas", sa)
         self.record_change(SA, sa.id)
         if sa.master_sa_id is not None:
             self.record_change(SA_RELATIONSHIP, sa.id)
 
     def put_link(self, link: SaSpLink) -> None:
         # A link is part of its SA's snapshot: the SA changed.
-        self.links[link.id] = link
+        self._put("links", link)
         self.record_change(SA, link.sa_id)
 
     def put_person(self, person: Person) -> None:
-        self.persons[person.id] = person
+        self._put("persons", person)
         self.record_change(PERSON, person.id)
 
     def put_account(self, account: Account) -> None:
-        self.accounts[account.id] = account
+        self._put("accounts", account)
         self.record_change(ACCOUNT, account.id)
 
     def put_premise(self, premise: Premise) -> None:
-        self.premises[premise.id] = premise
+        self._put("premises", premise)
         self.record_change(PREMISE, premise.id)
 
     def put_service_point(self, service_point: ServicePoint) -> None:
-        self.service_points[service_point.id] = service_point
+        self._put("service_points", service_point)
         self.record_change(SERVICE_POINT, service_point.id)
 
     def put_landlord_agreement(self, agreement: LandlordAgreement) -> None:
-        self.landlord_agreements[agreement.id] = agreement
+        self._put("landlord_agreements", agreement)
 
     def put_field_activity(self, activity: FieldActivity) -> None:
-        self.field_activities[activity.id] = activity
+        self._put("field_activities", activity)
 
     def put_read(self, read: MeterRead) -> None:
-        self.reads[read.id] = read
+        self._put("reads", read)
 
     def put_todo(self, todo: ToDoEntry) -> None:
-        self.todos[todo.id] = todo
+        self._put("todos", todo)
 
     def put_contact(self, contact: CustomerContact) -> None:
-        self.contacts[contact.id] = contact
+        self._put("contacts", contact)
 
     def put_financial_transaction(self, ft: FinancialTransaction) -> None:
         # FTs are not part of the SA snapshot: an FT changes the SA's status only through
         # close/reactivate, which go through ``put_sa``.
-        self.financial_transactions[ft.id] = ft
+        self._put("financial_transactions", ft)
 
     def put_budget(self, budget: Budget) -> None:
-        self.budgets[budget.id] = budget
+        self._put("budgets", budget)
 
     def put_collection_process(self, process: CollectionProcess) -> None:
-        self.collection_processes[process.id] = process
+        self._put("collection_processes", process)
 
     def put_severance_process(self, process: SeveranceProcess) -> None:
-        self.severance_processes[process.id] = process
+        self._put("severance_processes", process)
 
     def table(self, name: str) -> dict[str, Entity]:
         """The collection named ``name`` (a key of :data:`ENTITY_TABLES`)."""
@@ -164,7 +189,8 @@ class Changes:
     def merge(self, other: Changes) -> None:
         """Fold ``other`` (decided later in the same unit of work) into this one."""
         for name in ENTITY_TABLES:
-            self.table(name).update(other.table(name))
+            for entity in other.table(name).values():
+                self._put(name, entity)
         for entity_type, entity_id in other.changed:
             self.record_change(entity_type, entity_id)
         self.notes.extend(other.notes)

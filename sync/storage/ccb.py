@@ -22,13 +22,12 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
-from pydantic import BaseModel
 from sqlalchemy import (
     Connection,
     Engine,
-    delete,
+    event,
     func,
     insert,
     select,
@@ -38,13 +37,13 @@ from sqlalchemy.exc import IntegrityError
 
 from sync.ccb.changes import Changes
 from sync.ccb.errors import ConcurrentUpdateError
-from sync.ccb.model import Account, Person
 from sync.ccb.ports import IdSource
 from sync.clock import Clock, SystemClock
 from sync.storage import ccb_schema as schema
+from sync.storage.ccb_persist import existing_ids, persist
 from sync.storage.ccb_schema import EntityTable
 from sync.storage.ccb_view import SqlCcbView
-from sync.storage.common import SQLITE_BEGIN_OPTION, create_engine_for
+from sync.storage.common import SQLITE_BEGIN_OPTION, create_engine_for, is_sqlite
 
 T = TypeVar("T")
 
@@ -85,22 +84,31 @@ class SqlIdSource:
         self.connection = connection
 
     def next_id(self, kind: str) -> str:
-        while True:
-            candidate = f"{kind}-{self._next_value(kind)}"
-            table = self._TABLES.get(kind)
-            if table is None or self.connection.execute(
-                    select(table.table.c.id).where(table.table.c.id == candidate)).first() is None:
-                return candidate
+        return self.next_ids(kind, 1)[0]
 
-    def _next_value(self, kind: str) -> int:
+    def next_ids(self, kind: str, count: int) -> list[str]:
+        """``count`` new ids at once: the same ids, in the same order, as ``count`` calls of
+        :meth:`next_id`, from one counter update (plus one more per round of taken ids)."""
+        ids: list[str] = []
+        table = self._TABLES.get(kind)
+        while len(ids) < count:
+            wanted = count - len(ids)
+            last = self._advance(kind, wanted)
+            candidates = [f"{kind}-{value}" for value in range(last - wanted + 1, last + 1)]
+            taken = existing_ids(self.connection, table, candidates) if table else set()
+            ids.extend(candidate for candidate in candidates if candidate not in taken)
+        return ids
+
+    def _advance(self, kind: str, step: int) -> int:
+        """Move the counter of ``kind`` on by ``step``; returns its new value."""
         counters = schema.id_sequences
         value = self.connection.execute(
             update(counters).where(counters.c.kind == kind)
-            .values(next_value=counters.c.next_value + 1)
+            .values(next_value=counters.c.next_value + step)
             .returning(counters.c.next_value)).scalar()
         if value is None:
-            self.connection.execute(insert(counters).values(kind=kind, next_value=1))
-            value = 1
+            self.connection.execute(insert(counters).values(kind=kind, next_value=step))
+            value = step
         return int(value)
 
 
@@ -113,6 +121,8 @@ class SqlCcbStore:
         self.engine = engine if engine is not None else create_engine_for(url)
         self.clock: Clock = clock if clock is not None else SystemClock()
         self._hooks: list[ChangeHook] = []
+        if is_sqlite(self.engine):
+            event.listen(self.engine, "connect", _sqlite_commit_without_fsync)
 
     def create_schema(self) -> None:
         """Create the tables and indexes that do not exist yet (idempotent)."""
@@ -144,12 +154,15 @@ class SqlCcbStore:
         """Run ``fn(view, ids)`` and persist what it returns, all in one transaction."""
         try:
             with self._transaction(writes=True) as connection:
-                view = SqlCcbView(connection)
-                changes = fn(view, SqlIdSource(connection))
-                _persist(connection, changes)
+                changes = fn(SqlCcbView(connection), SqlIdSource(connection))
+                persist(connection, changes)
                 recorded = self._record_changes(connection, changes)
-                for hook in self._hooks:
-                    hook(connection, view, recorded)
+                if self._hooks:
+                    # The hooks read the state just written; the view knows the entities of
+                    # ``changes`` (they are what the database now holds) without reading them.
+                    written = SqlCcbView(connection, written=changes)
+                    for hook in self._hooks:
+                        hook(connection, written, recorded)
             return changes
         except IntegrityError as error:
             raise _translate(error) from None
@@ -165,14 +178,16 @@ class SqlCcbStore:
             return []
         unit_id = str(uuid.uuid4())
         changed_at = self.clock.now()
-        recorded = []
-        for entity_type, entity_id in changes.changed:
-            seq = connection.execute(insert(schema.entity_changes).values(
-                unit_id=unit_id, entity_type=entity_type, entity_id=entity_id,
-                changed_at=changed_at).returning(schema.entity_changes.c.seq)).scalar_one()
-            recorded.append(RecordedChange(int(seq), unit_id, entity_type, entity_id,
-                                           changed_at))
-        return recorded
+        table = schema.entity_changes
+        # One statement for the whole unit; the sequence numbers come back in the order of
+        # ``changes.changed``.
+        seqs = connection.execute(
+            insert(table).returning(table.c.seq, sort_by_parameter_order=True),
+            [{"unit_id": unit_id, "entity_type": entity_type, "entity_id": entity_id,
+              "changed_at": changed_at} for entity_type, entity_id in changes.changed],
+        ).scalars().all()
+        return [RecordedChange(int(seq), unit_id, entity_type, entity_id, changed_at)
+                for seq, (entity_type, entity_id) in zip(seqs, changes.changed, strict=True)]
 
     def entity_changes(self, after_seq: int = 0, limit: int = 1000) -> list[RecordedChange]:
         """Recorded changes with a sequence number above ``after_seq``, oldest first."""
@@ -190,72 +205,15 @@ class SqlCcbStore:
                 for table in schema.metadata.tables.values()}
 
 
-# --- persisting Changes ----------------------------------------------------------------------
-
-
-def _persist(connection: Connection, changes: Changes) -> None:
-    for attribute, kind in schema.ENTITY_TABLES.items():
-        entities: dict[str, BaseModel] = getattr(changes, attribute)
-        if not entities:
-            continue
-        # Updates first: a To Do completed and a new one opened for the same drill key in one
-        # unit must free the "one open entry per key" index before the insert takes it.
-        new = [e for e in entities.values() if kind.versioned and _version(e) == 1]
-        old = [e for e in entities.values() if not (kind.versioned and _version(e) == 1)]
-        for entity in old:
-            _update(connection, kind, entity)
-        for entity in new:
-            _insert_new(connection, kind, entity)
-        for entity in entities.values():
-            _write_derived_rows(connection, entity)
-
-
-def _version(entity: BaseModel) -> int:
-    return int(getattr(entity, "version"))  # noqa: B009 - versioned entities only
-
-
-def _entity_id(entity: BaseModel) -> str:
-    return str(getattr(entity, "id"))  # noqa: B009 - every entity has an id
-
-
-def _insert_new(connection: Connection, kind: EntityTable, entity: BaseModel) -> None:
-    table = kind.table
-    entity_id = _entity_id(entity)
-    if connection.execute(select(table.c.version).where(table.c.id == entity_id)).first():
-        # Another unit of work created it after this one found it missing.
-        raise ConcurrentUpdateError(entity_id, kind.kind, version_read=None)
-    connection.execute(insert(table).values(kind.to_row(entity)))
-
-
-def _update(connection: Connection, kind: EntityTable, entity: BaseModel) -> None:
-    table = kind.table
-    entity_id = _entity_id(entity)
-    row = kind.to_row(entity)
-    if kind.versioned:
-        version_read = _version(entity) - 1
-        result = connection.execute(update(table).where(
-            table.c.id == entity_id, table.c.version == version_read).values(row))
-        if result.rowcount != 1:
-            raise ConcurrentUpdateError(entity_id, kind.kind, version_read=version_read)
-        return
-    # Unversioned records (links, FAs, reads) belong to an SA or SP whose own version guards
-    # the unit of work; they are written as an upsert.
-    result = connection.execute(update(table).where(table.c.id == entity_id).values(row))
-    if result.rowcount == 0:
-        connection.execute(insert(table).values(row))
-
-
-def _write_derived_rows(connection: Connection, entity: BaseModel) -> None:
-    if isinstance(entity, Person):
-        connection.execute(delete(schema.person_phones)
-                           .where(schema.person_phones.c.person_id == entity.id))
-        rows = schema.phone_rows(entity)
-        if rows:
-            connection.execute(insert(schema.person_phones), rows)
-    elif isinstance(entity, Account):
-        connection.execute(delete(schema.account_persons)
-                           .where(schema.account_persons.c.account_id == entity.id))
-        connection.execute(insert(schema.account_persons), schema.account_person_rows(entity))
+def _sqlite_commit_without_fsync(dbapi_connection: Any, _record: Any) -> None:
+    """In write-ahead-log mode, ``synchronous = NORMAL`` syncs the log at checkpoints rather
+    than at every commit: a power loss may undo the last commits, never corrupt the database,
+    and a batch's thousands of commits no longer each wait for the disk."""
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA synchronous = NORMAL")
+    finally:
+        cursor.close()
 
 
 def _translate(error: IntegrityError) -> Exception:

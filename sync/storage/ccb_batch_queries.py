@@ -9,7 +9,9 @@ status) simply drop out of the next page.
 
 :class:`PrefetchedSaView` answers the per-SA reads of the lifecycle (the SA, its links, FAs, sub
 SAs, account, the account's SAs and main person, the SA's open To Dos) for a whole chunk from
-eight queries instead of several per SA; any other read goes to the database as usual.
+eight queries instead of several per SA, and what the stop consequences read (the accounts'
+budgets and collection processes, the SAs' severance processes and financial transactions)
+from four more; any other read goes to the database as usual.
 """
 
 from __future__ import annotations
@@ -24,13 +26,17 @@ from sqlalchemy import ColumnElement, Engine, false, func, select, tuple_
 
 from sync.ccb.model import (
     Account,
+    Budget,
+    CollectionProcess,
     DrillKey,
     FaStatus,
     FieldActivity,
+    FinancialTransaction,
     Person,
     SaSpLink,
     SaStatus,
     ServiceAgreement,
+    SeveranceProcess,
     ToDoEntry,
     ToDoStatus,
 )
@@ -174,6 +180,17 @@ class PrefetchedSaView(SqlCcbView):
             todo.status != ToDoStatus.COMPLETE.value)
         self._todos = {entry.id: entry for entry in todos}
         self._open_todos = {(entry.todo_type, entry.drill_key.id): entry for entry in todos}
+        # What the stop consequences read about the SA and its account.
+        self._budgets = _group(self._many(schema.BUDGETS, schema.budgets.c.account_id.in_(
+            self._account_ids)), "account_id")
+        self._collections = _group(self._many(
+            schema.COLLECTION_PROCESSES,
+            schema.collection_processes.c.account_id.in_(self._account_ids)), "account_id")
+        self._severances = _group(self._many(
+            schema.SEVERANCE_PROCESSES, schema.severance_processes.c.sa_id.in_(ids)), "sa_id")
+        self._fts = _group(self._many(
+            schema.FINANCIAL_TRANSACTIONS,
+            schema.financial_transactions.c.sa_id.in_(ids)), "sa_id")
 
     def sa(self, sa_id: str) -> ServiceAgreement | None:
         found = self._sas.get(sa_id)
@@ -216,3 +233,23 @@ class PrefetchedSaView(SqlCcbView):
     def todo(self, todo_id: str) -> ToDoEntry | None:
         found = self._todos.get(todo_id)
         return found if found is not None else super().todo(todo_id)
+
+    def budgets_of_account(self, account_id: str) -> list[Budget]:
+        if account_id in self._account_ids:
+            return list(self._budgets.get(account_id, []))
+        return super().budgets_of_account(account_id)
+
+    def collection_processes_of_account(self, account_id: str) -> list[CollectionProcess]:
+        if account_id in self._account_ids:
+            return list(self._collections.get(account_id, []))
+        return super().collection_processes_of_account(account_id)
+
+    def severance_processes_of_sa(self, sa_id: str) -> list[SeveranceProcess]:
+        if sa_id in self._ids:
+            return list(self._severances.get(sa_id, []))
+        return super().severance_processes_of_sa(sa_id)
+
+    def financial_transactions_of_sa(self, sa_id: str) -> list[FinancialTransaction]:
+        if sa_id in self._ids:
+            return list(self._fts.get(sa_id, []))
+        return super().financial_transactions_of_sa(sa_id)

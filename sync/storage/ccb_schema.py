@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
+from functools import cached_property
 from typing import Any
 
 from pydantic import BaseModel
@@ -393,6 +394,11 @@ class EntityTable:
     documents: frozenset[str]
     versioned: bool
 
+    @cached_property
+    def _stored_fields(self) -> tuple[str, ...]:
+        """The model's fields that are columns of the table."""
+        return tuple(name for name in self.model.model_fields if name in self.table.c)
+
     def to_row(self, entity: BaseModel) -> dict[str, Any]:
         as_json = entity.model_dump(mode="json")
         row: dict[str, Any] = {}
@@ -405,7 +411,11 @@ class EntityTable:
         return {name: value for name, value in row.items() if name in self.table.c}
 
     def from_row(self, row: RowMapping | Mapping[str, Any]) -> Any:
-        data = {name: row[name] for name in self.model.model_fields if name in row}
+        names = self._stored_fields
+        if len(row) >= len(self.table.c):  # a whole row: every stored field is in it
+            data = {name: row[name] for name in names}
+        else:
+            data = {name: row[name] for name in names if name in row}
         if self.model is ToDoEntry:
             data["drill_key"] = {"kind": row["drill_kind"], "id": row["drill_id"]}
         return self.model.model_validate(data)

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Select, and_, func, or_, select
 
+from sync.ccb.changes import Changes
 from sync.ccb.contacts import ReminderView
 from sync.ccb.model import (
     Account,
@@ -46,8 +47,11 @@ from sync.storage.ccb_schema import EntityTable
 class SqlCcbView:
     """A :class:`~sync.ccb.ports.CcbView` (and more) reading through ``connection``."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, written: Changes | None = None) -> None:
         self.connection = connection
+        # What the unit of work has just written (for the change hooks): the database holds
+        # exactly these entities now, so a reader may use them instead of reading them back.
+        self.written = written
 
     # --- helpers ----------------------------------------------------------------------------
 

@@ -17,17 +17,16 @@ lost. Two writers racing on one entity's pending request make the later one fail
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, func, select, update
 from sqlalchemy.engine import RowMapping
 
 from sync.ccb.changes import Changes
-from sync.ccb.errors import ConcurrentUpdateError, InvalidCommand, NotFound
+from sync.ccb.errors import InvalidCommand, NotFound
 from sync.ccb.ports import IdSource
 from sync.ccb.sync_requests import (
     AckVerdict,
@@ -45,9 +44,11 @@ from sync.config.admin import AdminConfig
 from sync.mapping.codec import encode
 from sync.mapping.messages import Acknowledgement, SaSyncMessage, snapshot_fingerprint
 from sync.mapping.snapshots import Delivery, snapshot_for, synchronized_entities
+from sync.storage import outbox_rows as rows
 from sync.storage.ccb import RecordedChange, SqlCcbStore, SqlIdSource
 from sync.storage.ccb_view import SqlCcbView
 from sync.storage.outbox_schema import sync_entities, sync_requests
+from sync.storage.snapshot_view import SnapshotView
 
 ID_KIND = "SR"
 
@@ -80,30 +81,49 @@ class SqlOutbox:
 
     def _on_changes(self, connection: Connection, view: SqlCcbView,
                     recorded: Sequence[RecordedChange]) -> None:
+        """One sync request per entity the unit changed, decided and written for all of them
+        at once: the snapshots' reads, the pending requests and the entities' versions are one
+        query per table, the ids one block, the writes one statement per kind of write."""
         if not recorded:
             return
         at = recorded[0].changed_at
-        targets = synchronized_entities(view, [(r.entity_type, r.entity_id) for r in recorded])
-        ids = SqlIdSource(connection)
-        planned = [self._plan(connection, view, ids, entity_type, entity_id, at)
-                   for entity_type, entity_id in targets]
+        changed = [(r.entity_type, r.entity_id) for r in recorded]
+        source = SnapshotView(view)
+        source.load_changed(changed)
+        targets = synchronized_entities(source, changed)
+        source.load_targets(targets)
+        pending = rows.pending_of_many(connection, targets)
+        known = rows.sync_entities_of_many(connection, targets)
+        new_ids = iter(SqlIdSource(connection).next_ids(
+            ID_KIND, sum(1 for target in targets if target not in pending)))
+        planned = [self._decide(source, entity_type, entity_id, at, pending.get(key),
+                                known.get(key),
+                                pending[key].id if key in pending else next(new_ids))
+                   for key in targets for entity_type, entity_id in (key,)]
         planned.sort(key=lambda plan: plan.publish_rank)
-        for plan in planned:
-            plan.write(connection)
+        rows.write(connection, [op for plan in planned for op in plan.operations()])
 
     def _plan(self, connection: Connection, view: SqlCcbView, ids: IdSource, entity_type: str,
               entity_id: str, at: dt.datetime, *, force: bool = False,
               reuse: SyncRequest | None = None) -> _Plan:
         """Decide what a new snapshot of the entity does; ``force`` sends it even when it
         equals the last one sent (a resend or retry), ``reuse`` is the request it revives."""
-        pending = _pending_of(connection, entity_type, entity_id)
-        entity = connection.execute(select(sync_entities).where(
-            sync_entities.c.entity_type == entity_type,
-            sync_entities.c.entity_id == entity_id)).mappings().first()
+        pending = rows.pending_of(connection, entity_type, entity_id)
+        entity = rows.sync_entities_of_many(connection, [(entity_type, entity_id)]).get(
+            (entity_type, entity_id))
+        target = pending or reuse
+        request_id = target.id if target is not None else ids.next_id(ID_KIND)
+        return self._decide(view, entity_type, entity_id, at, pending, entity, request_id,
+                            force=force, reuse=reuse)
+
+    def _decide(self, view: SqlCcbView, entity_type: str, entity_id: str, at: dt.datetime,
+                pending: SyncRequest | None, entity: RowMapping | None, request_id: str, *,
+                force: bool = False, reuse: SyncRequest | None = None) -> _Plan:
+        """The plan for the entity's snapshot now, given its pending request and its
+        ``ccb_sync_entities`` row as read, and the id a new request would take."""
         last_version = int(entity["last_version"]) if entity is not None else 0
         sent_fingerprint = None if force or entity is None else entity["sent_fingerprint"]
         target = pending or reuse
-        request_id = target.id if target is not None else ids.next_id(ID_KIND)
         message = snapshot_for(view, self.admin, entity_type, entity_id,
                                Delivery(last_version + 1, request_id, at))
         fingerprint = snapshot_fingerprint(message)
@@ -115,7 +135,7 @@ class SqlOutbox:
                                     sent_fingerprint, fingerprint)
         rank = (_PUBLISH_RANK.get(message.sa_status, 1) if isinstance(message, SaSyncMessage)
                 else 1)
-        return _Plan(action, entity_type, entity_id, request_id, pending or reuse,
+        return _Plan(action, entity_type, entity_id, request_id, target,
                      last_version, entity is not None, fingerprint, encode(message), at, rank)
 
     # --- the relay's side -------------------------------------------------------------------
@@ -371,24 +391,33 @@ class _Plan:
     errors: tuple[SyncError, ...] = ()
 
     def write(self, connection: Connection) -> None:
+        rows.write(connection, self.operations())
+
+    def operations(self) -> list[rows.Operation]:
+        """The writes this plan makes."""
         if self.action is EnqueueAction.UNCHANGED:
-            return
+            return []
         if self.action is EnqueueAction.DISCARD_PENDING:
             assert self.existing is not None
-            _save(connection, self.existing, state=SyncRequestState.DISCARDED.value,
-                  updated_at=self.at, note="the change was undone before it was sent")
-            return
-        version = self._next_version(connection)
+            return [rows.RequestUpdate(self.existing, {
+                "state": SyncRequestState.DISCARDED.value, "updated_at": self.at,
+                "note": "the change was undone before it was sent"})]
+        version = self.last_version + 1
+        # The entity's next snapshot version (the payload was built with it).
+        versioning: rows.Operation = (
+            rows.VersionUpdate(self.entity_type, self.entity_id, self.last_version)
+            if self.entity_known
+            else rows.VersionInsert(self.entity_type, self.entity_id, version))
         if self.action in (EnqueueAction.NEW_PENDING, EnqueueAction.NEW_DISCARDED):
             state = (SyncRequestState.PENDING if self.action is EnqueueAction.NEW_PENDING
                      else SyncRequestState.DISCARDED)
-            connection.execute(insert(sync_requests).values(
-                id=self.request_id, entity_type=self.entity_type, entity_id=self.entity_id,
-                state=state.value, version=version, fingerprint=self.fingerprint,
-                payload=self.payload, created_at=self.at, updated_at=self.at,
-                note=None if state is SyncRequestState.PENDING
-                else "the snapshot equals the one last sent"))
-            return
+            return [versioning, rows.RequestInsert({
+                "id": self.request_id, "entity_type": self.entity_type,
+                "entity_id": self.entity_id, "state": state.value, "version": version,
+                "fingerprint": self.fingerprint, "payload": self.payload,
+                "created_at": self.at, "updated_at": self.at,
+                "note": None if state is SyncRequestState.PENDING
+                else "the snapshot equals the one last sent"})]
         assert self.existing is not None
         values: dict[str, Any] = {
             "state": SyncRequestState.PENDING.value, "version": version,
@@ -401,55 +430,14 @@ class _Plan:
                               "entities, which may not have reached MDM yet"))
         elif self.existing.state is not SyncRequestState.PENDING:
             values.update(errors="[]", acknowledged_at=None, note="resent")
-        _save(connection, self.existing, **values)
-
-    def _next_version(self, connection: Connection) -> int:
-        """The entity's next snapshot version (the payload was built with it)."""
-        version = self.last_version + 1
-        if self.entity_known:
-            result = connection.execute(update(sync_entities).where(
-                sync_entities.c.entity_type == self.entity_type,
-                sync_entities.c.entity_id == self.entity_id,
-                sync_entities.c.last_version == self.last_version).values(last_version=version))
-            if result.rowcount != 1:
-                raise ConcurrentUpdateError(self.entity_id, f"{self.entity_type} sync version",
-                                            version_read=self.last_version)
-        else:
-            connection.execute(insert(sync_entities).values(
-                entity_type=self.entity_type, entity_id=self.entity_id, last_version=version))
-        return version
+        return [versioning, rows.RequestUpdate(self.existing, values)]
 
 
 # --- rows ------------------------------------------------------------------------------------
 
-
-def _request(row: RowMapping) -> SyncRequest:
-    return SyncRequest(
-        id=row["id"], seq=int(row["seq"]), entity_type=row["entity_type"],
-        entity_id=row["entity_id"], state=SyncRequestState(row["state"]),
-        version=int(row["version"]), fingerprint=row["fingerprint"],
-        payload=bytes(row["payload"]), created_at=row["created_at"],
-        updated_at=row["updated_at"], sent_at=row["sent_at"],
-        acknowledged_at=row["acknowledged_at"], partition=row["partition"],
-        offset=row["offset"],
-        errors=tuple(SyncError.model_validate(item) for item in json.loads(row["errors"])),
-        mdm_us_id=row["mdm_us_id"], sends=int(row["sends"]), retries=int(row["retries"]),
-        note=row["note"])
-
-
-def _by_id(connection: Connection, request_id: str) -> SyncRequest | None:
-    row = connection.execute(select(sync_requests).where(
-        sync_requests.c.id == request_id)).mappings().first()
-    return None if row is None else _request(row)
-
-
-def _pending_of(connection: Connection, entity_type: str,
-                entity_id: str) -> SyncRequest | None:
-    c = sync_requests.c
-    row = connection.execute(select(sync_requests).where(
-        c.entity_type == entity_type, c.entity_id == entity_id,
-        c.state == SyncRequestState.PENDING.value)).mappings().first()
-    return None if row is None else _request(row)
+_request = rows.request_of
+_by_id = rows.by_id
+_pending_of = rows.pending_of
 
 
 def _supersede_errors(connection: Connection, synchronized: SyncRequest,
@@ -467,12 +455,4 @@ def _supersede_errors(connection: Connection, synchronized: SyncRequest,
 
 def _save(connection: Connection, request: SyncRequest, **values: Any) -> None:
     """Update the request's row if it is still the version read."""
-    if "errors" in values and not isinstance(values["errors"], str):
-        errors: Iterable[SyncError] = values["errors"]
-        values["errors"] = json.dumps([error.model_dump() for error in errors])
-    c = sync_requests.c
-    result = connection.execute(update(sync_requests).where(
-        c.id == request.id, c.version == request.version, c.state == request.state.value
-    ).values(**values))
-    if result.rowcount != 1:
-        raise ConcurrentUpdateError(request.id, "sync request", version_read=request.version)
+    rows.update_requests(connection, [rows.RequestUpdate(request, values)])

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from sync.ccb.batches.chunk_work import ChunkWork
 from sync.ccb.changes import Changes
 from sync.ccb.errors import InvalidCommand, NotFound
 from sync.ccb.model import DrillKey, ServiceAgreement, ToDoLogEntry, ToDoStatus
@@ -47,7 +48,7 @@ def decide_chunk(view: CcbView, ids: IdSource, admin: AdminConfig, today: dt.dat
                  step: BatchStep) -> ChunkDecision:
     """Apply ``step`` to each item in turn in one unit of work; later items see the earlier
     items' decisions (an SA stopped earlier in the chunk is stopped for the next one)."""
-    work = Work(view, ids, admin, today, now, user)
+    work = ChunkWork(view, ids, admin, today, now, user)
     outcomes = tuple(step(work, item_id) for item_id in item_ids)
     return ChunkDecision(work.changes, outcomes)
 

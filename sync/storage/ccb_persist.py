@@ -1,0 +1,162 @@
+"""Writing one unit of work's :class:`~sync.ccb.changes.Changes`: a few statements per table,
+not one per entity.
+
+Per entity table, in the order of :data:`~sync.storage.ccb_schema.ENTITY_TABLES`:
+
+- updates of versioned entities are one ``UPDATE ... WHERE id = :id AND version = :read``
+  executed with every parameter set at once; the rows it matched are summed, and a sum short of
+  the number of entities means another unit of work won the race for one of them. That entity
+  is then found (one ``SELECT`` of the versions now stored) and reported as
+  :class:`~sync.ccb.errors.ConcurrentUpdateError`, exactly as a single update would;
+- new versioned entities (version 1): one ``SELECT`` of the ids already present (another unit
+  created one after this one found it missing: a concurrent update), then one insert of all;
+- unversioned records (links, FAs, reads) are upserts: one ``SELECT`` of the ids present, one
+  update of those and one insert of the others;
+- the derived rows (a person's phone digits, an account's persons) are deleted and inserted
+  for all the entities of the table at once.
+
+Updates go before inserts within a table: a To Do completed and a new one opened for the same
+drill key in one unit must free the "one open entry per key" index before the insert takes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
+
+from sync.ccb.changes import Changes
+from sync.ccb.errors import ConcurrentUpdateError
+from sync.ccb.model import Account, Person
+from sync.storage import ccb_schema as schema
+from sync.storage.ccb_schema import EntityTable
+
+# Bound parameters of one IN list: far below SQLite's limit of 32,766 variables per statement.
+IN_LIMIT = 2_000
+
+# Bind names of the WHERE clause of a bulk update; they must differ from every column name.
+_ID = "where_id"
+_READ = "where_version"
+
+
+def in_batches(values: Sequence[Any], size: int = IN_LIMIT) -> Iterator[Sequence[Any]]:
+    """``values`` in slices small enough for one IN list."""
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
+
+
+def persist(connection: Connection, changes: Changes) -> None:
+    """Write everything in ``changes``; raises :class:`ConcurrentUpdateError` when a versioned
+    entity is no longer at the version read or a new one exists already."""
+    for attribute, kind in schema.ENTITY_TABLES.items():
+        entities: dict[str, BaseModel] = getattr(changes, attribute)
+        if not entities:
+            continue
+        if kind.versioned:
+            new = [e for e in entities.values() if _version(e) == 1]
+            old = [e for e in entities.values() if _version(e) != 1]
+            _update_versioned(connection, kind, old)
+            _insert_new(connection, kind, new)
+        else:
+            _upsert(connection, kind, list(entities.values()))
+        _write_derived_rows(connection, list(entities.values()))
+
+
+def _version(entity: BaseModel) -> int:
+    return int(getattr(entity, "version"))  # noqa: B009 - versioned entities only
+
+
+def _entity_id(entity: BaseModel) -> str:
+    return str(getattr(entity, "id"))  # noqa: B009 - every entity has an id
+
+
+def existing_ids(connection: Connection, kind: EntityTable, ids: Sequence[str]) -> set[str]:
+    column = kind.table.c.id
+    found: set[str] = set()
+    for part in in_batches(list(ids)):
+        found.update(str(row[0]) for row in connection.execute(
+            select(column).where(column.in_(part))))
+    return found
+
+
+def _update_statement(kind: EntityTable, versioned: bool) -> Any:
+    """``UPDATE`` by id (and version read); its SET clause is every column of the rows it is
+    executed with."""
+    table = kind.table
+    where = [table.c.id == bindparam(_ID)]
+    if versioned:
+        where.append(table.c.version == bindparam(_READ))
+    return update(table).where(*where)
+
+
+def _update_versioned(connection: Connection, kind: EntityTable,
+                      entities: list[BaseModel]) -> None:
+    if not entities:
+        return
+    rows = [kind.to_row(entity) for entity in entities]
+    params = [{**row, _ID: row["id"], _READ: _version(entity) - 1}
+              for row, entity in zip(rows, entities, strict=True)]
+    result = connection.execute(_update_statement(kind, True), params)
+    if result.rowcount != len(entities):
+        _raise_first_conflict(connection, kind, entities)
+
+
+def _raise_first_conflict(connection: Connection, kind: EntityTable,
+                          entities: list[BaseModel]) -> None:
+    """Name the first entity whose stored version is not the one its update read."""
+    table = kind.table
+    stored: dict[str, int] = {}
+    ids = [_entity_id(entity) for entity in entities]
+    for part in in_batches(ids):
+        stored.update((str(row[0]), int(row[1])) for row in connection.execute(
+            select(table.c.id, table.c.version).where(table.c.id.in_(part))))
+    for entity in entities:
+        # After the bulk update, an entity that won is stored at its new version.
+        if stored.get(_entity_id(entity)) != _version(entity):
+            raise ConcurrentUpdateError(_entity_id(entity), kind.kind,
+                                        version_read=_version(entity) - 1)
+    raise ConcurrentUpdateError(ids[0], kind.kind, version_read=_version(entities[0]) - 1)
+
+
+def _insert_new(connection: Connection, kind: EntityTable, entities: list[BaseModel]) -> None:
+    if not entities:
+        return
+    taken = existing_ids(connection, kind, [_entity_id(entity) for entity in entities])
+    for entity in entities:
+        if _entity_id(entity) in taken:
+            # Another unit of work created it after this one found it missing.
+            raise ConcurrentUpdateError(_entity_id(entity), kind.kind, version_read=None)
+    connection.execute(insert(kind.table), [kind.to_row(entity) for entity in entities])
+
+
+def _upsert(connection: Connection, kind: EntityTable, entities: list[BaseModel]) -> None:
+    """Unversioned records (links, FAs, reads) belong to an SA or SP whose own version guards
+    the unit of work; they are written as an upsert."""
+    rows = [kind.to_row(entity) for entity in entities]
+    present = existing_ids(connection, kind, [row["id"] for row in rows])
+    updates = [{**row, _ID: row["id"]} for row in rows if row["id"] in present]
+    inserts = [row for row in rows if row["id"] not in present]
+    if updates:
+        connection.execute(_update_statement(kind, False), updates)
+    if inserts:
+        connection.execute(insert(kind.table), inserts)
+
+
+def _write_derived_rows(connection: Connection, entities: list[BaseModel]) -> None:
+    persons = [entity for entity in entities if isinstance(entity, Person)]
+    if persons:
+        phones = schema.person_phones
+        for part in in_batches([person.id for person in persons]):
+            connection.execute(delete(phones).where(phones.c.person_id.in_(part)))
+        rows = [row for person in persons for row in schema.phone_rows(person)]
+        if rows:
+            connection.execute(insert(phones), rows)
+    accounts = [entity for entity in entities if isinstance(entity, Account)]
+    if accounts:
+        members = schema.account_persons
+        for part in in_batches([account.id for account in accounts]):
+            connection.execute(delete(members).where(members.c.account_id.in_(part)))
+        connection.execute(insert(members), [row for account in accounts
+                                             for row in schema.account_person_rows(account)])

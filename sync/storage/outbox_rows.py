@@ -1,0 +1,240 @@
+"""The rows of the sync outbox: reading requests, and writing many of them in a few statements.
+
+Every write of a request row is conditional on what was read (``WHERE id = :id AND version =
+:read AND state = :state``), and every write of an entity's snapshot version on the version read.
+Writes are collected as operations and executed per statement shape with all their parameter
+sets at once; the rows matched are summed, and a sum short of the count means another writer
+changed one of the rows meanwhile: that row is found and reported as
+:class:`~sync.ccb.errors.ConcurrentUpdateError`, as a single conditional update would.
+Inserts keep their order, so the queue position (``seq``) follows the order of the operations.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, and_, bindparam, insert, or_, select, update
+from sqlalchemy.engine import RowMapping
+
+from sync.ccb.errors import ConcurrentUpdateError
+from sync.ccb.sync_requests import SyncError, SyncRequest, SyncRequestState
+from sync.storage.ccb_persist import in_batches
+from sync.storage.outbox_schema import sync_entities, sync_requests
+
+EntityKey = tuple[str, str]
+
+# Bind names of the WHERE clauses of bulk updates; they must differ from every column name.
+_W_ID = "where_id"
+_W_VERSION = "where_version"
+_W_STATE = "where_state"
+_W_TYPE = "where_entity_type"
+_W_ENTITY = "where_entity_id"
+
+# (entity type, entity id) pairs per statement: two bound parameters each.
+_KEY_BATCH = 500
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def request_of(row: RowMapping) -> SyncRequest:
+    return SyncRequest(
+        id=row["id"], seq=int(row["seq"]), entity_type=row["entity_type"],
+        entity_id=row["entity_id"], state=SyncRequestState(row["state"]),
+        version=int(row["version"]), fingerprint=row["fingerprint"],
+        payload=bytes(row["payload"]), created_at=row["created_at"],
+        updated_at=row["updated_at"], sent_at=row["sent_at"],
+        acknowledged_at=row["acknowledged_at"], partition=row["partition"],
+        offset=row["offset"],
+        errors=tuple(SyncError.model_validate(item) for item in json.loads(row["errors"])),
+        mdm_us_id=row["mdm_us_id"], sends=int(row["sends"]), retries=int(row["retries"]),
+        note=row["note"])
+
+
+def by_id(connection: Connection, request_id: str) -> SyncRequest | None:
+    row = connection.execute(select(sync_requests).where(
+        sync_requests.c.id == request_id)).mappings().first()
+    return None if row is None else request_of(row)
+
+
+def by_ids(connection: Connection, request_ids: Sequence[str], *,
+           lock: bool = False) -> dict[str, SyncRequest]:
+    """The requests with these ids (``lock``: and hold their rows until the end of the
+    transaction, on databases with row locks)."""
+    found: dict[str, SyncRequest] = {}
+    for part in in_batches(list(dict.fromkeys(request_ids))):
+        query = select(sync_requests).where(sync_requests.c.id.in_(part))
+        if lock:
+            query = query.with_for_update()
+        found.update((row["id"], request_of(row))
+                     for row in connection.execute(query).mappings())
+    return found
+
+
+def pending_of(connection: Connection, entity_type: str, entity_id: str) -> SyncRequest | None:
+    c = sync_requests.c
+    row = connection.execute(select(sync_requests).where(
+        c.entity_type == entity_type, c.entity_id == entity_id,
+        c.state == SyncRequestState.PENDING.value)).mappings().first()
+    return None if row is None else request_of(row)
+
+
+def _key_filter(columns: Any, keys: Sequence[EntityKey]) -> Any:
+    by_type: dict[str, list[str]] = {}
+    for entity_type, entity_id in keys:
+        by_type.setdefault(entity_type, []).append(entity_id)
+    return or_(*(and_(columns.entity_type == entity_type, columns.entity_id.in_(ids))
+                 for entity_type, ids in by_type.items()))
+
+
+def pending_of_many(connection: Connection,
+                    keys: Sequence[EntityKey]) -> dict[EntityKey, SyncRequest]:
+    """The ``PENDING`` request of each entity that has one."""
+    c = sync_requests.c
+    found: dict[EntityKey, SyncRequest] = {}
+    for part in in_batches(list(keys), _KEY_BATCH):
+        rows = connection.execute(select(sync_requests).where(
+            c.state == SyncRequestState.PENDING.value, _key_filter(c, part))).mappings()
+        for row in rows:
+            request = request_of(row)
+            found[(request.entity_type, request.entity_id)] = request
+    return found
+
+
+def sync_entities_of_many(connection: Connection,
+                          keys: Sequence[EntityKey]) -> dict[EntityKey, RowMapping]:
+    """The ``ccb_sync_entities`` row of each entity that has one."""
+    found: dict[EntityKey, RowMapping] = {}
+    for part in in_batches(list(keys), _KEY_BATCH):
+        for row in connection.execute(select(sync_entities).where(
+                _key_filter(sync_entities.c, part))).mappings():
+            found[(row["entity_type"], row["entity_id"])] = row
+    return found
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VersionUpdate:
+    """The entity's snapshot version moves from ``read`` to ``read + 1``."""
+
+    entity_type: str
+    entity_id: str
+    read: int
+
+
+@dataclass(frozen=True)
+class VersionInsert:
+    """The entity's first snapshot version."""
+
+    entity_type: str
+    entity_id: str
+    version: int
+
+
+@dataclass(frozen=True)
+class RequestUpdate:
+    """``values`` written on ``request``'s row if it is still as read."""
+
+    request: SyncRequest
+    values: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RequestInsert:
+    values: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SentFingerprint:
+    """The snapshot handed to the relay, for comparing the entity's next change with."""
+
+    entity_type: str
+    entity_id: str
+    fingerprint: str
+
+
+Operation = VersionUpdate | VersionInsert | RequestUpdate | RequestInsert | SentFingerprint
+
+
+def row_values(values: dict[str, Any]) -> dict[str, Any]:
+    """Values as the columns store them (``errors`` as its JSON document)."""
+    if "errors" in values and not isinstance(values["errors"], str):
+        errors: Iterable[SyncError] = values["errors"]
+        return {**values, "errors": json.dumps([error.model_dump() for error in errors])}
+    return values
+
+
+def write(connection: Connection, operations: Sequence[Operation]) -> None:
+    """Execute ``operations``: versions first, then request updates, then inserts in order."""
+    _update_versions(connection, [op for op in operations if isinstance(op, VersionUpdate)])
+    firsts = [op for op in operations if isinstance(op, VersionInsert)]
+    if firsts:
+        connection.execute(insert(sync_entities), [
+            {"entity_type": op.entity_type, "entity_id": op.entity_id,
+             "last_version": op.version} for op in firsts])
+    update_requests(connection, [op for op in operations if isinstance(op, RequestUpdate)])
+    inserts = [op.values for op in operations if isinstance(op, RequestInsert)]
+    if inserts:
+        connection.execute(insert(sync_requests), inserts)
+    sent = [op for op in operations if isinstance(op, SentFingerprint)]
+    if sent:
+        e = sync_entities.c
+        connection.execute(update(sync_entities).where(
+            e.entity_type == bindparam(_W_TYPE), e.entity_id == bindparam(_W_ENTITY)), [
+            {_W_TYPE: op.entity_type, _W_ENTITY: op.entity_id,
+             "sent_fingerprint": op.fingerprint} for op in sent])
+
+
+def _update_versions(connection: Connection, updates: list[VersionUpdate]) -> None:
+    if not updates:
+        return
+    e = sync_entities.c
+    result = connection.execute(update(sync_entities).where(
+        e.entity_type == bindparam(_W_TYPE), e.entity_id == bindparam(_W_ENTITY),
+        e.last_version == bindparam(_W_VERSION)), [
+        {_W_TYPE: op.entity_type, _W_ENTITY: op.entity_id, _W_VERSION: op.read,
+         "last_version": op.read + 1} for op in updates])
+    if result.rowcount == len(updates):
+        return
+    stored = sync_entities_of_many(connection, [(op.entity_type, op.entity_id)
+                                                for op in updates])
+    for op in updates:
+        row = stored.get((op.entity_type, op.entity_id))
+        if row is None or int(row["last_version"]) != op.read + 1:
+            break
+    raise ConcurrentUpdateError(op.entity_id, f"{op.entity_type} sync version",
+                                version_read=op.read)
+
+
+def update_requests(connection: Connection, updates: Sequence[RequestUpdate]) -> None:
+    """Conditional updates of request rows, one statement per set of columns written."""
+    shapes: dict[tuple[str, ...], list[RequestUpdate]] = {}
+    for op in updates:
+        shapes.setdefault(tuple(sorted(op.values)), []).append(op)
+    c = sync_requests.c
+    statement = update(sync_requests).where(
+        c.id == bindparam(_W_ID), c.version == bindparam(_W_VERSION),
+        c.state == bindparam(_W_STATE))
+    for ops in shapes.values():
+        result = connection.execute(statement, [
+            {**row_values(op.values), _W_ID: op.request.id, _W_VERSION: op.request.version,
+             _W_STATE: op.request.state.value} for op in ops])
+        if result.rowcount != len(ops):
+            _raise_first_lost(connection, ops)
+
+
+def _raise_first_lost(connection: Connection, ops: list[RequestUpdate]) -> None:
+    """Name the first request whose row was not as read (so not written now)."""
+    stored = by_ids(connection, [op.request.id for op in ops])
+    for op in ops:
+        now = stored.get(op.request.id)
+        expected = (op.values.get("version", op.request.version),
+                    str(op.values.get("state", op.request.state.value)))
+        if now is None or (now.version, now.state.value) != expected:
+            break
+    raise ConcurrentUpdateError(op.request.id, "sync request", version_read=op.request.version)
