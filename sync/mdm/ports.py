@@ -125,6 +125,29 @@ class Consumed:
 Acknowledge = Callable[[ApplyDecision | None], AckRecord]
 
 
+@dataclass(frozen=True)
+class ConsumeItem:
+    """One record of a batch to consume: apply ``command`` (if any) and acknowledge."""
+
+    position: ConsumedPosition
+    command: MdmCommand | None
+    acknowledge: Acknowledge
+
+
+@dataclass(frozen=True)
+class DeadLetterItem:
+    """One record of a batch that could not be consumed: keep it as a dead letter."""
+
+    position: ConsumedPosition
+    record: DeadLetterRecord
+
+
+BatchItem = ConsumeItem | DeadLetterItem
+# Per item, as the single calls answer: Consumed (acknowledged) or None (consumed before) for
+# a ConsumeItem, True (dead-lettered) or False (consumed before) for a DeadLetterItem.
+BatchResult = Consumed | bool | None
+
+
 class ConsumerStorePort(Protocol):
     """What the MDM worker needs from the store. Every consuming call is one transaction that
     also records the position, and does nothing when the position was consumed before."""
@@ -138,6 +161,11 @@ class ConsumerStorePort(Protocol):
     def dead_letter(self, position: ConsumedPosition, record: DeadLetterRecord) -> bool:
         """Record ``position`` with ``record`` in the dead-letter outbox; False, changing
         nothing, when ``position`` was already consumed."""
+        ...
+
+    def consume_batch(self, items: Sequence[BatchItem]) -> list[BatchResult]:
+        """Consume ``items`` in order in one transaction, each exactly as :meth:`consume` or
+        :meth:`dead_letter` would; an error in any item rolls back the whole batch."""
         ...
 
     def last_positions(self, topic: str) -> dict[int, int]: ...

@@ -31,7 +31,6 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     and_,
-    delete,
     func,
     insert,
     select,
@@ -47,24 +46,31 @@ from sync.mdm.commands import MdmCommand, UpsertContact, UpsertServicePoint
 from sync.mdm.decision import ApplyDecision
 from sync.mdm.model import (
     Contact,
-    FactorOverride,
-    MeasuringComponent,
     ServicePointCopy,
-    UsageGroupAssignment,
     UsageSubscription,
-    UsSpLink,
     UsStatus,
 )
 from sync.mdm.ports import (
     Acknowledge,
+    BatchItem,
+    BatchResult,
     Consumed,
     ConsumedPosition,
+    ConsumeItem,
     DeadLetterRecord,
+    MdmView,
     OutboxEntry,
     OutboxKind,
 )
 from sync.storage import mdm_schema as t
 from sync.storage.common import SQLITE_BEGIN_OPTION, create_engine_for, is_sqlite
+from sync.storage.mdm_batch import consume_batch_in
+from sync.storage.mdm_rows import (
+    load_service_points,
+    load_subscriptions,
+    record_position,
+    write_decision,
+)
 
 T = TypeVar("T")
 
@@ -96,10 +102,13 @@ def _keys_of(command: MdmCommand, position: ConsumedPosition | None) -> list[str
 
 
 def _lock_keys(connection: Connection, keys: Sequence[str]) -> None:
-    """PostgreSQL advisory locks held until the transaction ends, one per key, in order."""
-    for key in keys:
-        connection.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-                           {"key": f"c2m-sync.mdm.{key}"})
+    """PostgreSQL advisory locks held until the transaction ends, one per key, taken in the
+    order given (sorted by the callers) by one statement."""
+    connection.execute(text(
+        # unnest scans the array in order, so the locks are taken in the keys' order.
+        "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) "
+        "FROM unnest(CAST(:keys AS text[])) AS k"),
+        {"keys": [f"c2m-sync.mdm.{key}" for key in keys]})
 
 
 class _View:
@@ -109,18 +118,18 @@ class _View:
         self.connection = connection
 
     def usage_subscription(self, external_id: str) -> UsageSubscription | None:
-        found = _load_subscriptions(
+        found = load_subscriptions(
             self.connection, t.usage_subscriptions.c.external_id == external_id)
         return found[0] if found else None
 
     def service_points(self, sp_ids: Collection[str]) -> dict[str, ServicePointCopy]:
         if not sp_ids:
             return {}
-        sps = _load_service_points(self.connection, t.service_points.c.sp_id.in_(sorted(sp_ids)))
+        sps = load_service_points(self.connection, t.service_points.c.sp_id.in_(sorted(sp_ids)))
         return {sp.sp_id: sp for sp in sps}
 
     def service_point(self, sp_id: str) -> ServicePointCopy | None:
-        found = _load_service_points(self.connection, t.service_points.c.sp_id == sp_id)
+        found = load_service_points(self.connection, t.service_points.c.sp_id == sp_id)
         return found[0] if found else None
 
     def contact(self, contact_id: str) -> Contact | None:
@@ -142,7 +151,7 @@ class _View:
             return []
         us, link = t.usage_subscriptions.c, t.us_sp_links.c
         sharing = select(link.external_id).where(link.sp_id.in_(sorted(sp_ids)))
-        return _load_subscriptions(self.connection, and_(
+        return load_subscriptions(self.connection, and_(
             us.external_id.in_(sharing), us.us_type == us_type, us.external_id != excluding,
             us.status != UsStatus.INACTIVE.value))
 
@@ -175,7 +184,7 @@ class MdmStore:
         def work(connection: Connection) -> ApplyDecision:
             decision = self._apply_in(connection, command)
             if position is not None:
-                _record_position(connection, position)
+                record_position(connection, position)
             return decision
 
         return self._retried(_keys_of(command, position), work)
@@ -192,11 +201,25 @@ class MdmStore:
                 **_source(position), sync_request_id=ack.sync_request_id,
                 entity_type=ack.entity_type, entity_id=ack.entity_id, version=ack.version,
                 outcome=ack.outcome, document=ack.document))
-            _record_position(connection, position)
+            record_position(connection, position)
             return Consumed(decision, ack)
 
         keys = [_position_key(position)] if command is None else _keys_of(command, position)
         return self._retried(keys, work)
+
+    def consume_batch(self, items: Sequence[BatchItem]) -> list[BatchResult]:
+        """Consume ``items`` in one transaction (see :mod:`sync.storage.mdm_batch`); on
+        PostgreSQL it holds the advisory locks of every item's keys, taken in one sorted
+        sweep, so it serializes with single applies exactly as they do with each other."""
+        if not items:
+            return []
+        keys: set[str] = set()
+        for item in items:
+            command = item.command if isinstance(item, ConsumeItem) else None
+            keys.update([_position_key(item.position)] if command is None
+                        else _keys_of(command, item.position))
+        return self._retried(sorted(keys), lambda connection: consume_batch_in(
+            connection, items, lambda view, command: self._decide(view, command)))
 
     def dead_letter(self, position: ConsumedPosition, record: DeadLetterRecord) -> bool:
         def work(connection: Connection) -> bool:
@@ -205,7 +228,7 @@ class MdmStore:
             connection.execute(insert(t.dead_letters).values(
                 **_source(position), source_key=record.source_key, failure=record.failure,
                 document=record.document))
-            _record_position(connection, position)
+            record_position(connection, position)
             return True
 
         return self._retried([_position_key(position)], work)
@@ -227,10 +250,10 @@ class MdmStore:
     def _apply_in(self, connection: Connection, command: MdmCommand) -> ApplyDecision:
         decision = self._decide(_View(connection), command)
         if decision.applied:
-            _write(connection, decision)
+            write_decision(connection, decision)
         return decision
 
-    def _decide(self, view: _View, command: MdmCommand) -> ApplyDecision:
+    def _decide(self, view: MdmView, command: MdmCommand) -> ApplyDecision:
         if isinstance(command, UpsertContact):
             return decide_contact(command, view.contact(command.contact_id))
         if isinstance(command, UpsertServicePoint):
@@ -270,7 +293,7 @@ class MdmStore:
 
     def get_us(self, external_id: str) -> UsageSubscription | None:
         with self.engine.connect() as connection:
-            found = _load_subscriptions(
+            found = load_subscriptions(
                 connection, t.usage_subscriptions.c.external_id == external_id)
         return found[0] if found else None
 
@@ -284,7 +307,7 @@ class MdmStore:
             conditions.append(us.external_id.in_(
                 select(link.external_id).where(link.sp_id == sp_id)))
         with self.engine.connect() as connection:
-            return _load_subscriptions(connection, and_(true(), *conditions))
+            return load_subscriptions(connection, and_(true(), *conditions))
 
     def us_sharing_sps(self, sp_ids: Collection[str], us_type: str,
                        excluding: str) -> list[UsageSubscription]:
@@ -295,7 +318,7 @@ class MdmStore:
 
     def get_service_point(self, sp_id: str) -> ServicePointCopy | None:
         with self.engine.connect() as connection:
-            found = _load_service_points(connection, t.service_points.c.sp_id == sp_id)
+            found = load_service_points(connection, t.service_points.c.sp_id == sp_id)
         return found[0] if found else None
 
     def get_contact(self, contact_id: str) -> Contact | None:
@@ -303,103 +326,6 @@ class MdmStore:
             row = connection.execute(select(t.contacts).where(
                 t.contacts.c.contact_id == contact_id)).mappings().first()
         return None if row is None else Contact.model_validate(dict(row))
-
-
-# --- rows -> entities ------------------------------------------------------------------------
-
-
-def _children(connection: Connection, table: Any, owner: str,
-              ids: Sequence[str]) -> dict[str, list[Any]]:
-    grouped: dict[str, list[Any]] = {key: [] for key in ids}
-    if ids:
-        rows = connection.execute(select(table).where(table.c[owner].in_(ids))
-                                  .order_by(table.c[owner], table.c.seq)).mappings()
-        for row in rows:
-            grouped[row[owner]].append(row)
-    return grouped
-
-
-def _load_subscriptions(connection: Connection,
-                        condition: ColumnElement[bool]) -> list[UsageSubscription]:
-    query = select(t.usage_subscriptions).where(condition) \
-        .order_by(t.usage_subscriptions.c.external_id)
-    rows = connection.execute(query).mappings().all()
-    ids = [row["external_id"] for row in rows]
-    links = _children(connection, t.us_sp_links, "external_id", ids)
-    groups = _children(connection, t.us_usage_groups, "external_id", ids)
-    overrides = _children(connection, t.us_factor_overrides, "external_id", ids)
-    return [UsageSubscription(
-        **dict(row),
-        sp_links=tuple(UsSpLink(sp_id=r["sp_id"], start=r["start_date"], stop=r["stop_date"],
-                                usage_flag=r["usage_flag"], use_percent=r["use_percent"])
-                       for r in links[row["external_id"]]),
-        usage_groups=tuple(UsageGroupAssignment(group=r["group_code"], start=r["start_date"],
-                                                end=r["end_date"])
-                           for r in groups[row["external_id"]]),
-        factor_overrides=tuple(FactorOverride(factor=r["factor"], value=r["value"],
-                                              start=r["start_date"], end=r["end_date"])
-                               for r in overrides[row["external_id"]]),
-    ) for row in rows]
-
-
-def _load_service_points(connection: Connection,
-                         condition: ColumnElement[bool]) -> list[ServicePointCopy]:
-    query = select(t.service_points).where(condition).order_by(t.service_points.c.sp_id)
-    rows = connection.execute(query).mappings().all()
-    components = _children(connection, t.measuring_components, "sp_id",
-                           [row["sp_id"] for row in rows])
-    return [ServicePointCopy(
-        **dict(row),
-        measuring_components=tuple(
-            MeasuringComponent(mc_id=r["mc_id"], mc_class=r["mc_class"], channel=r["channel"])
-            for r in components[row["sp_id"]]),
-    ) for row in rows]
-
-
-# --- entities -> rows ------------------------------------------------------------------------
-
-
-def _write(connection: Connection, decision: ApplyDecision) -> None:
-    for sp in decision.service_points:
-        _replace(connection, t.service_points, "sp_id", sp.sp_id, {
-            "sp_type": sp.sp_type, "time_zone": sp.time_zone, "meter_id": sp.meter_id,
-            "version": sp.version,
-        }, {t.measuring_components: [
-            {"mc_id": mc.mc_id, "mc_class": mc.mc_class, "channel": mc.channel}
-            for mc in sp.measuring_components]})
-    if decision.contact is not None:
-        contact = decision.contact
-        _replace(connection, t.contacts, "contact_id", contact.contact_id, contact.model_dump(
-            mode="json", exclude={"contact_id"}), {})
-    if decision.usage_subscription is not None:
-        us = decision.usage_subscription
-        row = us.model_dump(exclude={"external_id", "sp_links", "usage_groups",
-                                     "factor_overrides"})
-        row["status"] = us.status.value
-        _replace(connection, t.usage_subscriptions, "external_id", us.external_id, row, {
-            t.us_sp_links: [{"sp_id": link.sp_id, "start_date": link.start,
-                             "stop_date": link.stop, "usage_flag": link.usage_flag.value,
-                             "use_percent": link.use_percent} for link in us.sp_links],
-            t.us_usage_groups: [{"group_code": group.group, "start_date": group.start,
-                                 "end_date": group.end} for group in us.usage_groups],
-            t.us_factor_overrides: [{"factor": fo.factor, "value": fo.value,
-                                     "start_date": fo.start, "end_date": fo.end}
-                                    for fo in us.factor_overrides],
-        })
-
-
-def _replace(connection: Connection, table: Any, key: str, key_value: str,
-             values: dict[str, Any], children: dict[Any, list[dict[str, Any]]]) -> None:
-    """Update or insert one row, and replace its child rows (numbered in order)."""
-    for child in children:
-        connection.execute(delete(child).where(child.c[key] == key_value))
-    updated = connection.execute(update(table).where(table.c[key] == key_value).values(values))
-    if updated.rowcount == 0:
-        connection.execute(insert(table).values({key: key_value, **values}))
-    for child, rows in children.items():
-        if rows:
-            connection.execute(insert(child), [{key: key_value, "seq": seq, **row}
-                                               for seq, row in enumerate(rows)])
 
 
 _OUTBOXES = {OutboxKind.ACKNOWLEDGEMENT: t.acknowledgements,
@@ -434,16 +360,3 @@ def _already_consumed(connection: Connection, position: ConsumedPosition) -> boo
         if found is not None:
             return True
     return False
-
-
-def _record_position(connection: Connection, position: ConsumedPosition) -> None:
-    c = t.consumed_positions.c
-    where = (c.topic == position.topic, c.partition == position.partition)
-    current = connection.execute(select(c.offset).where(*where)).scalar()
-    if current is None:
-        connection.execute(insert(t.consumed_positions).values(
-            topic=position.topic, partition=position.partition, offset=position.offset))
-    elif position.offset > current:
-        connection.execute(update(t.consumed_positions).where(*where)
-                           .values(offset=position.offset))
-

@@ -151,7 +151,7 @@ def test_state_and_position_commit_together(store: MdmStore,
     def broken(*_: object) -> None:
         raise RuntimeError("position write failed")
 
-    monkeypatch.setattr(mdm_storage, "_record_position", broken)
+    monkeypatch.setattr(mdm_storage, "record_position", broken)
     with pytest.raises(RuntimeError, match="position write failed"):
         store.apply(us_command(), ConsumedPosition(TOPIC, 0, 5))
     assert store.get_us("SA-1") is None
