@@ -1,0 +1,175 @@
+"""CCB views over HTTP: Control Central search (1.0, 4.6), the account view with alerts, the
+premise tree, SA details with the audit log, a pending stop's impact (2.0-2.1) and the pending
+start/stop list."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.api.support import post, problem
+
+STOP = {"account_id": "A-TN-01", "stop_date": "2025-03-10", "premise_id": "PR-4410-1",
+        "user": "csr1"}
+
+
+def hit_ids(document: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    return [(hit["person_id"], [line["account_id"] for line in hit["accounts"]])
+            for hit in document["hits"]]
+
+
+@pytest.mark.parametrize(("by", "query", "expected"), [
+    ("name", "okafor", [("P-TN-01", ["A-TN-01"])]),
+    ("name", "nguyen , li", [("P-TN-02", ["A-TN-02"])]),
+    ("phone", "773.555.0112", [("P-TN-01", ["A-TN-01"])]),
+    ("address", "unit 2", [("P-TN-02", ["A-TN-02"])]),
+    ("account", "A-LL-01", [("P-LL-01", ["A-LL-01"])]),
+    ("sa", "SA-TN02-G", [("P-TN-02", ["A-TN-02"])]),
+    ("premise", "PR-4410-3", [("P-LL-01", ["A-LL-01"])]),
+    ("name", "zzz", []),
+])
+async def test_step_1_0_search_by_each_criterion(shared_client: httpx.AsyncClient, by: str,
+                                                 query: str,
+                                                 expected: list[tuple[str, list[str]]]) -> None:
+    response = await shared_client.get("/api/search", params={"by": by, "q": query})
+    assert response.status_code == 200, response.text
+    document = response.json()
+    assert (document["by"], document["truncated"]) == (by, False)
+    assert hit_ids(document) == expected
+
+
+async def test_step_1_0_search_shows_sas_and_alerts_of_each_account(
+        shared_client: httpx.AsyncClient) -> None:
+    document = (await shared_client.get("/api/search", params={"by": "account",
+                                                               "q": "A-LL-01"})).json()
+    [line] = document["hits"][0]["accounts"]
+    assert [sa["sa_id"] for sa in line["sas"]] == ["SA-LL-3E", "SA-LL-3G"]
+    assert line["info"].startswith("Account A-LL-01")
+    assert [(a["kind"], a["premise_id"], a["is_landlord"]) for a in line["alerts"]] == [
+        ("LandlordIndicator", "PR-4410-3", True)]
+
+
+@pytest.mark.parametrize(("params", "field"), [
+    ({"by": "colour", "q": "x"}, "query.by"),
+    ({"by": "name"}, "query.q"),
+    ({"by": "name", "q": ""}, "query.q"),
+])
+async def test_search_refuses_bad_criteria_naming_the_parameter(
+        shared_client: httpx.AsyncClient, params: dict[str, str], field: str) -> None:
+    document = problem(await shared_client.get("/api/search", params=params), 422, "validation")
+    assert [error["field"] for error in document["errors"]] == [field]
+
+
+async def test_a_blank_search_is_refused_by_the_domain(shared_client: httpx.AsyncClient) -> None:
+    response = await shared_client.get("/api/search", params={"by": "name", "q": "   "})
+    assert "query: must not be blank" in problem(response, 422, "invalid-command")["detail"]
+
+
+async def test_step_4_6_account_view_lists_persons_sas_by_status_and_alerts(
+        shared_client: httpx.AsyncClient) -> None:
+    document = (await shared_client.get("/api/accounts/A-LL-01")).json()
+    assert document["account"]["customer_class"] == "LANDLORD"
+    assert [(p["role"], p["person"]["id"]) for p in document["persons"]] == [
+        ("main", "P-LL-01")]
+    assert document["sas_by_status"] == {"20": ["SA-LL-3E", "SA-LL-3G"]}
+    assert [sa["status_label"] for sa in document["sas"]] == ["active", "active"]
+    assert [alert["kind"] for alert in document["alerts"]] == ["LandlordIndicator"]
+
+
+async def test_step_1_3_account_view_shows_the_pending_stop_alert(
+        client: httpx.AsyncClient) -> None:
+    assert (await post(client, "/api/commands/request-stop", STOP)).status_code == 200
+    document = (await client.get("/api/accounts/A-TN-01")).json()
+    assert document["sas_by_status"] == {"30": ["SA-TN01-E", "SA-TN01-G"]}
+    stops = [(a["sa_id"], a["stop_date"]) for a in document["alerts"]
+             if a["kind"] == "PendingStopAlert"]
+    assert stops == [("SA-TN01-E", "2025-03-10"), ("SA-TN01-G", "2025-03-10")]
+    assert len(document["contacts"]) == 1
+
+
+@pytest.mark.parametrize(("path", "detail"), [
+    ("/api/accounts/A-404", "account 'A-404' not found (account_id)"),
+    ("/api/premises/PR-404", "premise 'PR-404' not found (premise_id)"),
+    ("/api/sas/SA-404", "SA 'SA-404' not found (sa_id)"),
+    ("/api/sas/SA-404/pending-stop-impact", "SA 'SA-404' not found (sa_id)"),
+])
+async def test_an_unknown_id_is_a_404_naming_it(shared_client: httpx.AsyncClient, path: str,
+                                                detail: str) -> None:
+    assert problem(await shared_client.get(path), 404, "not-found")["detail"] == detail
+
+
+async def test_an_id_with_control_characters_is_refused(shared_client: httpx.AsyncClient) -> None:
+    response = await shared_client.get("/api/accounts/A%00B")
+    assert problem(response, 422, "validation")["errors"][0]["field"] == "path.account_id"
+
+
+async def test_premise_tree_of_the_building(shared_client: httpx.AsyncClient) -> None:
+    document = (await shared_client.get("/api/premises/PR-4410")).json()
+    assert document["parent"] is None
+    assert document["premise"]["premise"]["id"] == "PR-4410"
+    units = {unit["premise"]["id"]: unit for unit in document["units"]}
+    assert sorted(units) == ["PR-4410-1", "PR-4410-2", "PR-4410-3"]
+    # Every unit inherits the building's landlord agreement.
+    assert {unit["landlord_agreement"]["id"] for unit in units.values()} == {"LA-4410"}
+    assert (units["PR-4410-1"]["vacant"], units["PR-4410-1"]["reverted"]) == (False, False)
+    assert (units["PR-4410-3"]["vacant"], units["PR-4410-3"]["reverted"]) == (True, True)
+    assert [sp["id"] for sp in units["PR-4410-3"]["service_points"]] == ["SP-4410-3E",
+                                                                         "SP-4410-3G"]
+    assert [sa["id"] for sa in units["PR-4410-3"]["sas"]] == ["SA-LL-3E", "SA-LL-3G"]
+
+
+async def test_a_unit_shows_its_parent(shared_client: httpx.AsyncClient) -> None:
+    document = (await shared_client.get("/api/premises/PR-4410-2")).json()
+    assert document["parent"]["id"] == "PR-4410"
+    assert document["units"] == []
+
+
+async def test_sa_details_carry_links_audit_log_changes_and_sync_requests(
+        shared_client: httpx.AsyncClient) -> None:
+    document = (await shared_client.get("/api/sas/SA-TN01-E")).json()
+    assert document["sa"]["status"] == "20"
+    assert [entry["user"] for entry in document["sa"]["audit"]] == ["loader"]
+    assert [(link["sp_id"], link["start_read"]) for link in document["links"]] == [
+        ("SP-4410-1E", 18234.0)]
+    assert document["balance"] == "0.00"
+    assert [(c["entity_type"], c["entity_id"]) for c in document["recorded_changes"]] == [
+        ("SA", "SA-TN01-E")]
+    assert [(r["key"], r["state"]) for r in document["sync_requests"]] == [
+        ("SA:SA-TN01-E", "PENDING")]
+
+
+async def test_step_2_1_pending_stop_impact(client: httpx.AsyncClient) -> None:
+    await post(client, "/api/commands/request-stop", STOP)
+    document = (await client.get("/api/sas/SA-TN01-E/pending-stop-impact")).json()
+    assert document["stop_date"] == "2025-03-10"
+    # The landlord's reverted start begins on the stop date: a date change moves it.
+    landlord_start = document["next_start"]
+    assert (landlord_start["account_id"], landlord_start["status"]) == ("A-LL-01", "10")
+    assert document["moved_by_date_change"] == [landlord_start["id"]]
+    assert len(document["pending_field_activities"]) == 1
+
+
+async def test_impact_of_an_sa_without_a_pending_stop_is_refused(
+        shared_client: httpx.AsyncClient) -> None:
+    response = await shared_client.get("/api/sas/SA-TN01-E/pending-stop-impact")
+    assert "has no pending stop" in problem(response, 422, "invalid-command")["detail"]
+
+
+async def test_pending_list_with_filters(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/api/pending")).json() == []
+    await post(client, "/api/commands/request-stop", STOP)
+    everything = (await client.get("/api/pending")).json()
+    assert sorted((item["kind"], item["account_id"]) for item in everything) == [
+        ("start", "A-LL-01"), ("start", "A-LL-01"), ("stop", "A-TN-01"), ("stop", "A-TN-01")]
+    assert {(item["date"], item["days_from_today"], item["due"]) for item in everything} == {
+        ("2025-03-10", 7, False)}
+    stops = (await client.get("/api/pending", params={"kind": "stop"})).json()
+    assert [item["sa_id"] for item in stops] == ["SA-TN01-E", "SA-TN01-G"]
+    assert (await client.get("/api/pending", params={"due": "true"})).json() == []
+
+
+async def test_pending_list_refuses_an_unknown_kind(shared_client: httpx.AsyncClient) -> None:
+    response = await shared_client.get("/api/pending", params={"kind": "maybe"})
+    assert problem(response, 422, "validation")["errors"][0]["field"] == "query.kind"
