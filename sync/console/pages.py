@@ -9,6 +9,7 @@ read transaction, through the same domain functions the CLI uses.
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -193,5 +194,13 @@ def sync_request_page(request: Request, request_id: str) -> Response:
     if found is None:
         raise NotFound("sync request", request_id, "request_id")
     return render(request, "sync_request.html", {
-        "request_": found, "snapshot": found.payload.decode("utf-8", errors="replace"),
+        "request_": found, "snapshot": _pretty(found.payload),
         "mdm": _mdm_state(request, [found])})
+
+
+def _pretty(payload: bytes) -> str:
+    text = payload.decode("utf-8", errors="replace")
+    try:
+        return json.dumps(json.loads(text), indent=2)
+    except ValueError:
+        return text  # shown as it is: the page is for looking, not for decoding

@@ -7,9 +7,11 @@ handlers: the JSON API mounted on the same application answers its own errors in
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -43,9 +45,23 @@ def render(request: Request, template: str, context: dict[str, Any] | None = Non
         "navigation": NAVIGATION,
         "path": request.url.path,
         "here": _here(request),
+        "at": _local_time(runtime.admin.installation.base_time_zone),
     }
     page.update(context or {})
     return templates.TemplateResponse(request, template, page, status_code=status_code)
+
+
+def _local_time(zone_name: str) -> Any:
+    """Times as the installation reads them: stores may hand back UTC or local offsets."""
+    zone = ZoneInfo(zone_name)
+
+    def at(value: dt.datetime | None, seconds: bool = False) -> str:
+        if value is None:
+            return ""
+        shown = value.astimezone(zone) if value.tzinfo is not None else value
+        return shown.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+    return at
 
 
 def _here(request: Request) -> str:

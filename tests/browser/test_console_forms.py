@@ -230,6 +230,8 @@ def test_the_sync_monitor_lists_waiting_requests_and_refuses_resending_one_not_i
     assert f'data-state="PENDING" data-count="{pending}"' in page
     [request] = runtime.outbox.find(entity_id="SA-TN01-E")
     assert f'data-request="{request.id}" data-entity="SA-TN01-E" data-state="PENDING"' in page
+    detail = client.get(f"/sync/{request.id}").text
+    assert '"externalId": "SA-TN01-E"' in detail.replace("&#34;", '"')
     sign_in(client)
     csrf = csrf_of(client.get("/sync").text)
     page = client.post(f"/sync/{request.id}/resend", data={"csrf": csrf}).text
