@@ -94,8 +94,8 @@ async def replay_into_mdm(bus: Bus, topic: str, store: MdmStore, clock: Clock, *
     latest: dict[bytes | None, tuple[Verdict, Record]] = {}
 
     def process(batch: list[Record]) -> None:
-        for record in batch:
-            verdict = processor.process(SourceRecord.from_bus(record))
+        verdicts = processor.process_batch([SourceRecord.from_bus(record) for record in batch])
+        for record, verdict in zip(batch, verdicts, strict=True):
             report.records += 1
             report.verdicts[verdict.value] += 1
             if record.key is not None:

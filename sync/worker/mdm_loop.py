@@ -1,8 +1,9 @@
 """The MDM worker over the ``Bus`` port (``memory://`` or ``kafka://``): no faust.
 
 One consumer without a group reads every partition of the sync topic from where the MDM store
-says it stopped (:mod:`sync.worker.resume`). Records are processed one by one in a worker
-thread (the store is blocking); after each batch the outboxes are published. On start, what a
+says it stopped (:mod:`sync.worker.resume`). Each poll's records are processed in a worker
+thread (the store is blocking) as one batch, one store transaction; after each batch the
+outboxes are published. On start, what a
 crash left unpublished is published before anything is read.
 
 A store outage stops the loop on the record that failed: it is retried with growing waits until
@@ -104,23 +105,25 @@ class MdmBusWorker:
         consumer = self._require_started()
         records = await consumer.getmany(timeout_ms=timeout_ms,
                                          max_records=self.timing.max_records)
-        for record in records:
-            if not await self._process(SourceRecord.from_bus(record), stop_event):
-                return len(records)  # stopping during an outage: the record was not consumed
+        if records and not await self._process([SourceRecord.from_bus(r) for r in records],
+                                                stop_event):
+            return len(records)  # stopping during an outage: the batch was not consumed
         if records:
             self._note_ends(await self.bus.end_offsets(self.topic))
         await self._publish()
         return len(records)
 
-    async def _process(self, record: SourceRecord, stop_event: asyncio.Event) -> bool:
-        """Process ``record``, waiting out a store outage; False if told to stop first."""
+    async def _process(self, records: list[SourceRecord], stop_event: asyncio.Event) -> bool:
+        """Process ``records`` (one transaction), waiting out a store outage; False if told to
+        stop first. After an outage the batch is processed again: what was consumed before
+        it is recognised by position and answered once."""
         wait = self.timing.outage_wait_s
         while True:
             try:
-                await asyncio.to_thread(self.processor.process, record)
+                await asyncio.to_thread(self.processor.process_batch, records)
             except StoreUnavailableError as error:
                 self.stats.failed(str(error), self._clock.now())
-                log.warning("%s; retrying %s in %.1f s", error, record.position, wait)
+                log.warning("%s; retrying from %s in %.1f s", error, records[0].position, wait)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop_event.wait(), wait)
                 if stop_event.is_set():

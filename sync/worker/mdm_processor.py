@@ -17,7 +17,8 @@ and retry the same record later, so nothing is skipped during an outage.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from tenacity import Retrying, stop_after_attempt, wait_exponential
@@ -26,13 +27,16 @@ from sync.clock import Clock
 from sync.mapping.codec import DecodeError, decode_sync_message, encode
 from sync.mapping.messages import SyncMessage
 from sync.mapping.sa_to_us import acknowledgement_for, command_for
-from sync.mdm.commands import MdmCommand
 from sync.mdm.decision import ApplyDecision, Outcome
 from sync.mdm.ports import (
     AckRecord,
+    BatchItem,
+    BatchResult,
     Consumed,
     ConsumedPosition,
+    ConsumeItem,
     ConsumerStorePort,
+    DeadLetterItem,
     DeadLetterRecord,
 )
 from sync.transport.bus import Record
@@ -79,6 +83,8 @@ class ApplyRetry:
                                               max=self.max_wait_s))
 
 
+log = logging.getLogger(__name__)
+
 _OUTCOME_VERDICT = {Outcome.APPLIED: Verdict.APPLIED, Outcome.REJECTED: Verdict.REJECTED,
                     Outcome.DUPLICATE: Verdict.DUPLICATE}
 
@@ -96,47 +102,71 @@ class MdmProcessor:
 
     def process(self, record: SourceRecord) -> Verdict:
         verdict = self._consume(record)
-        self.stats.count(verdict)
-        self.stats.processed(record.topic, record.partition, record.offset)
+        self._counted(record, verdict)
         return verdict
 
-    def _consume(self, record: SourceRecord) -> Verdict:
+    def process_batch(self, records: Sequence[SourceRecord]) -> list[Verdict]:
+        """Process ``records`` (in offset order per partition) in one store transaction, with
+        the same verdicts and stored answers as :meth:`process` one by one. When the batch
+        fails while the store answers, something in it is a message's fault (or a bug): the
+        records are then processed one by one, so that one message cannot hold up the rest
+        and is dead-lettered alone."""
+        if len(records) <= 1:
+            return [self.process(record) for record in records]
+        try:
+            results = self.store.consume_batch([self._prepare(record) for record in records])
+        except Exception as error:
+            self._require_reachable(error)
+            log.warning("a batch of %d records failed (%s); processing them one by one",
+                        len(records), _describe(error))
+            return [self.process(record) for record in records]
+        verdicts = [_verdict(result) for result in results]
+        for record, verdict in zip(records, verdicts, strict=True):
+            self._counted(record, verdict)
+        return verdicts
+
+    def _counted(self, record: SourceRecord, verdict: Verdict) -> None:
+        self.stats.count(verdict)
+        self.stats.processed(record.topic, record.partition, record.offset)
+
+    def _prepare(self, record: SourceRecord) -> BatchItem:
+        """The batch item of ``record``: its command to consume, or its dead letter when it
+        cannot be decoded or mapped."""
         if record.value is None:
-            return self._dead_letter(record, FailureKind.TOMBSTONE, [(
+            return self._letter(record, FailureKind.TOMBSTONE, [(
                 "", "a tombstone (no value) carries no snapshot to apply")],
                 "tombstone: the record has a key and no value")
         try:
             message = decode_sync_message(record.value)
         except DecodeError as error:
-            return self._dead_letter(record, *decode_failure(error))
+            return self._letter(record, *decode_failure(error))
         try:
             command = command_for(message)
         except Exception as error:  # a bug or a gap in the mapping: the message cannot pass
-            return self._dead_letter(record, FailureKind.MAPPING_FAILED,
-                                     [("", _describe(error))],
-                                     f"mapping_failed: {_describe(error)}")
+            return self._letter(record, FailureKind.MAPPING_FAILED, [("", _describe(error))],
+                                f"mapping_failed: {_describe(error)}")
+        return ConsumeItem(record.position, command, self._acknowledger(message))
+
+    def _consume(self, record: SourceRecord) -> Verdict:
+        item = self._prepare(record)
+        if isinstance(item, DeadLetterItem):
+            return self._store_letter(item)
         try:
-            consumed = self._with_retries(record, message, command)
+            consumed = self._with_retries(item)
         except StoreUnavailableError:
             raise
         except Exception as error:
-            return self._dead_letter(record, FailureKind.APPLY_FAILED, [("", _describe(error))],
-                                     f"apply_failed after {self.retry.attempts} attempts: "
-                                     f"{_describe(error)}")
-        if consumed is None:
-            return Verdict.ALREADY_CONSUMED
-        if consumed.decision is None:
-            return Verdict.SYNCHRONIZED
-        return _OUTCOME_VERDICT[consumed.decision.outcome]
+            return self._store_letter(self._letter(
+                record, FailureKind.APPLY_FAILED, [("", _describe(error))],
+                f"apply_failed after {self.retry.attempts} attempts: {_describe(error)}"))
+        return _verdict(consumed)
 
-    def _with_retries(self, record: SourceRecord, message: SyncMessage,
-                      command: MdmCommand | None) -> Consumed | None:
+    def _with_retries(self, item: ConsumeItem) -> Consumed | None:
         """What the store did; raises the last error once the attempts are used up."""
-        acknowledge = self._acknowledger(message)
         try:
             for attempt in self.retry.retrying():
                 with attempt:
-                    return self.store.consume(record.position, command, acknowledge)
+                    return self.store.consume(item.position, item.command, item.acknowledge)
         except Exception as error:
             self._require_reachable(error)
             raise
@@ -151,19 +181,22 @@ class MdmProcessor:
                              document=encode(ack).decode("utf-8"))
         return acknowledge
 
-    def _dead_letter(self, record: SourceRecord, failure: FailureKind,
-                     problems: list[tuple[str, str]], message: str) -> Verdict:
+    def _letter(self, record: SourceRecord, failure: FailureKind,
+                problems: list[tuple[str, str]], message: str) -> DeadLetterItem:
         letter = dead_letter_for(
             topic=record.topic, partition=record.partition, offset=record.offset,
             key=record.key, value=record.value, timestamp_ms=record.timestamp_ms,
             failure=failure, problems=problems, message=message, at=self.clock.now())
+        return DeadLetterItem(record.position, DeadLetterRecord(
+            record.key, failure.value, letter.model_dump_json(by_alias=True)))
+
+    def _store_letter(self, item: DeadLetterItem) -> Verdict:
         try:
-            stored = self.store.dead_letter(record.position, DeadLetterRecord(
-                record.key, failure.value, letter.model_dump_json(by_alias=True)))
+            stored = self.store.dead_letter(item.position, item.record)
         except Exception as error:
             self._require_reachable(error)
             raise StoreUnavailableError(
-                f"cannot store the dead letter of {record.position}: {_describe(error)}"
+                f"cannot store the dead letter of {item.position}: {_describe(error)}"
             ) from error
         return Verdict.DEAD_LETTERED if stored else Verdict.ALREADY_CONSUMED
 
@@ -176,6 +209,17 @@ class MdmProcessor:
             raise StoreUnavailableError(
                 f"MDM store unreachable: {_describe(error)} (while: {_describe(cause)})"
             ) from cause
+
+
+def _verdict(result: BatchResult) -> Verdict:
+    """The verdict of one stored answer."""
+    if isinstance(result, bool):
+        return Verdict.DEAD_LETTERED if result else Verdict.ALREADY_CONSUMED
+    if result is None:
+        return Verdict.ALREADY_CONSUMED
+    if result.decision is None:
+        return Verdict.SYNCHRONIZED
+    return _OUTCOME_VERDICT[result.decision.outcome]
 
 
 def _describe(error: BaseException) -> str:

@@ -4,6 +4,7 @@ a store that does not answer stops the stream instead, and no bytes whatsoever m
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -170,3 +171,70 @@ async def test_stats_report_lag_per_partition(tmp_path: Path) -> None:
     assert snapshot["status"] == WorkerStatus.OK.value
     assert snapshot["counts"]["applied"] == 5
     rig.store.dispose()
+
+
+# --- batches ---------------------------------------------------------------------------------
+
+
+def mixed_stream() -> list[SourceRecord]:
+    """Good snapshots, a newer version of one, a repeat of a position, and records that can
+    only be dead letters (not JSON, a tombstone, a snapshot the mapping rejects)."""
+    return [
+        record(0, encode(sa_message())),
+        record(1, b"not json"),
+        record(2, encode(sa_message(version=2, sa_status="30", end=dt.date(2025, 6, 1)))),
+        record(3, None),
+        record(4, encode(sa_message(us_type="NOPE-US", version=3))),
+        record(2, encode(sa_message(version=2, sa_status="30", end=dt.date(2025, 6, 1)))),
+        record(5, encode(sa_message("SA-2", sp_ids=("SP-2",)))),
+    ]
+
+
+def answers(store: MdmStore) -> list[tuple[str, int, bytes]]:
+    return [(entry.kind.value, entry.source.offset, entry.value)
+            for entry in store.unpublished(100)]
+
+
+def test_a_batch_gets_the_verdicts_and_answers_of_its_records_one_by_one(
+        tmp_path: Path) -> None:
+    stores = []
+    for name in ("single", "batch"):
+        created = MdmStore(f"sqlite:///{tmp_path / name}.db", ADMIN)
+        created.create_schema()
+        stores.append(created)
+    single, batched = stores
+    expected = [MdmProcessor(single, CLOCK, retry=FAST_RETRY).process(r) for r in mixed_stream()]
+    processor = MdmProcessor(batched, CLOCK, retry=FAST_RETRY)
+    assert processor.process_batch(mixed_stream()) == expected
+    assert Verdict.DEAD_LETTERED in expected
+    assert Verdict.ALREADY_CONSUMED in expected
+    assert answers(batched) == answers(single)
+    assert batched.get_us("SA-1") == single.get_us("SA-1")
+    assert batched.last_positions(TOPIC) == {0: 5}
+    assert sum(processor.stats.counts.values()) == len(expected)
+
+
+class FailingBatchStore(MdmStore):
+    """A real store whose batches always fail, as a bug in one message's apply would."""
+
+    def consume_batch(self, items: Any) -> Any:
+        raise ValueError("value too long for column")
+
+
+def test_a_failing_batch_is_processed_record_by_record(tmp_path: Path) -> None:
+    store = FailingBatchStore(f"sqlite:///{tmp_path / 'mdm.db'}", ADMIN)
+    store.create_schema()
+    processor = MdmProcessor(store, CLOCK, retry=FAST_RETRY)
+    verdicts = processor.process_batch([record(0, encode(sa_message())), record(1, b"{}")])
+    assert verdicts == [Verdict.APPLIED, Verdict.DEAD_LETTERED]
+    assert store.get_us("SA-1") is not None
+    assert store.last_positions(TOPIC) == {0: 1}
+
+
+def test_a_batch_on_a_store_that_does_not_answer_stops_the_stream() -> None:
+    unreachable = MdmStore("postgresql://nobody@127.0.0.1:1/mdm", ADMIN)
+    processor = MdmProcessor(unreachable, CLOCK, retry=FAST_RETRY)
+    with pytest.raises(StoreUnavailableError, match="MDM store unreachable"):
+        processor.process_batch([record(0, encode(sa_message())), record(1, b"not json")])
+    assert sum(processor.stats.counts.values()) == 0
+    unreachable.dispose()
