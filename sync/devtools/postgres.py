@@ -1,7 +1,10 @@
 """Throwaway PostgreSQL clusters from the Debian ``postgresql`` package, for tests and benchmarks.
 
 The cluster lives in a temporary folder, listens on a free loopback port (and a Unix socket in the
-same folder), trusts local connections, and is removed by :meth:`ThrowawayPostgres.stop`.
+same folder), trusts local connections, and is removed by :meth:`ThrowawayPostgres.stop`. For fault
+injection the server alone can be shut down and started again on the same port and data
+(:meth:`ThrowawayPostgres.shut_down`, :meth:`ThrowawayPostgres.start_again`,
+:meth:`ThrowawayPostgres.restart`): clients see their connections dropped and refused meanwhile.
 PostgreSQL refuses to run as root, so under root the server runs as the ``postgres`` system user
 that the Debian package creates.
 """
@@ -14,7 +17,9 @@ import pwd
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
+from typing import Literal
 
 from sync.devtools.kafka import free_loopback_port
 
@@ -49,6 +54,9 @@ class ThrowawayPostgres:
         self.data_dir = self.root / "data"
         self.port = free_loopback_port()
         self._run_as: str | None = "postgres" if os.geteuid() == 0 else None
+        self._options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
+                         "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+                         "-c max_connections=200")
 
     def _command(self, *args: str) -> list[str]:
         if self._run_as is None:
@@ -80,19 +88,63 @@ class ThrowawayPostgres:
             os.chown(self.root, account.pw_uid, account.pw_gid)
         self._run(str(self.bin_dir / "initdb"), "-D", str(self.data_dir), "-U", self.user,
                   "-A", "trust", "-E", "UTF8", "--no-sync", "--locale=C")
-        options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
-                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-                   "-c max_connections=200")
-        self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-o", options,
-                  "-l", str(self.root / "postgres.log"), "-w", "-t", "60", "start")
+        self._start_server()
         self._run(str(self.bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(self.port),
                   "-U", self.user, self.database)
         return self.url
 
+    def _start_server(self) -> None:
+        self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-o", self._options,
+                  "-l", str(self.root / "postgres.log"), "-w", "-t", "60", "start")
+
+    @property
+    def running(self) -> bool:
+        return (self.data_dir / "postmaster.pid").exists()
+
+    def shut_down(self, mode: Literal["smart", "fast", "immediate"] = "fast") -> None:
+        """Stop the server, keeping its data: ``fast`` ends every session (what a restart by an
+        administrator does), ``immediate`` is a crash (recovery runs on the next start)."""
+        if not self.running:
+            raise PostgresLauncherError(f"the server at port {self.port} is not running")
+        self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", mode,
+                  "-w", "-t", "60", "stop")
+
+    def start_again(self, timeout_s: float = 60.0) -> str:
+        """Start the server shut down by :meth:`shut_down`: same port, same data; returns once
+        it accepts connections."""
+        if self.running:
+            raise PostgresLauncherError(f"the server at port {self.port} is already running")
+        self._start_server()
+        self.wait_ready(timeout_s)
+        return self.url
+
+    def restart(self, *, down_s: float = 0.0,
+                mode: Literal["smart", "fast", "immediate"] = "fast") -> str:
+        """Shut the server down, leave it down for ``down_s`` seconds, start it again."""
+        self.shut_down(mode)
+        time.sleep(down_s)
+        return self.start_again()
+
+    def wait_ready(self, timeout_s: float = 60.0) -> None:
+        """Wait until the database accepts a connection and answers a query."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            result = subprocess.run(
+                [str(self.bin_dir / "psql"), "-h", "127.0.0.1", "-p", str(self.port),
+                 "-U", self.user, "-d", self.database, "-Atc", "SELECT 1"],
+                capture_output=True, text=True, check=False)
+            if result.returncode == 0 and result.stdout.strip() == "1":
+                return
+            if time.monotonic() > deadline:
+                raise PostgresLauncherError(
+                    f"PostgreSQL at port {self.port} not ready after {timeout_s:.0f} s: "
+                    f"{result.stderr.strip()[-500:]}")
+            time.sleep(0.2)
+
     def stop(self) -> None:
         """Stop the server and delete the cluster folder."""
         try:
-            if (self.data_dir / "postmaster.pid").exists():
+            if self.running:
                 self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m",
                           "immediate", "-w", "-t", "60", "stop")
         finally:
