@@ -52,10 +52,18 @@ class Measurement:
     setup_seconds: float
     changed: int
     errors: int
+    # CPU time of this process during the run: on a shared machine, what the run itself cost
+    # (with SQLite, all of the work; with PostgreSQL, the server's share is not in it).
+    cpu_seconds: float = 0.0
+    load_average: float = 0.0  # 1-minute load average of the machine at the end of the run
 
     @property
     def per_second(self) -> float:
         return self.due / self.seconds if self.seconds else 0.0
+
+    @property
+    def per_cpu_second(self) -> float:
+        return self.due / self.cpu_seconds if self.cpu_seconds else 0.0
 
 
 class Databases:
@@ -123,11 +131,18 @@ def measure(databases: Databases, database: str, due: int, table_size: int,
             context = JobContext(admin=load_admin_config(), clock=FixedClock(TODAY),
                                  store=store, queries=SqlBatchQueries(store.engine),
                                  chunk_size=chunk_size)
+            cpu = time.process_time()
             report = load_jobs().run("SAACT", context)
+            cpu = time.process_time() - cpu
         finally:
             store.dispose()
     return Measurement(database, due, table_size, report.seconds, setup, report.changed,
-                       len(report.errors))
+                       len(report.errors), cpu, os.getloadavg()[0])
+
+
+def _result(m: Measurement) -> dict[str, object]:
+    return {**asdict(m), "per_second": round(m.per_second, 1),
+            "per_cpu_second": round(m.per_cpu_second, 1)}
 
 
 def _sizes(text_value: str) -> list[int]:
@@ -169,12 +184,13 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             databases.close()
     table = Table(title="SAACT: due pending SAs activated or stopped", title_justify="left")
-    for column in ("due SAs", "SA table", "database", "SAs/second", "seconds", "changed",
-                   "errors"):
+    for column in ("due SAs", "SA table", "database", "SAs/second", "seconds",
+                   "SAs/CPU second", "load", "changed", "errors"):
         table.add_column(column, justify="right")
     for m in scaling + versus:
         table.add_row(f"{m.due:,}", f"{m.table_size:,}", m.database, f"{m.per_second:,.0f}",
-                      f"{m.seconds:.1f}", f"{m.changed:,}", str(m.errors))
+                      f"{m.seconds:.1f}", f"{m.per_cpu_second:,.0f}", f"{m.load_average:.1f}",
+                      f"{m.changed:,}", str(m.errors))
     console.print(table)
     for database in chosen:
         pair = [m for m in versus if m.database == database]
@@ -190,9 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         "chunk_size": args.chunk_size,
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                     "platform": platform.platform()},
-        "scaling": [{**asdict(m), "per_second": round(m.per_second, 1)} for m in scaling],
-        "due_versus_table_size": [{**asdict(m), "per_second": round(m.per_second, 1)}
-                                  for m in versus],
+        "scaling": [_result(m) for m in scaling],
+        "due_versus_table_size": [_result(m) for m in versus],
     }, indent=2) + "\n", "utf-8")
     console.print(f"results written to {args.output}")
     return 0 if all(m.errors == 0 and m.changed == m.due for m in scaling + versus) else 1

@@ -8,10 +8,10 @@ PostgreSQL's vacuum is not held back), and rows that the run has already moved o
 status) simply drop out of the next page.
 
 :class:`PrefetchedSaView` answers the per-SA reads of the lifecycle (the SA, its links, FAs, sub
-SAs, account, the account's SAs and main person, the SA's open To Dos) for a whole chunk from
-eight queries instead of several per SA, and what the stop consequences read (the accounts'
-budgets and collection processes, the SAs' severance processes and financial transactions)
-from four more; any other read goes to the database as usual.
+SAs, account, the account's SAs and main person, the SA's open To Dos) and of the stop
+consequences (the accounts' budgets and collection processes, the SAs' severance processes and
+financial transactions) for a whole chunk with one query per collection, made the first time
+the rules read it, instead of several per SA; any other read goes to the database as usual.
 """
 
 from __future__ import annotations
@@ -148,49 +148,71 @@ def _group(items: list[Any], attribute: str) -> dict[str, list[Any]]:
 
 
 class PrefetchedSaView(SqlCcbView):
-    """A :class:`SqlCcbView` that already holds what the lifecycle reads about ``sa_ids``."""
+    """A :class:`SqlCcbView` that reads what the lifecycle reads about ``sa_ids`` for all of
+    them at once: the SAs of their accounts up front, each other collection with one query the
+    first time the rules ask for any of it (a chunk of activations never reads budgets)."""
 
     def __init__(self, view: SqlCcbView, sa_ids: Sequence[str]) -> None:
         super().__init__(view.connection)
         ids = list(dict.fromkeys(sa_ids))
+        self._id_list = ids
         self._ids = frozenset(ids)
-        chosen: list[ServiceAgreement] = self._many(schema.SAS, _SA.id.in_(ids))
-        subs: list[ServiceAgreement] = self._many(schema.SAS, _SA.master_sa_id.in_(ids))
-        self._account_ids = frozenset(sa.account_id for sa in chosen)
+        self._account_ids = frozenset(str(row[0]) for row in self.connection.execute(
+            select(_SA.account_id).where(_SA.id.in_(ids)).distinct()))
+        # The chosen SAs are among their accounts' SAs.
         of_accounts: list[ServiceAgreement] = self._many(
             schema.SAS, _SA.account_id.in_(self._account_ids))
-        self._sas: dict[str, ServiceAgreement] = {
-            sa.id: sa for sa in (*chosen, *subs, *of_accounts)}
-        self._subs = _group(subs, "master_sa_id")
+        self._sas: dict[str, ServiceAgreement] = {sa.id: sa for sa in of_accounts}
         self._of_account = _group(of_accounts, "account_id")
-        links: list[SaSpLink] = self._many(schema.LINKS,
-                                           schema.sa_sp_links.c.sa_id.in_(ids))
-        self._links = _group(links, "sa_id")
-        fas: list[FieldActivity] = self._many(schema.FIELD_ACTIVITIES, _FA.sa_id.in_(ids))
-        self._fas = _group(fas, "sa_id")
-        accounts: list[Account] = self._many(schema.ACCOUNTS,
-                                             schema.accounts.c.id.in_(self._account_ids))
-        self._accounts = {account.id: account for account in accounts}
-        persons: list[Person] = self._many(schema.PERSONS, schema.persons.c.id.in_(
-            {account.main_person_id for account in accounts}))
-        self._persons = {person.id: person for person in persons}
-        todo = schema.todos.c
-        todos: list[ToDoEntry] = self._many(
-            schema.TODOS, todo.drill_kind == "sa", todo.drill_id.in_(ids),
-            todo.status != ToDoStatus.COMPLETE.value)
-        self._todos = {entry.id: entry for entry in todos}
-        self._open_todos = {(entry.todo_type, entry.drill_key.id): entry for entry in todos}
+        self._loaded: dict[str, Any] = {}
+
+    def _load(self, name: str) -> Any:
+        """The collection ``name`` for the whole chunk, read on first use."""
+        if name not in self._loaded:
+            self._loaded[name] = self._read(name)
+        return self._loaded[name]
+
+    def _read(self, name: str) -> Any:
+        ids, accounts = self._id_list, self._account_ids
+        if name == "subs":
+            subs: list[ServiceAgreement] = self._many(schema.SAS, _SA.master_sa_id.in_(ids))
+            for sa in subs:
+                self._sas.setdefault(sa.id, sa)
+            return _group(subs, "master_sa_id")
+        if name == "links":
+            return _group(self._many(schema.LINKS, schema.sa_sp_links.c.sa_id.in_(ids)), "sa_id")
+        if name == "fas":
+            return _group(self._many(schema.FIELD_ACTIVITIES, _FA.sa_id.in_(ids)), "sa_id")
+        if name == "accounts":
+            return {account.id: account for account in self._many(
+                schema.ACCOUNTS, schema.accounts.c.id.in_(accounts))}
+        if name == "persons":
+            main = {account.main_person_id for account in self._load("accounts").values()}
+            return {person.id: person for person in self._many(
+                schema.PERSONS, schema.persons.c.id.in_(main))}
+        if name == "todos":
+            todo = schema.todos.c
+            return {entry.id: entry for entry in self._many(
+                schema.TODOS, todo.drill_kind == "sa", todo.drill_id.in_(ids),
+                todo.status != ToDoStatus.COMPLETE.value)}
+        if name == "open_todos":
+            return {(entry.todo_type, entry.drill_key.id): entry
+                    for entry in self._load("todos").values()}
         # What the stop consequences read about the SA and its account.
-        self._budgets = _group(self._many(schema.BUDGETS, schema.budgets.c.account_id.in_(
-            self._account_ids)), "account_id")
-        self._collections = _group(self._many(
-            schema.COLLECTION_PROCESSES,
-            schema.collection_processes.c.account_id.in_(self._account_ids)), "account_id")
-        self._severances = _group(self._many(
-            schema.SEVERANCE_PROCESSES, schema.severance_processes.c.sa_id.in_(ids)), "sa_id")
-        self._fts = _group(self._many(
-            schema.FINANCIAL_TRANSACTIONS,
-            schema.financial_transactions.c.sa_id.in_(ids)), "sa_id")
+        if name == "budgets":
+            return _group(self._many(schema.BUDGETS, schema.budgets.c.account_id.in_(
+                accounts)), "account_id")
+        if name == "collections":
+            return _group(self._many(schema.COLLECTION_PROCESSES,
+                                     schema.collection_processes.c.account_id.in_(accounts)),
+                          "account_id")
+        if name == "severances":
+            return _group(self._many(schema.SEVERANCE_PROCESSES,
+                                     schema.severance_processes.c.sa_id.in_(ids)), "sa_id")
+        if name == "fts":
+            return _group(self._many(schema.FINANCIAL_TRANSACTIONS,
+                                     schema.financial_transactions.c.sa_id.in_(ids)), "sa_id")
+        raise KeyError(name)
 
     def sa(self, sa_id: str) -> ServiceAgreement | None:
         found = self._sas.get(sa_id)
@@ -198,7 +220,7 @@ class PrefetchedSaView(SqlCcbView):
 
     def sub_sas(self, master_sa_id: str) -> list[ServiceAgreement]:
         if master_sa_id in self._ids:
-            return list(self._subs.get(master_sa_id, []))
+            return list(self._load("subs").get(master_sa_id, []))
         return super().sub_sas(master_sa_id)
 
     def sas_of_account(self, account_id: str) -> list[ServiceAgreement]:
@@ -208,48 +230,50 @@ class PrefetchedSaView(SqlCcbView):
 
     def links_of_sa(self, sa_id: str) -> list[SaSpLink]:
         if sa_id in self._ids:
-            return list(self._links.get(sa_id, []))
+            return list(self._load("links").get(sa_id, []))
         return super().links_of_sa(sa_id)
 
     def field_activities_of_sa(self, sa_id: str) -> list[FieldActivity]:
         if sa_id in self._ids:
-            return list(self._fas.get(sa_id, []))
+            return list(self._load("fas").get(sa_id, []))
         return super().field_activities_of_sa(sa_id)
 
     def account(self, account_id: str) -> Account | None:
         if account_id in self._account_ids:
-            return self._accounts.get(account_id)
+            found: Account | None = self._load("accounts").get(account_id)
+            return found
         return super().account(account_id)
 
     def person(self, person_id: str) -> Person | None:
-        found = self._persons.get(person_id)
+        found: Person | None = self._load("persons").get(person_id)
         return found if found is not None else super().person(person_id)
 
     def open_todo(self, todo_type: str, drill_key: DrillKey) -> ToDoEntry | None:
         if drill_key.kind == "sa" and drill_key.id in self._ids:
-            return self._open_todos.get((todo_type, drill_key.id))
+            found: ToDoEntry | None = self._load("open_todos").get((todo_type, drill_key.id))
+            return found
         return super().open_todo(todo_type, drill_key)
 
     def todo(self, todo_id: str) -> ToDoEntry | None:
-        found = self._todos.get(todo_id)
+        found: ToDoEntry | None = self._load("todos").get(todo_id)
         return found if found is not None else super().todo(todo_id)
 
     def budgets_of_account(self, account_id: str) -> list[Budget]:
         if account_id in self._account_ids:
-            return list(self._budgets.get(account_id, []))
+            return list(self._load("budgets").get(account_id, []))
         return super().budgets_of_account(account_id)
 
     def collection_processes_of_account(self, account_id: str) -> list[CollectionProcess]:
         if account_id in self._account_ids:
-            return list(self._collections.get(account_id, []))
+            return list(self._load("collections").get(account_id, []))
         return super().collection_processes_of_account(account_id)
 
     def severance_processes_of_sa(self, sa_id: str) -> list[SeveranceProcess]:
         if sa_id in self._ids:
-            return list(self._severances.get(sa_id, []))
+            return list(self._load("severances").get(sa_id, []))
         return super().severance_processes_of_sa(sa_id)
 
     def financial_transactions_of_sa(self, sa_id: str) -> list[FinancialTransaction]:
         if sa_id in self._ids:
-            return list(self._fts.get(sa_id, []))
+            return list(self._load("fts").get(sa_id, []))
         return super().financial_transactions_of_sa(sa_id)

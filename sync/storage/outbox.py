@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, func, select
 from sqlalchemy.engine import RowMapping
 
 from sync.ccb.changes import Changes
@@ -47,7 +47,7 @@ from sync.mapping.snapshots import Delivery, snapshot_for, synchronized_entities
 from sync.storage import outbox_rows as rows
 from sync.storage.ccb import RecordedChange, SqlCcbStore, SqlIdSource
 from sync.storage.ccb_view import SqlCcbView
-from sync.storage.outbox_schema import sync_entities, sync_requests
+from sync.storage.outbox_schema import sync_requests
 from sync.storage.snapshot_view import SnapshotView
 
 ID_KIND = "SR"
@@ -151,24 +151,28 @@ class SqlOutbox:
 
     def mark_sent(self, sent: Sequence[tuple[SyncRequest, int, int]], at: dt.datetime) -> int:
         """Record that the broker acknowledged these writes (request, partition, offset).
-        A request refreshed since it was read stays pending; returns how many were marked."""
-        c = sync_requests.c
+        A request refreshed since it was read stays pending; returns how many were marked.
+        One read of the rows (locked where the database has row locks) and one update of
+        each table for the whole batch."""
         marked = 0
 
         def unit(view: SqlCcbView, _ids: IdSource) -> Changes:
             nonlocal marked
+            connection = view.connection
+            stored = rows.by_ids(connection, [request.id for request, _, _ in sent], lock=True)
+            chosen: dict[str, tuple[SyncRequest, int, int]] = {}
             for request, partition, offset in sent:
-                result = view.connection.execute(update(sync_requests).where(
-                    c.id == request.id, c.version == request.version,
-                    c.state == SyncRequestState.PENDING.value).values(
-                    state=SyncRequestState.SENT.value, sent_at=at, updated_at=at,
-                    partition=partition, offset=offset, sends=c.sends + 1))
-                if result.rowcount == 1:
-                    marked += 1
-                    view.connection.execute(update(sync_entities).where(
-                        sync_entities.c.entity_type == request.entity_type,
-                        sync_entities.c.entity_id == request.entity_id).values(
-                        sent_fingerprint=request.fingerprint))
+                now = stored.get(request.id)
+                if request.id not in chosen and now is not None \
+                        and now.version == request.version \
+                        and now.state is SyncRequestState.PENDING:
+                    chosen[request.id] = (request, partition, offset)
+            rows.mark_requests_sent(connection, list(chosen.values()), at)
+            rows.write(connection, [
+                rows.SentFingerprint(request.entity_type, request.entity_id,
+                                     request.fingerprint)
+                for request, _, _ in chosen.values()])
+            marked = len(chosen)
             return Changes()
 
         self.store.execute(unit)
@@ -179,22 +183,90 @@ class SqlOutbox:
     def acknowledge(self, acks: Sequence[Acknowledgement], now: dt.datetime) -> AckReport:
         """Apply MDM's answers in one transaction: set request states, raise a To Do for each
         new error, resolve the sync To Dos of entities that are synchronized again, and
-        re-queue order-sensitive rejections."""
+        re-queue order-sensitive rejections.
+
+        The answers are decided in order from one read of their requests (locked where the
+        database has row locks) and of the open sync To Dos they may resolve, and written with
+        one update per kind of write. A batch that answers one entity more than once is applied
+        answer by answer instead, so that each answer sees what the one before it did."""
         report = AckReport()
 
         def unit(view: SqlCcbView, ids: IdSource) -> Changes:
             changes = Changes()
-            for ack in acks:
-                verdict = self._acknowledge_one(view, ids, ack, now, changes)
-                if verdict is None:
-                    report.unknown.append(ack.sync_request_id)
-                else:
-                    report.verdicts[verdict.value] += 1
+            connection = view.connection
+            requests = rows.by_ids(connection, [ack.sync_request_id for ack in acks],
+                                   lock=True)
+            known = [requests[ack.sync_request_id] for ack in acks
+                     if ack.sync_request_id in requests]
+            if len({(r.entity_type, r.entity_id) for r in known}) == len(known):
+                self._acknowledge_all(view, ids, acks, requests, now, changes, report)
+            else:
+                for ack in acks:
+                    verdict = self._acknowledge_one(view, ids, ack, now, changes)
+                    if verdict is None:
+                        report.unknown.append(ack.sync_request_id)
+                    else:
+                        report.verdicts[verdict.value] += 1
             report.todos_raised = sum(1 for todo in changes.todos.values() if todo.version == 1)
             return changes
 
         self.store.execute(unit)
         return report
+
+    def _acknowledge_all(self, view: SqlCcbView, ids: IdSource,
+                         acks: Sequence[Acknowledgement], requests: dict[str, SyncRequest],
+                         now: dt.datetime, changes: Changes, report: AckReport) -> None:
+        """Answers about different entities: decided in order, written at the end."""
+        todos = rows.SyncTodoView(view, self.admin, list(requests.values()))
+        updates: list[rows.RequestUpdate] = []
+        synchronized: list[SyncRequest] = []
+        for ack in acks:
+            request = requests.get(ack.sync_request_id)
+            if request is None:
+                report.unknown.append(ack.sync_request_id)
+                continue
+            errors = tuple(SyncError(code=e.code, path=e.path, message=e.message)
+                           for e in ack.errors)
+            verdict = ack_verdict(request, ack.version, ack.outcome.value, errors,
+                                  self.admin.installation.sync_retry_limit)
+            report.verdicts[verdict.value] += 1
+            if verdict is AckVerdict.STALE:
+                continue
+            if verdict is AckVerdict.RETRY:
+                # Rare: written at once (it touches only this entity's rows).
+                self._retry(view, ids, request, errors, now)
+                continue
+            state = (SyncRequestState.SYNCHRONIZED if verdict is AckVerdict.SYNCHRONIZED
+                     else SyncRequestState.ERROR)
+            updates.append(rows.RequestUpdate(request, {
+                "state": state.value, "errors": errors, "acknowledged_at": now,
+                "updated_at": now, "mdm_us_id": ack.mdm_us_id}))
+            answered = request.model_copy(update={"state": state, "errors": errors})
+            if state is SyncRequestState.ERROR:
+                raise_sync_todo(todos, ids, self.admin, answered, now, changes)
+            else:
+                resolve_sync_todos(todos, self.admin, answered, now, changes)
+                synchronized.append(answered)
+        rows.update_requests(view.connection, updates)
+        rows.supersede_errors(view.connection, synchronized, now)
+
+    def _retry(self, view: SqlCcbView, ids: IdSource, request: SyncRequest,
+               errors: tuple[SyncError, ...], now: dt.datetime) -> None:
+        """An order-sensitive rejection: re-queue the entity's current snapshot (on the
+        request itself, unless a later change is queued already)."""
+        connection = view.connection
+        pending = _pending_of(connection, request.entity_type, request.entity_id)
+        if pending is not None and pending.id != request.id:
+            # A later change is queued already: it carries the entity's current state.
+            _save(connection, request, state=SyncRequestState.DISCARDED.value,
+                  errors=errors, acknowledged_at=now, updated_at=now,
+                  note=f"rejected, superseded by {pending.id}")
+            return
+        plan = self._plan(connection, view, ids, request.entity_type, request.entity_id,
+                          now, force=True, reuse=request)
+        plan.retry = True
+        plan.errors = errors
+        plan.write(connection)
 
     def _acknowledge_one(self, view: SqlCcbView, ids: IdSource, ack: Acknowledgement,
                          now: dt.datetime, changes: Changes) -> AckVerdict | None:
@@ -209,18 +281,7 @@ class SqlOutbox:
         if verdict is AckVerdict.STALE:
             return verdict
         if verdict is AckVerdict.RETRY:
-            pending = _pending_of(connection, request.entity_type, request.entity_id)
-            if pending is not None and pending.id != request.id:
-                # A later change is queued already: it carries the entity's current state.
-                _save(connection, request, state=SyncRequestState.DISCARDED.value,
-                      errors=errors, acknowledged_at=now, updated_at=now,
-                      note=f"rejected, superseded by {pending.id}")
-                return verdict
-            plan = self._plan(connection, view, ids, request.entity_type, request.entity_id,
-                              now, force=True, reuse=request)
-            plan.retry = True
-            plan.errors = errors
-            plan.write(connection)
+            self._retry(view, ids, request, errors, now)
             return verdict
         state = (SyncRequestState.SYNCHRONIZED if verdict is AckVerdict.SYNCHRONIZED
                  else SyncRequestState.ERROR)
@@ -231,7 +292,7 @@ class SqlOutbox:
             raise_sync_todo(view, ids, self.admin, answered, now, changes)
         else:
             resolve_sync_todos(view, self.admin, answered, now, changes)
-            _supersede_errors(connection, answered, now)
+            rows.supersede_errors(connection, [answered], now)
         return verdict
 
     def time_out(self, now: dt.datetime) -> list[SyncRequest]:
@@ -438,19 +499,6 @@ class _Plan:
 _request = rows.request_of
 _by_id = rows.by_id
 _pending_of = rows.pending_of
-
-
-def _supersede_errors(connection: Connection, synchronized: SyncRequest,
-                      now: dt.datetime) -> None:
-    """Earlier requests of the entity left in ERROR are settled by a later one synchronizing:
-    MDM now holds a newer state, so they no longer need a resend."""
-    c = sync_requests.c
-    connection.execute(update(sync_requests).where(
-        c.entity_type == synchronized.entity_type, c.entity_id == synchronized.entity_id,
-        c.state == SyncRequestState.ERROR.value, c.seq < synchronized.seq).values(
-        state=SyncRequestState.DISCARDED.value, updated_at=now,
-        note=f"superseded by {synchronized.id}, synchronized as version "
-             f"{synchronized.version}"))
 
 
 def _save(connection: Connection, request: SyncRequest, **values: Any) -> None:

@@ -11,6 +11,7 @@ Inserts keep their order, so the queue position (``seq``) follows the order of t
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -20,8 +21,18 @@ from sqlalchemy import Connection, and_, bindparam, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 
 from sync.ccb.errors import ConcurrentUpdateError
-from sync.ccb.sync_requests import SyncError, SyncRequest, SyncRequestState
+from sync.ccb.model import DrillKey, ToDoEntry, ToDoStatus
+from sync.ccb.sync_requests import (
+    SyncError,
+    SyncRequest,
+    SyncRequestState,
+    drill_key_for,
+    sync_todo_types,
+)
+from sync.config.admin import AdminConfig
 from sync.storage.ccb_persist import in_batches
+from sync.storage.ccb_schema import TODOS, todos
+from sync.storage.ccb_view import SqlCcbView
 from sync.storage.outbox_schema import sync_entities, sync_requests
 
 EntityKey = tuple[str, str]
@@ -238,3 +249,71 @@ def _raise_first_lost(connection: Connection, ops: list[RequestUpdate]) -> None:
         if now is None or (now.version, now.state.value) != expected:
             break
     raise ConcurrentUpdateError(op.request.id, "sync request", version_read=op.request.version)
+
+
+def mark_requests_sent(connection: Connection,
+                       sent: Sequence[tuple[SyncRequest, int, int]], at: dt.datetime) -> None:
+    """``SENT`` at ``at`` with their partition and offset: requests read as ``PENDING`` at
+    their version in this transaction (under row lock where the database has them)."""
+    if not sent:
+        return
+    c = sync_requests.c
+    result = connection.execute(update(sync_requests).where(
+        c.id == bindparam(_W_ID), c.version == bindparam(_W_VERSION),
+        c.state == SyncRequestState.PENDING.value).values(
+        state=SyncRequestState.SENT.value, sent_at=at, updated_at=at,
+        partition=bindparam("sent_partition"), offset=bindparam("sent_offset"),
+        sends=c.sends + 1), [
+        {_W_ID: request.id, _W_VERSION: request.version, "sent_partition": partition,
+         "sent_offset": offset} for request, partition, offset in sent])
+    if result.rowcount != len(sent):
+        _raise_first_lost(connection, [RequestUpdate(request, {
+            "state": SyncRequestState.SENT.value}) for request, _, _ in sent])
+
+
+def supersede_errors(connection: Connection, synchronized: Sequence[SyncRequest],
+                     now: dt.datetime) -> None:
+    """Earlier requests of each entity left in ERROR are settled by a later one synchronizing:
+    MDM now holds a newer state, so they no longer need a resend."""
+    if not synchronized:
+        return
+    c = sync_requests.c
+    connection.execute(update(sync_requests).where(
+        c.entity_type == bindparam(_W_TYPE), c.entity_id == bindparam(_W_ENTITY),
+        c.state == SyncRequestState.ERROR.value, c.seq < bindparam("before_seq")).values(
+        state=SyncRequestState.DISCARDED.value, updated_at=now,
+        note=bindparam("superseded_note")), [
+        {_W_TYPE: request.entity_type, _W_ENTITY: request.entity_id,
+         "before_seq": request.seq,
+         "superseded_note": f"superseded by {request.id}, synchronized as version "
+                            f"{request.version}"} for request in synchronized])
+
+
+class SyncTodoView(SqlCcbView):
+    """A view that holds the open sync error and timeout To Dos of the requests' drill keys
+    (one query), for acknowledging many requests without a read per request."""
+
+    def __init__(self, view: SqlCcbView, admin: AdminConfig,
+                 requests: Sequence[SyncRequest]) -> None:
+        super().__init__(view.connection, view.written)
+        self._types = frozenset(sync_todo_types(admin))
+        keys: dict[str, list[str]] = {}
+        for request in requests:
+            key = drill_key_for(request)
+            keys.setdefault(key.kind, []).append(key.id)
+        self._keys = {(kind, key) for kind, ids in keys.items() for key in ids}
+        self._open: dict[tuple[str, str, str], ToDoEntry] = {}
+        t = todos.c
+        for kind, ids in keys.items():
+            for part in in_batches(ids):
+                for entry in self._many(TODOS, t.todo_type.in_(self._types),
+                                        t.drill_kind == kind, t.drill_id.in_(part),
+                                        t.status != ToDoStatus.COMPLETE.value):
+                    # By id, like the single read: the first open entry of a type and key.
+                    self._open.setdefault(
+                        (entry.todo_type, entry.drill_key.kind, entry.drill_key.id), entry)
+
+    def open_todo(self, todo_type: str, drill_key: DrillKey) -> ToDoEntry | None:
+        if todo_type in self._types and (drill_key.kind, drill_key.id) in self._keys:
+            return self._open.get((todo_type, drill_key.kind, drill_key.id))
+        return super().open_todo(todo_type, drill_key)

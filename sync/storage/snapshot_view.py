@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Column
+from sqlalchemy import Column, select
 
 from sync.ccb.changes import ACCOUNT, PERSON, PREMISE, SA, SA_RELATIONSHIP, SERVICE_POINT
 from sync.ccb.model import Account, Person, Premise, SaSpLink, ServiceAgreement, ServicePoint
@@ -52,12 +52,27 @@ class SnapshotView(SqlCcbView):
         wanted: dict[str, list[str]] = defaultdict(list)
         for entity_type, entity_id in changed:
             wanted[entity_type].append(entity_id)
-        self._load_groups(self._sas_of_account, schema.SAS,
-                          schema.service_agreements.c.account_id, wanted[ACCOUNT])
-        self._load_groups(self._sas_at_premise, schema.SAS,
-                          schema.service_agreements.c.premise_id, wanted[PREMISE])
+        sa = schema.service_agreements.c
+        self._load_sa_groups(self._sas_of_account, sa.account_id, wanted[ACCOUNT])
+        self._load_sa_groups(self._sas_at_premise, sa.premise_id, wanted[PREMISE])
         self._load_groups(self._links_at_sp, schema.LINKS, schema.sa_sp_links.c.sp_id,
                           wanted[SERVICE_POINT])
+
+    def _load_sa_groups(self, groups: dict[str, list[ServiceAgreement]], column: Column[Any],
+                        keys: Sequence[str]) -> None:
+        """The SAs per ``column`` value: their ids first, then only the SAs not known yet
+        (usually none: an account changed with its SAs in the same unit)."""
+        missing = [key for key in dict.fromkeys(keys) if key not in groups]
+        members: dict[str, list[str]] = {key: [] for key in missing}
+        id_column = schema.service_agreements.c.id
+        for part in in_batches(missing):
+            for key, sa_id in self.connection.execute(
+                    select(column, id_column).where(column.in_(part)).order_by(id_column)):
+                members[key].append(sa_id)
+        self._load_ids("sas", schema.SAS, [sa_id for ids in members.values() for sa_id in ids])
+        known = self._by_id["sas"]
+        for key, ids in members.items():
+            groups[key] = [known[sa_id] for sa_id in ids if known.get(sa_id) is not None]
 
     def load_targets(self, targets: Iterable[tuple[str, str]]) -> None:
         """What the snapshots of ``targets`` (SAs, persons, relationships) read."""
