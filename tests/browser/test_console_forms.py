@@ -246,6 +246,17 @@ def test_reconciliation_on_the_in_process_bus_explains_why_there_is_no_report(
     assert 'id="report"' not in page
 
 
+def test_a_repair_on_the_in_process_bus_is_refused_by_name(client: TestClient,
+                                                           runtime: Runtime) -> None:
+    sign_in(client)
+    before = runtime.outbox.counts()
+    csrf = csrf_of(client.get("/reconcile").text)
+    page = client.post("/reconcile/repair", data={"csrf": csrf}).text
+    [message] = flashes(page, "error")
+    assert "in-process bus (memory://)" in message
+    assert runtime.outbox.counts() == before
+
+
 def test_step_1_0_search_by_name_links_the_account_view(client: TestClient) -> None:
     page = client.get("/search", params={"by": "name", "q": "okafor"}).text
     assert 'href="/accounts/A-TN-01"' in page
