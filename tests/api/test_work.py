@@ -1,0 +1,133 @@
+"""To Do work (steps 6.1-6.4) and customer contacts (seed 002) over HTTP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from sync.api.runtime import Runtime
+from tests.api.support import fail_sync_request, post, problem
+
+
+@pytest.fixture
+def sync_error_todo(runtime: Runtime) -> str:
+    """The To Do an MDM rejection of SA-TN01-E raised (role SYNC: user integ1)."""
+    fail_sync_request(runtime, "SA-TN01-E")
+    [entry] = runtime.ccb.read(lambda view: view.todos())
+    return entry.id
+
+
+async def test_step_6_1_worklist_by_role_type_and_status(client: httpx.AsyncClient,
+                                                         sync_error_todo: str) -> None:
+    everything = (await client.get("/api/todos")).json()
+    assert [(e["id"], e["role"], e["todo_type"], e["status"]) for e in everything] == [
+        (sync_error_todo, "SYNC", "TD-SYNCER", "open")]
+    assert everything[0]["drill_key"] == {"kind": "sa", "id": "SA-TN01-E"}
+    for params, count in [({"role": "SYNC"}, 1), ({"role": "CSR"}, 0),
+                          ({"todo_type": "TD-SYNCER"}, 1), ({"status": "complete"}, 0),
+                          ({"assigned_user": "integ1"}, 0)]:
+        assert len((await client.get("/api/todos", params=params)).json()) == count, params
+
+
+async def test_steps_6_1_to_6_4_take_log_and_complete(client: httpx.AsyncClient,
+                                                      sync_error_todo: str) -> None:
+    base = f"/api/todos/{sync_error_todo}"
+    taken = await post(client, f"{base}/take", {"user": "integ1"})
+    assert taken.status_code == 200, taken.text
+    assert taken.json()["todos"] == [sync_error_todo]
+    logged = await post(client, f"{base}/log", {"user": "integ1",
+                                                "comment": "measuring component added in MDM"})
+    assert logged.status_code == 200
+    done = await post(client, f"{base}/complete", {"user": "integ1", "comment": "resent"})
+    assert done.status_code == 200
+    entry = (await client.get(base)).json()
+    assert (entry["status"], entry["assigned_user"]) == ("complete", "integ1")
+    assert [line["comment"] for line in entry["log"]][1:] == [
+        "taken by integ1", "measuring component added in MDM", "completed by integ1: resent"]
+
+
+async def test_only_members_of_the_role_work_an_entry(client: httpx.AsyncClient,
+                                                      sync_error_todo: str) -> None:
+    response = await post(client, f"/api/todos/{sync_error_todo}/take", {"user": "csr1"})
+    assert "user 'csr1' is not in role SYNC" in problem(response, 422,
+                                                        "invalid-command")["detail"]
+    assert (await client.get(f"/api/todos/{sync_error_todo}")).json()["status"] == "open"
+
+
+@pytest.mark.parametrize(("path", "body", "status", "field_or_text"), [
+    ("/api/todos/TODO-9/take", {"user": "integ1"}, 404, "To Do 'TODO-9' not found"),
+    ("/api/todos/TODO-9/log", {"user": "integ1", "comment": ""}, 422, "body.comment"),
+    ("/api/todos/TODO-9/complete", {}, 422, "body.user"),
+])
+async def test_todo_actions_refuse_bad_input(client: httpx.AsyncClient, path: str,
+                                             body: dict[str, Any], status: int,
+                                             field_or_text: str) -> None:
+    response = await post(client, path, body)
+    assert response.status_code == status
+    assert field_or_text in response.json()["detail"]
+
+
+async def test_todo_reads_refuse_unknown_ids_and_filters(
+        shared_client: httpx.AsyncClient) -> None:
+    problem(await shared_client.get("/api/todos/TODO-404"), 404, "not-found")
+    response = await shared_client.get("/api/todos", params={"status": "sleeping"})
+    assert problem(response, 422, "validation")["errors"][0]["field"] == "query.status"
+
+
+# --- customer contacts ------------------------------------------------------------------------
+
+
+async def test_seed_002_a_contact_with_log_characteristic_reminder_and_close(
+        client: httpx.AsyncClient) -> None:
+    assert (await client.get("/api/persons/P-TN-02/contacts")).json() == []
+    created = await post(client, "/api/persons/P-TN-02/contacts", {
+        "contact_type": "INQUIRY", "account_id": "A-TN-02", "comments": "billing question",
+        "open": True, "user": "csr1"})
+    assert created.status_code == 201, created.text
+    [contact_id] = created.json()["contacts"]
+    base = f"/api/contacts/{contact_id}"
+    for path, body in [("log", {"user": "csr1", "comment": "called back"}),
+                       ("characteristics", {"characteristic_type": "CALLBACK",
+                                            "value": "evening"}),
+                       ("reminders", {"trigger_date": "2025-03-05", "role": "CSR"}),
+                       ("close", {"user": "csr1", "comment": "answered"})]:
+        response = await post(client, f"{base}/{path}", body)
+        assert response.status_code == 200, (path, response.text)
+        assert response.json()["contacts"] == [contact_id]
+    contact = (await client.get(base)).json()
+    assert (contact["person_id"], contact["account_id"], contact["open"]) == (
+        "P-TN-02", "A-TN-02", False)
+    assert [line["comment"] for line in contact["log"]][:1] == ["called back"]
+    assert contact["characteristics"] == [{"type": "CALLBACK", "value": "evening"}]
+    assert [(r["trigger_date"], r["role"]) for r in contact["reminders"]] == [
+        ("2025-03-05", "CSR")]
+    listed = (await client.get("/api/persons/P-TN-02/contacts")).json()
+    assert [c["id"] for c in listed] == [contact_id]
+
+
+@pytest.mark.parametrize(("path", "body", "status", "text"), [
+    ("/api/persons/P-404/contacts", {"contact_type": "INQUIRY", "user": "csr1"}, 404, "P-404"),
+    ("/api/persons/P-TN-02/contacts", {"contact_type": "GOSSIP", "user": "csr1"}, 422,
+     "GOSSIP"),
+    ("/api/persons/P-TN-02/contacts", {"contact_type": "INQUIRY", "user": "csr1",
+                                       "account_id": "A-TN-01"}, 422, "A-TN-01"),
+    ("/api/contacts/CONTACT-9/log", {"user": "csr1", "comment": "x"}, 404, "CONTACT-9"),
+    ("/api/contacts/CONTACT-9/reminders", {"trigger_date": "tomorrow"}, 422,
+     "body.trigger_date"),
+    ("/api/contacts/CONTACT-9/close", {"user": "csr1"}, 404, "CONTACT-9"),
+    ("/api/contacts/CONTACT-9/characteristics", {"characteristic_type": "A", "value": ""},
+     422, "body.value"),
+])
+async def test_contact_commands_refuse_bad_input(client: httpx.AsyncClient, path: str,
+                                                 body: dict[str, Any], status: int,
+                                                 text: str) -> None:
+    response = await post(client, path, body)
+    assert response.status_code == status, response.text
+    assert text in response.json()["detail"]
+
+
+async def test_contact_reads_refuse_unknown_ids(shared_client: httpx.AsyncClient) -> None:
+    problem(await shared_client.get("/api/persons/P-404/contacts"), 404, "not-found")
+    problem(await shared_client.get("/api/contacts/CONTACT-404"), 404, "not-found")
