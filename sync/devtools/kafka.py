@@ -5,6 +5,12 @@ with Maven into a cache directory; later starts reuse them and take a few second
 as combined broker+controller on free loopback ports, in its own process group, so that it
 outlives the command that started it; its state file (``broker.json``) lets another process find,
 query and stop it.
+
+With ``security=BrokerSecurity(...)`` clients reach the broker over SASL_SSL only (SCRAM-SHA-512,
+a certificate for ``localhost``/``127.0.0.1`` signed by a throwaway CA made with ``openssl``);
+the controller and inter-broker listeners stay PLAINTEXT on loopback ports of their own. The
+SCRAM user is created when the storage is formatted, the way KRaft clusters get their first
+credentials; the password is in no file the launcher writes.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import base64
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -20,8 +27,11 @@ import subprocess
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
+
+from sync.config.settings import KafkaSecurity
 
 KAFKA_VERSION = "3.9.1"
 SCALA_VERSION = "2.13"
@@ -137,10 +147,73 @@ class BrokerState:
     cluster_id: str
     kafka_version: str
     log_file: str
+    # What clients must speak on ``port``; the CA they must trust for SASL_SSL.
+    security_protocol: str = "PLAINTEXT"
+    ca_file: str | None = None
 
     @property
     def bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+
+SCRAM_MECHANISM = "SCRAM-SHA-512"
+
+
+@dataclass(frozen=True)
+class BrokerSecurity:
+    """A SASL_SSL client listener with one SCRAM-SHA-512 user. The default password is random;
+    it is kept out of ``repr`` so it cannot end up in a log or a test report."""
+
+    username: str = "c2m-sync"
+    password: str = field(default_factory=lambda: secrets.token_hex(16), repr=False)
+
+    def __post_init__(self) -> None:
+        # Kafka's --add-scram syntax ends a value at ',' or ']' and quotes with '"'.
+        for name, value in (("username", self.username), ("password", self.password)):
+            if not value or any(char in value for char in ',]["=\n'):
+                raise KafkaLauncherError(f"broker SCRAM {name} must be non-empty without "
+                                         "',', ']', '[', '\"', '=' or line breaks")
+
+    def client_security(self, ca_file: Path) -> KafkaSecurity:
+        """The ``kafka_security`` settings a client of this broker needs."""
+        return KafkaSecurity.model_validate({
+            "security_protocol": "SASL_SSL", "sasl_mechanism": SCRAM_MECHANISM,
+            "sasl_username": self.username, "sasl_password": self.password,
+            "ssl_cafile": ca_file})
+
+
+def make_broker_certificates(folder: Path) -> tuple[Path, Path]:
+    """A throwaway CA and a broker certificate for ``localhost`` and ``127.0.0.1`` (valid two
+    days), made with ``openssl``; returns (CA certificate, broker PEM keystore: the broker's
+    unencrypted PKCS#8 key followed by its certificate and the CA's). Reused when present."""
+    ca_file, keystore = folder / "ca.pem", folder / "broker-keystore.pem"
+    if ca_file.exists() and keystore.exists():
+        return ca_file, keystore
+    openssl = shutil.which("openssl")
+    if not openssl:
+        raise KafkaLauncherError("'openssl' is needed to make the broker's TLS certificate")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "broker.ext").write_text(
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"
+        "basicConstraints=CA:FALSE\n", "utf-8")
+    steps = [
+        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", "/CN=c2m-sync throwaway CA", "-keyout", "ca.key", "-out", "ca.pem",
+         "-addext", "basicConstraints=critical,CA:TRUE",
+         "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+        ["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+         "-keyout", "broker.key", "-out", "broker.csr"],
+        ["x509", "-req", "-in", "broker.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+         "-CAcreateserial", "-days", "2", "-extfile", "broker.ext", "-out", "broker.pem"],
+    ]
+    for step in steps:
+        result = subprocess.run([openssl, *step], cwd=folder, capture_output=True, text=True,
+                                check=False)
+        if result.returncode != 0:
+            raise KafkaLauncherError(f"openssl {step[0]} failed:\n{result.stderr[-2000:]}")
+    keystore.write_text("".join((folder / name).read_text("utf-8")
+                                for name in ("broker.key", "broker.pem", "ca.pem")), "utf-8")
+    return ca_file, keystore
 
 
 def _cluster_id() -> str:
@@ -178,6 +251,7 @@ class KafkaBroker:
         extra_properties: Mapping[str, str] | None = None,
         listener_security_protocol: str = "PLAINTEXT",
         jvm_options: tuple[str, ...] = (),
+        security: BrokerSecurity | None = None,
     ) -> None:
         self.state_dir = Path(state_dir)
         self.cache_dir = cache_dir
@@ -186,7 +260,19 @@ class KafkaBroker:
         self.extra_properties = dict(extra_properties or {})
         self.listener_security_protocol = listener_security_protocol
         self.jvm_options = jvm_options
+        self.security = security
         self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def ca_file(self) -> Path:
+        """The CA certificate clients of a secured broker trust."""
+        return self.state_dir / "tls" / "ca.pem"
+
+    def client_security(self) -> KafkaSecurity:
+        """The ``kafka_security`` settings that reach this broker (plaintext when unsecured)."""
+        if self.security is None:
+            return KafkaSecurity()
+        return self.security.client_security(self.ca_file)
 
     @property
     def _state_file(self) -> Path:
@@ -202,7 +288,8 @@ class KafkaBroker:
             return None
         return state
 
-    def _server_properties(self, port: int, controller_port: int) -> str:
+    def _server_properties(self, port: int, controller_port: int,
+                           internal_port: int | None = None) -> str:
         properties = {
             "process.roles": "broker,controller",
             "node.id": "1",
@@ -224,21 +311,52 @@ class KafkaBroker:
             "log.cleaner.backoff.ms": "1000",
             "log.flush.interval.messages": "9223372036854775807",
         }
+        if self.security is not None and internal_port is not None:
+            properties.update(self._secured_listeners(port, controller_port, internal_port))
         properties.update(self.extra_properties)
         return "".join(f"{key}={value}\n" for key, value in properties.items())
 
-    def _ports(self) -> tuple[int, int]:
+    def _secured_listeners(self, port: int, controller_port: int,
+                           internal_port: int) -> dict[str, str]:
+        """SASL_SSL for clients on ``port``; the broker's own traffic on PLAINTEXT loopback."""
+        keystore = self.state_dir / "tls" / "broker-keystore.pem"
+        client = "listener.name.client"
+        return {
+            "listeners": f"CLIENT://127.0.0.1:{port},INTERNAL://127.0.0.1:{internal_port},"
+                         f"CONTROLLER://127.0.0.1:{controller_port}",
+            "advertised.listeners": f"CLIENT://127.0.0.1:{port},"
+                                    f"INTERNAL://127.0.0.1:{internal_port}",
+            "inter.broker.listener.name": "INTERNAL",
+            "listener.security.protocol.map":
+                "CLIENT:SASL_SSL,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "sasl.enabled.mechanisms": SCRAM_MECHANISM,
+            f"{client}.sasl.enabled.mechanisms": SCRAM_MECHANISM,
+            # No credentials here: the broker only verifies SCRAM logins, against the
+            # credentials stored in the cluster metadata.
+            f"{client}.{SCRAM_MECHANISM.lower()}.sasl.jaas.config":
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+            f"{client}.ssl.keystore.type": "PEM",
+            f"{client}.ssl.keystore.location": str(keystore),
+            f"{client}.ssl.client.auth": "none",
+        }
+
+    def _ports(self) -> tuple[int, int, int | None]:
+        """Client port, controller port and (secured broker) internal port: the previous
+        run's when still free, so clients configured with them keep working."""
+        names = ("port", "controller_port", *(("internal_port",) if self.security else ()))
         previous = self.state_dir / "ports.json"
         if previous.exists():
             ports = json.loads(previous.read_text("utf-8"))
-            if _port_is_free(ports["port"]) and _port_is_free(ports["controller_port"]):
-                return int(ports["port"]), int(ports["controller_port"])
-        port = free_loopback_port()
-        controller_port = free_loopback_port()
-        while controller_port == port:
-            controller_port = free_loopback_port()
-        previous.write_text(json.dumps({"port": port, "controller_port": controller_port}))
-        return port, controller_port
+            if all(name in ports and _port_is_free(ports[name]) for name in names):
+                found = [int(ports[name]) for name in names]
+                return found[0], found[1], found[2] if len(found) > 2 else None
+        chosen: list[int] = []
+        while len(chosen) < len(names):
+            candidate = free_loopback_port()
+            if candidate not in chosen:
+                chosen.append(candidate)
+        previous.write_text(json.dumps(dict(zip(names, chosen, strict=True))))
+        return chosen[0], chosen[1], chosen[2] if len(chosen) > 2 else None
 
     def start(self, timeout: float = 120.0) -> BrokerState:
         """Start the broker (or return the one already running) and wait until it serves
@@ -248,9 +366,12 @@ class KafkaBroker:
             return running
         libs = resolve_broker_jars(self.cache_dir, self.kafka_version)
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        port, controller_port = self._ports()
+        port, controller_port, internal_port = self._ports()
+        if self.security is not None:
+            make_broker_certificates(self.state_dir / "tls")
         properties_file = self.state_dir / "server.properties"
-        properties_file.write_text(self._server_properties(port, controller_port), "utf-8")
+        properties_file.write_text(
+            self._server_properties(port, controller_port, internal_port), "utf-8")
         log4j_file = self.state_dir / "log4j.properties"
         log4j_file.write_text(_LOG4J, "utf-8")
         classpath = f"{libs}/*"
@@ -259,13 +380,17 @@ class KafkaBroker:
         cluster_file = self.state_dir / "cluster-id"
         if not (self.state_dir / "data" / "meta.properties").exists():
             cluster_id = _cluster_id()
+            scram = ([] if self.security is None else [
+                "--add-scram", f"{SCRAM_MECHANISM}=[name={self.security.username},"
+                               f"password={self.security.password}]"])
             formatted = subprocess.run(
                 [*base, "kafka.tools.StorageTool", "format", "-t", cluster_id,
-                 "-c", str(properties_file), "--ignore-formatted"],
+                 "-c", str(properties_file), "--ignore-formatted", *scram],
                 capture_output=True, text=True, check=False,
             )
             if formatted.returncode != 0:
-                raise KafkaLauncherError(f"formatting KRaft storage failed:\n{formatted.stderr}")
+                raise KafkaLauncherError("formatting KRaft storage failed:\n"
+                                         f"{self._redacted(formatted.stderr)}")
             cluster_file.write_text(cluster_id, "utf-8")
         cluster_id = cluster_file.read_text("utf-8").strip()
         log_file = self.state_dir / "kafka.log"
@@ -281,6 +406,8 @@ class KafkaBroker:
         self._process = process
         state = BrokerState(process.pid, port, controller_port, cluster_id,
                             self.kafka_version, str(log_file))
+        if self.security is not None:
+            state.security_protocol, state.ca_file = "SASL_SSL", str(self.ca_file)
         self._state_file.write_text(json.dumps(asdict(state)), "utf-8")
         try:
             self._wait_until_ready(state, timeout)
@@ -298,15 +425,21 @@ class KafkaBroker:
                     f"the broker exited during start-up; last log lines:\n{self._log_tail(state)}"
                 )
             try:
-                if metadata_ready(state.bootstrap_servers):
+                if metadata_ready(state.bootstrap_servers, security=self.client_security()):
                     return
             except Exception as error:  # any client error means: not ready yet
-                last_error = f"{type(error).__name__}: {error}"
+                last_error = self._redacted(f"{type(error).__name__}: {error}")
             time.sleep(0.5)
         raise KafkaLauncherError(
             f"the broker did not answer a metadata request within {timeout:.0f}s "
             f"({last_error}); last log lines:\n{self._log_tail(state)}"
         )
+
+    def _redacted(self, text: str) -> str:
+        """``text`` without the SCRAM password (tool output may echo its arguments)."""
+        if self.security is None:
+            return text
+        return text.replace(self.security.password, "***")
 
     @staticmethod
     def _log_tail(state: BrokerState, lines: int = 30) -> str:
@@ -348,12 +481,16 @@ class KafkaBroker:
         shutil.rmtree(self.state_dir, ignore_errors=True)
 
 
-def metadata_ready(bootstrap_servers: str, timeout_ms: int = 5000) -> bool:
+def metadata_ready(bootstrap_servers: str, timeout_ms: int = 5000,
+                   security: KafkaSecurity | None = None) -> bool:
     """True when the broker answers a metadata request listing itself."""
     from kafka import KafkaAdminClient
 
+    from sync.transport.security import kafka_python_options
+
+    options: dict[str, Any] = kafka_python_options(security or KafkaSecurity())
     admin = KafkaAdminClient(
-        bootstrap_servers=bootstrap_servers, request_timeout_ms=timeout_ms,
+        bootstrap_servers=bootstrap_servers, request_timeout_ms=timeout_ms, **options,
     )
     try:
         cluster = admin.describe_cluster()

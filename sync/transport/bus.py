@@ -128,6 +128,11 @@ class BrokerUnavailableError(BusError):
     """The broker could not be reached, after every retry."""
 
 
+class BrokerRefusedError(BrokerUnavailableError):
+    """The broker was reached but refused the client: wrong credentials, a TLS certificate the
+    client does not trust, a SASL mechanism it does not enable. Retrying will not help."""
+
+
 def check_message(topic: str, message: Message) -> None:
     """Reject what Kafka rejects: a record needs a key or a value (a tombstone needs a key)."""
     if message.key is None and message.value is None:

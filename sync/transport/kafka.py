@@ -38,6 +38,7 @@ from tenacity import (
 from sync.config.settings import KafkaSecurity
 from sync.transport.bus import (
     DEFAULT_MAX_RECORDS,
+    BrokerRefusedError,
     BrokerUnavailableError,
     BusError,
     Consumer,
@@ -52,7 +53,7 @@ from sync.transport.bus import (
     UnknownTopicError,
     check_message,
 )
-from sync.transport.security import PLAINTEXT, aiokafka_options
+from sync.transport.security import PLAINTEXT, aiokafka_options, connection_refusal
 from sync.transport.topics import KafkaTopicAdmin
 
 T = TypeVar("T")
@@ -156,8 +157,19 @@ class KafkaBus:
         producer = self._producer_factory(
             **self._client_options(), enable_idempotence=True, acks="all", linger_ms=5,
         )
-        await _start(producer, self._connecting, self.retry)
+        await self._start_client(producer)
         self._producer = producer
+
+    async def _start_client(self, client: Any) -> None:
+        try:
+            await _start(client, self._connecting, self.retry)
+        except BrokerUnavailableError as error:
+            if self.security.security_protocol == "PLAINTEXT":
+                raise
+            refusal = await connection_refusal(self.bootstrap_servers, self.security)
+            if refusal is None:
+                raise
+            raise BrokerRefusedError(f"{self._connecting}: {refusal}") from error
 
     async def stop(self) -> None:
         producer, self._producer = self._producer, None
@@ -244,7 +256,7 @@ class KafkaBus:
     async def _offsets_client(self) -> AIOKafkaConsumer:
         if self._offsets is None:
             client = AIOKafkaConsumer(**self._client_options(), enable_auto_commit=False)
-            await _start(client, self._connecting, self.retry)
+            await self._start_client(client)
             self._offsets = client
         return self._offsets
 
@@ -289,7 +301,7 @@ class KafkaBus:
             **self._client_options(), group_id=group_id, enable_auto_commit=False,
             auto_offset_reset="earliest",
         )
-        await _start(client, self._connecting, self.retry)
+        await self._start_client(client)
         consumer = KafkaConsumer(self, client, tuple(topics), group_id)
         await consumer.assign(partitions)
         return consumer

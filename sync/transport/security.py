@@ -11,12 +11,15 @@ need it so: hand them to a client's constructor and nowhere else (never log or p
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from typing import Any
 
+from aiokafka.conn import create_conn
+from aiokafka.errors import KafkaConnectionError, KafkaError, SaslAuthenticationFailed
 from aiokafka.helpers import create_ssl_context
 
-from sync.config.settings import KafkaSecurity
+from sync.config.settings import ENV_PREFIX, KafkaSecurity
 from sync.transport.bus import BusError
 
 PLAINTEXT = KafkaSecurity()
@@ -50,8 +53,21 @@ def ssl_context(security: KafkaSecurity) -> ssl.SSLContext | None:
     return context
 
 
-def _password(security: KafkaSecurity) -> str | None:
-    return None if security.sasl_password is None else security.sasl_password.get_secret_value()
+class MaskedSecret(str):
+    """A password the client libraries use as the ``str`` it is, but whose ``repr`` is
+    asterisks: kafka-python logs its whole configuration at DEBUG (``%s`` of a dict, which
+    shows each value's ``repr``), and so would any other client that logs its settings."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'**********'"
+
+
+def _password(security: KafkaSecurity) -> MaskedSecret | None:
+    if security.sasl_password is None:
+        return None
+    return MaskedSecret(security.sasl_password.get_secret_value())
 
 
 def aiokafka_options(security: KafkaSecurity,
@@ -97,7 +113,8 @@ def confluent_config(security: KafkaSecurity) -> dict[str, str]:
     if security.uses_sasl:
         config.update({"sasl.mechanism": security.sasl_mechanism,
                        "sasl.username": security.sasl_username or "",
-                       "sasl.password": _password(security) or ""})
+                       # librdkafka copies it into C memory: a plain str
+                       "sasl.password": "".join(_password(security) or "")})
     if security.uses_ssl:
         if security.ssl_cafile is not None:
             config["ssl.ca.location"] = str(security.ssl_cafile)
@@ -110,3 +127,43 @@ def confluent_config(security: KafkaSecurity) -> dict[str, str]:
         config["ssl.endpoint.identification.algorithm"] = (
             "https" if security.ssl_check_hostname else "none")
     return config
+
+
+async def connection_refusal(bootstrap_servers: str, security: KafkaSecurity,
+                             timeout_s: float = 10.0) -> str | None:
+    """Why the brokers refuse this client, when they do: a rejected login, a TLS handshake
+    that failed, a SASL mechanism the broker does not enable. None when they cannot be reached
+    at all (or can be reached now).
+
+    aiokafka reports a refused login only as "Unable to bootstrap" (the reason goes to its log),
+    so after a failed start one connection is opened directly to learn the reason.
+    """
+    options = aiokafka_options(security)
+    options.pop("bootstrap_servers", None)
+    for server in bootstrap_servers.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            connection = await asyncio.wait_for(
+                create_conn(host, int(port), request_timeout_ms=int(timeout_s * 1000),
+                            **options), timeout_s)
+        except SaslAuthenticationFailed as error:
+            return (f"authentication failed for user {security.sasl_username!r} with "
+                    f"{security.sasl_mechanism} ({_broker_words(error)}); check "
+                    f"{ENV_PREFIX}KAFKA_SASL_USERNAME and {ENV_PREFIX}KAFKA_SASL_PASSWORD"
+                    f"[_FILE]")
+        except ssl.SSLError as error:
+            return (f"TLS handshake with {server} failed: {error.reason or error} (trusted CA: "
+                    f"{security.ssl_cafile or 'system default'}; {ENV_PREFIX}KAFKA_SSL_*)")
+        except KafkaConnectionError:
+            continue
+        except KafkaError as error:  # e.g. the SASL mechanism is not enabled on the broker
+            return f"the broker at {server} refused the connection: {error}"
+        except (OSError, TimeoutError, ValueError):
+            continue
+        connection.close()
+    return None
+
+
+def _broker_words(error: KafkaError) -> str:
+    """The broker's explanation without aiokafka's ``[Error 58] Name:`` prefix."""
+    return str(error).split(": ", 1)[-1]
