@@ -1,0 +1,125 @@
+"""``c2m-sync serve`` as an operator starts it: uvicorn on a port, tokens from a token file and
+the environment, reads open or private; a token file that cannot be read stops it at once."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from sync.cli import main
+from tests.api.support import EXAMPLE
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cli_args(folder: Path) -> list[str]:
+    return ["--ccb-db-url", f"sqlite:///{folder / 'ccb.db'}",
+            "--mdm-db-url", f"sqlite:///{folder / 'mdm.db'}", "--business-date", "2025-03-03"]
+
+
+class Server:
+    def __init__(self, base_url: str, process: subprocess.Popen[str]) -> None:
+        self.base_url = base_url
+        self.process = process
+
+
+def start(folder: Path, *options: str, env: dict[str, str] | None = None) -> Server:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sync.cli", *cli_args(folder), "serve", "--port", str(port),
+         *options], cwd=folder, env={**os.environ, **(env or {})}, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"serve exited: {process.stdout.read() if process.stdout else ''}")
+        try:
+            if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
+                return Server(base_url, process)
+        except httpx.TransportError:
+            time.sleep(0.2)
+    process.kill()
+    raise AssertionError("serve did not answer /health within 30 s")
+
+
+def stop(server: Server) -> str:
+    server.process.terminate()
+    try:
+        output, _ = server.process.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        output, _ = server.process.communicate()
+    return output
+
+
+@pytest.fixture
+def loaded(tmp_path: Path) -> Path:
+    assert main([*cli_args(tmp_path), "ccb", "load", str(EXAMPLE)]) == 0
+    return tmp_path
+
+
+def test_serve_answers_with_tokens_from_the_file_and_the_environment(loaded: Path) -> None:
+    token_file = loaded / "tokens"
+    token_file.write_text("# operators\nfile-token\n", "utf-8")
+    server = start(loaded, "--token-file", str(token_file),
+                   env={"C2M_SYNC_API_TOKENS": "env-token"})
+    try:
+        body = {"account_id": "A-TN-01", "stop_date": "2025-03-10", "sa_ids": ["SA-TN01-E"],
+                "user": "csr1"}
+        url = f"{server.base_url}/api/commands/request-stop"
+        refused = httpx.post(url, json=body)
+        assert refused.status_code == 401
+        assert httpx.post(url, json=body,
+                          headers={"Authorization": "Bearer file-token"}).status_code == 200
+        moved = httpx.post(f"{server.base_url}/api/commands/change-stop-date",
+                           json={"sa_id": "SA-TN01-E", "stop_date": "2025-03-11",
+                                 "user": "csr1"},
+                           headers={"Authorization": "Bearer env-token"})
+        assert moved.status_code == 200
+        sa = httpx.get(f"{server.base_url}/api/sas/SA-TN01-E").json()
+        assert (sa["sa"]["status"], sa["sa"]["end_date"]) == ("30", "2025-03-11")
+        assert httpx.get(f"{server.base_url}/openapi.json").json()["info"]["title"] == "c2m-sync"
+    finally:
+        output = stop(server)
+    assert "file-token" not in output
+    assert "env-token" not in output
+
+
+def test_serve_with_private_reads_and_no_tokens(loaded: Path) -> None:
+    server = start(loaded, "--private-reads", env={"C2M_SYNC_API_TOKENS": ""})
+    try:
+        assert httpx.get(f"{server.base_url}/api/accounts/A-TN-01").status_code == 401
+        refused = httpx.post(f"{server.base_url}/api/commands/stop",
+                             json={"sa_id": "SA-TN01-E", "user": "csr1"},
+                             headers={"Authorization": "Bearer anything"})
+        assert refused.status_code == 401
+    finally:
+        output = stop(server)
+    assert "no API tokens" in output
+
+
+def test_serve_stops_on_a_token_file_it_cannot_read(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    code = main([*cli_args(tmp_path), "serve", "--token-file", str(tmp_path / "missing")])
+    assert code == 2
+    assert "missing: cannot read token file" in capsys.readouterr().err
+
+
+def test_serve_refuses_a_bad_port(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["serve", "--port", "70000"])
+    assert "port 70000 out of range" in capsys.readouterr().err
