@@ -72,6 +72,7 @@ def _show(context: Context, args: argparse.Namespace) -> int:
         print(f"CCB database : {settings.ccb_db_url}")
         print(f"MDM database : {settings.mdm_db_url}")
         print(f"broker       : {settings.broker_url}")
+        print(f"broker auth  : {settings.kafka_security.describe()}")
         print(f"topics       : {settings.topics.sync_requests}, "
               f"{settings.topics.acknowledgements}, {settings.topics.dead_letters} "
               f"({settings.topic_partitions} partitions)")
