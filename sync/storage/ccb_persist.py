@@ -3,11 +3,11 @@ not one per entity.
 
 Per entity table, in the order of :data:`~sync.storage.ccb_schema.ENTITY_TABLES`:
 
-- updates of versioned entities are one ``UPDATE ... WHERE id = :id AND version = :read``
-  executed with every parameter set at once; the rows it matched are summed, and a sum short of
-  the number of entities means another unit of work won the race for one of them. That entity
-  is then found (one ``SELECT`` of the versions now stored) and reported as
-  :class:`~sync.ccb.errors.ConcurrentUpdateError`, exactly as a single update would;
+- updates of versioned entities: one ``SELECT ... FOR UPDATE`` of the stored versions, which
+  finds an entity another unit of work saved since this one read it and reports it as
+  :class:`~sync.ccb.errors.ConcurrentUpdateError` (exactly as a single conditional update
+  would) and holds the rows; then one ``UPDATE ... WHERE id = :id AND version = :read``
+  executed with every parameter set at once, whose summed row count is checked again;
 - new versioned entities (version 1): one ``SELECT`` of the ids already present (another unit
   created one after this one found it missing: a concurrent update), then one insert of all;
 - unversioned records (links, FAs, reads) are upserts: one ``SELECT`` of the ids present, one
@@ -95,29 +95,32 @@ def _update_versioned(connection: Connection, kind: EntityTable,
                       entities: list[BaseModel]) -> None:
     if not entities:
         return
+    _check_versions_read(connection, kind, entities)
     rows = [kind.to_row(entity) for entity in entities]
     params = [{**row, _ID: row["id"], _READ: _version(entity) - 1}
               for row, entity in zip(rows, entities, strict=True)]
     result = connection.execute(_update_statement(kind, True), params)
-    if result.rowcount != len(entities):
-        _raise_first_conflict(connection, kind, entities)
+    if result.rowcount != len(entities):  # not after the check under lock; a last guard
+        raise ConcurrentUpdateError(_entity_id(entities[0]), kind.kind,
+                                    version_read=_version(entities[0]) - 1)
 
 
-def _raise_first_conflict(connection: Connection, kind: EntityTable,
-                          entities: list[BaseModel]) -> None:
-    """Name the first entity whose stored version is not the one its update read."""
+def _check_versions_read(connection: Connection, kind: EntityTable,
+                         entities: list[BaseModel]) -> None:
+    """Refuse the first entity whose stored version is not the one its update read. The rows
+    are locked until the end of the transaction (PostgreSQL; SQLite's writer holds the whole
+    database), so the bulk update that follows cannot lose a row to another writer: a writer
+    that got there first is seen here, and one that comes later waits."""
     table = kind.table
     stored: dict[str, int] = {}
-    ids = [_entity_id(entity) for entity in entities]
-    for part in in_batches(ids):
+    for part in in_batches([_entity_id(entity) for entity in entities]):
         stored.update((str(row[0]), int(row[1])) for row in connection.execute(
-            select(table.c.id, table.c.version).where(table.c.id.in_(part))))
+            select(table.c.id, table.c.version).where(table.c.id.in_(part))
+            .with_for_update()))
     for entity in entities:
-        # After the bulk update, an entity that won is stored at its new version.
-        if stored.get(_entity_id(entity)) != _version(entity):
+        if stored.get(_entity_id(entity)) != _version(entity) - 1:
             raise ConcurrentUpdateError(_entity_id(entity), kind.kind,
                                         version_read=_version(entity) - 1)
-    raise ConcurrentUpdateError(ids[0], kind.kind, version_read=_version(entities[0]) - 1)
 
 
 def _insert_new(connection: Connection, kind: EntityTable, entities: list[BaseModel]) -> None:

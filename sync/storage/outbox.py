@@ -92,8 +92,8 @@ class SqlOutbox:
         source.load_changed(changed)
         targets = synchronized_entities(source, changed)
         source.load_targets(targets)
-        pending = rows.pending_of_many(connection, targets)
-        known = rows.sync_entities_of_many(connection, targets)
+        pending = rows.pending_of_many(connection, targets, lock=True)
+        known = rows.sync_entities_of_many(connection, targets, lock=True)
         new_ids = iter(SqlIdSource(connection).next_ids(
             ID_KIND, sum(1 for target in targets if target not in pending)))
         planned = [self._decide(source, entity_type, entity_id, at, pending.get(key),

@@ -4,8 +4,10 @@ Every write of a request row is conditional on what was read (``WHERE id = :id A
 :read AND state = :state``), and every write of an entity's snapshot version on the version read.
 Writes are collected as operations and executed per statement shape with all their parameter
 sets at once; the rows matched are summed, and a sum short of the count means another writer
-changed one of the rows meanwhile: that row is found and reported as
-:class:`~sync.ccb.errors.ConcurrentUpdateError`, as a single conditional update would.
+changed a row meanwhile: :class:`~sync.ccb.errors.ConcurrentUpdateError` names the first row
+no longer as read. The bulk paths read their rows with ``FOR UPDATE`` first (PostgreSQL; SQLite
+has a single writer), so a concurrent writer either came first and is seen in what was read,
+or waits for this transaction.
 Inserts keep their order, so the queue position (``seq``) follows the order of the operations.
 """
 
@@ -101,27 +103,30 @@ def _key_filter(columns: Any, keys: Sequence[EntityKey]) -> Any:
                  for entity_type, ids in by_type.items()))
 
 
-def pending_of_many(connection: Connection,
-                    keys: Sequence[EntityKey]) -> dict[EntityKey, SyncRequest]:
-    """The ``PENDING`` request of each entity that has one."""
+def pending_of_many(connection: Connection, keys: Sequence[EntityKey], *,
+                    lock: bool = False) -> dict[EntityKey, SyncRequest]:
+    """The ``PENDING`` request of each entity that has one (``lock``: rows held until the end
+    of the transaction where the database has row locks)."""
     c = sync_requests.c
     found: dict[EntityKey, SyncRequest] = {}
     for part in in_batches(list(keys), _KEY_BATCH):
-        rows = connection.execute(select(sync_requests).where(
-            c.state == SyncRequestState.PENDING.value, _key_filter(c, part))).mappings()
+        query = select(sync_requests).where(c.state == SyncRequestState.PENDING.value,
+                                            _key_filter(c, part))
+        rows = connection.execute(query.with_for_update() if lock else query).mappings()
         for row in rows:
             request = request_of(row)
             found[(request.entity_type, request.entity_id)] = request
     return found
 
 
-def sync_entities_of_many(connection: Connection,
-                          keys: Sequence[EntityKey]) -> dict[EntityKey, RowMapping]:
-    """The ``ccb_sync_entities`` row of each entity that has one."""
+def sync_entities_of_many(connection: Connection, keys: Sequence[EntityKey], *,
+                          lock: bool = False) -> dict[EntityKey, RowMapping]:
+    """The ``ccb_sync_entities`` row of each entity that has one (``lock`` as above)."""
     found: dict[EntityKey, RowMapping] = {}
     for part in in_batches(list(keys), _KEY_BATCH):
-        for row in connection.execute(select(sync_entities).where(
-                _key_filter(sync_entities.c, part))).mappings():
+        query = select(sync_entities).where(_key_filter(sync_entities.c, part))
+        for row in connection.execute(
+                query.with_for_update() if lock else query).mappings():
             found[(row["entity_type"], row["entity_id"])] = row
     return found
 

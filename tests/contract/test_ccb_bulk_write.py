@@ -1,0 +1,338 @@
+"""The CCB write path in bulk, on SQLite and PostgreSQL: a unit of work is persisted with a few
+statements per table and its sync requests are decided for all its entities at once, and the
+result is the same as writing and enqueueing one entity at a time, conflicts included."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection, create_engine, make_url, select, text
+
+from sync.batches import JobContext, load_jobs
+from sync.ccb.changes import Changes
+from sync.ccb.commands import CancelPendingStop, RequestStop
+from sync.ccb.dispatch import unit_of_work
+from sync.ccb.errors import ConcurrentUpdateError
+from sync.ccb.loading import load_master_data, parse_text
+from sync.ccb.model import Person, SaStatus
+from sync.ccb.ports import CcbView, IdSource
+from sync.ccb.sync_requests import SyncRequestState
+from sync.clock import FixedClock
+from sync.config.admin import load_admin_config
+from sync.mapping.messages import Acknowledgement, AckOutcome, EntityType
+from sync.mapping.snapshots import synchronized_entities
+from sync.storage import ccb_schema
+from sync.storage.ccb import RecordedChange, SqlCcbStore, SqlIdSource
+from sync.storage.ccb_batch_queries import SqlBatchQueries
+from sync.storage.ccb_view import SqlCcbView
+from sync.storage.outbox import SqlOutbox
+from sync.storage.outbox_schema import sync_entities, sync_requests
+from tests.contract.ccb_store_support import StoreUnderTest, every_entity
+from tests.contract.test_batch_runner import _entities, _sql_store
+
+ADMIN = load_admin_config()
+TODAY = dt.date(2025, 3, 3)
+EXAMPLE = Path(__file__).parents[2] / "examples" / "premise-landlord.yaml"
+TENANT_E = "SA-TN01-E"
+
+
+# --- persisting: conflicts found in a bulk update ---------------------------------------------
+
+
+@pytest.fixture
+def store(database_url: str) -> SqlCcbStore:
+    sql = SqlCcbStore(database_url, clock=FixedClock(TODAY))
+    sql.create_schema()
+    sql.execute(lambda view, ids: every_entity())
+    return sql
+
+
+def _renamed(view: CcbView, person_ids: Sequence[str], version_read: dict[str, int]) -> Changes:
+    changes = Changes()
+    for person_id in person_ids:
+        person = view.person(person_id)
+        assert person is not None
+        changes.put_person(person.model_copy(update={
+            "name": person.name + " JR", "version": version_read.get(person_id,
+                                                                     person.version) + 1}))
+    return changes
+
+
+def test_a_stale_entity_among_many_updates_is_named_and_nothing_is_written(
+        store: SqlCcbStore) -> None:
+    # P-2 as read by a unit that started before another one saved it (version 1 -> 2).
+    store.execute(lambda view, ids: _renamed(view, ["P-2"], {}))
+    before = StoreUnderTest("sql", sql=store).dump()
+    with pytest.raises(ConcurrentUpdateError) as raised:
+        store.execute(lambda view, ids: _renamed(view, ["P-1", "P-2", "P-3"], {"P-2": 1}))
+    assert (raised.value.entity_id, raised.value.entity, raised.value.version_read) == (
+        "P-2", "person", 1)
+    assert StoreUnderTest("sql", sql=store).dump() == before
+
+
+def test_updates_of_many_entities_are_written_when_every_version_matches(
+        store: SqlCcbStore) -> None:
+    store.execute(lambda view, ids: _renamed(view, ["P-1", "P-2", "P-3"], {}))
+    persons = store.read(lambda view: [view.person(p) for p in ("P-1", "P-2", "P-3")])
+    assert [(p.name, p.version) for p in persons if p is not None] == [
+        ("BRENNAN,MARGARET JR", 2), ("OKAFOR,CHIDI JR", 2), ("Clarendon Holdings LLC JR", 2)]
+
+
+def test_a_new_entity_created_meanwhile_is_a_concurrent_update(store: SqlCcbStore) -> None:
+    before = StoreUnderTest("sql", sql=store).dump()
+
+    def create(view: CcbView, ids: IdSource) -> Changes:
+        changes = Changes()
+        changes.put_person(Person(id="P-9", name="NEW,ONE"))
+        changes.put_person(Person(id="P-2", name="OKAFOR,CHIDI"))  # version 1: "new"
+        return changes
+
+    with pytest.raises(ConcurrentUpdateError) as raised:
+        store.execute(create)
+    assert raised.value.entity_id == "P-2"
+    assert StoreUnderTest("sql", sql=store).dump() == before
+
+
+def test_a_block_of_ids_is_the_ids_one_at_a_time_skipping_taken_ones(
+        database_url: str) -> None:
+    first = SqlCcbStore(database_url)
+    first.create_schema()
+    # P-... ids: "PERSON-2" and "PERSON-3" are taken by data loaded with its own ids.
+    first.execute(lambda view, ids: _people("PERSON-2", "PERSON-3"))
+
+    def one_at_a_time(view: CcbView, ids: IdSource) -> Changes:
+        found.append([ids.next_id("PERSON") for _ in range(4)])
+        raise _RollbackError
+
+    def block(view: CcbView, ids: IdSource) -> Changes:
+        assert isinstance(ids, SqlIdSource)
+        found.append(ids.next_ids("PERSON", 4))
+        raise _RollbackError
+
+    found: list[list[str]] = []
+    for unit in (one_at_a_time, block):
+        with pytest.raises(_RollbackError):
+            first.execute(unit)
+    assert found == [["PERSON-1", "PERSON-4", "PERSON-5", "PERSON-6"]] * 2
+
+
+class _RollbackError(Exception):
+    pass
+
+
+def _people(*person_ids: str) -> Changes:
+    changes = Changes()
+    for person_id in person_ids:
+        changes.put_person(Person(id=person_id, name="TAKEN,ID"))
+    return changes
+
+
+# --- the outbox: bulk enqueueing equals enqueueing one entity at a time ----------------------
+
+
+def _enqueue_one_at_a_time(outbox: SqlOutbox):  # type: ignore[no-untyped-def]
+    """The outbox hook as it was before the bulk path: for each entity its own pending and
+    version reads, id, snapshot read row by row, and writes."""
+
+    def hook(connection: Connection, _view: SqlCcbView,
+             recorded: Sequence[RecordedChange]) -> None:
+        if not recorded:
+            return
+        view = SqlCcbView(connection)
+        targets = synchronized_entities(view, [(r.entity_type, r.entity_id)
+                                               for r in recorded])
+        ids = SqlIdSource(connection)
+        plans = [outbox._plan(connection, view, ids, entity_type, entity_id,
+                              recorded[0].changed_at) for entity_type, entity_id in targets]
+        plans.sort(key=lambda plan: plan.publish_rank)
+        for plan in plans:
+            plan.write(connection)
+
+    return hook
+
+
+def _outbox(url: str, one_at_a_time: bool) -> SqlOutbox:
+    store = _sql_store(url, _entities(26, bad=set()))  # SAACT's data, without sync requests
+    outbox = SqlOutbox(store, ADMIN)
+    if one_at_a_time:
+        store._hooks[:] = [_enqueue_one_at_a_time(outbox)]
+    return outbox
+
+
+def _scenario(outbox: SqlOutbox) -> None:
+    """Master data loaded (persons, SAs, relationships, each a new request), a stop requested
+    (the tenant's pending request refreshed), all sent, the stop canceled (a new request) and
+    requested again (the pending request discarded: MDM has that state), then SAACT over 26
+    SAs in chunks of 10."""
+    clock = FixedClock(TODAY)
+    store = outbox.store
+    store.execute(load_master_data(parse_text(EXAMPLE.read_text("utf-8"), "example"),
+                                   "example", ADMIN, clock.now(), "loader"))
+
+    def run(command: object) -> None:
+        store.execute(unit_of_work(command, ADMIN, TODAY, clock.now()))  # type: ignore[arg-type]
+
+    stop = RequestStop(account_id="A-TN-01", sa_ids=(TENANT_E,), stop_date=dt.date(2025, 3, 14))
+    run(stop)
+    batch = outbox.next_batch(10_000)
+    outbox.mark_sent([(request, 0, n) for n, request in enumerate(batch)], clock.now())
+    run(CancelPendingStop(sa_id=TENANT_E))
+    run(stop)
+    report = load_jobs().run("SAACT", JobContext(
+        admin=ADMIN, clock=clock, store=store, queries=SqlBatchQueries(store.engine),
+        chunk_size=10))
+    assert report.changed > 10
+
+
+def _outbox_rows(outbox: SqlOutbox | SqlCcbStore
+                 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    store = outbox.store if isinstance(outbox, SqlOutbox) else outbox
+    with store.engine.connect() as connection:
+        requests = [dict(row) for row in connection.execute(
+            select(sync_requests).order_by(sync_requests.c.seq)).mappings()]
+        entities = [dict(row) for row in connection.execute(
+            select(sync_entities).order_by(sync_entities.c.entity_type,
+                                           sync_entities.c.entity_id)).mappings()]
+    return requests, entities
+
+
+def test_bulk_outbox_writes_the_requests_and_snapshots_of_one_entity_at_a_time(
+        database_url: str, postgres_or_sqlite_second_url: str) -> None:
+    bulk = _outbox(database_url, one_at_a_time=False)
+    single = _outbox(postgres_or_sqlite_second_url, one_at_a_time=True)
+    for outbox in (bulk, single):
+        _scenario(outbox)
+    bulk_requests, bulk_entities = _outbox_rows(bulk)
+    single_requests, single_entities = _outbox_rows(single)
+    states = {row["state"] for row in bulk_requests}
+    assert {"PENDING", "SENT", "DISCARDED"} <= states
+    assert len(bulk_requests) > 25
+    assert bulk_requests == single_requests  # ids, queue order, versions, payloads, notes
+    assert bulk_entities == single_entities
+    for outbox in (bulk, single):
+        outbox.store.dispose()
+
+
+@pytest.fixture
+def postgres_or_sqlite_second_url(request: pytest.FixtureRequest, database_url: str,
+                                  tmp_path: Path) -> Iterator[str]:
+    """A second fresh database of the same kind as ``database_url``."""
+    if database_url.startswith("sqlite"):
+        yield f"sqlite:///{tmp_path / 'second.db'}"
+        return
+    server = str(request.getfixturevalue("postgres_server_url"))
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(server).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+# --- the relay and acknowledgements in bulk --------------------------------------------------
+
+
+def _acks(requests: Sequence[Any], outcome: AckOutcome = AckOutcome.SYNCHRONIZED,
+          ) -> list[Acknowledgement]:
+    return [Acknowledgement(
+        sync_request_id=r.id, entity_type=EntityType(r.entity_type), entity_id=r.entity_id,
+        version=r.version, outcome=outcome, mdm_us_id=r.entity_id,
+        processed_at=dt.datetime(2025, 3, 3, 12, 1, tzinfo=dt.UTC)) for r in requests]
+
+
+def test_mark_sent_in_bulk_skips_a_request_refreshed_since_it_was_read(
+        database_url: str) -> None:
+    outbox = _outbox(database_url, one_at_a_time=False)
+    clock = FixedClock(TODAY)
+    outbox.store.execute(load_master_data(parse_text(EXAMPLE.read_text("utf-8"), "example"),
+                                          "example", ADMIN, clock.now(), "loader"))
+    batch = outbox.next_batch(10_000)
+    [stale] = [r for r in batch if r.entity_id == TENANT_E]
+    outbox.store.execute(unit_of_work(RequestStop(  # refreshes the tenant's pending request
+        account_id="A-TN-01", sa_ids=(TENANT_E,), stop_date=dt.date(2025, 3, 14)),
+        ADMIN, TODAY, clock.now()))
+    sent = [(request, 0, n) for n, request in enumerate(batch)]
+    marked = outbox.mark_sent(sent + sent[:3], clock.now())  # repeated entries count once
+    assert marked == len(batch) - 1
+    refreshed = outbox.get(stale.id)
+    assert refreshed is not None
+    assert refreshed.state is SyncRequestState.PENDING
+    assert refreshed.version == stale.version + 1
+    assert outbox.find(state=SyncRequestState.SENT) == sorted(
+        (outbox.get(r.id) for r in batch if r.id != stale.id),
+        key=lambda r: r.seq if r else 0)
+    outbox.store.dispose()
+
+
+def test_acknowledging_a_batch_equals_acknowledging_one_answer_at_a_time(
+        database_url: str, postgres_or_sqlite_second_url: str) -> None:
+    clock = FixedClock(TODAY)
+    results = []
+    for url, one_by_one in ((database_url, False), (postgres_or_sqlite_second_url, True)):
+        outbox = _outbox(url, one_at_a_time=False)
+        outbox.store.execute(load_master_data(parse_text(EXAMPLE.read_text("utf-8"),
+                                                         "example"),
+                                              "example", ADMIN, clock.now(), "loader"))
+        batch = outbox.next_batch(10_000)
+        outbox.mark_sent([(request, 0, n) for n, request in enumerate(batch)], clock.now())
+        half = len(batch) // 2
+        acks = (_acks(batch[:half]) + _acks(batch[half:], AckOutcome.ERROR)
+                + _acks(batch[:2]))  # answered twice: the batch is applied answer by answer
+        unknown = acks[0].model_copy(update={"sync_request_id": "SR-NOWHERE"})
+        for chunk in ([[a] for a in [*acks, unknown]] if one_by_one
+                      else [[*acks[:-2], unknown], acks[-2:]]):
+            outbox.acknowledge(chunk, clock.now())
+        with outbox.store.engine.connect() as connection:
+            todos = [dict(row) for row in connection.execute(
+                select(ccb_schema.todos).order_by(ccb_schema.todos.c.id)).mappings()]
+        results.append((_outbox_rows(outbox), todos))
+        outbox.store.dispose()
+    assert results[0] == results[1]
+    (requests, _), todos = results[0]
+    assert {r["state"] for r in requests} == {"SYNCHRONIZED", "ERROR"}
+    assert len([t for t in todos if t["todo_type"] == ADMIN.todo_type_for("sync_error")]) > 0
+
+
+def test_saact_over_a_chunk_and_sa_by_sa_gives_the_same_database(
+        database_url: str, postgres_or_sqlite_second_url: str) -> None:
+    """Step 5.9/6.0: the chunk's shared work (indexed pending changes, prefetched reads, one
+    write per table) decides exactly what one unit of work per SA decides."""
+    dumps = []
+    for url, chunk_size in ((database_url, 500), (postgres_or_sqlite_second_url, 1)):
+        store = _sql_store(url, _entities(26, bad=set()))
+        SqlOutbox(store, ADMIN)
+        report = load_jobs().run("SAACT", JobContext(
+            admin=ADMIN, clock=FixedClock(TODAY), store=store,
+            queries=SqlBatchQueries(store.engine), chunk_size=chunk_size))
+        assert not report.errors
+        statuses = store.read(lambda view: {sa.id: sa.status for sa in view.sas_with_status(
+            *SaStatus)})
+        requests, entities = _outbox_rows(store)
+        dumps.append((statuses, _entity_rows(store),
+                      sorted((r["id"], r["entity_id"], r["state"], r["version"], r["payload"])
+                             for r in requests), entities))
+        store.dispose()
+    assert dumps[0][0]["SA-002"] is SaStatus.STOPPED
+    assert dumps[0][0]["SA-001"] is SaStatus.ACTIVE
+    assert dumps[0][0] == dumps[1][0]
+    assert dumps[0][1] == dumps[1][1]  # SAs, links, accounts, To Dos ... row for row
+    # The same requests and snapshots; only the queue order follows the units' publishing
+    # ranks (stops before starts within a unit).
+    assert dumps[0][2] == dumps[1][2]
+    assert dumps[0][3] == dumps[1][3]
+
+
+def _entity_rows(store: SqlCcbStore) -> dict[str, list[str]]:
+    """Every CCB entity table, row for row (not the change log, whose unit ids are random)."""
+    with store.engine.connect() as connection:
+        return {kind.table.name: sorted(map(repr, connection.execute(select(kind.table))))
+                for kind in ccb_schema.ENTITY_TABLES.values()}
