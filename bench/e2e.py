@@ -1,0 +1,536 @@
+"""End-to-end sync benchmarks: throughput, latency at a fixed load, worker memory, and a bare
+aiokafka baseline moving the same messages through the same broker in the same run.
+
+    .venv/bin/python -m bench.e2e                       # the whole set (see bench/README.md)
+    .venv/bin/python -m bench.e2e --changes 10000 --databases sqlite --skip-memory   # quick
+
+The path measured is the production one, process for process: this driver issues CCB stop
+requests (``RequestStop`` commands, in units of ``--unit`` per transaction, as a mass-stop job
+would) into the CCB store opened through the production factory (so every change writes its
+sync request), ``c2m-sync worker ccb`` relays them and records the answers, and
+``c2m-sync worker mdm`` (faust engine) applies them to MDM and acknowledges. A change counts
+when its sync request is ``SYNCHRONIZED`` in CCB. The Kafka broker is the project's launcher
+broker on loopback (or ``KAFKA_BOOTSTRAP_SERVERS``).
+
+The baseline moves the very payloads the run published: a bare aiokafka producer writes them,
+a bare consumer reads each one and produces a small answer to a second topic, and a third
+reader waits for every answer: the broker's and the client library's share of the path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import itertools
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Table, create_engine, insert, select
+
+from bench import saact_data
+from bench.replay import broker, produce
+from sync.batches import JobContext, load_jobs
+from sync.ccb import commands as cmd
+from sync.ccb.changes import Changes
+from sync.ccb.dispatch import unit_of_work
+from sync.ccb.model import SaStatus
+from sync.ccb.ports import CcbUnitOfWork, CcbView, IdSource
+from sync.clock import SystemClock
+from sync.config.admin import load_admin_config
+from sync.devtools.kafka import free_loopback_port
+from sync.pipeline.stores import open_outbox
+from sync.storage import ccb_schema as schema
+from sync.storage.ccb_batch_queries import SqlBatchQueries
+from sync.storage.common import normalize_url
+from sync.storage.outbox import SqlOutbox
+from sync.storage.outbox_schema import sync_requests
+from sync.transport.bus import TopicSpec
+from sync.transport.kafka import KafkaBus
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results" / "e2e.json"
+PARTITIONS = 3
+
+
+# --- set-up ------------------------------------------------------------------------------------
+
+
+def sa_rows(count: int, today: dt.date,
+            stopping: bool) -> Iterator[tuple[Table, list[dict[str, Any]]]]:
+    """SAACT's bulk rows (own person, account, premise, SP and link per SA), turned into SAs
+    active for a year: what a stop request is issued on; with ``stopping``, pending stops due
+    ``today``: what SAACT stops."""
+    since = today - dt.timedelta(days=365)
+    status = SaStatus.PENDING_STOP if stopping else SaStatus.ACTIVE
+    end = today if stopping else None
+    for table, rows in saact_data._rows(count, today):
+        if table is schema.service_points:  # metered: MDM's D2-VALUSMC wants a gallon channel
+            rows = [{**row, "meter_id": f"BM-{row['id']}", "measuring_components": [
+                {"id": f"BMC-{row['id']}", "mc_class": "gallon", "channel": "direct"}]}
+                for row in rows]
+        elif table is schema.service_agreements:
+            rows = [{**row, "status": status.value, "start_date": since, "end_date": end}
+                    for row in rows]
+        elif table is schema.sa_sp_links:
+            rows = [{**row, "start_date": since, "stop_date": end} for row in rows]
+        yield table, rows
+
+
+def populate(url: str, count: int, today: dt.date,
+             stopping: bool = False) -> list[tuple[str, str]]:
+    """``count`` SAs (see :func:`sa_rows`); returns their (account, SA) ids."""
+    engine = create_engine(normalize_url(url))
+    try:
+        schema.metadata.create_all(engine)
+        with engine.begin() as connection:
+            for table, rows in sa_rows(count, today, stopping):
+                if rows:
+                    connection.execute(insert(table), rows)
+    finally:
+        engine.dispose()
+    return [(f"BA-{n:07d}", f"BSA-{n:07d}") for n in range(count)]
+
+
+@dataclass
+class Databases:
+    ccb: str
+    mdm: str
+
+
+@contextlib.contextmanager
+def databases(kind: str, folder: Path) -> Iterator[Databases]:
+    if kind == "sqlite":
+        yield Databases(f"sqlite:///{folder / 'ccb.db'}", f"sqlite:///{folder / 'mdm.db'}")
+        return
+    from sync.devtools.postgres import ThrowawayPostgres
+
+    server = ThrowawayPostgres()
+    url = server.start()
+    try:
+        base = url.rsplit("/", 1)[0]
+        engine = create_engine(normalize_url(url), isolation_level="AUTOCOMMIT")
+        with engine.connect() as connection:
+            for name in ("bench_ccb", "bench_mdm"):
+                connection.exec_driver_sql(f"CREATE DATABASE {name}")
+        engine.dispose()
+        yield Databases(f"{base}/bench_ccb", f"{base}/bench_mdm")
+    finally:
+        server.stop()
+
+
+# --- the workers -------------------------------------------------------------------------------
+
+
+@dataclass
+class Workers:
+    env: dict[str, str]
+    health_port: int
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    logs: list[Path] = field(default_factory=list)
+
+    def start(self, folder: Path, *sides: str) -> None:
+        for side in sides:
+            log = folder / f"worker-{side}.log"
+            options = ["--engine", "faust", "--health-port", str(self.health_port)] \
+                if side == "mdm" else []
+            self.processes.append(subprocess.Popen(
+                [sys.executable, "-m", "sync.cli", "worker", side, *options], env=self.env,
+                cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT))
+            self.logs.append(log)
+        if "mdm" in sides:
+            wait_healthy(self.health_port, self)
+
+    def check(self) -> None:
+        for process, log in zip(self.processes, self.logs, strict=True):
+            if process.poll() is not None:
+                tail = log.read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"{log.name} exited with {process.returncode}:\n{tail}")
+
+    def mdm_pid(self) -> int:
+        return self.processes[-1].pid
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def wait_healthy(port: int, workers: Workers, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        workers.check()
+        with contextlib.suppress(OSError), urllib.request.urlopen(
+                f"http://127.0.0.1:{port}/health", timeout=2) as answer:
+            if answer.status == 200:
+                return
+        time.sleep(0.5)
+    raise RuntimeError(f"the MDM worker was not healthy within {timeout_s} s")
+
+
+def worker_env(bootstrap: str, dbs: Databases, prefix: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("C2M_SYNC_")}
+    env.update({
+        "C2M_SYNC_BROKER_URL": f"kafka://{bootstrap}",
+        "C2M_SYNC_CCB_DB_URL": dbs.ccb, "C2M_SYNC_MDM_DB_URL": dbs.mdm,
+        "C2M_SYNC_TOPIC_SYNC_REQUESTS": f"{prefix}.sync-requests",
+        "C2M_SYNC_TOPIC_ACKNOWLEDGEMENTS": f"{prefix}.sync-acks",
+        "C2M_SYNC_TOPIC_DEAD_LETTERS": f"{prefix}.dead-letters",
+        "C2M_SYNC_TOPIC_PARTITIONS": str(PARTITIONS),
+        "PYTHONPATH": str(ROOT),
+    })
+    return env
+
+
+def create_topics(bootstrap: str, names: list[str]) -> None:
+    asyncio.run(_create_topics(bootstrap, names))
+
+
+async def _create_topics(bootstrap: str, names: list[str]) -> None:
+    bus = KafkaBus(bootstrap)
+    await bus.start()
+    try:
+        await bus.create_topics([TopicSpec(name, PARTITIONS) for name in names])
+    finally:
+        await bus.stop()
+
+
+def rss_kib(pid: int) -> tuple[int, int]:
+    """(current, peak) resident set of ``pid`` in KiB."""
+    values = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, rest = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            values[name] = int(rest.split()[0])
+    return values["VmRSS"], values["VmHWM"]
+
+
+# --- the driver --------------------------------------------------------------------------------
+
+
+def stop_units(targets: list[tuple[str, str]], stop_date: dt.date, clock: SystemClock,
+               admin: Any) -> CcbUnitOfWork:
+    """One unit of work issuing a stop request per (account, SA) of ``targets``."""
+    units = [unit_of_work(cmd.RequestStop(account_id=account, stop_date=stop_date,
+                                          sa_ids=(sa,), user="bench"),
+                          admin, clock.business_date(), clock.now())
+             for account, sa in targets]
+
+    def unit(view: CcbView, ids: IdSource) -> Changes:
+        changes = Changes()
+        for each in units:
+            changes.merge(each(view, ids))
+        return changes
+
+    return unit
+
+
+def synchronized(outbox: SqlOutbox) -> dict[str, int]:
+    return outbox.counts()
+
+
+@dataclass
+class Throughput:
+    database: str
+    source: str
+    changes: int
+    seconds: float
+    submit_seconds: float
+    per_second: float
+    states: dict[str, int]
+
+
+def wait_synchronized(outbox: SqlOutbox, expected: int, workers: Workers,
+                      timeout_s: float) -> dict[str, int]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        counts = synchronized(outbox)
+        done = counts.get("SYNCHRONIZED", 0) + counts.get("ERROR", 0)
+        if done >= expected:
+            return counts
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"not synchronized within {timeout_s:.0f} s: {counts}")
+        workers.check()
+        time.sleep(0.05)
+
+
+def run_throughput(bootstrap: str, kind: str, count: int, unit: int,
+                   source: str) -> tuple[Throughput, list[bytes]]:
+    with tempfile.TemporaryDirectory(prefix="c2m-bench-e2e-") as name, \
+            databases(kind, Path(name)) as dbs:
+        folder = Path(name)
+        admin = load_admin_config()
+        clock = SystemClock()
+        targets = populate(dbs.ccb, count, clock.business_date(), stopping=source == "saact")
+        workers = Workers(worker_env(bootstrap, dbs, f"bench-{uuid.uuid4().hex[:8]}"),
+                          free_loopback_port())
+        outbox = open_outbox(dbs.ccb, admin, clock)
+        try:
+            workers.start(folder, "ccb", "mdm")
+            stop_date = clock.business_date() + dt.timedelta(days=30)
+            started = time.perf_counter()
+            if source == "saact":
+                report = load_jobs().run("SAACT", JobContext(
+                    admin=admin, clock=clock, store=outbox.store,
+                    queries=SqlBatchQueries(outbox.store.engine), chunk_size=unit))
+                if report.changed != count:
+                    raise RuntimeError(f"SAACT stopped {report.changed} of {count} SAs")
+            else:
+                for first in range(0, count, unit):
+                    outbox.store.execute(stop_units(targets[first:first + unit], stop_date,
+                                                    clock, admin))
+            submitted = time.perf_counter() - started
+            states = wait_synchronized(outbox, count, workers, timeout_s=120 + count / 100)
+            seconds = time.perf_counter() - started
+            with outbox.store.engine.connect() as connection:
+                payloads = list(connection.execute(
+                    select(sync_requests.c.payload).order_by(sync_requests.c.seq)).scalars())
+        finally:
+            workers.stop()
+            outbox.store.dispose()
+    return Throughput(kind, source, count, seconds, submitted, count / seconds,
+                      states), payloads
+
+
+@dataclass
+class Latency:
+    database: str
+    offered_per_second: int
+    changes: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    max_ms: float
+
+
+def run_latency(bootstrap: str, kind: str, rate: int, seconds: int) -> Latency:
+    count = rate * seconds
+    tick_s = 0.01
+    per_tick = max(1, round(rate * tick_s))
+    with tempfile.TemporaryDirectory(prefix="c2m-bench-latency-") as name, \
+            databases(kind, Path(name)) as dbs:
+        folder = Path(name)
+        admin = load_admin_config()
+        clock = SystemClock()
+        targets = populate(dbs.ccb, count, clock.business_date())
+        workers = Workers(worker_env(bootstrap, dbs, f"bench-{uuid.uuid4().hex[:8]}"),
+                          free_loopback_port())
+        outbox = open_outbox(dbs.ccb, admin, clock)
+        try:
+            workers.start(folder, "ccb", "mdm")
+            stop_date = clock.business_date() + dt.timedelta(days=30)
+            started = time.perf_counter()
+            for tick, first in enumerate(range(0, count, per_tick)):
+                # A fixed schedule: a late tick is not made up by a burst's worth of waiting.
+                delay = started + tick * tick_s - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                outbox.store.execute(stop_units(targets[first:first + per_tick], stop_date,
+                                                clock, admin))
+            wait_synchronized(outbox, count, workers, timeout_s=120 + count / 100)
+            with outbox.store.engine.connect() as connection:
+                rows = connection.execute(select(
+                    sync_requests.c.created_at, sync_requests.c.acknowledged_at)).all()
+        finally:
+            workers.stop()
+            outbox.store.dispose()
+    latencies = sorted((acked - created).total_seconds() * 1000 for created, acked in rows
+                       if acked is not None)
+    cuts = statistics.quantiles(latencies, n=100, method="inclusive")
+    return Latency(kind, rate, len(latencies), round(cuts[49], 1), round(cuts[94], 1),
+                   round(cuts[98], 1), round(latencies[-1], 1))
+
+
+@dataclass
+class Memory:
+    messages: int
+    checkpoints: list[dict[str, Any]]
+
+
+def run_memory(bootstrap: str, checkpoints: list[int]) -> Memory:
+    """The MDM worker alone on ``max(checkpoints)`` messages (a fifth as many SAs), its resident
+    set sampled when it has consumed each checkpoint's count."""
+    total = max(checkpoints)
+    with tempfile.TemporaryDirectory(prefix="c2m-bench-memory-") as name:
+        folder = Path(name)
+        dbs = Databases(f"sqlite:///{folder / 'ccb.db'}", f"sqlite:///{folder / 'mdm.db'}")
+        prefix = f"bench-{uuid.uuid4().hex[:8]}"
+        env = worker_env(bootstrap, dbs, prefix)
+        topic = env["C2M_SYNC_TOPIC_SYNC_REQUESTS"]
+        create_topics(bootstrap, [env["C2M_SYNC_TOPIC_ACKNOWLEDGEMENTS"],
+                                  env["C2M_SYNC_TOPIC_DEAD_LETTERS"]])
+        produce(bootstrap, topic, total, max(1, total // 5), PARTITIONS)
+        workers = Workers(env, free_loopback_port())
+        samples: list[dict[str, Any]] = []
+        try:
+            workers.start(folder, "mdm")
+            engine = create_engine(normalize_url(dbs.mdm))
+            from sync.storage.mdm_schema import consumed_positions
+
+            pending = sorted(checkpoints)
+            started = time.perf_counter()
+            deadline = started + 300 + total / 500
+            while pending and time.perf_counter() < deadline:
+                workers.check()
+                with engine.connect() as connection:
+                    consumed = sum(int(offset) + 1 for offset in connection.execute(
+                        select(consumed_positions.c.offset)).scalars())
+                if consumed >= pending[0]:
+                    current, peak = rss_kib(workers.mdm_pid())
+                    samples.append({"messages": pending.pop(0), "consumed": consumed,
+                                    "rss_kib": current, "peak_rss_kib": peak,
+                                    "seconds": round(time.perf_counter() - started, 1)})
+                time.sleep(0.2)
+            engine.dispose()
+            if pending:
+                raise RuntimeError(f"the worker did not reach {pending} messages in time")
+        finally:
+            workers.stop()
+    return Memory(total, samples)
+
+
+# --- the baseline ------------------------------------------------------------------------------
+
+
+@dataclass
+class Baseline:
+    messages: int
+    seconds: float
+    per_second: float
+
+
+async def bare_round_trip(bootstrap: str, payloads: list[bytes]) -> Baseline:
+    """Produce ``payloads``, echo each as an answer from a bare consumer, and wait for every
+    answer: what the same broker and client library do with no database behind them."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    prefix = f"bare-{uuid.uuid4().hex[:8]}"
+    requests, answers = f"{prefix}.requests", f"{prefix}.answers"
+    await _create_topics(bootstrap, [requests, answers])
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
+                                enable_idempotence=True)
+    echo_producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
+                                     enable_idempotence=True)
+    echo = AIOKafkaConsumer(requests, bootstrap_servers=bootstrap, group_id=f"{prefix}-echo",
+                            auto_offset_reset="earliest")
+    reader = AIOKafkaConsumer(answers, bootstrap_servers=bootstrap, group_id=f"{prefix}-read",
+                              auto_offset_reset="earliest")
+    for client in (producer, echo_producer, echo, reader):
+        await client.start()
+    expected = len(payloads)
+
+    async def run_echo() -> None:
+        seen = 0
+        while seen < expected:
+            batches = await echo.getmany(timeout_ms=200, max_records=500)
+            for records in batches.values():
+                for record in records:
+                    await echo_producer.send(answers, key=record.key,
+                                             value=b'{"outcome":"SYNCHRONIZED"}')
+                seen += len(records)
+            await echo_producer.flush()
+
+    async def read_answers() -> None:
+        seen = 0
+        while seen < expected:
+            batches = await reader.getmany(timeout_ms=200, max_records=5000)
+            seen += sum(len(records) for records in batches.values())
+
+    try:
+        started = time.perf_counter()
+        tasks = [asyncio.create_task(run_echo()), asyncio.create_task(read_answers())]
+        for index, payload in enumerate(payloads):
+            await producer.send(requests, key=f"SA:{index}".encode(), value=payload)
+        await producer.flush()
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=600)
+        seconds = time.perf_counter() - started
+    finally:
+        for client in (producer, echo_producer, echo, reader):
+            await client.stop()
+    return Baseline(expected, seconds, expected / seconds)
+
+
+# --- the report --------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.e2e", description=__doc__)
+    parser.add_argument("--changes", default="10000,100000",
+                        help="SA changes per throughput run, comma-separated (scaling)")
+    parser.add_argument("--databases", default="sqlite,postgresql")
+    parser.add_argument("--unit", type=int, default=200,
+                        help="stop requests (or SAACT's SAs) per transaction")
+    parser.add_argument("--sources", default="request-stop,saact",
+                        help="what makes the changes: stop requests issued by the driver, "
+                             "and/or SAACT stopping pending stops due today")
+    parser.add_argument("--latency-rate", type=int, default=1000)
+    parser.add_argument("--latency-seconds", type=int, default=30)
+    parser.add_argument("--memory", default="10000,100000,1000000",
+                        help="message counts at which the MDM worker's memory is sampled")
+    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    sizes = [int(size) for size in args.changes.split(",") if size]
+    kinds = [kind for kind in args.databases.split(",") if kind]
+    result: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "load_average": os.getloadavg()},
+        "unit": args.unit, "throughput": [], "baseline": [], "latency": [], "memory": None,
+    }
+    with broker() as bootstrap:
+        for kind in kinds:
+            for source, size in itertools.product(args.sources.split(","), sizes):
+                measured, payloads = run_throughput(bootstrap, kind, size, args.unit, source)
+                bare = asyncio.run(bare_round_trip(bootstrap, payloads[:size]))
+                ratio = measured.per_second / bare.per_second
+                result["throughput"].append({**asdict(measured), "ratio": round(ratio, 3)})
+                result["baseline"].append({"database": kind, **asdict(bare)})
+                print(f"throughput {kind:10} {source:12} {size:>8} changes: "
+                      f"{measured.per_second:8.0f}/s "
+                      f"({measured.seconds:.1f} s, submitted in {measured.submit_seconds:.1f} s)"
+                      f" | bare aiokafka {bare.per_second:8.0f}/s | ratio {ratio:.3f} "
+                      f"| {measured.states}", flush=True)
+            if not args.skip_latency:
+                latency = run_latency(bootstrap, kind, args.latency_rate, args.latency_seconds)
+                result["latency"].append(asdict(latency))
+                print(f"latency    {kind:10} at {latency.offered_per_second}/s: "
+                      f"p50 {latency.p50_ms} ms, p95 {latency.p95_ms} ms, "
+                      f"p99 {latency.p99_ms} ms, max {latency.max_ms} ms "
+                      f"({latency.changes} changes)", flush=True)
+        if not args.skip_memory:
+            memory = run_memory(bootstrap, [int(n) for n in args.memory.split(",") if n])
+            result["memory"] = asdict(memory)
+            for sample in memory.checkpoints:
+                print(f"memory     MDM worker after {sample['messages']:>8} messages: "
+                      f"RSS {sample['rss_kib'] / 1024:.0f} MiB, peak "
+                      f"{sample['peak_rss_kib'] / 1024:.0f} MiB ({sample['seconds']} s)",
+                      flush=True)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    print(f"written to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
