@@ -9,6 +9,7 @@ the fixture below loads the sample building into them before any test runs.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -31,6 +32,7 @@ from tests.api.support import ADMIN, AUTH, EXAMPLE, TOKEN, settings_for
 MAX_EXAMPLES = 12
 
 FOLDER = Path(tempfile.mkdtemp(prefix="c2m-sync-fuzz-"))
+atexit.register(shutil.rmtree, FOLDER, True)  # also when the test is collected but not run
 RUNTIME = Runtime(settings_for(f"sqlite:///{FOLDER / 'ccb.db'}",
                                f"sqlite:///{FOLDER / 'mdm.db'}"),
                   ADMIN, AccessPolicy(tokens=frozenset({TOKEN})))
@@ -53,7 +55,6 @@ def sample_building() -> Iterator[None]:
         yield
     finally:
         RUNTIME.close()
-        shutil.rmtree(FOLDER, ignore_errors=True)
 
 
 @schema.parametrize()
