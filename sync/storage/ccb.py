@@ -179,15 +179,17 @@ class SqlCcbStore:
         unit_id = str(uuid.uuid4())
         changed_at = self.clock.now()
         table = schema.entity_changes
-        # One statement for the whole unit; the sequence numbers come back in the order of
-        # ``changes.changed``.
-        seqs = connection.execute(
-            insert(table).returning(table.c.seq, sort_by_parameter_order=True),
-            [{"unit_id": unit_id, "entity_type": entity_type, "entity_id": entity_id,
-              "changed_at": changed_at} for entity_type, entity_id in changes.changed],
-        ).scalars().all()
-        return [RecordedChange(int(seq), unit_id, entity_type, entity_id, changed_at)
-                for seq, (entity_type, entity_id) in zip(seqs, changes.changed, strict=True)]
+        # One insert for the whole unit, then one read of the sequence numbers it was given
+        # (an insert with RETURNING in parameter order runs row by row on SQLite). The unit id
+        # is new and each entry appears once in ``changes.changed``, so the pair finds its row.
+        connection.execute(insert(table), [
+            {"unit_id": unit_id, "entity_type": entity_type, "entity_id": entity_id,
+             "changed_at": changed_at} for entity_type, entity_id in changes.changed])
+        seqs = {(row[1], row[2]): int(row[0]) for row in connection.execute(
+            select(table.c.seq, table.c.entity_type, table.c.entity_id)
+            .where(table.c.unit_id == unit_id))}
+        return [RecordedChange(seqs[(entity_type, entity_id)], unit_id, entity_type, entity_id,
+                               changed_at) for entity_type, entity_id in changes.changed]
 
     def entity_changes(self, after_seq: int = 0, limit: int = 1000) -> list[RecordedChange]:
         """Recorded changes with a sequence number above ``after_seq``, oldest first."""
