@@ -33,6 +33,10 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from sync.ccb.commands import CancelPendingStop, RequestStop
+from sync.ccb.dispatch import unit_of_work
+from sync.ccb.loading import load_master_data
+from sync.ccb.model import SaStatus
 from sync.ccb.sync_requests import SyncRequestState
 from sync.config.admin import AdminConfig
 from sync.config.settings import Settings, TopicNames
@@ -45,6 +49,8 @@ from sync.storage.mdm import MdmStore
 from sync.storage.mdm_schema import acknowledgements, dead_letters
 from sync.storage.outbox import SqlOutbox
 from sync.transport.bus import Bus, Message, Record
+from sync.transport.kafka import KafkaBus
+from sync.transport.topics import sync_topic_specs
 from tests.unit.mapping.builders import person_message, sa_message
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,6 +91,17 @@ def fault_settings(broker_url: str, prefix: str, *, mdm_db_url: str = "sqlite://
                     topics=TopicNames(sync_requests=f"{name}.sync",
                                       acknowledgements=f"{name}.acks",
                                       dead_letters=f"{name}.dlq"))
+
+
+async def create_topics(settings: Settings) -> None:
+    """The topics of ``settings``, as ``c2m-sync topics create`` makes them before workers
+    start (a faust worker started before its topic exists is assigned nothing)."""
+    bus = KafkaBus(settings.kafka_bootstrap_servers)
+    await bus.start()
+    try:
+        await bus.create_topics(sync_topic_specs(settings))
+    finally:
+        await bus.stop()
 
 
 def keyed(message: SyncMessage) -> Message:
@@ -151,6 +168,64 @@ async def read_acknowledgements(bus: Bus, topic: str, count: int,
             for record in await read_topic(bus, topic, count, timeout_s)]
 
 
+# --- CCB with tenants -------------------------------------------------------------------------
+
+BUSINESS_DATE = dt.date(2025, 3, 3)
+
+
+def tenants(count: int) -> dict[str, Any]:
+    """Master data: ``count`` tenants, each with an account, a premise, an electric SP and an
+    active SA ``SA-T<n>`` (no landlord agreement: a stop starts nobody else's service)."""
+    numbers = range(count)
+    return {
+        "persons": [{"id": f"P-T{n:04d}", "name": f"TENANT,{_letters(n)}",
+                     "phones": [{"type": "mobile", "number": f"(773) 555-{n:04d}",
+                                 "primary": True}]} for n in numbers],
+        "accounts": [{"id": f"A-T{n:04d}", "main_person_id": f"P-T{n:04d}",
+                      "customer_class": "RES", "bill_cycle": "BC02"} for n in numbers],
+        "premises": [{"id": f"PR-T{n:04d}",
+                      "address": {"line1": f"{n} N Clarendon Ave", "city": "Chicago",
+                                  "state": "IL", "postal_code": "60640"}} for n in numbers],
+        "service_points": [{"id": f"SP-T{n:04d}", "premise_id": f"PR-T{n:04d}",
+                            "sp_type": "E-RES", "meter_id": f"M-T{n:04d}",
+                            "measuring_components": [{"id": f"MC-T{n:04d}",
+                                                      "mc_class": "kWh"}]} for n in numbers],
+        "service_agreements": [{"id": f"SA-T{n:04d}", "account_id": f"A-T{n:04d}",
+                                "sa_type": "E-RES", "status": "active",
+                                "start_date": "2024-06-01", "premise_id": f"PR-T{n:04d}",
+                                "links": [{"sp_id": f"SP-T{n:04d}", "start_read": 100.0}]}
+                               for n in numbers],
+    }
+
+
+def _letters(n: int) -> str:
+    """``n`` spelled in letters (A, B, ... Z, BA, BB...): person names hold no digits."""
+    text = ""
+    while True:
+        n, digit = divmod(n, 26)
+        text = chr(ord("A") + digit) + text
+        if not n:
+            return text
+
+
+def load_tenants(outbox: SqlOutbox, admin: AdminConfig, count: int) -> None:
+    now = dt.datetime.combine(BUSINESS_DATE, dt.time(9), tzinfo=dt.UTC)
+    outbox.store.execute(load_master_data(tenants(count), "tenants", admin, now, "loader"))
+
+
+def toggle_stop(outbox: SqlOutbox, admin: AdminConfig, n: int, stop_date: dt.date) -> None:
+    """Request a stop of tenant ``n``'s SA, or cancel it when one is pending: one more SA
+    version to synchronize either way."""
+    sa_id, account_id = f"SA-T{n:04d}", f"A-T{n:04d}"
+    sa = outbox.store.read(lambda view: view.sa(sa_id))
+    assert sa is not None, sa_id
+    command: object = (CancelPendingStop(sa_id=sa_id) if sa.status is SaStatus.PENDING_STOP
+                       else RequestStop(account_id=account_id, sa_ids=(sa_id,),
+                                        stop_date=stop_date))
+    now = dt.datetime.now(dt.UTC)
+    outbox.store.execute(unit_of_work(command, admin, BUSINESS_DATE, now))  # type: ignore[arg-type]
+
+
 # --- worker processes -------------------------------------------------------------------------
 
 
@@ -163,7 +238,8 @@ def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
             "C2M_SYNC_TOPIC_SYNC_REQUESTS": topics.sync_requests,
             "C2M_SYNC_TOPIC_ACKNOWLEDGEMENTS": topics.acknowledgements,
             "C2M_SYNC_TOPIC_DEAD_LETTERS": topics.dead_letters,
-            "C2M_SYNC_TOPIC_PARTITIONS": str(settings.topic_partitions), **extra}
+            "C2M_SYNC_TOPIC_PARTITIONS": str(settings.topic_partitions),
+            "C2M_SYNC_BUSINESS_DATE": BUSINESS_DATE.isoformat(), **extra}
 
 
 class WorkerProcess:
