@@ -6,11 +6,8 @@ as combined broker+controller on free loopback ports, in its own process group, 
 outlives the command that started it; its state file (``broker.json``) lets another process find,
 query and stop it.
 
-With ``security=BrokerSecurity(...)`` clients reach the broker over SASL_SSL only (SCRAM-SHA-512,
-a certificate for ``localhost``/``127.0.0.1`` signed by a throwaway CA made with ``openssl``);
-the controller and inter-broker listeners stay PLAINTEXT on loopback ports of their own. The
-SCRAM user is created when the storage is formatted, the way KRaft clusters get their first
-credentials; the password is in no file the launcher writes.
+With ``security=BrokerSecurity(...)`` clients reach the broker over SASL_SSL only
+(``sync.devtools.kafka_security``).
 """
 
 from __future__ import annotations
@@ -19,7 +16,6 @@ import base64
 import contextlib
 import json
 import os
-import secrets
 import shutil
 import signal
 import socket
@@ -27,11 +23,16 @@ import subprocess
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from sync.config.settings import KafkaSecurity
+from sync.devtools.kafka_security import (
+    BrokerSecurity,
+    CertificateError,
+    make_broker_certificates,
+)
 
 KAFKA_VERSION = "3.9.1"
 SCALA_VERSION = "2.13"
@@ -156,66 +157,6 @@ class BrokerState:
         return f"127.0.0.1:{self.port}"
 
 
-SCRAM_MECHANISM = "SCRAM-SHA-512"
-
-
-@dataclass(frozen=True)
-class BrokerSecurity:
-    """A SASL_SSL client listener with one SCRAM-SHA-512 user. The default password is random;
-    it is kept out of ``repr`` so it cannot end up in a log or a test report."""
-
-    username: str = "c2m-sync"
-    password: str = field(default_factory=lambda: secrets.token_hex(16), repr=False)
-
-    def __post_init__(self) -> None:
-        # Kafka's --add-scram syntax ends a value at ',' or ']' and quotes with '"'.
-        for name, value in (("username", self.username), ("password", self.password)):
-            if not value or any(char in value for char in ',]["=\n'):
-                raise KafkaLauncherError(f"broker SCRAM {name} must be non-empty without "
-                                         "',', ']', '[', '\"', '=' or line breaks")
-
-    def client_security(self, ca_file: Path) -> KafkaSecurity:
-        """The ``kafka_security`` settings a client of this broker needs."""
-        return KafkaSecurity.model_validate({
-            "security_protocol": "SASL_SSL", "sasl_mechanism": SCRAM_MECHANISM,
-            "sasl_username": self.username, "sasl_password": self.password,
-            "ssl_cafile": ca_file})
-
-
-def make_broker_certificates(folder: Path) -> tuple[Path, Path]:
-    """A throwaway CA and a broker certificate for ``localhost`` and ``127.0.0.1`` (valid two
-    days), made with ``openssl``; returns (CA certificate, broker PEM keystore: the broker's
-    unencrypted PKCS#8 key followed by its certificate and the CA's). Reused when present."""
-    ca_file, keystore = folder / "ca.pem", folder / "broker-keystore.pem"
-    if ca_file.exists() and keystore.exists():
-        return ca_file, keystore
-    openssl = shutil.which("openssl")
-    if not openssl:
-        raise KafkaLauncherError("'openssl' is needed to make the broker's TLS certificate")
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "broker.ext").write_text(
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"
-        "basicConstraints=CA:FALSE\n", "utf-8")
-    steps = [
-        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-         "-subj", "/CN=c2m-sync throwaway CA", "-keyout", "ca.key", "-out", "ca.pem",
-         "-addext", "basicConstraints=critical,CA:TRUE",
-         "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
-        ["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
-         "-keyout", "broker.key", "-out", "broker.csr"],
-        ["x509", "-req", "-in", "broker.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-         "-CAcreateserial", "-days", "2", "-extfile", "broker.ext", "-out", "broker.pem"],
-    ]
-    for step in steps:
-        result = subprocess.run([openssl, *step], cwd=folder, capture_output=True, text=True,
-                                check=False)
-        if result.returncode != 0:
-            raise KafkaLauncherError(f"openssl {step[0]} failed:\n{result.stderr[-2000:]}")
-    keystore.write_text("".join((folder / name).read_text("utf-8")
-                                for name in ("broker.key", "broker.pem", "ca.pem")), "utf-8")
-    return ca_file, keystore
-
-
 def _cluster_id() -> str:
     # Kafka's Uuid text form: URL-safe base64 of 16 random bytes without padding.
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
@@ -312,33 +253,11 @@ class KafkaBroker:
             "log.flush.interval.messages": "9223372036854775807",
         }
         if self.security is not None and internal_port is not None:
-            properties.update(self._secured_listeners(port, controller_port, internal_port))
+            properties.update(self.security.listener_properties(
+                self.state_dir / "tls" / "broker-keystore.pem", port, controller_port,
+                internal_port))
         properties.update(self.extra_properties)
         return "".join(f"{key}={value}\n" for key, value in properties.items())
-
-    def _secured_listeners(self, port: int, controller_port: int,
-                           internal_port: int) -> dict[str, str]:
-        """SASL_SSL for clients on ``port``; the broker's own traffic on PLAINTEXT loopback."""
-        keystore = self.state_dir / "tls" / "broker-keystore.pem"
-        client = "listener.name.client"
-        return {
-            "listeners": f"CLIENT://127.0.0.1:{port},INTERNAL://127.0.0.1:{internal_port},"
-                         f"CONTROLLER://127.0.0.1:{controller_port}",
-            "advertised.listeners": f"CLIENT://127.0.0.1:{port},"
-                                    f"INTERNAL://127.0.0.1:{internal_port}",
-            "inter.broker.listener.name": "INTERNAL",
-            "listener.security.protocol.map":
-                "CLIENT:SASL_SSL,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT",
-            "sasl.enabled.mechanisms": SCRAM_MECHANISM,
-            f"{client}.sasl.enabled.mechanisms": SCRAM_MECHANISM,
-            # No credentials here: the broker only verifies SCRAM logins, against the
-            # credentials stored in the cluster metadata.
-            f"{client}.{SCRAM_MECHANISM.lower()}.sasl.jaas.config":
-                "org.apache.kafka.common.security.scram.ScramLoginModule required;",
-            f"{client}.ssl.keystore.type": "PEM",
-            f"{client}.ssl.keystore.location": str(keystore),
-            f"{client}.ssl.client.auth": "none",
-        }
 
     def _ports(self) -> tuple[int, int, int | None]:
         """Client port, controller port and (secured broker) internal port: the previous
@@ -368,7 +287,10 @@ class KafkaBroker:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         port, controller_port, internal_port = self._ports()
         if self.security is not None:
-            make_broker_certificates(self.state_dir / "tls")
+            try:
+                make_broker_certificates(self.state_dir / "tls")
+            except CertificateError as error:
+                raise KafkaLauncherError(str(error)) from None
         properties_file = self.state_dir / "server.properties"
         properties_file.write_text(
             self._server_properties(port, controller_port, internal_port), "utf-8")
@@ -380,9 +302,7 @@ class KafkaBroker:
         cluster_file = self.state_dir / "cluster-id"
         if not (self.state_dir / "data" / "meta.properties").exists():
             cluster_id = _cluster_id()
-            scram = ([] if self.security is None else [
-                "--add-scram", f"{SCRAM_MECHANISM}=[name={self.security.username},"
-                               f"password={self.security.password}]"])
+            scram = [] if self.security is None else self.security.format_arguments()
             formatted = subprocess.run(
                 [*base, "kafka.tools.StorageTool", "format", "-t", cluster_id,
                  "-c", str(properties_file), "--ignore-formatted", *scram],

@@ -21,7 +21,8 @@ from confluent_kafka import Consumer, TopicPartition
 
 from sync.clock import FixedClock
 from sync.config.settings import KafkaSecurity, Settings, TopicNames
-from sync.devtools.kafka import BrokerSecurity, KafkaBroker, KafkaLauncherError
+from sync.devtools.kafka import KafkaBroker, KafkaLauncherError
+from sync.devtools.kafka_security import BrokerSecurity
 from sync.mapping.codec import decode_acknowledgement, encode
 from sync.mapping.messages import SyncMessage
 from sync.storage.mdm import MdmStore

@@ -16,7 +16,7 @@ import pytest
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
 from sync.config.settings import KafkaSecurity
-from sync.devtools.kafka import make_broker_certificates
+from sync.devtools.kafka_security import make_broker_certificates
 from sync.transport.bus import BrokerRefusedError, bus_for
 from sync.transport.kafka import KafkaBus, RetryPolicy
 from sync.transport.security import (
