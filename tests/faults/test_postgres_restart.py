@@ -1,0 +1,91 @@
+"""PostgreSQL restarted under the MDM worker, mid-stream: once as an administrator restarts it
+(``pg_ctl stop -m fast``: every session ended), once as a crash (``-m immediate``: recovery on
+the next start), each time down for a few seconds. The worker process survives both (a store
+outage is waited out on the record it was consuming, nothing is read past it) and every
+message is then applied exactly once.
+
+The server is the test's own (the session's shared one is never restarted)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Literal
+
+import pytest
+from sqlalchemy.exc import DBAPIError
+
+from sync.devtools.postgres import PostgresLauncherError, ThrowawayPostgres
+from tests.conftest import unavailable
+from tests.faults.conftest import StreamRig, open_stream_rig
+from tests.faults.support import (
+    WorkerProcess,
+    answer_rows,
+    assert_stream_applied_once,
+    budget_s,
+    change_stream,
+    keyed,
+    publish_stream,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow,
+              pytest.mark.timeout(900)]
+
+STREAM = 6_000
+DOWN_S = 5.0
+RESTARTS: tuple[tuple[float, Literal["fast", "immediate"]], ...] = (
+    (0.25, "fast"), (0.6, "immediate"))
+
+
+@pytest.fixture
+async def pg_rig(kafka_bootstrap: str) -> AsyncIterator[tuple[StreamRig, ThrowawayPostgres]]:
+    try:
+        server = ThrowawayPostgres()
+        server.start()
+    except PostgresLauncherError as error:
+        unavailable("PostgreSQL", str(error))
+    rig = await open_stream_rig(kafka_bootstrap, server.url, "pg-restart")
+    try:
+        yield rig, server
+    finally:
+        rig.store.dispose()
+        await rig.bus.stop()
+        server.stop()
+
+
+def answered(rig: StreamRig) -> int:
+    """Answers stored so far; -1 while the database does not answer."""
+    try:
+        return answer_rows(rig.store)
+    except DBAPIError:
+        return -1
+
+
+async def test_postgres_restarted_twice_under_the_worker_loses_nothing(
+        pg_rig: tuple[StreamRig, ThrowawayPostgres], tmp_path: Path) -> None:
+    rig, server = pg_rig
+    messages = change_stream(STREAM)
+    await publish_stream(rig.bus, rig.topic, [keyed(m) for m in messages])
+    worker = WorkerProcess.mdm(rig.settings, tmp_path / "worker.log").start()
+    restarted_at: list[int] = []
+    try:
+        for fraction, mode in RESTARTS:
+            target = int(len(messages) * fraction)
+            await wait_for(lambda t=target: answered(rig) >= t or not worker.alive,
+                           budget_s(len(messages)), f"{target:,} messages consumed")
+            assert worker.alive, worker.log_tail()
+            await asyncio.to_thread(server.restart, down_s=DOWN_S, mode=mode)
+            restarted_at.append(answered(rig))
+            assert worker.alive, worker.log_tail()  # it rode the outage out
+        await wait_for(lambda: (answered(rig) >= len(messages)
+                                and not rig.store.unpublished(1)) or not worker.alive,
+                       budget_s(len(messages)), "the worker to catch up after the restarts")
+        assert worker.alive, worker.log_tail()
+        assert worker.stop() == 0, worker.log_tail()
+    finally:
+        worker.ensure_stopped()
+
+    assert restarted_at[-1] < len(messages), f"restarted too late: {restarted_at}"
+    await assert_stream_applied_once(rig.store, rig.bus, rig.topic, messages)
