@@ -159,13 +159,12 @@ class SqlOutbox:
         def unit(view: SqlCcbView, _ids: IdSource) -> Changes:
             nonlocal marked
             connection = view.connection
-            stored = rows.by_ids(connection, [request.id for request, _, _ in sent], lock=True)
+            stored = rows.states_of(connection, [request.id for request, _, _ in sent],
+                                    lock=True)
             chosen: dict[str, tuple[SyncRequest, int, int]] = {}
             for request, partition, offset in sent:
-                now = stored.get(request.id)
-                if request.id not in chosen and now is not None \
-                        and now.version == request.version \
-                        and now.state is SyncRequestState.PENDING:
+                if request.id not in chosen and stored.get(request.id) == (
+                        request.version, SyncRequestState.PENDING):
                     chosen[request.id] = (request, partition, offset)
             rows.mark_requests_sent(connection, list(chosen.values()), at)
             rows.write(connection, [

@@ -87,6 +87,20 @@ def by_ids(connection: Connection, request_ids: Sequence[str], *,
     return found
 
 
+def states_of(connection: Connection, request_ids: Sequence[str], *,
+              lock: bool = False) -> dict[str, tuple[int, SyncRequestState]]:
+    """(version, state) of the requests with these ids (``lock`` as in :func:`by_ids`)."""
+    c = sync_requests.c
+    found: dict[str, tuple[int, SyncRequestState]] = {}
+    for part in in_batches(list(dict.fromkeys(request_ids))):
+        query = select(c.id, c.version, c.state).where(c.id.in_(part))
+        if lock:
+            query = query.with_for_update()
+        found.update((str(row[0]), (int(row[1]), SyncRequestState(row[2])))
+                     for row in connection.execute(query))
+    return found
+
+
 def pending_of(connection: Connection, entity_type: str, entity_id: str) -> SyncRequest | None:
     c = sync_requests.c
     row = connection.execute(select(sync_requests).where(
