@@ -91,26 +91,25 @@ class Changes:
     # list scan per entry would make recording them quadratic.
     _recorded: set[tuple[str, str]] = field(default_factory=set, init=False, repr=False,
                                             compare=False)
-    # Every put, in order, as (collection name, entity id): lets a reader that indexes the
-    # collections (a batch chunk's work) catch up on what was put since it last looked.
-    _puts: list[tuple[str, str]] = field(default_factory=list, init=False, repr=False,
-                                         compare=False)
+    # The ids put into each collection, in order (repeats included): lets a reader that
+    # indexes a collection (a batch chunk's work) catch up on what was put since it looked.
+    _puts: dict[str, list[str]] = field(default_factory=dict, init=False, repr=False,
+                                        compare=False)
 
     def __post_init__(self) -> None:
         self._recorded.update(self.changed)
         for name in ENTITY_TABLES:
-            self._puts.extend((name, entity_id) for entity_id in self.table(name))
+            self._puts[name] = list(self.table(name))
 
-    @property
-    def puts(self) -> list[tuple[str, str]]:
-        """(collection name, entity id) of every put so far, oldest first; read only."""
-        return self._puts
+    def puts_of(self, name: str) -> list[str]:
+        """The ids put into the collection ``name`` so far, oldest first; read only."""
+        return self._puts.setdefault(name, [])
 
     def _put(self, name: str, entity: Entity) -> None:
         entity_id: str = getattr(entity, "id")  # noqa: B009 - every stored entity has an id
         table: dict[str, Entity] = getattr(self, name)
         table[entity_id] = entity
-        self._puts.append((name, entity_id))
+        self._puts.setdefault(name, []).append(entity_id)
 
     def record_change(self, entity_type: str, entity_id: str) -> None:
         entry = (entity_type, entity_id)

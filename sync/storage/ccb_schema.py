@@ -400,15 +400,14 @@ class EntityTable:
         return tuple(name for name in self.model.model_fields if name in self.table.c)
 
     def to_row(self, entity: BaseModel) -> dict[str, Any]:
-        as_json = entity.model_dump(mode="json")
-        row: dict[str, Any] = {}
-        for name in type(entity).model_fields:
-            if name in self.documents:
-                row[name] = as_json[name]
-            else:
-                row[name] = _plain(getattr(entity, name))
-        row.update(_derived(entity))
-        return {name: value for name, value in row.items() if name in self.table.c}
+        # Only the JSON documents go through pydantic's JSON dump; the columns are plain values.
+        as_json = (entity.model_dump(mode="json", include=set(self.documents))
+                   if self.documents else {})
+        row = {name: as_json[name] if name in self.documents else _plain(getattr(entity, name))
+               for name in self._stored_fields}
+        row.update((name, value) for name, value in _derived(entity).items()
+                   if name in self.table.c)
+        return row
 
     def from_row(self, row: RowMapping | Mapping[str, Any]) -> Any:
         names = self._stored_fields

@@ -5,7 +5,7 @@ entity of its pending changes that belongs to it, found by looking at each pendi
 is right for a command, which changes a handful of entities; in a batch chunk, where every item
 adds its own changes, it makes the chunk's cost grow with the square of its size. ChunkWork
 answers the same reads from indexes of the pending changes by the attribute the read filters
-on, kept up to date from :attr:`~sync.ccb.changes.Changes.puts`. The answers are the same
+on, kept up to date from :meth:`~sync.ccb.changes.Changes.puts_of`. The answers are the same
 lists in the same order: the stored entities (pending versions substituted), then the pending
 ones that are not stored, in the order they were first put.
 """
@@ -40,19 +40,17 @@ class _Index:
     def __init__(self, collection: str, key: Callable[[Any], object]) -> None:
         self.collection = collection
         self.key = key
-        self._read = 0  # how much of ``Changes.puts`` is indexed
+        self._read = 0  # how many of the collection's puts are indexed
         self._key_of: dict[str, object] = {}
         self._members: dict[object, set[str]] = defaultdict(set)
         self._first_put: dict[str, int] = {}
 
     def ids(self, changes: Changes, value: object) -> list[str]:
         """Ids of the pending entities whose key is ``value``, in first-put order."""
-        puts = changes.puts
+        puts = changes.puts_of(self.collection)
         if self._read < len(puts):
             table = changes.table(self.collection)
-            for name, entity_id in puts[self._read:]:
-                if name != self.collection:
-                    continue
+            for entity_id in puts[self._read:]:
                 self._first_put.setdefault(entity_id, len(self._first_put))
                 key = self.key(table[entity_id])
                 old = self._key_of.get(entity_id, _NONE)
