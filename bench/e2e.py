@@ -316,11 +316,17 @@ def run_throughput(bootstrap: str, kind: str, count: int, unit: int,
 class Latency:
     database: str
     offered_per_second: int
+    # what the driver managed to issue: below the offered rate when issuing is the bottleneck
+    achieved_per_second: float
     changes: int
     p50_ms: float
     p95_ms: float
     p99_ms: float
     max_ms: float
+    # where the median goes: commit to broker-acknowledged publication, and from there to the
+    # answer recorded in CCB
+    relay_p50_ms: float
+    answer_p50_ms: float
 
 
 def run_latency(bootstrap: str, kind: str, rate: int, seconds: int) -> Latency:
@@ -347,18 +353,28 @@ def run_latency(bootstrap: str, kind: str, rate: int, seconds: int) -> Latency:
                     time.sleep(delay)
                 outbox.store.execute(stop_units(targets[first:first + per_tick], stop_date,
                                                 clock, admin))
+            achieved = count / (time.perf_counter() - started)
             wait_synchronized(outbox, count, workers, timeout_s=120 + count / 100)
             with outbox.store.engine.connect() as connection:
                 rows = connection.execute(select(
-                    sync_requests.c.created_at, sync_requests.c.acknowledged_at)).all()
+                    sync_requests.c.created_at, sync_requests.c.sent_at,
+                    sync_requests.c.acknowledged_at)).all()
         finally:
             workers.stop()
             outbox.store.dispose()
-    latencies = sorted((acked - created).total_seconds() * 1000 for created, acked in rows
-                       if acked is not None)
+    done = [(created, sent, acked) for created, sent, acked in rows if acked is not None]
+    latencies = sorted(_ms(acked - created) for created, _, acked in done)
     cuts = statistics.quantiles(latencies, n=100, method="inclusive")
-    return Latency(kind, rate, len(latencies), round(cuts[49], 1), round(cuts[94], 1),
-                   round(cuts[98], 1), round(latencies[-1], 1))
+    return Latency(kind, rate, round(achieved), len(latencies), round(cuts[49], 1),
+                   round(cuts[94], 1), round(cuts[98], 1), round(latencies[-1], 1),
+                   round(statistics.median(_ms(sent - created) for created, sent, _ in done
+                                           if sent is not None), 1),
+                   round(statistics.median(_ms(acked - sent) for _, sent, acked in done
+                                           if sent is not None), 1))
+
+
+def _ms(delta: dt.timedelta) -> float:
+    return delta.total_seconds() * 1000
 
 
 @dataclass
@@ -514,10 +530,12 @@ def main(argv: list[str] | None = None) -> int:
             if not args.skip_latency:
                 latency = run_latency(bootstrap, kind, args.latency_rate, args.latency_seconds)
                 result["latency"].append(asdict(latency))
-                print(f"latency    {kind:10} at {latency.offered_per_second}/s: "
+                print(f"latency    {kind:10} at {latency.offered_per_second}/s offered, "
+                      f"{latency.achieved_per_second}/s issued: "
                       f"p50 {latency.p50_ms} ms, p95 {latency.p95_ms} ms, "
                       f"p99 {latency.p99_ms} ms, max {latency.max_ms} ms "
-                      f"({latency.changes} changes)", flush=True)
+                      f"({latency.changes} changes; median relay {latency.relay_p50_ms} ms, "
+                      f"answer {latency.answer_p50_ms} ms)", flush=True)
         if not args.skip_memory:
             memory = run_memory(bootstrap, [int(n) for n in args.memory.split(",") if n])
             result["memory"] = asdict(memory)

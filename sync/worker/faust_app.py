@@ -21,9 +21,9 @@ faust delivers the records; everything that decides correctness stays ours:
 - **faust creates no topics.** The sync topic is declared as it is (external, its partition
   count) and topic declaration is off; ``c2m-sync topics create`` owns topic settings. The
   leader topic faust would otherwise create is disabled too.
-- **Answers go out through the Bus port** (an idempotent ``acks=all`` producer), every
-  ``PUBLISH_EVERY_RECORDS`` records and every ``PUBLISH_EVERY_S`` seconds, and first of all on
-  every assignment (what a crash left unpublished).
+- **Answers go out through the Bus port** (an idempotent ``acks=all`` producer) after every
+  batch, every ``PUBLISH_EVERY_S`` seconds (what a failed publication left), and first of all
+  on every assignment (what a crash left unpublished).
 """
 
 from __future__ import annotations
@@ -52,9 +52,6 @@ log = logging.getLogger(__name__)
 
 APP_ID = "c2m-sync-mdm"
 PUBLISH_EVERY_S = 0.5
-# The agent publishes after this many records; the timer publishes the rest. Publishing after
-# every record would wait for the broker (acks=all) once per record.
-PUBLISH_EVERY_RECORDS = 200
 # Records are consumed in batches of up to this many (one MDM transaction each), gathered for at
 # most BATCH_WITHIN_S: a batch is what makes thousands of records a second possible, the short
 # wait keeps a quiet stream's latency low.
@@ -133,7 +130,6 @@ def build_app(settings: Settings, store: ConsumerStorePort, clock: Clock, publis
 
     @app.agent(topic, concurrency=1)
     async def consume(stream: Any) -> None:
-        since_publish = 0
         async for events in stream.take_events(BATCH_RECORDS, within=BATCH_WITHIN_S):
             records = []
             for event in events:
@@ -151,10 +147,9 @@ def build_app(settings: Settings, store: ConsumerStorePort, clock: Clock, publis
             if not records:
                 continue
             await _process(processor, records, stats, clock)
-            since_publish += len(records)
-            if since_publish >= PUBLISH_EVERY_RECORDS:
-                since_publish = 0
-                await publish()
+            # One publication per batch: a batch is already many answers in one broker
+            # round trip, and publishing at once keeps a quiet stream's latency low.
+            await publish()
 
     @app.timer(PUBLISH_EVERY_S)  # type: ignore[untyped-decorator]
     async def flush() -> None:
