@@ -36,7 +36,7 @@ from tests.browser.support import (
     wait_until,
 )
 
-pytestmark = [pytest.mark.slow, pytest.mark.kafka]
+pytestmark = [pytest.mark.slow, pytest.mark.kafka, pytest.mark.browser]
 
 
 @dataclass
