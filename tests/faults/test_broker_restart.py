@@ -11,16 +11,21 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import threading
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from sync.ccb.commands import CancelPendingStop, RequestStop
 from sync.ccb.sync_requests import SyncRequestState
 from sync.clock import FixedClock
 from sync.devtools.kafka import KafkaLauncherError
+from sync.pipeline.relay import Relay
 from sync.pipeline.stores import open_mdm_store, open_outbox
 from sync.storage.outbox import SqlOutbox
+from sync.transport.bus import Message, Record
 from tests.faults.support import (
     BUSINESS_DATE,
     RestartableBroker,
@@ -32,9 +37,8 @@ from tests.faults.support import (
     toggle_stop,
     wait_for,
 )
-from tests.integration.pipeline_support import ADMIN
+from tests.integration.pipeline_support import ADMIN, loaded_pipeline, pipeline_settings, run
 
-pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(900)]
 
 TENANTS = 150
 DOWN_S = 8.0
@@ -94,6 +98,9 @@ def unsettled(outbox: SqlOutbox) -> int:
                                                  SyncRequestState.SENT))
 
 
+@pytest.mark.kafka
+@pytest.mark.slow
+@pytest.mark.timeout(900)
 async def test_broker_stopped_and_started_again_under_the_pipeline_converges(
         own_broker: RestartableBroker, tmp_path: Path) -> None:
     state = own_broker.state()
@@ -139,3 +146,43 @@ async def test_broker_stopped_and_started_again_under_the_pipeline_converges(
         outbox.store.dispose()
         mdm.dispose()
 
+
+
+class HeldUpBus:
+    """The pipeline's bus, except that the relay's next publication waits (a broker that is
+    down or slow) until ``release`` is set; the records are written when it resumes."""
+
+    def __init__(self, bus: Any) -> None:
+        self.bus = bus
+        self.waiting = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def publish_batch(self, topic: str, messages: Sequence[Message]) -> list[Record]:
+        self.waiting.set()
+        await self.release.wait()
+        return list(await self.bus.publish_batch(topic, messages))
+
+
+async def test_step_3_0_a_stop_canceled_while_the_broker_holds_up_its_publication_converges(
+        tmp_path: Path) -> None:
+    """Steps 1.1 and 3.0 around a broker outage: the relay has read the stop's request and is
+    waiting for the broker when the stop is canceled. The stop reaches MDM once the broker is
+    back; the cancel must reach it too."""
+    settings = pipeline_settings(f"memory://held-{uuid.uuid4().hex[:8]}", tmp_path, "held")
+    pipeline = await loaded_pipeline(settings)
+    try:
+        await pipeline.settle()
+        run(pipeline, RequestStop(account_id="A-TN-02", sa_ids=("SA-TN02-E",),
+                                  stop_date=STOP_DATE))
+        held = HeldUpBus(pipeline.bus)
+        relay = Relay(pipeline.outbox, held, settings.topics.sync_requests,  # type: ignore[arg-type]
+                      pipeline.clock)
+        publishing = asyncio.create_task(relay.relay_batch())
+        await asyncio.wait_for(held.waiting.wait(), 10)
+        run(pipeline, CancelPendingStop(sa_id="SA-TN02-E", cancel_next_start=True))
+        held.release.set()
+        await asyncio.wait_for(publishing, 10)
+        await pipeline.settle()
+        assert_ccb_and_mdm_agree(pipeline.outbox, pipeline.mdm, ADMIN)
+    finally:
+        await pipeline.stop()
