@@ -39,7 +39,6 @@ from tests.faults.support import (
 )
 from tests.integration.pipeline_support import ADMIN, loaded_pipeline, pipeline_settings, run
 
-
 TENANTS = 150
 DOWN_S = 8.0
 STOP_DATE = dt.date(2025, 3, 20)
