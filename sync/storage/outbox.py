@@ -151,7 +151,8 @@ class SqlOutbox:
 
     def mark_sent(self, sent: Sequence[tuple[SyncRequest, int, int]], at: dt.datetime) -> int:
         """Record that the broker acknowledged these writes (request, partition, offset).
-        A request refreshed since it was read stays pending; returns how many were marked.
+        A request refreshed since it was read stays pending; one discarded since (the change
+        was undone) has its entity queued again; returns how many were marked.
         One read of the rows (locked where the database has row locks) and one update of
         each table for the whole batch."""
         marked = 0
@@ -162,11 +163,22 @@ class SqlOutbox:
             stored = rows.states_of(connection, [request.id for request, _, _ in sent],
                                     lock=True)
             chosen: dict[str, tuple[SyncRequest, int, int]] = {}
+            undone: dict[tuple[str, str], SyncRequest] = {}
             for request, partition, offset in sent:
-                if request.id not in chosen and stored.get(request.id) == (
+                state = stored.get(request.id)
+                if request.id not in chosen and state == (
                         request.version, SyncRequestState.PENDING):
                     chosen[request.id] = (request, partition, offset)
+                elif state == (request.version, SyncRequestState.DISCARDED):
+                    undone[(request.entity_type, request.entity_id)] = request
             rows.mark_requests_sent(connection, list(chosen.values()), at)
+            # A change undone while its snapshot was being published is on the topic all the
+            # same, and MDM applies it: only a newer snapshot of the entity as it is now can
+            # take it back, so one is queued (a new version, sent even though it equals the
+            # last snapshot marked sent).
+            for entity_type, entity_id in sorted(undone):
+                self._plan(connection, view, _ids, entity_type, entity_id, at,
+                           force=True).write(connection)
             rows.write(connection, [
                 rows.SentFingerprint(request.entity_type, request.entity_id,
                                      request.fingerprint)
