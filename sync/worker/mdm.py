@@ -20,6 +20,7 @@ from typing import Literal
 from sync.clock import Clock, clock_for
 from sync.config.admin import AdminConfig, load_admin_config
 from sync.config.settings import Settings, load_settings
+from sync.pipeline.ccb_worker import ensure_topics
 from sync.storage.mdm import MdmStore
 from sync.transport.bus import bus_for
 from sync.worker.health import HealthCheck, start_health_server
@@ -47,6 +48,9 @@ async def run_mdm_worker(settings: Settings, admin: AdminConfig, clock: Clock,
     try:
         await asyncio.to_thread(store.create_schema)
         await bus.start()
+        # A faust consumer subscribed to a topic that does not exist yet gets no partitions
+        # and idles; creating missing topics first (as the CCB worker does) avoids that.
+        await ensure_topics(bus, settings)
         if engine == "faust":
             from sync.worker.faust_app import APP_ID, build_app, run_faust_worker
 

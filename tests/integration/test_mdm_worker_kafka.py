@@ -33,6 +33,7 @@ from sync.transport.bus import Message, Record
 from sync.transport.kafka import KafkaBus
 from sync.transport.topics import sync_topic_specs
 from sync.worker.faust_app import build_app, run_faust_worker
+from sync.worker.mdm import run_mdm_worker
 from sync.worker.stats import Verdict, WorkerStats
 from tests.unit.mapping.builders import person_message, sa_message
 from tests.unit.mdm.builders import default_admin
@@ -275,3 +276,35 @@ async def test_worker_killed_mid_stream_loses_nothing_and_applies_nothing_twice(
     # once on the way out).
     acks = await rig.acks(len(messages), timeout_s=120)
     assert {ack.sync_request_id for ack in acks} == {m.sync_request_id for m in messages}
+
+
+async def test_a_worker_started_before_its_topics_exist_creates_them_and_consumes(
+        kafka_bootstrap: str, tmp_path: Path) -> None:
+    """A faust consumer subscribed to a missing topic would get no partitions and idle for
+    ever: the worker creates the missing sync topics before it subscribes."""
+    prefix = f"mdmw-new-{uuid.uuid4().hex[:8]}"
+    settings = Settings(
+        broker_url=f"kafka://{kafka_bootstrap}", mdm_db_url=f"sqlite:///{tmp_path / 'mdm.db'}",
+        topic_partitions=3,
+        topics=TopicNames(sync_requests=f"{prefix}.sync", acknowledgements=f"{prefix}.acks",
+                          dead_letters=f"{prefix}.dlq"))
+    stop = asyncio.Event()
+    stats = WorkerStats()
+    worker = asyncio.create_task(run_mdm_worker(settings, ADMIN, CLOCK, stop, engine="faust",
+                                                stats=stats, app_id=f"{prefix}-app"))
+    bus = KafkaBus(kafka_bootstrap)
+    await bus.start()
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            described = await bus.describe_topics([settings.topics.sync_requests])
+            if described and described[0].partitions == 3:
+                break
+            assert time.monotonic() < deadline, "the worker did not create its topics"
+            await asyncio.sleep(0.5)
+        await bus.publish_batch(settings.topics.sync_requests, [keyed(sa_message("SA-1"))])
+        await wait_for(lambda: stats.counts[Verdict.APPLIED] == 1, 90, "the message applied")
+    finally:
+        stop.set()
+        await asyncio.wait_for(worker, 60)
+        await bus.stop()
