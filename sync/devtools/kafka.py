@@ -91,6 +91,9 @@ def free_loopback_port() -> int:
 
 def _port_is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As the broker binds: a port whose old connections linger in TIME_WAIT after a stop
+        # is free for it, so a broker restarted at once keeps its address.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
