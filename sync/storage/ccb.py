@@ -2,17 +2,22 @@
 
 One command is one unit of work is one transaction: :meth:`SqlCcbStore.execute` opens it, hands
 the command a :class:`~sync.storage.ccb_view.SqlCcbView` and an id source bound to it, persists
-the :class:`~sync.ccb.changes.Changes` the command returns, records every ``changed`` entry in
-``entity_changes`` (the outbox hook), runs the registered change hooks, and commits. Any
-exception rolls all of it back.
+the :class:`~sync.ccb.changes.Changes` the command returns (a few statements per table,
+:mod:`sync.storage.ccb_persist`), records every ``changed`` entry in ``entity_changes`` (one
+insert), runs the registered change hooks (they get a view that knows the entities just
+written), and commits. Any exception rolls all of it back.
 
-Concurrency is optimistic: an updated entity carries ``version = version read + 1`` and is
-written with ``UPDATE ... WHERE id = :id AND version = :version_read``; no matching row means
-another unit of work won, and :class:`~sync.ccb.errors.ConcurrentUpdateError` rolls this one
-back. On PostgreSQL (read committed) the losing UPDATE waits for the winner's row lock and then
-matches nothing. SQLite has a single writer: a writing unit of work starts with ``BEGIN
-IMMEDIATE``, so units are serialized and never read a version that changes under them (the
-version check still guards against stale input such as a version read in an earlier unit).
+Concurrency is optimistic: an updated entity carries ``version = version read + 1``; the
+versions stored are read with ``SELECT ... FOR UPDATE`` before the update (``UPDATE ... WHERE id
+= :id AND version = :version_read``, all entities of a table in one statement). A stored version
+other than the one read means another unit of work won, and
+:class:`~sync.ccb.errors.ConcurrentUpdateError` rolls this one back. On PostgreSQL (read
+committed) the losing unit waits for the winner's row lock and then reads its version. SQLite
+has a single writer: a writing unit of work starts with ``BEGIN IMMEDIATE``, so units are
+serialized and never read a version that changes under them (the version check still guards
+against stale input such as a version read in an earlier unit). SQLite runs in write-ahead-log
+mode with ``synchronous = NORMAL``: a commit does not wait for the disk, and a power loss may
+undo the last commits but never corrupts the database.
 """
 
 from __future__ import annotations

@@ -124,8 +124,11 @@ def pending_of_many(connection: Connection, keys: Sequence[EntityKey], *,
     c = sync_requests.c
     found: dict[EntityKey, SyncRequest] = {}
     for part in in_batches(list(keys), _KEY_BATCH):
-        query = select(sync_requests).where(c.state == SyncRequestState.PENDING.value,
-                                            _key_filter(c, part))
+        # ``state || ''``: the entities' index, not the (state, seq) one. Given a list of
+        # entities, SQLite's planner would otherwise read every pending request of the queue
+        # by state, and the cost of a unit would grow with the queue.
+        query = select(sync_requests).where(
+            c.state.concat("") == SyncRequestState.PENDING.value, _key_filter(c, part))
         rows = connection.execute(query.with_for_update() if lock else query).mappings()
         for row in rows:
             request = request_of(row)
