@@ -507,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    sizes = [int(size) for size in args.changes.split(",") if size]
+    sizes = [int(size) for size in args.changes.split(",") if size and int(size) > 0]
     kinds = [kind for kind in args.databases.split(",") if kind]
     result: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
