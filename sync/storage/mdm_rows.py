@@ -8,8 +8,8 @@ batch path), which is what lets one transaction hold hundreds of consumed record
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Connection, Table, delete, insert, select, update
 
@@ -25,6 +25,8 @@ from sync.mdm.model import (
 )
 from sync.mdm.ports import ConsumedPosition
 from sync.storage import mdm_schema as t
+
+E = TypeVar("E")
 
 # Bound parameters per IN list: far below every supported database's limit.
 IN_CHUNK = 500
@@ -74,10 +76,16 @@ def load_subscriptions(connection: Connection,
 
 def load_subscriptions_by_id(connection: Connection,
                              external_ids: Iterable[str]) -> list[UsageSubscription]:
-    ids = sorted(set(external_ids))
-    found: list[UsageSubscription] = []
-    for part in chunks(ids):
-        found += load_subscriptions(connection, t.usage_subscriptions.c.external_id.in_(part))
+    return _by_ids(load_subscriptions, connection, t.usage_subscriptions.c.external_id,
+                   external_ids)
+
+
+def _by_ids(load: Callable[[Connection, ColumnElement[bool]], list[E]], connection: Connection,
+            key: ColumnElement[str], ids: Iterable[str]) -> list[E]:
+    """What ``load`` finds for ``ids``, asked in chunks of bound parameters."""
+    found: list[E] = []
+    for part in chunks(sorted(set(ids))):
+        found += load(connection, key.in_(part))
     return found
 
 
@@ -97,20 +105,16 @@ def load_service_points(connection: Connection,
 
 def load_service_points_by_id(connection: Connection,
                               sp_ids: Iterable[str]) -> list[ServicePointCopy]:
-    ids = sorted(set(sp_ids))
-    found: list[ServicePointCopy] = []
-    for part in chunks(ids):
-        found += load_service_points(connection, t.service_points.c.sp_id.in_(part))
-    return found
+    return _by_ids(load_service_points, connection, t.service_points.c.sp_id, sp_ids)
+
+
+def _load_contacts(connection: Connection, condition: ColumnElement[bool]) -> list[Contact]:
+    rows = connection.execute(select(t.contacts).where(condition)).mappings()
+    return [Contact.model_validate(dict(row)) for row in rows]
 
 
 def load_contacts_by_id(connection: Connection, contact_ids: Iterable[str]) -> list[Contact]:
-    ids = sorted(set(contact_ids))
-    found: list[Contact] = []
-    for part in chunks(ids):
-        rows = connection.execute(select(t.contacts).where(t.contacts.c.contact_id.in_(part)))
-        found += [Contact.model_validate(dict(row)) for row in rows.mappings()]
-    return found
+    return _by_ids(_load_contacts, connection, t.contacts.c.contact_id, contact_ids)
 
 
 # --- entities -> rows ------------------------------------------------------------------------
