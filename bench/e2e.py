@@ -274,40 +274,62 @@ def wait_synchronized(outbox: SqlOutbox, expected: int, workers: Workers,
         time.sleep(0.05)
 
 
-def run_throughput(bootstrap: str, kind: str, count: int, unit: int,
-                   source: str) -> tuple[Throughput, list[bytes]]:
+@dataclass
+class Stage:
+    """A running pipeline over ``count`` set-up SAs: the driver's store and the workers."""
+
+    admin: Any
+    clock: SystemClock
+    targets: list[tuple[str, str]]
+    workers: Workers
+    outbox: SqlOutbox
+
+    @property
+    def stop_date(self) -> dt.date:
+        return self.clock.business_date() + dt.timedelta(days=30)
+
+    def request_stops(self, targets: list[tuple[str, str]]) -> None:
+        self.outbox.store.execute(stop_units(targets, self.stop_date, self.clock, self.admin))
+
+
+@contextlib.contextmanager
+def staged(bootstrap: str, kind: str, count: int, stopping: bool = False) -> Iterator[Stage]:
     with tempfile.TemporaryDirectory(prefix="c2m-bench-e2e-") as name, \
             databases(kind, Path(name)) as dbs:
-        folder = Path(name)
         admin = load_admin_config()
         clock = SystemClock()
-        targets = populate(dbs.ccb, count, clock.business_date(), stopping=source == "saact")
+        targets = populate(dbs.ccb, count, clock.business_date(), stopping=stopping)
         workers = Workers(worker_env(bootstrap, dbs, f"bench-{uuid.uuid4().hex[:8]}"),
                           free_loopback_port())
         outbox = open_outbox(dbs.ccb, admin, clock)
         try:
-            workers.start(folder, "ccb", "mdm")
-            stop_date = clock.business_date() + dt.timedelta(days=30)
-            started = time.perf_counter()
-            if source == "saact":
-                report = load_jobs().run("SAACT", JobContext(
-                    admin=admin, clock=clock, store=outbox.store,
-                    queries=SqlBatchQueries(outbox.store.engine), chunk_size=unit))
-                if report.changed != count:
-                    raise RuntimeError(f"SAACT stopped {report.changed} of {count} SAs")
-            else:
-                for first in range(0, count, unit):
-                    outbox.store.execute(stop_units(targets[first:first + unit], stop_date,
-                                                    clock, admin))
-            submitted = time.perf_counter() - started
-            states = wait_synchronized(outbox, count, workers, timeout_s=120 + count / 100)
-            seconds = time.perf_counter() - started
-            with outbox.store.engine.connect() as connection:
-                payloads = list(connection.execute(
-                    select(sync_requests.c.payload).order_by(sync_requests.c.seq)).scalars())
+            workers.start(Path(name), "ccb", "mdm")
+            yield Stage(admin, clock, targets, workers, outbox)
         finally:
             workers.stop()
             outbox.store.dispose()
+
+
+def run_throughput(bootstrap: str, kind: str, count: int, unit: int,
+                   source: str) -> tuple[Throughput, list[bytes]]:
+    with staged(bootstrap, kind, count, stopping=source == "saact") as stage:
+        outbox = stage.outbox
+        started = time.perf_counter()
+        if source == "saact":
+            report = load_jobs().run("SAACT", JobContext(
+                admin=stage.admin, clock=stage.clock, store=outbox.store,
+                queries=SqlBatchQueries(outbox.store.engine), chunk_size=unit))
+            if report.changed != count:
+                raise RuntimeError(f"SAACT stopped {report.changed} of {count} SAs")
+        else:
+            for first in range(0, count, unit):
+                stage.request_stops(stage.targets[first:first + unit])
+        submitted = time.perf_counter() - started
+        states = wait_synchronized(outbox, count, stage.workers, timeout_s=120 + count / 100)
+        seconds = time.perf_counter() - started
+        with outbox.store.engine.connect() as connection:
+            payloads = list(connection.execute(
+                select(sync_requests.c.payload).order_by(sync_requests.c.seq)).scalars())
     return Throughput(kind, source, count, seconds, submitted, count / seconds,
                       states), payloads
 
@@ -333,35 +355,20 @@ def run_latency(bootstrap: str, kind: str, rate: int, seconds: int) -> Latency:
     count = rate * seconds
     tick_s = 0.01
     per_tick = max(1, round(rate * tick_s))
-    with tempfile.TemporaryDirectory(prefix="c2m-bench-latency-") as name, \
-            databases(kind, Path(name)) as dbs:
-        folder = Path(name)
-        admin = load_admin_config()
-        clock = SystemClock()
-        targets = populate(dbs.ccb, count, clock.business_date())
-        workers = Workers(worker_env(bootstrap, dbs, f"bench-{uuid.uuid4().hex[:8]}"),
-                          free_loopback_port())
-        outbox = open_outbox(dbs.ccb, admin, clock)
-        try:
-            workers.start(folder, "ccb", "mdm")
-            stop_date = clock.business_date() + dt.timedelta(days=30)
-            started = time.perf_counter()
-            for tick, first in enumerate(range(0, count, per_tick)):
-                # A fixed schedule: a late tick is not made up by a burst's worth of waiting.
-                delay = started + tick * tick_s - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-                outbox.store.execute(stop_units(targets[first:first + per_tick], stop_date,
-                                                clock, admin))
-            achieved = count / (time.perf_counter() - started)
-            wait_synchronized(outbox, count, workers, timeout_s=120 + count / 100)
-            with outbox.store.engine.connect() as connection:
-                rows = connection.execute(select(
-                    sync_requests.c.created_at, sync_requests.c.sent_at,
-                    sync_requests.c.acknowledged_at)).all()
-        finally:
-            workers.stop()
-            outbox.store.dispose()
+    with staged(bootstrap, kind, count) as stage:
+        started = time.perf_counter()
+        for tick, first in enumerate(range(0, count, per_tick)):
+            # A fixed schedule: a late tick is not made up by a burst's worth of waiting.
+            delay = started + tick * tick_s - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            stage.request_stops(stage.targets[first:first + per_tick])
+        achieved = count / (time.perf_counter() - started)
+        wait_synchronized(stage.outbox, count, stage.workers, timeout_s=120 + count / 100)
+        with stage.outbox.store.engine.connect() as connection:
+            rows = connection.execute(select(
+                sync_requests.c.created_at, sync_requests.c.sent_at,
+                sync_requests.c.acknowledged_at)).all()
     done = [(created, sent, acked) for created, sent, acked in rows if acked is not None]
     latencies = sorted(_ms(acked - created) for created, _, acked in done)
     cuts = statistics.quantiles(latencies, n=100, method="inclusive")
