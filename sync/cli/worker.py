@@ -1,8 +1,8 @@
 """``c2m-sync worker [ccb|mdm|all]``: the long-running processes of the pipeline.
 
 - ``ccb``: the relay (``SYNC-RELAY``), the acknowledgement consumer and ``SYNC-TIMEOUT``.
-- ``mdm``: the MDM worker; on ``kafka://`` a faust-streaming agent by default
-  (``--engine loop`` for the plain bus loop), on ``memory://`` the bus loop.
+- ``mdm``: the MDM worker; the bus loop by default (``--engine faust`` for the faust-streaming
+  agent, Kafka only; see docs/worker.md for why the loop is the default).
 - ``all``: both in one process (the only way to run them on the in-process bus; each run
   then uses topic names of its own, because the in-process topics start empty every time).
 
@@ -35,7 +35,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     worker.add_argument("side", nargs="?", choices=["ccb", "mdm", "all"], default="all")
     worker.add_argument("--engine", choices=["faust", "loop"],
-                        help="MDM worker engine (default: faust on kafka://, loop otherwise)")
+                        help="MDM worker engine (default: loop)")
     worker.add_argument("--health-port", type=int, default=0,
                         help="serve the MDM worker's GET /health on this port (0: none)")
     worker.add_argument("--health-host", default="127.0.0.1")
@@ -57,11 +57,7 @@ def _run(context: Context, args: argparse.Namespace) -> int:
             if again:
                 log.info("%d sync requests sent on an earlier run's in-process bus are queued "
                          "again", again)
-    engine: Engine = "faust" if settings.broker_url.startswith("kafka://") else "loop"
-    if args.engine == "loop":
-        engine = "loop"
-    elif args.engine == "faust":
-        engine = "faust"
+    engine: Engine = "faust" if args.engine == "faust" else "loop"
     if args.side == "mdm" and settings.broker_url.startswith("memory://"):
         log.warning("the in-process bus lives in this process only: nothing else can publish "
                     "to this MDM worker (use 'worker all' or a kafka:// broker)")

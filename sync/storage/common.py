@@ -20,6 +20,9 @@ from sqlalchemy.engine import URL, Connection
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_BEGIN_OPTION = "sqlite_begin"
+PG_CONNECT_TIMEOUT_S = 10
+PG_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
+                 "keepalives_count": 3}
 
 
 def normalize_url(url: str | URL) -> URL:
@@ -36,6 +39,13 @@ def create_engine_for(url: str | URL, **options: Any) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed, **options)
     options.setdefault("pool_pre_ping", True)
+    # Never wait for ever on a server that is restarting or gone: a connection attempt gives
+    # up after CONNECT_TIMEOUT_S and TCP keepalives notice a dead peer within about half a
+    # minute, so the workers' outage handling (retry with backoff) sees an error it can act on.
+    connect_args = options.setdefault("connect_args", {})
+    connect_args.setdefault("connect_timeout", PG_CONNECT_TIMEOUT_S)
+    for name, value in PG_KEEPALIVES.items():
+        connect_args.setdefault(name, value)
     return create_engine(parsed, **options)
 
 

@@ -33,7 +33,7 @@ log = logging.getLogger("sync.worker")
 
 async def run_mdm_worker(settings: Settings, admin: AdminConfig, clock: Clock,
                          stop_event: asyncio.Event, *, health_port: int = 0,
-                         health_host: str = "127.0.0.1", engine: Engine = "faust",
+                         health_host: str = "127.0.0.1", engine: Engine = "loop",
                          stats: WorkerStats | None = None,
                          app_id: str | None = None) -> WorkerStats:
     """Consume the sync topic into the MDM store at ``settings.mdm_db_url`` (schema created
@@ -77,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--broker", help="kafka://HOST:PORT or memory:// (C2M_SYNC_BROKER_URL)")
     parser.add_argument("--mdm-db-url", help="MDM database URL (C2M_SYNC_MDM_DB_URL)")
     parser.add_argument("--admin-config", type=Path, help="admin data YAML file")
-    parser.add_argument("--engine", choices=["faust", "loop"], default="faust")
+    parser.add_argument("--engine", choices=["faust", "loop"], default="loop")
     parser.add_argument("--health-port", type=int, default=0,
                         help="serve GET /health on this port (0: no endpoint)")
     parser.add_argument("--health-host", default="127.0.0.1")

@@ -254,8 +254,8 @@ class WorkerProcess:
 
     @classmethod
     def mdm(cls, settings: Settings, log_path: Path, *, app_id: str | None = None,
-            engine: str = "faust") -> WorkerProcess:
-        """``python -m sync.worker.mdm`` (the faust agent by default)."""
+            engine: str = "loop") -> WorkerProcess:
+        """``python -m sync.worker.mdm`` (the bus loop, the default engine, unless ``engine``)."""
         argv = [sys.executable, "-m", "sync.worker.mdm", "--engine", engine,
                 "--app-id", app_id or f"mdm-fault-{uuid.uuid4().hex[:6]}"]
         return cls(argv, worker_env(settings), log_path)
