@@ -110,13 +110,14 @@ def _check_versions_read(connection: Connection, kind: EntityTable,
     """Refuse the first entity whose stored version is not the one its update read. The rows
     are locked until the end of the transaction (PostgreSQL; SQLite's writer holds the whole
     database), so the bulk update that follows cannot lose a row to another writer: a writer
-    that got there first is seen here, and one that comes later waits."""
+    that got there first is seen here, and one that comes later waits. Rows are locked in id
+    order, so two units locking overlapping sets of a table queue rather than deadlock."""
     table = kind.table
     stored: dict[str, int] = {}
     for part in in_batches([_entity_id(entity) for entity in entities]):
         stored.update((str(row[0]), int(row[1])) for row in connection.execute(
             select(table.c.id, table.c.version).where(table.c.id.in_(part))
-            .with_for_update()))
+            .order_by(table.c.id).with_for_update()))
     for entity in entities:
         if stored.get(_entity_id(entity)) != _version(entity) - 1:
             raise ConcurrentUpdateError(_entity_id(entity), kind.kind,

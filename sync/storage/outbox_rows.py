@@ -80,8 +80,8 @@ def by_ids(connection: Connection, request_ids: Sequence[str], *,
     found: dict[str, SyncRequest] = {}
     for part in in_batches(list(dict.fromkeys(request_ids))):
         query = select(sync_requests).where(sync_requests.c.id.in_(part))
-        if lock:
-            query = query.with_for_update()
+        if lock:  # in id order: writers locking overlapping batches queue, not deadlock
+            query = query.order_by(sync_requests.c.id).with_for_update()
         found.update((row["id"], request_of(row))
                      for row in connection.execute(query).mappings())
     return found
@@ -94,8 +94,8 @@ def states_of(connection: Connection, request_ids: Sequence[str], *,
     found: dict[str, tuple[int, SyncRequestState]] = {}
     for part in in_batches(list(dict.fromkeys(request_ids))):
         query = select(c.id, c.version, c.state).where(c.id.in_(part))
-        if lock:
-            query = query.with_for_update()
+        if lock:  # in id order, as in by_ids
+            query = query.order_by(c.id).with_for_update()
         found.update((str(row[0]), (int(row[1]), SyncRequestState(row[2])))
                      for row in connection.execute(query))
     return found
@@ -129,7 +129,9 @@ def pending_of_many(connection: Connection, keys: Sequence[EntityKey], *,
         # by state, and the cost of a unit would grow with the queue.
         query = select(sync_requests).where(
             c.state.concat("") == SyncRequestState.PENDING.value, _key_filter(c, part))
-        rows = connection.execute(query.with_for_update() if lock else query).mappings()
+        if lock:  # in entity order, for the same reason
+            query = query.order_by(c.entity_type, c.entity_id).with_for_update()
+        rows = connection.execute(query).mappings()
         for row in rows:
             request = request_of(row)
             found[(request.entity_type, request.entity_id)] = request
@@ -142,8 +144,10 @@ def sync_entities_of_many(connection: Connection, keys: Sequence[EntityKey], *,
     found: dict[EntityKey, RowMapping] = {}
     for part in in_batches(list(keys), _KEY_BATCH):
         query = select(sync_entities).where(_key_filter(sync_entities.c, part))
-        for row in connection.execute(
-                query.with_for_update() if lock else query).mappings():
+        if lock:
+            query = query.order_by(sync_entities.c.entity_type,
+                                   sync_entities.c.entity_id).with_for_update()
+        for row in connection.execute(query).mappings():
             found[(row["entity_type"], row["entity_id"])] = row
     return found
 
