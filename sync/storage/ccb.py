@@ -38,6 +38,8 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from sync.ccb.changes import Changes
@@ -112,8 +114,17 @@ class SqlIdSource:
             .values(next_value=counters.c.next_value + step)
             .returning(counters.c.next_value)).scalar()
         if value is None:
-            self.connection.execute(insert(counters).values(kind=kind, next_value=step))
-            value = step
+            # The kind's first id: two units may both find no counter. Each inserts it unless
+            # it is there (the second waits for the first's insert to commit, then inserts
+            # nothing), then both move it on in turn: no unit fails on the counter's key.
+            dialect = self.connection.dialect.name
+            create = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(counters)
+            self.connection.execute(create.values(kind=kind, next_value=0)
+                                    .on_conflict_do_nothing(index_elements=[counters.c.kind]))
+            value = self.connection.execute(
+                update(counters).where(counters.c.kind == kind)
+                .values(next_value=counters.c.next_value + step)
+                .returning(counters.c.next_value)).scalar_one()
         return int(value)
 
 
