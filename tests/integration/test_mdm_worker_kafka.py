@@ -1,6 +1,6 @@
 """The MDM worker on a real Apache Kafka: the faust agent applies and acknowledges, dead-letters
-malformed messages and goes on, and a worker process killed with SIGKILL in the middle of
-10,000 messages loses none and applies none twice once restarted."""
+malformed messages and goes on, and a worker process (the default engine) killed with SIGKILL in
+the middle of 10,000 messages loses none and applies none twice once restarted."""
 
 from __future__ import annotations
 
@@ -207,7 +207,7 @@ def start_worker(rig: Rig, log_path: Path, app_id: str) -> subprocess.Popen[byte
     with log_path.open("ab") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "sync.worker.mdm", "--broker", rig.settings.broker_url,
-             "--mdm-db-url", rig.url, "--engine", "faust", "--app-id", app_id],
+             "--mdm-db-url", rig.url, "--app-id", app_id],  # the default engine
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
