@@ -78,7 +78,7 @@ def sa_rows(count: int, today: dt.date,
     since = today - dt.timedelta(days=365)
     status = SaStatus.PENDING_STOP if stopping else SaStatus.ACTIVE
     end = today if stopping else None
-    for table, rows in saact_data._rows(count, today):
+    for table, rows in saact_data.due_rows(count, today):
         if table is schema.service_points:  # metered: MDM's D2-VALUSMC wants a gallon channel
             rows = [{**row, "meter_id": f"BM-{row['id']}", "measuring_components": [
                 {"id": f"BMC-{row['id']}", "mc_class": "gallon", "channel": "direct"}]}
@@ -245,10 +245,6 @@ def stop_units(targets: list[tuple[str, str]], stop_date: dt.date, clock: System
     return unit
 
 
-def synchronized(outbox: SqlOutbox) -> dict[str, int]:
-    return outbox.counts()
-
-
 @dataclass
 class Throughput:
     database: str
@@ -264,7 +260,7 @@ def wait_synchronized(outbox: SqlOutbox, expected: int, workers: Workers,
                       timeout_s: float) -> dict[str, int]:
     deadline = time.monotonic() + timeout_s
     while True:
-        counts = synchronized(outbox)
+        counts = outbox.counts()
         done = counts.get("SYNCHRONIZED", 0) + counts.get("ERROR", 0)
         if done >= expected:
             return counts

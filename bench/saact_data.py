@@ -37,7 +37,7 @@ def _template(kind: schema.EntityTable, entity: Any) -> dict[str, Any]:
     return kind.to_row(entity)
 
 
-def _rows(count: int, today: dt.date, start: int = 0) -> Iterator[tuple[Table, list[dict[str,
+def due_rows(count: int, today: dt.date, start: int = 0) -> Iterator[tuple[Table, list[dict[str,
                                                                                          Any]]]]:
     since = today - dt.timedelta(days=400)
     address = Address(line1="1 Main St", city="Springfield", state="IL", postal_code="62701")
@@ -100,7 +100,7 @@ def _not_due_rows(count: int, today: dt.date) -> Iterator[tuple[Table, list[dict
 def populate(engine: Engine, due: int, not_due: int, today: dt.date) -> None:
     """``due`` ready pending SAs due ``today`` and ``not_due`` pending SAs dated later."""
     with engine.begin() as connection:
-        for table, rows in _rows(due, today):
+        for table, rows in due_rows(due, today):
             if rows:
                 connection.execute(insert(table), rows)
         if not_due:

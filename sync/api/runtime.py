@@ -7,8 +7,8 @@ so a command entered through the API or the console is synchronized like any oth
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
-from functools import cached_property
 
 from sync.clock import Clock, clock_for
 from sync.config.admin import AdminConfig
@@ -34,25 +34,38 @@ class Runtime:
     settings: Settings
     admin: AdminConfig
     access: AccessPolicy = field(default_factory=AccessPolicy)
+    _outbox: SqlOutbox | None = field(default=None, init=False, repr=False)
+    _mdm: MdmStore | None = field(default=None, init=False, repr=False)
+    # Requests run in worker threads: two first requests at once must not open two engines.
+    _opening: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @property
     def clock(self) -> Clock:
         return clock_for(self.settings.business_date, self.admin.installation.base_time_zone)
 
-    @cached_property
+    @property
     def outbox(self) -> SqlOutbox:
-        return open_outbox(self.settings.ccb_db_url, self.admin, self.clock)
+        with self._opening:
+            if self._outbox is None:
+                self._outbox = open_outbox(self.settings.ccb_db_url, self.admin, self.clock)
+            return self._outbox
 
     @property
     def ccb(self) -> SqlCcbStore:
         return self.outbox.store
 
-    @cached_property
+    @property
     def mdm(self) -> MdmStore:
-        return open_mdm_store(self.settings.mdm_db_url, self.admin)
+        with self._opening:
+            if self._mdm is None:
+                self._mdm = open_mdm_store(self.settings.mdm_db_url, self.admin)
+            return self._mdm
 
     def close(self) -> None:
-        if "outbox" in self.__dict__:
-            self.outbox.store.dispose()
-        if "mdm" in self.__dict__:
-            self.mdm.dispose()
+        with self._opening:
+            if self._outbox is not None:
+                self._outbox.store.dispose()
+                self._outbox = None
+            if self._mdm is not None:
+                self._mdm.dispose()
+                self._mdm = None
