@@ -298,12 +298,11 @@ def due_reminders(contacts: Iterable[CustomerContact],
 
 def mark_reminders_sent(contact: CustomerContact, indexes: Iterable[int]) -> CustomerContact:
     """The contact (as read) with the reminders at ``indexes`` marked sent, so that TD-CCCB
-    raises each reminder once. Pass all of a contact's due reminders in one call: the result
-    is the next version of the contact read."""
+    raises each reminder once. The version is left as read: saving it through the unit of work
+    gives it the next one."""
     reminders = list(contact.reminders)
     for index in indexes:
         if not 0 <= index < len(reminders):
             raise InvalidCommand("contact", contact.id, f"reminders[{index}]", "no such reminder")
         reminders[index] = reminders[index].model_copy(update={"sent": True})
-    return contact.model_copy(update={"reminders": tuple(reminders),
-                                      "version": contact.version + 1})
+    return contact.model_copy(update={"reminders": tuple(reminders)})

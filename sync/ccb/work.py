@@ -172,55 +172,70 @@ class Work:
 
     # --- saving ------------------------------------------------------------------------------
 
-    def _versioned(self, entity: Any, stored: Any) -> Any:
-        version = 1 if stored is None else stored.version + 1
+    def _versioned(self, entity: Any, stored_by_id: Callable[[str], Any],
+                   pending_by_id: dict[str, Any]) -> Any:
+        """``entity`` with the version it is written at: the one already given to it if this
+        unit saved it before, 1 if it is new, else one above the version the rules read.
+
+        The read version, not the stored one: on PostgreSQL (read committed) the stored one,
+        read now, may be another unit's commit made since the rules read the entity; writing one
+        above it would overwrite that change unseen. One above the version read is refused at
+        persist when the stored version moved on."""
+        pending = pending_by_id.get(entity.id)
+        if pending is not None:
+            version = pending.version
+        elif stored_by_id(entity.id) is None:
+            version = 1
+        else:
+            version = entity.version + 1
         return entity if entity.version == version else entity.model_copy(
             update={"version": version})
 
     def save_sa(self, sa: ServiceAgreement) -> ServiceAgreement:
-        saved: ServiceAgreement = self._versioned(sa, self.base.sa(sa.id))
+        saved: ServiceAgreement = self._versioned(sa, self.base.sa, self.changes.sas)
         self.changes.put_sa(saved)
         return saved
 
     def save_account(self, account: Account) -> Account:
-        saved: Account = self._versioned(account, self.base.account(account.id))
+        saved: Account = self._versioned(account, self.base.account, self.changes.accounts)
         self.changes.put_account(saved)
         return saved
 
     def save_person(self, person: Person) -> Person:
-        saved: Person = self._versioned(person, self.base.person(person.id))
+        saved: Person = self._versioned(person, self.base.person, self.changes.persons)
         self.changes.put_person(saved)
         return saved
 
     def save_premise(self, premise: Premise) -> Premise:
-        saved: Premise = self._versioned(premise, self.base.premise(premise.id))
+        saved: Premise = self._versioned(premise, self.base.premise, self.changes.premises)
         self.changes.put_premise(saved)
         return saved
 
     def save_contact(self, contact: CustomerContact) -> CustomerContact:
-        saved: CustomerContact = self._versioned(contact, self.base.contact(contact.id))
+        saved: CustomerContact = self._versioned(contact, self.base.contact, self.changes.contacts)
         self.changes.put_contact(saved)
         return saved
 
     def save_financial_transaction(self, ft: FinancialTransaction) -> FinancialTransaction:
-        saved: FinancialTransaction = self._versioned(ft, self.base.financial_transaction(ft.id))
+        saved: FinancialTransaction = self._versioned(
+            ft, self.base.financial_transaction, self.changes.financial_transactions)
         self.changes.put_financial_transaction(saved)
         return saved
 
     def save_budget(self, budget: Budget) -> Budget:
-        saved: Budget = self._versioned(budget, self.base.budget(budget.id))
+        saved: Budget = self._versioned(budget, self.base.budget, self.changes.budgets)
         self.changes.put_budget(saved)
         return saved
 
     def save_collection_process(self, process: CollectionProcess) -> CollectionProcess:
         saved: CollectionProcess = self._versioned(
-            process, self.base.collection_process(process.id))
+            process, self.base.collection_process, self.changes.collection_processes)
         self.changes.put_collection_process(saved)
         return saved
 
     def save_severance_process(self, process: SeveranceProcess) -> SeveranceProcess:
         saved: SeveranceProcess = self._versioned(
-            process, self.base.severance_process(process.id))
+            process, self.base.severance_process, self.changes.severance_processes)
         self.changes.put_severance_process(saved)
         return saved
 

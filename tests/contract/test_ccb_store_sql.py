@@ -14,11 +14,13 @@ from sync.ccb.changes import Changes
 from sync.ccb.errors import ConcurrentUpdateError
 from sync.ccb.model import DrillKey, MeterRead, Person, SaStatus, ToDoEntry, ToDoStatus
 from sync.ccb.ports import CcbView, IdSource
+from sync.ccb.work import Work
 from sync.clock import FixedClock
 from sync.storage import ccb_schema
 from sync.storage.ccb import CcbStoreError, RecordedChange, SqlCcbStore
 from sync.storage.ccb_view import SqlCcbView
 from tests.contract.ccb_store_support import NOW, StoreUnderTest, every_entity
+from tests.integration.pipeline_support import ADMIN
 
 
 @pytest.fixture
@@ -73,6 +75,34 @@ def test_two_threads_that_read_the_same_sa_cannot_both_win(postgres_url: str) ->
     assert sa.version == 2
     assert sa.end_date in {dt.date(2025, 4, 1), dt.date(2025, 4, 2)}
     assert [c.entity_id for c in store.entity_changes()].count("SA-1") == 2  # seed + winner
+    store.dispose()
+
+
+@pytest.mark.postgres
+def test_a_commit_between_the_rules_read_and_the_save_is_a_conflict(postgres_url: str) -> None:
+    """Read committed lets a later statement of a unit see another unit's commit. The version
+    a save writes must follow the version the rules decided on, not a fresh read made at save
+    time, or the unit overwrites a change it never saw (two request-stops both winning)."""
+    store = SqlCcbStore(postgres_url)
+    store.create_schema()
+    store.execute(lambda view, ids: every_entity())
+
+    def slow_unit(view: CcbView, ids: IdSource) -> Changes:
+        work = Work(view, ids, ADMIN, dt.date(2025, 3, 3), NOW, "csr")
+        sa = work.sa("SA-1")
+        assert sa is not None
+        assert sa.end_date is not None
+        assert sa.version == 1
+        store.execute(lambda v, i: _stop_moved_by(v, 1))  # another unit commits version 2
+        work.save_sa(sa.model_copy(update={"end_date": sa.end_date + dt.timedelta(days=9)}))
+        return work.changes
+
+    with pytest.raises(ConcurrentUpdateError, match="SA-1"):
+        store.execute(slow_unit)
+    sa = store.read(lambda view: view.sa("SA-1"))
+    assert sa is not None
+    assert sa.version == 2
+    assert sa.end_date == dt.date(2025, 4, 1)  # the other unit's change, not overwritten
     store.dispose()
 
 

@@ -83,9 +83,9 @@ def resolve_todos(work: Work, drill_key: DrillKey, purposes: Sequence[str],
         entry = work.open_todo(todo_type_code(work.admin, purpose), drill_key)
         if entry is None or entry.status is ToDoStatus.COMPLETE:
             continue
-        stored = work.base.todo(entry.id)
-        version = entry.version if stored is None or entry.id in work.changes.todos \
-            else stored.version + 1
+        # One above the version read (the entry saved earlier in this unit keeps its version):
+        # a version re-read now could be another unit's commit, which this one would overwrite.
+        version = entry.version if entry.id in work.changes.todos else entry.version + 1
         log = (*entry.log, ToDoLogEntry(at=work.now, user=SYSTEM_USER,
                                         comment=f"resolved: {resolution}"))
         work.changes.put_todo(entry.model_copy(update={
