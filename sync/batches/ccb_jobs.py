@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from sync.batches.ports import Selection
 from sync.batches.registry import BatchUsageError, JobContext, jobs
 from sync.batches.report import BatchReport
+from sync.batches.runner import FastPath
 from sync.ccb.batches import (
     BatchStep,
     FaCompletionRow,
@@ -37,6 +38,7 @@ class SelectionJob:
     select: Callable[[JobContext], Selection]
     step: BatchStep
     prefetch_sas: bool = False
+    fast_path: Callable[[JobContext], FastPath | None] | None = None
 
     def run(self, context: JobContext) -> BatchReport:
         report = BatchReport(self.code, context.date())
@@ -44,8 +46,17 @@ class SelectionJob:
         context.progress.start(self.code, selection.count())
         context.runner(self.code).run(
             report, selection.chunks(context.chunk_size), self.step, self.entity,
-            prefetch=context.queries.prefetch_sas if self.prefetch_sas else None)
+            prefetch=context.queries.prefetch_sas if self.prefetch_sas else None,
+            fast_path=self.fast_path(context) if self.fast_path is not None else None)
         return report
+
+
+def saact_fast_path(context: JobContext) -> FastPath | None:
+    """SAACT's set-based path for its common case, when the store's queries offer one (the
+    SQL store's do; the general rules decide everything else, and everything on a store
+    without it)."""
+    offer = getattr(context.queries, "saact_fast_path", None)
+    return offer(context.admin, context.date()) if offer is not None else None
 
 
 @dataclass(frozen=True)
@@ -91,7 +102,8 @@ def _row_step(rows: dict[str, FaCompletionRow]) -> BatchStep:
 SAACT = jobs.register(SelectionJob(
     "SAACT", "activate due pending starts and stop due pending stops; To Do when not ready"
     " (steps 5.9, 6.0)", "SA",
-    lambda c: c.queries.due_pending_sas(c.date()), activate_or_stop, prefetch_sas=True))
+    lambda c: c.queries.due_pending_sas(c.date()), activate_or_stop, prefetch_sas=True,
+    fast_path=saact_fast_path))
 
 PSASPM = jobs.register(SelectionJob(
     "PSASPM", "create missing field activities for pending starts/stops within the lead days"

@@ -10,14 +10,15 @@ is unreachable or locked beyond its timeout is not an item's fault: the run stop
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from sync.batches.ports import NoProgress, Progress, UnitStore
 from sync.batches.report import BatchReport
-from sync.ccb.batches.common import BatchStep, ChunkDecision, decide_chunk
+from sync.ccb.batches.common import BatchStep, ChunkDecision, Shortcut, decide_chunk
 from sync.ccb.changes import Changes
 from sync.ccb.errors import CcbError
 from sync.ccb.ports import CcbUnitOfWork, CcbView, IdSource
@@ -28,6 +29,16 @@ from sync.config.admin import AdminConfig
 FATAL_ERRORS: tuple[type[Exception], ...] = (OperationalError, InterfaceError)
 
 Prefetch = Callable[[CcbView, Sequence[str]], CcbView]
+
+
+class FastPath(Protocol):
+    """A set-based path for a step's common case: which items of a chunk it decides (each
+    with what records its outcome in the chunk's work, in its place in the order), and the
+    row updates it writes in the chunk's unit of work."""
+
+    def shortcuts(self, view: CcbView, item_ids: Sequence[str]) -> Mapping[str, Shortcut]: ...
+
+    def write(self, view: CcbView, changes: Changes) -> None: ...
 
 
 def describe(error: Exception) -> str:
@@ -47,17 +58,18 @@ class ChunkedRunner:
     progress: Progress = NoProgress()  # noqa: RUF009 - stateless default
 
     def run(self, report: BatchReport, chunks: Iterable[Sequence[str]], step: BatchStep,
-            entity: str, prefetch: Prefetch | None = None) -> None:
+            entity: str, prefetch: Prefetch | None = None,
+            fast_path: FastPath | None = None) -> None:
         for chunk in chunks:
             if not chunk:
                 continue
-            self._run_chunk(report, list(chunk), step, entity, prefetch)
+            self._run_chunk(report, list(chunk), step, entity, prefetch, fast_path)
             self.progress.advance(len(chunk))
 
     def _run_chunk(self, report: BatchReport, chunk: list[str], step: BatchStep, entity: str,
-                   prefetch: Prefetch | None) -> None:
+                   prefetch: Prefetch | None, fast_path: FastPath | None = None) -> None:
         try:
-            self._apply(report, chunk, step, prefetch)
+            self._apply(report, chunk, step, prefetch, fast_path)
             return
         except FATAL_ERRORS:
             raise
@@ -67,27 +79,31 @@ class ChunkedRunner:
                 return
         for item_id in chunk:
             try:
-                self._apply(report, [item_id], step, prefetch)
+                self._apply(report, [item_id], step, prefetch, fast_path)
             except FATAL_ERRORS:
                 raise
             except Exception as error:
                 report.fail(entity, item_id, describe(error))
 
     def _apply(self, report: BatchReport, item_ids: list[str], step: BatchStep,
-               prefetch: Prefetch | None) -> None:
+               prefetch: Prefetch | None, fast_path: FastPath | None = None) -> None:
         decided: list[ChunkDecision] = []
-        self.store.execute(self._unit(item_ids, step, prefetch, decided))
+        self.store.execute(self._unit(item_ids, step, prefetch, decided, fast_path))
         decision = decided[-1]
         report.count(decision.outcomes, _todos_created(decision.changes))
 
     def _unit(self, item_ids: list[str], step: BatchStep, prefetch: Prefetch | None,
-              decided: list[ChunkDecision]) -> CcbUnitOfWork:
+              decided: list[ChunkDecision], fast_path: FastPath | None = None) -> CcbUnitOfWork:
         now = self.clock.now()
 
         def unit(view: CcbView, ids: IdSource) -> Changes:
-            source = prefetch(view, item_ids) if prefetch is not None else view
+            shortcuts = fast_path.shortcuts(view, item_ids) if fast_path is not None else {}
+            general = [item_id for item_id in item_ids if item_id not in shortcuts]
+            source = prefetch(view, general) if prefetch is not None and general else view
             decision = decide_chunk(source, ids, self.admin, self.business_date, now,
-                                    self.user, item_ids, step)
+                                    self.user, item_ids, step, shortcuts)
+            if fast_path is not None:
+                fast_path.write(view, decision.changes)
             decided.append(decision)
             return decision.changes
 

@@ -14,8 +14,14 @@ unchanged snapshot from a changed one.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+from pydantic_core import to_json
 
 from sync.ccb.changes import ACCOUNT, PERSON, PREMISE, SA, SA_RELATIONSHIP, SERVICE_POINT
 from sync.ccb.model import Person, SaSpLink, ServiceAgreement, ServicePoint
@@ -201,3 +207,99 @@ def _person(person: Person, delivery: Delivery) -> PersonSyncMessage:
         phones=tuple(PhoneSnapshot(type=phone.type, number=phone.number, primary=phone.primary)
                      for phone in person.phones),
     )
+
+
+# --- SA snapshots from plain rows ---------------------------------------------------------
+#
+# The same snapshot as :func:`sa_snapshot` + :func:`~sync.mapping.codec.encode` +
+# :func:`~sync.mapping.messages.snapshot_fingerprint`, built from row values without the wire
+# models (a set-based batch path has the rows, not models). The document is the message's JSON
+# form in the wire models' field order, without the delivery fields; the payload is serialized
+# by pydantic's own serializer. A property test holds the two ways byte for byte.
+
+_SA_STATUS_CODES = frozenset({"10", "20", "30", "40", "50", "60", "70"})
+_USAGE_FLAGS = frozenset({"+", "-", "check"})
+
+
+def _number(value: Any, low: float | None = None, high: float | None = None) -> float | None:
+    """``value`` as the float the wire model holds; None when the model would refuse it."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    if not math.isfinite(number) or (low is not None and number < low) \
+            or (high is not None and number > high):
+        return None
+    return number
+
+
+def sa_snapshot_document(admin: AdminConfig, sa: Mapping[str, Any], account: Mapping[str, Any],
+                         links: Sequence[Mapping[str, Any]],
+                         service_points: Mapping[str, Mapping[str, Any]],
+                         premise_time_zone: str | None) -> dict[str, Any] | None:
+    """The SA's snapshot document from its row, its account's, its links', their service
+    points' (by id) and its premise's time zone; None when the rows are anything the wire
+    models would refuse or :func:`sa_snapshot` would report (build it that way then)."""
+    sa_type = admin.sa_types.get(sa["sa_type"])
+    status = sa["status"]
+    if sa_type is None or status not in _SA_STATUS_CODES or not sa["id"] or not account["id"]:
+        return None
+    ordered = sorted(links, key=lambda link: (link["start_date"], link["sp_id"], link["id"]))
+    link_documents = []
+    for link in ordered:
+        reads = [None if link[name] is None else _number(link[name])
+                 for name in ("start_read", "stop_read")]
+        percent = _number(link["use_percent"], 0.0, 100.0)
+        if not link["sp_id"] or link["sp_id"] not in service_points or percent is None \
+                or link["usage_flag"] not in _USAGE_FLAGS \
+                or any(read is None and link[name] is not None
+                       for read, name in zip(reads, ("start_read", "stop_read"), strict=True)):
+            return None
+        link_documents.append({
+            "spId": link["sp_id"], "startDate": link["start_date"].isoformat(),
+            "stopDate": None if link["stop_date"] is None else link["stop_date"].isoformat(),
+            "startRead": reads[0], "stopRead": reads[1], "usageFlag": link["usage_flag"],
+            "usePercent": percent})
+    point_documents = []
+    for sp_id in sorted({link["sp_id"] for link in ordered}):
+        sp = service_points[sp_id]
+        components = sp["measuring_components"] or []
+        if not isinstance(sp["version"], int) or sp["version"] < 1 \
+                or any(not component.get("id") for component in components):
+            return None
+        point_documents.append({
+            "spId": sp_id, "spType": sp["sp_type"], "premiseId": sp["premise_id"],
+            "timeZone": sp["time_zone"], "meterId": sp["meter_id"],
+            "measuringComponents": [
+                {"mcId": component["id"], "mcClass": component["mc_class"],
+                 "channel": component.get("channel", "direct")} for component in components],
+            "version": sp["version"]})
+    time_zone = premise_time_zone if sa["premise_id"] is not None and premise_time_zone \
+        else next((service_points[link["sp_id"]]["time_zone"] for link in ordered
+                   if service_points[link["sp_id"]]["time_zone"]), None)
+    return {
+        "schemaVersion": 1, "externalId": sa["id"], "entityType": "SA",
+        "saType": sa["sa_type"], "usType": sa_type.us_type, "saStatus": status,
+        "startDate": sa["start_date"].isoformat(),
+        "endDate": None if sa["end_date"] is None else sa["end_date"].isoformat(),
+        "timeZone": time_zone, "externalAccountId": account["id"],
+        "account": {"accountId": account["id"], "customerClass": account["customer_class"],
+                    "billCycle": account["bill_cycle"], "division": account["division"]},
+        "division": account["division"], "mainContact": account["main_person_id"],
+        "premiseId": sa["premise_id"], "masterExternalId": sa["master_sa_id"],
+        "spLinks": link_documents, "servicePoints": point_documents,
+    }
+
+
+def document_fingerprint(document: Mapping[str, Any]) -> str:
+    """:func:`~sync.mapping.messages.snapshot_fingerprint` of the message ``document`` is."""
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def encode_document(document: Mapping[str, Any], delivery: Delivery) -> bytes:
+    """:func:`~sync.mapping.codec.encode` of the message ``document`` is, with ``delivery``."""
+    rest = iter(document.items())
+    head = [next(rest), next(rest)]  # schemaVersion, externalId: the delivery fields follow
+    return to_json({**dict(head), "version": delivery.version,
+                    "syncRequestId": delivery.sync_request_id,
+                    "eventTime": delivery.event_time, **dict(rest)})

@@ -41,8 +41,10 @@ from sync.ccb.model import (
     ToDoStatus,
 )
 from sync.ccb.ports import CcbView
+from sync.config.admin import AdminConfig
 from sync.storage import ccb_schema as schema
 from sync.storage.ccb_view import SqlCcbView
+from sync.storage.saact_fast import SqlSaactFastPath
 
 _SA = schema.service_agreements.c
 _FA = schema.field_activities.c
@@ -138,6 +140,10 @@ class SqlBatchQueries:
         if not isinstance(view, SqlCcbView):
             return view
         return PrefetchedSaView(view, sa_ids)
+
+    def saact_fast_path(self, admin: AdminConfig, today: dt.date) -> SqlSaactFastPath:
+        """SAACT's set-based path for its common case (:mod:`sync.storage.saact_fast`)."""
+        return SqlSaactFastPath(admin, today)
 
 
 def _group(items: list[Any], attribute: str) -> dict[str, list[Any]]:

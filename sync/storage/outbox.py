@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,11 +43,18 @@ from sync.ccb.sync_requests import (
 from sync.config.admin import AdminConfig
 from sync.mapping.codec import encode
 from sync.mapping.messages import Acknowledgement, SaSyncMessage, snapshot_fingerprint
-from sync.mapping.snapshots import Delivery, snapshot_for, synchronized_entities
+from sync.mapping.snapshots import (
+    Delivery,
+    document_fingerprint,
+    encode_document,
+    snapshot_for,
+    synchronized_entities,
+)
 from sync.storage import outbox_rows as rows
 from sync.storage.ccb import RecordedChange, SqlCcbStore, SqlIdSource
 from sync.storage.ccb_view import SqlCcbView
 from sync.storage.outbox_schema import sync_requests
+from sync.storage.saact_fast import set_based_snapshots as _set_based_snapshots
 from sync.storage.snapshot_view import SnapshotView
 
 ID_KIND = "SR"
@@ -88,17 +95,23 @@ class SqlOutbox:
             return
         at = recorded[0].changed_at
         changed = [(r.entity_type, r.entity_id) for r in recorded]
+        # SAs a batch moved on set-based: their snapshots come from the rows it read.
+        documents, own_targets = _set_based_snapshots(view.written, self.admin)
         source = SnapshotView(view)
-        source.load_changed(changed)
-        targets = synchronized_entities(source, changed)
-        source.load_targets(targets)
+        source.load_changed([entry for entry in changed if entry not in own_targets])
+        targets = list(dict.fromkeys(
+            target for entry in changed
+            for target in (own_targets[entry] if entry in own_targets
+                           else synchronized_entities(source, [entry]))))
+        source.load_targets([target for target in targets if target not in documents])
         pending = rows.pending_of_many(connection, targets, lock=True)
         known = rows.sync_entities_of_many(connection, targets, lock=True)
         new_ids = iter(SqlIdSource(connection).next_ids(
             ID_KIND, sum(1 for target in targets if target not in pending)))
         planned = [self._decide(source, entity_type, entity_id, at, pending.get(key),
                                 known.get(key),
-                                pending[key].id if key in pending else next(new_ids))
+                                pending[key].id if key in pending else next(new_ids),
+                                document=documents.get(key))
                    for key in targets for entity_type, entity_id in (key,)]
         planned.sort(key=lambda plan: plan.publish_rank)
         rows.write(connection, [op for plan in planned for op in plan.operations()])
@@ -118,25 +131,33 @@ class SqlOutbox:
 
     def _decide(self, view: SqlCcbView, entity_type: str, entity_id: str, at: dt.datetime,
                 pending: SyncRequest | None, entity: RowMapping | None, request_id: str, *,
-                force: bool = False, reuse: SyncRequest | None = None) -> _Plan:
+                force: bool = False, reuse: SyncRequest | None = None,
+                document: Mapping[str, Any] | None = None) -> _Plan:
         """The plan for the entity's snapshot now, given its pending request and its
-        ``ccb_sync_entities`` row as read, and the id a new request would take."""
+        ``ccb_sync_entities`` row as read, and the id a new request would take; ``document``
+        is the SA's snapshot built from rows already (the same bytes as through the models)."""
         last_version = int(entity["last_version"]) if entity is not None else 0
         sent_fingerprint = None if force or entity is None else entity["sent_fingerprint"]
         target = pending or reuse
-        message = snapshot_for(view, self.admin, entity_type, entity_id,
-                               Delivery(last_version + 1, request_id, at))
-        fingerprint = snapshot_fingerprint(message)
+        delivery = Delivery(last_version + 1, request_id, at)
+        if document is not None:
+            fingerprint = document_fingerprint(document)
+            payload = encode_document(document, delivery)
+            rank = _PUBLISH_RANK.get(document["saStatus"], 1)
+        else:
+            message = snapshot_for(view, self.admin, entity_type, entity_id, delivery)
+            fingerprint = snapshot_fingerprint(message)
+            payload = encode(message)
+            rank = (_PUBLISH_RANK.get(message.sa_status, 1)
+                    if isinstance(message, SaSyncMessage) else 1)
         if force:
             action = (EnqueueAction.REFRESH_PENDING if target is not None
                       else EnqueueAction.NEW_PENDING)
         else:
             action = enqueue_action(None if pending is None else pending.fingerprint,
                                     sent_fingerprint, fingerprint)
-        rank = (_PUBLISH_RANK.get(message.sa_status, 1) if isinstance(message, SaSyncMessage)
-                else 1)
         return _Plan(action, entity_type, entity_id, request_id, target,
-                     last_version, entity is not None, fingerprint, encode(message), at, rank)
+                     last_version, entity is not None, fingerprint, payload, at, rank)
 
     # --- the relay's side -------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from sync.ccb.batches.set_based import SetBasedChanges
 from sync.ccb.changes import Changes
 from sync.ccb.model import (
     Budget,
@@ -84,6 +85,8 @@ class ChunkWork(Work):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # A chunk may also carry row updates decided without models (set-based path).
+        self.changes: SetBasedChanges = SetBasedChanges()
         self._indexes: dict[str, _Index] = {}
 
     def _pending(self, collection: str, attribute: str, value: object) -> list[str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -36,6 +36,9 @@ class ItemOutcome:
 BatchStep = Callable[[Work, str], ItemOutcome]
 """One batch rule applied to one item; records its changes in ``work.changes``."""
 
+Shortcut = Callable[[Work], ItemOutcome]
+"""An item's outcome decided ahead (a set-based path): records it in ``work.changes``."""
+
 
 @dataclass(frozen=True)
 class ChunkDecision:
@@ -45,11 +48,15 @@ class ChunkDecision:
 
 def decide_chunk(view: CcbView, ids: IdSource, admin: AdminConfig, today: dt.date,
                  now: dt.datetime, user: str, item_ids: Sequence[str],
-                 step: BatchStep) -> ChunkDecision:
+                 step: BatchStep,
+                 shortcuts: Mapping[str, Shortcut] | None = None) -> ChunkDecision:
     """Apply ``step`` to each item in turn in one unit of work; later items see the earlier
-    items' decisions (an SA stopped earlier in the chunk is stopped for the next one)."""
+    items' decisions (an SA stopped earlier in the chunk is stopped for the next one). An item
+    with a ``shortcut`` is recorded by it instead, in its place in the order."""
     work = ChunkWork(view, ids, admin, today, now, user)
-    outcomes = tuple(step(work, item_id) for item_id in item_ids)
+    shortcuts = shortcuts or {}
+    outcomes = tuple(shortcuts[item_id](work) if item_id in shortcuts else step(work, item_id)
+                     for item_id in item_ids)
     return ChunkDecision(work.changes, outcomes)
 
 
