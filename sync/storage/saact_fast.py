@@ -38,6 +38,13 @@ from sync.storage.ccb_view import SqlCcbView
 
 _SA = schema.service_agreements
 _ACCOUNT = schema.accounts
+# Only what the facts and the snapshot need: the other JSON documents are not decoded.
+_SA_COLUMNS = tuple(_SA.c[name] for name in (
+    "id", "account_id", "sa_type", "status", "start_date", "end_date", "premise_id",
+    "master_sa_id", "forwarding_address", "audit", "version"))
+_ACCOUNT_COLUMNS = tuple(_ACCOUNT.c[name] for name in (
+    "id", "main_person_id", "customer_class", "bill_cycle", "division", "final_bill_pending",
+    "version"))
 _ID = "where_id"
 _READ = "where_version"
 
@@ -93,11 +100,11 @@ def read_facts(connection: Connection, item_ids: Sequence[str]) -> list[SaFacts]
     """The facts of the chunk's SAs (those that exist), in item order."""
     ids = list(dict.fromkeys(item_ids))
     sa_rows = {row["id"]: row for row in _rows(
-        connection, select(_SA).order_by(_SA.c.id).with_for_update(), _SA.c.id, ids)}
+        connection, select(*_SA_COLUMNS).order_by(_SA.c.id).with_for_update(), _SA.c.id, ids)}
     account_ids = sorted({row["account_id"] for row in sa_rows.values()})
     accounts = {row["id"]: row for row in _rows(
-        connection, select(_ACCOUNT).order_by(_ACCOUNT.c.id).with_for_update(), _ACCOUNT.c.id,
-        account_ids)}
+        connection, select(*_ACCOUNT_COLUMNS).order_by(_ACCOUNT.c.id).with_for_update(),
+        _ACCOUNT.c.id, account_ids)}
     counts = {row["account_id"]: int(row["count"]) for row in _rows(
         connection, select(_SA.c.account_id, func.count().label("count"))
         .group_by(_SA.c.account_id), _SA.c.account_id, account_ids)}

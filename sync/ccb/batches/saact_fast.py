@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 from sync.ccb.batches.common import ItemOutcome, Result
@@ -119,11 +120,19 @@ def fast_actions(facts: Sequence[SaFacts], admin: AdminConfig,
     return chosen
 
 
+@lru_cache(maxsize=64)
+def _template(at: dt.datetime, user: str, action: str, from_status: SaStatus,
+              to_status: SaStatus) -> Mapping[str, Any]:
+    return AuditEntry(at=at, user=user, action=action, from_status=from_status,
+                      to_status=to_status, details="").model_dump(mode="json")
+
+
 def _entry(work: Work, action: str, from_status: SaStatus, to_status: SaStatus,
            details: str) -> Mapping[str, Any]:
-    entry = AuditEntry(at=work.now, user=work.user, action=action, from_status=from_status,
-                       to_status=to_status, details=details)
-    return entry.model_dump(mode="json")
+    """The audit entry's JSON document, as the SA's row holds it (the model is dumped once
+    per chunk and kind of entry)."""
+    return {**_template(work.now, work.user, action, from_status, to_status),
+            "details": details}
 
 
 def apply_fast(work: Work, action: FastAction, facts: SaFacts) -> ItemOutcome:
