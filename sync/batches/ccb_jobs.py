@@ -3,17 +3,18 @@ and runs its domain step (``sync.ccb.batches``) over them in chunked units of wo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sync.batches.ports import Selection
 from sync.batches.registry import BatchUsageError, JobContext, jobs
 from sync.batches.report import BatchReport
-from sync.batches.runner import FastPath
+from sync.batches.runner import FastPath, Prefetch
 from sync.ccb.batches import (
     BatchStep,
-    FaCompletionRow,
     ItemOutcome,
+    RowProblem,
+    StopRequestRow,
     activate_or_stop,
     complete_row,
     complete_with_near_read,
@@ -21,10 +22,13 @@ from sync.ccb.batches import (
     flag_old_pending,
     needs_fieldwork_types,
     old_pending,
+    parse_stop_rows,
     parse_upload,
     pending_monitor,
     raise_due_reminders,
+    request_stop_row,
 )
+from sync.ccb.ports import CcbView
 from sync.ccb.work import Work
 
 
@@ -68,35 +72,71 @@ class FaUploadJob:
                         " fa_id, completed_at, read_value)")
 
     def run(self, context: JobContext) -> BatchReport:
-        if context.file is None:
-            raise BatchUsageError(f"{self.code} needs --file (a CSV or JSON upload)")
-        try:
-            text = context.file.read_text("utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            reason = getattr(error, "strerror", None) or str(error)
-            raise BatchUsageError(f"{context.file}: cannot read file: {reason}") from None
-        rows, problems = parse_upload(text, str(context.file),
-                                      context.admin.installation.base_time_zone)
-        report = BatchReport(self.code, context.date())
-        for problem in problems:
-            report.fail("row", str(problem.row), problem.reason)
+        text, source = _upload(context, self.code)
+        rows, problems = parse_upload(text, source, context.admin.installation.base_time_zone)
         by_key = {str(row.row): row for row in rows}
-        context.progress.start(self.code, len(rows) + len(problems))
-        context.progress.advance(len(problems))
-        keys = list(by_key)
-        chunks = (keys[index:index + context.chunk_size]
-                  for index in range(0, len(keys), context.chunk_size))
-        context.runner(self.code).run(report, chunks, _row_step(by_key), "row")
-        report.errors.sort(key=lambda error: int(error.entity_id)
-                           if error.entity_id.isdigit() else 0)
-        return report
+
+        def step(work: Work, key: str) -> ItemOutcome:
+            return complete_row(work, by_key[key])
+
+        return run_rows(context, self.code, list(by_key), problems, step)
 
 
-def _row_step(rows: dict[str, FaCompletionRow]) -> BatchStep:
-    def step(work: Work, key: str) -> ItemOutcome:
-        return complete_row(work, rows[key])
+@dataclass(frozen=True)
+class StopUploadJob:
+    """``STOPUPL``: a stop request per row of ``--file`` (CSV or JSON); bad rows reported,
+    good rows applied. A chunk's unit reads every row's account neighbourhood in bulk."""
 
-    return step
+    code: str = "STOPUPL"
+    description: str = ("request stops from an upload file (--file, CSV or JSON: account_id,"
+                        " stop_date, sa_ids, premise_id, contact_method) (steps 1.1-1.9)")
+
+    def run(self, context: JobContext) -> BatchReport:
+        text, source = _upload(context, self.code)
+        rows, problems = parse_stop_rows(text, source)
+        return self.run_rows(context, rows, problems)
+
+    def run_rows(self, context: JobContext, rows: Sequence[StopRequestRow],
+                 problems: Sequence[RowProblem] = ()) -> BatchReport:
+        """The job over rows already parsed (the API's and a driver's entry)."""
+        by_key = {str(row.row): row for row in rows}
+
+        def step(work: Work, key: str) -> ItemOutcome:
+            return request_stop_row(work, by_key[key])
+
+        def prefetch(view: CcbView, keys: Sequence[str]) -> CcbView:
+            return context.queries.prefetch_accounts(
+                view, [by_key[key].account_id for key in keys])
+
+        return run_rows(context, self.code, list(by_key), problems, step, prefetch)
+
+
+def _upload(context: JobContext, code: str) -> tuple[str, str]:
+    """The text of ``--file`` and its name."""
+    if context.file is None:
+        raise BatchUsageError(f"{code} needs --file (a CSV or JSON upload)")
+    try:
+        return context.file.read_text("utf-8"), str(context.file)
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        raise BatchUsageError(f"{context.file}: cannot read file: {reason}") from None
+
+
+def run_rows(context: JobContext, code: str, keys: list[str], problems: Sequence[RowProblem],
+             step: BatchStep, prefetch: Prefetch | None = None) -> BatchReport:
+    """An upload's good rows (``keys``) through ``step`` in chunked units, its bad rows
+    reported by number; the errors in row order."""
+    report = BatchReport(code, context.date())
+    for problem in problems:
+        report.fail("row", str(problem.row), problem.reason)
+    context.progress.start(code, len(keys) + len(problems))
+    context.progress.advance(len(problems))
+    chunks = (keys[index:index + context.chunk_size]
+              for index in range(0, len(keys), context.chunk_size))
+    context.runner(code).run(report, chunks, step, "row", prefetch=prefetch)
+    report.errors.sort(key=lambda error: int(error.entity_id)
+                       if error.entity_id.isdigit() else 0)
+    return report
 
 
 SAACT = jobs.register(SelectionJob(
@@ -127,3 +167,5 @@ FACOMPL = jobs.register(FaUploadJob())
 TD_CCCB = jobs.register(SelectionJob(
     "TD-CCCB", "To Do for customer contact reminders that are due (seed 002)", "contact",
     lambda c: c.queries.contacts_with_reminders_due(c.date()), raise_due_reminders))
+
+STOPUPL = jobs.register(StopUploadJob())

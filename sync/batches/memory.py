@@ -83,3 +83,6 @@ class MemoryBatchQueries:
 
     def prefetch_sas(self, view: CcbView, sa_ids: Sequence[str]) -> CcbView:
         return view
+
+    def prefetch_accounts(self, view: CcbView, account_ids: Sequence[str]) -> CcbView:
+        return view

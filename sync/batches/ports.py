@@ -55,6 +55,13 @@ class BatchQueries(Protocol):
         store has nothing better."""
         ...
 
+    def prefetch_accounts(self, view: CcbView, account_ids: Sequence[str]) -> CcbView:
+        """A view answering a stop request's reads about ``account_ids`` (their SAs, links,
+        service points, premises up the parent chain, landlord agreements, everyone else at
+        those premises and SPs) from a few bulk queries; ``view`` itself when the store has
+        nothing better."""
+        ...
+
 
 class Progress(Protocol):
     def start(self, description: str, total: int | None) -> None: ...

@@ -173,6 +173,14 @@ def stop_service(work: Work, account: Account, targets: list[ServiceAgreement],
 def request_stop(view: CcbView, ids: IdSource, admin: AdminConfig, command: RequestStop,
                  today: dt.date, now: dt.datetime) -> Changes:
     work = Work(view, ids, admin, today, now, command.user)
+    request_stop_in(work, command)
+    return finish(work)
+
+
+def request_stop_in(work: Work, command: RequestStop) -> None:
+    """Steps 1.1-1.9 within ``work``: one request of a unit that may hold many (a mass stop
+    upload), each seeing the ones before it."""
+    admin = work.admin
     account = require_account(work, command.account_id)
     targets: dict[str, ServiceAgreement] = {}
     for sa_id in command.sa_ids:
@@ -195,7 +203,6 @@ def request_stop(view: CcbView, ids: IdSource, admin: AdminConfig, command: Requ
     record_contact(work, account.id, "STOPSVC", command.contact_method, premise_id,
                    f"stop on {command.stop_date.isoformat()}: SA "
                    + ", ".join(sorted(targets)))
-    return finish(work)
 
 
 def change_stop_date(view: CcbView, ids: IdSource, admin: AdminConfig, command: ChangeStopDate,

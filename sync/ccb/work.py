@@ -56,7 +56,10 @@ class Work:
     def __init__(self, view: CcbView, ids: IdSource, admin: AdminConfig, today: dt.date,
                  now: dt.datetime, user: str) -> None:
         self.base = view
-        self.ids = ids
+        # Ids drawn in this unit name entities that cannot be stored yet: saving one need
+        # not read the store to learn that it is new.
+        self._drawn: set[str] = set()
+        self.ids: IdSource = _DrawnIds(ids, self._drawn)
         self.admin = admin
         self.today = today
         self.now = now
@@ -184,7 +187,7 @@ class Work:
         pending = pending_by_id.get(entity.id)
         if pending is not None:
             version = pending.version
-        elif stored_by_id(entity.id) is None:
+        elif entity.id in self._drawn or stored_by_id(entity.id) is None:
             version = 1
         else:
             version = entity.version + 1
@@ -252,3 +255,17 @@ class Work:
 
     def note(self, line: str) -> None:
         self.changes.note(line)
+
+
+class _DrawnIds:
+    """An :class:`IdSource` that remembers every id it hands out."""
+
+    def __init__(self, ids: IdSource, drawn: set[str]) -> None:
+        self._ids = ids
+        self._drawn = drawn
+
+    def next_id(self, kind: str) -> str:
+        new = self._ids.next_id(kind)
+        self._drawn.add(new)
+        return new
+

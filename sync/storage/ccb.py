@@ -32,6 +32,7 @@ from typing import Any, ClassVar, TypeVar
 from sqlalchemy import (
     Connection,
     Engine,
+    bindparam,
     event,
     func,
     insert,
@@ -75,9 +76,27 @@ ChangeHook = Callable[[Connection, SqlCcbView, Sequence[RecordedChange]], None]
 registers one to turn changes into sync requests atomically with them)."""
 
 
+_COUNTERS = schema.id_sequences
+# Statements built once: SQLAlchemy then reuses their compiled form on every call.
+_ADVANCE = (update(_COUNTERS).where(_COUNTERS.c.kind == bindparam("counter_kind"))
+            .values(next_value=_COUNTERS.c.next_value + bindparam("step"))
+            .returning(_COUNTERS.c.next_value))
+_SET = (update(_COUNTERS).where(_COUNTERS.c.kind == bindparam("counter_kind"))
+        .values(next_value=bindparam("value")))
+# A unit drawing many ids of one kind (a chunk of stop requests, each recording a contact)
+# draws blocks of 1, 2, 4, ... up to this size rather than one id per statement.
+MAX_BLOCK = 256
+
+
 class SqlIdSource:
     """Ids ``<KIND>-<n>`` from a counter per kind, in the unit of work's transaction; an id
-    already taken (e.g. loaded from a master data file) is skipped."""
+    already taken (e.g. loaded from a master data file) is skipped.
+
+    A unit that asks for ids of a kind again draws them in growing blocks, and
+    :meth:`give_back` returns the ids of the last block it did not use before the unit commits.
+    The counter's row stays locked by the unit's update until then (PostgreSQL's row lock,
+    SQLite's single writer), so nobody can have drawn past them: the ids a unit hands out, and
+    the counter it leaves, are exactly those of drawing one id at a time."""
 
     _TABLES: ClassVar[dict[str, EntityTable]] = {
         "SA": schema.SAS, "LINK": schema.LINKS, "FA": schema.FIELD_ACTIVITIES,
@@ -89,13 +108,35 @@ class SqlIdSource:
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
+        self._spare: dict[str, list[str]] = {}  # drawn, not handed out yet; next one last
+        self._block: dict[str, int] = {}
 
     def next_id(self, kind: str) -> str:
-        return self.next_ids(kind, 1)[0]
+        spare = self._spare.get(kind)
+        if not spare:
+            size = self._block.get(kind, 1)
+            self._block[kind] = min(2 * size, MAX_BLOCK)
+            spare = self._spare[kind] = self._draw(kind, size)[::-1]
+        return spare.pop()
 
     def next_ids(self, kind: str, count: int) -> list[str]:
         """``count`` new ids at once: the same ids, in the same order, as ``count`` calls of
         :meth:`next_id`, from one counter update (plus one more per round of taken ids)."""
+        spare = self._spare.get(kind, [])
+        ids = [spare.pop() for _ in range(min(count, len(spare)))]
+        if len(ids) < count:
+            ids.extend(self._draw(kind, count - len(ids)))
+        return ids
+
+    def give_back(self) -> None:
+        """Return the drawn ids not handed out to their counters (before the unit commits)."""
+        for kind, spare in self._spare.items():
+            if spare:
+                lowest = min(int(candidate.rsplit("-", 1)[1]) for candidate in spare)
+                self.connection.execute(_SET, {"counter_kind": kind, "value": lowest - 1})
+                spare.clear()
+
+    def _draw(self, kind: str, count: int) -> list[str]:
         ids: list[str] = []
         table = self._TABLES.get(kind)
         while len(ids) < count:
@@ -108,23 +149,17 @@ class SqlIdSource:
 
     def _advance(self, kind: str, step: int) -> int:
         """Move the counter of ``kind`` on by ``step``; returns its new value."""
-        counters = schema.id_sequences
-        value = self.connection.execute(
-            update(counters).where(counters.c.kind == kind)
-            .values(next_value=counters.c.next_value + step)
-            .returning(counters.c.next_value)).scalar()
+        parameters = {"counter_kind": kind, "step": step}
+        value = self.connection.execute(_ADVANCE, parameters).scalar()
         if value is None:
             # The kind's first id: two units may both find no counter. Each inserts it unless
             # it is there (the second waits for the first's insert to commit, then inserts
             # nothing), then both move it on in turn: no unit fails on the counter's key.
             dialect = self.connection.dialect.name
-            create = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(counters)
+            create = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(_COUNTERS)
             self.connection.execute(create.values(kind=kind, next_value=0)
-                                    .on_conflict_do_nothing(index_elements=[counters.c.kind]))
-            value = self.connection.execute(
-                update(counters).where(counters.c.kind == kind)
-                .values(next_value=counters.c.next_value + step)
-                .returning(counters.c.next_value)).scalar_one()
+                                    .on_conflict_do_nothing(index_elements=[_COUNTERS.c.kind]))
+            value = self.connection.execute(_ADVANCE, parameters).scalar_one()
         return int(value)
 
 
@@ -170,7 +205,9 @@ class SqlCcbStore:
         """Run ``fn(view, ids)`` and persist what it returns, all in one transaction."""
         try:
             with self._transaction(writes=True) as connection:
-                changes = fn(SqlCcbView(connection), SqlIdSource(connection))
+                ids = SqlIdSource(connection)
+                changes = fn(SqlCcbView(connection), ids)
+                ids.give_back()
                 persist(connection, changes)
                 recorded = self._record_changes(connection, changes)
                 if self._hooks:

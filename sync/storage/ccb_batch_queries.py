@@ -45,6 +45,7 @@ from sync.config.admin import AdminConfig
 from sync.storage import ccb_schema as schema
 from sync.storage.ccb_view import SqlCcbView
 from sync.storage.saact_fast import SqlSaactFastPath
+from sync.storage.stop_prefetch import PrefetchedAccountsView
 
 _SA = schema.service_agreements.c
 _FA = schema.field_activities.c
@@ -144,6 +145,11 @@ class SqlBatchQueries:
     def saact_fast_path(self, admin: AdminConfig, today: dt.date) -> SqlSaactFastPath:
         """SAACT's set-based path for its common case (:mod:`sync.storage.saact_fast`)."""
         return SqlSaactFastPath(admin, today)
+
+    def prefetch_accounts(self, view: CcbView, account_ids: Sequence[str]) -> CcbView:
+        if not isinstance(view, SqlCcbView):
+            return view
+        return PrefetchedAccountsView(view, account_ids)
 
 
 def _group(items: list[Any], attribute: str) -> dict[str, list[Any]]:

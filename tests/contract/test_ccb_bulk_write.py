@@ -5,13 +5,12 @@ result is the same as writing and enqueueing one entity at a time, conflicts inc
 from __future__ import annotations
 
 import datetime as dt
-import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, create_engine, make_url, select, text
+from sqlalchemy import Connection, select
 
 from sync.batches import JobContext, load_jobs
 from sync.ccb.changes import Changes
@@ -121,6 +120,33 @@ def test_a_block_of_ids_is_the_ids_one_at_a_time_skipping_taken_ones(
     assert found == [["PERSON-1", "PERSON-4", "PERSON-5", "PERSON-6"]] * 2
 
 
+def test_ids_drawn_in_blocks_and_given_back_leave_the_counter_as_one_at_a_time(
+        database_url: str) -> None:
+    """A unit drawing many ids of a kind draws growing blocks; what it did not hand out goes
+    back to the counter before commit, so the next unit continues where one-at-a-time would."""
+    store = SqlCcbStore(database_url)
+    store.create_schema()
+    store.execute(lambda view, ids: _people("PERSON-5", "PERSON-9"))
+    handed: list[list[str]] = []
+
+    def draw(count: int) -> Callable[[CcbView, IdSource], Changes]:
+        def unit(view: CcbView, ids: IdSource) -> Changes:
+            drawn = [ids.next_id("PERSON") for _ in range(count)]
+            handed.append(drawn)
+            return _people(*drawn)
+        return unit
+
+    store.execute(draw(6))  # blocks of 1, 2, 4: seven drawn (PERSON-5 and -9 skipped)
+    store.execute(draw(1))
+    store.execute(draw(2))
+    assert handed == [["PERSON-1", "PERSON-2", "PERSON-3", "PERSON-4", "PERSON-6",
+                       "PERSON-7"], ["PERSON-8"], ["PERSON-10", "PERSON-11"]]
+    with store.engine.connect() as connection:
+        counter = connection.execute(select(ccb_schema.id_sequences.c.next_value).where(
+            ccb_schema.id_sequences.c.kind == "PERSON")).scalar_one()
+    assert counter == 11
+
+
 class _RollbackError(Exception):
     pass
 
@@ -150,6 +176,7 @@ def _enqueue_one_at_a_time(outbox: SqlOutbox):  # type: ignore[no-untyped-def]
         plans = [outbox._plan(connection, view, ids, entity_type, entity_id,
                               recorded[0].changed_at) for entity_type, entity_id in targets]
         plans.sort(key=lambda plan: plan.publish_rank)
+        ids.give_back()
         for plan in plans:
             plan.write(connection)
 
@@ -216,26 +243,6 @@ def test_bulk_outbox_writes_the_requests_and_snapshots_of_one_entity_at_a_time(
     assert bulk_entities == single_entities
     for outbox in (bulk, single):
         outbox.store.dispose()
-
-
-@pytest.fixture
-def postgres_or_sqlite_second_url(request: pytest.FixtureRequest, database_url: str,
-                                  tmp_path: Path) -> Iterator[str]:
-    """A second fresh database of the same kind as ``database_url``."""
-    if database_url.startswith("sqlite"):
-        yield f"sqlite:///{tmp_path / 'second.db'}"
-        return
-    server = str(request.getfixturevalue("postgres_server_url"))
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(server).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 # --- the relay and acknowledgements in bulk --------------------------------------------------

@@ -83,8 +83,9 @@ def test_step_5_9_facompl_file_then_saact_stops_and_activates(cli: Cli, tmp_path
 
 def test_batch_list_and_refusals_are_one_line(cli: Cli) -> None:
     listing = cli.json("batch", "list")
-    assert [job["code"] for job in listing][:6] == [
-        "SAACT", "PSASPM", "TD-SSFTL", "FANRMRCO", "FACOMPL", "TD-CCCB"]
+    assert [job["code"] for job in listing][:7] == [
+        "SAACT", "PSASPM", "TD-SSFTL", "FANRMRCO", "FACOMPL", "TD-CCCB",
+        "STOPUPL"]
     assert cli.fails("batch", "run", "FACOMPL") == \
         "error: FACOMPL needs --file (a CSV or JSON upload)"
     assert cli.fails("batch", "run", "NOPE").startswith("error: unknown batch 'NOPE' (known:")

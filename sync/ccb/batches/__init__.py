@@ -14,6 +14,7 @@ from sync.ccb.batches.near_read import complete_with_near_read, interpolate_read
 from sync.ccb.batches.old_pending import flag_old_pending
 from sync.ccb.batches.pending_monitor import create_missing_fas, needs_fieldwork_types
 from sync.ccb.batches.reminders import raise_due_reminders
+from sync.ccb.batches.stop_upload import StopRequestRow, parse_stop_rows, request_stop_row
 
 __all__ = [
     "BatchStep",
@@ -22,6 +23,7 @@ __all__ = [
     "ItemOutcome",
     "Result",
     "RowProblem",
+    "StopRequestRow",
     "activate_or_stop",
     "complete_row",
     "complete_with_near_read",
@@ -30,6 +32,8 @@ __all__ = [
     "flag_old_pending",
     "interpolate_read",
     "needs_fieldwork_types",
+    "parse_stop_rows",
     "parse_upload",
     "raise_due_reminders",
+    "request_stop_row",
 ]

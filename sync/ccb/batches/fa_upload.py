@@ -63,7 +63,7 @@ def parse_upload(text: str, source: str, base_time_zone: str,
     """Good rows and bad rows of an upload; a file that is not a table at all is refused
     with :class:`InvalidCommand` naming the file."""
     kind = file_format or detect_format(source, text)
-    records = _json_records(text, source) if kind == "json" else _csv_records(text, source)
+    records = json_records(text, source) if kind == "json" else csv_records(text, source)
     zone = ZoneInfo(base_time_zone)
     rows: list[FaCompletionRow] = []
     problems: list[RowProblem] = []
@@ -76,18 +76,21 @@ def parse_upload(text: str, source: str, base_time_zone: str,
     return rows, problems
 
 
-def _csv_records(text: str, source: str) -> list[Mapping[str, Any]]:
+def csv_records(text: str, source: str,
+                columns: tuple[str, ...] = COLUMNS) -> list[Mapping[str, Any]]:
+    """The rows of a CSV upload as mappings by column name; the header must name ``columns``."""
     reader = csv.DictReader(io.StringIO(text))
     header = [name.strip() for name in reader.fieldnames or []]
-    missing = [column for column in COLUMNS if column not in header]
+    missing = [column for column in columns if column not in header]
     if missing:
         raise InvalidCommand("upload file", source, "header",
                              f"missing column(s) {', '.join(missing)}"
-                             f" (expected {', '.join(COLUMNS)})")
+                             f" (expected {', '.join(columns)})")
     return [{(key or "").strip(): value for key, value in record.items()} for record in reader]
 
 
-def _json_records(text: str, source: str) -> list[Mapping[str, Any]]:
+def json_records(text: str, source: str) -> list[Mapping[str, Any]]:
+    """The rows of a JSON upload: a list of objects, or an object with a ``rows`` list."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:

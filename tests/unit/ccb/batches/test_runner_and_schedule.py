@@ -54,8 +54,9 @@ def test_step_5_9_one_bad_sa_in_a_chunk_is_reported_and_the_others_applied(
 
 def test_registry_refuses_unknown_codes_and_duplicate_registrations() -> None:
     registry = load_jobs()
-    assert [job.code for job in registry.all()][:6] == [
-        "SAACT", "PSASPM", "TD-SSFTL", "FANRMRCO", "FACOMPL", "TD-CCCB"]
+    assert [job.code for job in registry.all()][:7] == [
+        "SAACT", "PSASPM", "TD-SSFTL", "FANRMRCO", "FACOMPL", "TD-CCCB",
+        "STOPUPL"]
     with pytest.raises(BatchUsageError, match=r"unknown batch 'NOPE' \(known: SAACT, "):
         registry.get("NOPE")
     other = JobRegistry()
