@@ -2,15 +2,16 @@
 decisions (:mod:`sync.ccb.batches.saact_fast`) written with one statement per table, and the
 moved SAs' sync snapshots built from the rows read.
 
-Reads are plain rows (no models): the chunk's SAs and their accounts (``FOR UPDATE``, in id
-order, like the general path's version check, so the versions read are the versions replaced),
-then one query per fact (the accounts' SA counts, sub SAs, field activities, open To Dos,
-severance processes, financial transactions, budgets, collection processes) and the snapshot's
-rows (links, service points, premises). Writes: one ``UPDATE ... WHERE id = :id AND version =
-:read`` of the SAs (status, audit log, version) and one of the accounts whose final bill is
-flagged (flag, version), each executed with every parameter set; a summed row count short of the
-number of rows is a :class:`~sync.ccb.errors.ConcurrentUpdateError`. The account's derived
-person rows are not rewritten: they do not change.
+Reads are plain rows (no models), two queries per chunk: the chunk's SAs joined with their
+accounts, each row carrying the facts as correlated index lookups (sub SAs, field activities,
+open To Dos, severance processes, financial transactions, the account's budgets, collection
+processes and number of SAs, the premise's time zone), read ``FOR UPDATE`` of the SA and account
+rows in id order like the general path's version check, so the versions read are the versions
+replaced; then the links with their service points. Writes: one ``UPDATE ... WHERE id = :id AND
+version = :read`` of the SAs (status, audit log, version) and one of the accounts whose final
+bill is flagged (flag, version), each executed with every parameter set; a summed row count
+short of the number of rows is a :class:`~sync.ccb.errors.ConcurrentUpdateError`. The account's
+derived person rows are not rewritten: they do not change.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Connection, Select, bindparam, func, select, update
+from sqlalchemy import Connection, bindparam, exists, func, select, update
 
 from sync.ccb.batches.common import Shortcut
 from sync.ccb.batches.saact_fast import SaFacts, apply_fast, fast_actions
@@ -39,12 +40,10 @@ from sync.storage.ccb_view import SqlCcbView
 _SA = schema.service_agreements
 _ACCOUNT = schema.accounts
 # Only what the facts and the snapshot need: the other JSON documents are not decoded.
-_SA_COLUMNS = tuple(_SA.c[name] for name in (
-    "id", "account_id", "sa_type", "status", "start_date", "end_date", "premise_id",
-    "master_sa_id", "forwarding_address", "audit", "version"))
-_ACCOUNT_COLUMNS = tuple(_ACCOUNT.c[name] for name in (
-    "id", "main_person_id", "customer_class", "bill_cycle", "division", "final_bill_pending",
-    "version"))
+_SA_COLUMNS = ("id", "account_id", "sa_type", "status", "start_date", "end_date", "premise_id",
+               "master_sa_id", "forwarding_address", "audit", "version")
+_ACCOUNT_COLUMNS = ("id", "main_person_id", "customer_class", "bill_cycle", "division",
+                    "final_bill_pending", "version")
 _ID = "where_id"
 _READ = "where_version"
 
@@ -81,81 +80,94 @@ class SqlSaactFastPath:
             write_set_based(view.connection, changes)
 
 
-def _rows(connection: Connection, query: Any, column: Any,
-          values: Sequence[Any]) -> list[Any]:
-    """``query`` filtered on ``column IN values``, a slice of values at a time."""
-    found: list[Any] = []
-    for part in in_batches(list(dict.fromkeys(values))):
-        found.extend(connection.execute(query.where(column.in_(part))).mappings().all())
-    return found
+def _facts_query() -> Any:
+    """The chunk's SAs with their accounts and every fact, one row per SA: the facts are
+    correlated index lookups (``EXISTS``, one count of the account's SAs)."""
+    sa, account = _SA.c, _ACCOUNT.c
+    others = _SA.alias("others")
+    todo = schema.todos.c
+    facts = (
+        select(others.c.id).where(others.c.master_sa_id == sa.id).exists()
+        .label("has_sub_sas"),
+        exists().where(schema.field_activities.c.sa_id == sa.id).label("has_field_activities"),
+        exists().where(todo.drill_kind == "sa", todo.drill_id == sa.id,
+                       todo.status != ToDoStatus.COMPLETE.value).label("has_open_todo"),
+        exists().where(schema.severance_processes.c.sa_id == sa.id)
+        .label("has_severance_processes"),
+        exists().where(schema.financial_transactions.c.sa_id == sa.id)
+        .label("has_financial_transactions"),
+        exists().where(schema.budgets.c.account_id == sa.account_id)
+        .label("account_has_budgets"),
+        exists().where(schema.collection_processes.c.account_id == sa.account_id)
+        .label("account_has_collection_processes"),
+        select(func.count()).select_from(others).where(others.c.account_id == sa.account_id)
+        .scalar_subquery().label("account_sa_count"),
+        select(schema.premises.c.time_zone).where(schema.premises.c.id == sa.premise_id)
+        .scalar_subquery().label("premise_time_zone"),
+    )
+    account_columns = [account[name].label(f"acct_{name}") for name in _ACCOUNT_COLUMNS]
+    return (select(*(sa[name] for name in _SA_COLUMNS), *account_columns, *facts)
+            .join_from(_SA, _ACCOUNT, account.id == sa.account_id)
+            .where(sa.id.in_(bindparam("ids", expanding=True)))
+            .order_by(sa.id).with_for_update(of=[_SA, _ACCOUNT]))
 
 
-def _present(connection: Connection, column: Any, values: Sequence[Any],
-             *where: Any) -> set[Any]:
-    query: Select[Any] = select(column).where(*where).distinct()
-    return {row[column.name] for row in _rows(connection, query, column, values)}
+_FACTS = _facts_query()
+_POINT = schema.service_points.c
+_POINT_COLUMNS = ("id", "sp_type", "premise_id", "time_zone", "meter_id",
+                  "measuring_components", "version")
+_LINKS = (select(*schema.sa_sp_links.c,
+                 *(_POINT[name].label(f"point_{name}") for name in _POINT_COLUMNS))
+    .join_from(schema.sa_sp_links, schema.service_points,
+               _POINT.id == schema.sa_sp_links.c.sp_id, isouter=True)
+    .where(schema.sa_sp_links.c.sa_id.in_(bindparam("ids", expanding=True))))
+_LINK_COLUMNS = tuple(column.name for column in schema.sa_sp_links.c)
 
 
 def read_facts(connection: Connection, item_ids: Sequence[str]) -> list[SaFacts]:
-    """The facts of the chunk's SAs (those that exist), in item order."""
+    """The facts of the chunk's SAs (those that exist, with their account), in item order."""
     ids = list(dict.fromkeys(item_ids))
-    sa_rows = {row["id"]: row for row in _rows(
-        connection, select(*_SA_COLUMNS).order_by(_SA.c.id).with_for_update(), _SA.c.id, ids)}
-    account_ids = sorted({row["account_id"] for row in sa_rows.values()})
-    accounts = {row["id"]: row for row in _rows(
-        connection, select(*_ACCOUNT_COLUMNS).order_by(_ACCOUNT.c.id).with_for_update(),
-        _ACCOUNT.c.id, account_ids)}
-    counts = {row["account_id"]: int(row["count"]) for row in _rows(
-        connection, select(_SA.c.account_id, func.count().label("count"))
-        .group_by(_SA.c.account_id), _SA.c.account_id, account_ids)}
-    subs = _present(connection, _SA.c.master_sa_id, ids)
-    fas = _present(connection, schema.field_activities.c.sa_id, ids)
-    todo = schema.todos.c
-    todos = _present(connection, todo.drill_id, ids, todo.drill_kind == "sa",
-                     todo.status != ToDoStatus.COMPLETE.value)
-    severances = _present(connection, schema.severance_processes.c.sa_id, ids)
-    fts = _present(connection, schema.financial_transactions.c.sa_id, ids)
-    budgets = _present(connection, schema.budgets.c.account_id, account_ids)
-    collections = _present(connection, schema.collection_processes.c.account_id, account_ids)
+    rows: dict[str, Any] = {}
     links: dict[str, list[Mapping[str, Any]]] = {}
-    for link in _rows(connection, select(schema.sa_sp_links), schema.sa_sp_links.c.sa_id, ids):
-        links.setdefault(link["sa_id"], []).append(link)
-    points = {row["id"]: row for row in _rows(
-        connection, select(schema.service_points), schema.service_points.c.id,
-        [link["sp_id"] for group in links.values() for link in group])}
-    premise = schema.premises.c
-    zones = {row["id"]: row["time_zone"] for row in _rows(
-        connection, select(premise.id, premise.time_zone), premise.id,
-        [row["premise_id"] for row in sa_rows.values() if row["premise_id"] is not None])}
+    points: dict[str, dict[str, Any]] = {}
+    for part in in_batches(ids):
+        rows.update((row["id"], row) for row in connection.execute(
+            _FACTS, {"ids": list(part)}).mappings())
+        for joined in connection.execute(_LINKS, {"ids": list(part)}).mappings():
+            link = {name: joined[name] for name in _LINK_COLUMNS}
+            links.setdefault(link["sa_id"], []).append(link)
+            if joined["point_id"] is not None:
+                points.setdefault(link["sp_id"], {
+                    name: joined[f"point_{name}"] for name in _POINT_COLUMNS})
     found = []
     for sa_id in ids:
-        sa = sa_rows.get(sa_id)
-        if sa is None:
+        row = rows.get(sa_id)
+        if row is None:
             continue
-        account = accounts.get(sa["account_id"])
         own_links = tuple(links.get(sa_id, ()))
+        account = {name: row[f"acct_{name}"] for name in _ACCOUNT_COLUMNS}
         found.append(SaFacts(
-            sa_id=sa_id, account_id=sa["account_id"], sa_type=sa["sa_type"],
-            status=sa["status"], start_date=sa["start_date"], end_date=sa["end_date"],
-            master_sa_id=sa["master_sa_id"],
-            has_forwarding_address=sa["forwarding_address"] is not None,
-            version=int(sa["version"]), audit=tuple(sa["audit"]),
-            account_found=account is not None,
-            account_version=int(account["version"]) if account is not None else 0,
-            account_final_bill_pending=bool(account["final_bill_pending"])
-            if account is not None else False,
-            account_bill_cycle=account["bill_cycle"] if account is not None else "",
-            account_sa_count=counts.get(sa["account_id"], 0),
-            has_sub_sas=sa_id in subs, has_field_activities=sa_id in fas,
-            has_open_todo=sa_id in todos, has_severance_processes=sa_id in severances,
-            has_financial_transactions=sa_id in fts,
-            account_has_budgets=sa["account_id"] in budgets,
-            account_has_collection_processes=sa["account_id"] in collections,
+            sa_id=sa_id, account_id=row["account_id"], sa_type=row["sa_type"],
+            status=row["status"], start_date=row["start_date"], end_date=row["end_date"],
+            master_sa_id=row["master_sa_id"],
+            has_forwarding_address=row["forwarding_address"] is not None,
+            version=int(row["version"]), audit=tuple(row["audit"]), account_found=True,
+            account_version=int(account["version"]),
+            account_final_bill_pending=bool(account["final_bill_pending"]),
+            account_bill_cycle=account["bill_cycle"],
+            account_sa_count=int(row["account_sa_count"]),
+            has_sub_sas=bool(row["has_sub_sas"]),
+            has_field_activities=bool(row["has_field_activities"]),
+            has_open_todo=bool(row["has_open_todo"]),
+            has_severance_processes=bool(row["has_severance_processes"]),
+            has_financial_transactions=bool(row["has_financial_transactions"]),
+            account_has_budgets=bool(row["account_has_budgets"]),
+            account_has_collection_processes=bool(row["account_has_collection_processes"]),
             snapshot=SnapshotRows(
-                sa, account or {}, own_links,
+                row, account, own_links,
                 {link["sp_id"]: points[link["sp_id"]] for link in own_links
                  if link["sp_id"] in points},
-                zones.get(sa["premise_id"]) if sa["premise_id"] is not None else None)))
+                row["premise_time_zone"] if row["premise_id"] is not None else None)))
     return found
 
 

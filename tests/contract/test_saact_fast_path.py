@@ -43,9 +43,6 @@ from sync.storage.outbox import SqlOutbox
 from sync.storage.outbox_schema import sync_entities, sync_requests
 from sync.storage.saact_fast import SqlSaactFastPath
 from tests.contract.test_batch_runner import _sql_store
-from tests.contract.test_ccb_bulk_write import postgres_or_sqlite_second_url
-
-__all__ = ["postgres_or_sqlite_second_url"]  # a fixture used below
 
 ADMIN = load_admin_config()
 TODAY = dt.date(2025, 3, 3)
