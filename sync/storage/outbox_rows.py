@@ -32,6 +32,7 @@ from sync.ccb.sync_requests import (
     sync_todo_types,
 )
 from sync.config.admin import AdminConfig
+from sync.storage.bulk_sql import insert_many
 from sync.storage.ccb_persist import in_batches
 from sync.storage.ccb_schema import TODOS, todos
 from sync.storage.ccb_view import SqlCcbView
@@ -211,13 +212,18 @@ def write(connection: Connection, operations: Sequence[Operation]) -> None:
     _update_versions(connection, [op for op in operations if isinstance(op, VersionUpdate)])
     firsts = [op for op in operations if isinstance(op, VersionInsert)]
     if firsts:
-        connection.execute(insert(sync_entities), [
+        insert_many(connection, sync_entities, [
             {"entity_type": op.entity_type, "entity_id": op.entity_id,
              "last_version": op.version} for op in firsts])
     update_requests(connection, [op for op in operations if isinstance(op, RequestUpdate)])
     inserts = [op.values for op in operations if isinstance(op, RequestInsert)]
     if inserts:
-        connection.execute(insert(sync_requests), inserts)
+        # One executemany per set of columns (every new request carries the same ones), in
+        # publishing order: the queue's sequence numbers follow it.
+        if all(values.keys() == inserts[0].keys() for values in inserts):
+            insert_many(connection, sync_requests, inserts)
+        else:
+            connection.execute(insert(sync_requests), inserts)
     sent = [op for op in operations if isinstance(op, SentFingerprint)]
     if sent:
         e = sync_entities.c

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, exists, func, select, update
+from sqlalchemy import Connection, bindparam, exists, func, select
 
 from sync.ccb.batches.common import Shortcut
 from sync.ccb.batches.saact_fast import SaFacts, apply_fast, fast_actions
@@ -34,6 +34,7 @@ from sync.ccb.ports import CcbView
 from sync.config.admin import AdminConfig
 from sync.mapping.snapshots import sa_snapshot_document
 from sync.storage import ccb_schema as schema
+from sync.storage.bulk_sql import update_many
 from sync.storage.ccb_persist import in_batches
 from sync.storage.ccb_view import SqlCcbView
 
@@ -44,8 +45,6 @@ _SA_COLUMNS = ("id", "account_id", "sa_type", "status", "start_date", "end_date"
                "master_sa_id", "forwarding_address", "audit", "version")
 _ACCOUNT_COLUMNS = ("id", "main_person_id", "customer_class", "bill_cycle", "division",
                     "final_bill_pending", "version")
-_ID = "where_id"
-_READ = "where_version"
 
 
 @dataclass(frozen=True)
@@ -171,31 +170,24 @@ def read_facts(connection: Connection, item_ids: Sequence[str]) -> list[SaFacts]
     return found
 
 
-_SA_UPDATE = (update(_SA).where(_SA.c.id == bindparam(_ID), _SA.c.version == bindparam(_READ))
-              .values(status=bindparam("new_status"),
-                      audit=bindparam("new_audit", type_=_SA.c.audit.type),
-                      version=bindparam("new_version")))
-_FLAG_UPDATE = (update(_ACCOUNT)
-                .where(_ACCOUNT.c.id == bindparam(_ID), _ACCOUNT.c.version == bindparam(_READ))
-                .values(final_bill_pending=True, version=bindparam("new_version")))
-
-
 def write_set_based(connection: Connection, changes: SetBasedChanges) -> None:
     """The chunk's set-based row updates, one statement per table."""
     if changes.sa_updates:
-        result = connection.execute(_SA_UPDATE, [
-            {_ID: update.facts.sa_id, _READ: update.version - 1, "new_status": update.status.value,
-             "new_audit": list(update.audit), "new_version": update.version}
-            for update in changes.sa_updates])
-        if result.rowcount != len(changes.sa_updates):
+        count = update_many(connection, _SA, ("status", "audit", "version"), ("id", "version"), [
+            {"set:status": update.status.value, "set:audit": list(update.audit),
+             "set:version": update.version, "where:id": update.facts.sa_id,
+             "where:version": update.version - 1} for update in changes.sa_updates])
+        if count != len(changes.sa_updates):
             first = changes.sa_updates[0]
             raise ConcurrentUpdateError(first.facts.sa_id, schema.SAS.kind,
                                         version_read=first.version - 1)
     if changes.final_bill_flags:
-        result = connection.execute(_FLAG_UPDATE, [
-            {_ID: flag.account_id, _READ: flag.version - 1, "new_version": flag.version}
+        count = update_many(connection, _ACCOUNT, ("final_bill_pending", "version"),
+                            ("id", "version"), [
+            {"set:final_bill_pending": True, "set:version": flag.version,
+             "where:id": flag.account_id, "where:version": flag.version - 1}
             for flag in changes.final_bill_flags])
-        if result.rowcount != len(changes.final_bill_flags):
+        if count != len(changes.final_bill_flags):
             first_flag = changes.final_bill_flags[0]
             raise ConcurrentUpdateError(first_flag.account_id, schema.ACCOUNTS.kind,
                                         version_read=first_flag.version - 1)

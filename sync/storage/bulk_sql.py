@@ -1,0 +1,80 @@
+"""Executing one statement with thousands of parameter sets at the driver's own speed.
+
+``connection.execute(statement, rows)`` with a list of dictionaries spends more time in
+SQLAlchemy's per-row parameter handling (compiling the parameters of each row, running each
+column's bind processor through generic code) than the database spends on the rows. The helpers
+here compile the statement once, convert each row with the very bind processors SQLAlchemy
+would use for its columns (dates, JSON documents, money, time stamps come out exactly as they
+would) and hand the tuples to the DB-API ``executemany``. Same rows written, fewer microseconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Column, Connection, Table
+
+Processor = Callable[[Any], Any] | None
+
+
+def _placeholder(connection: Connection) -> str:
+    style = connection.dialect.paramstyle
+    if style == "qmark":
+        return "?"
+    if style in ("format", "pyformat"):
+        return "%s"
+    raise ValueError(f"unsupported DB-API parameter style {style!r}")
+
+
+def _processor(connection: Connection, column: Column[Any]) -> Processor:
+    dialect = connection.dialect
+    processor: Processor = column.type.dialect_impl(dialect).bind_processor(dialect)
+    return processor
+
+
+def _converted(rows: Sequence[Mapping[str, Any]], names: Sequence[str],
+               processors: Sequence[Processor]) -> list[tuple[Any, ...]]:
+    # Every value goes through its processor, None too: a JSON column stores None as JSON null.
+    return [tuple(value if process is None else process(value)
+                  for value, process in zip((row[name] for name in names), processors,
+                                            strict=True))
+            for row in rows]
+
+
+def _name(connection: Connection, name: str) -> str:
+    quoted: str = connection.dialect.identifier_preparer.quote(name)
+    return quoted
+
+
+def insert_many(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """``INSERT`` every row (all with the same columns) in one ``executemany``."""
+    if not rows:
+        return
+    names = list(rows[0])
+    processors = [_processor(connection, table.c[name]) for name in names]
+    mark = _placeholder(connection)
+    sql = (f"INSERT INTO {_name(connection, table.name)}"
+           f" ({', '.join(_name(connection, name) for name in names)})"
+           f" VALUES ({', '.join(mark for _ in names)})")
+    connection.exec_driver_sql(sql, _converted(rows, names, processors))
+
+
+def update_many(connection: Connection, table: Table, set_columns: Sequence[str],
+                where_columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> int:
+    """``UPDATE table SET set_columns WHERE where_columns`` (equalities), once per row in one
+    ``executemany``; each row maps ``set:<name>`` and ``where:<name>`` to its values. Returns
+    the summed row count."""
+    if not rows:
+        return 0
+    mark = _placeholder(connection)
+    sql = (f"UPDATE {_name(connection, table.name)} SET "
+           + ", ".join(f"{_name(connection, name)} = {mark}" for name in set_columns)
+           + " WHERE "
+           + " AND ".join(f"{_name(connection, name)} = {mark}" for name in where_columns))
+    keys = [f"set:{name}" for name in set_columns] + [f"where:{name}" for name in where_columns]
+    processors = [_processor(connection, table.c[name])
+                  for name in (*set_columns, *where_columns)]
+    result = connection.exec_driver_sql(
+        sql, _converted(rows, keys, processors))
+    return int(result.rowcount)
