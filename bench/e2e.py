@@ -5,10 +5,11 @@ aiokafka baseline moving the same messages through the same broker in the same r
     .venv/bin/python -m bench.e2e --changes 10000 --databases sqlite --skip-memory   # quick
 
 The path measured is the production one, process for process: this driver issues CCB stop
-requests (``RequestStop`` commands, in units of ``--unit`` per transaction, as a mass-stop job
-would) into the CCB store opened through the production factory (so every change writes its
-sync request), ``c2m-sync worker ccb`` relays them and records the answers, and
-``c2m-sync worker mdm`` (faust engine) applies them to MDM and acknowledges. A change counts
+requests through the mass stop upload job (``STOPUPL``'s rows, ``--unit`` per unit of work)
+into the CCB store opened through the production factory (so every change writes its sync
+request), ``c2m-sync worker ccb`` relays them and records the answers, and
+``c2m-sync worker mdm`` (its default engine; ``--mdm-engine faust`` for the other) applies
+them to MDM and acknowledges. A change counts
 when its sync request is ``SYNCHRONIZED`` in CCB. The Kafka broker is the project's launcher
 broker on loopback (or ``KAFKA_BOOTSTRAP_SERVERS``).
 
@@ -45,11 +46,9 @@ from sqlalchemy import Table, create_engine, insert, select
 from bench import saact_data
 from bench.replay import broker, produce
 from sync.batches import JobContext, load_jobs
-from sync.ccb import commands as cmd
-from sync.ccb.changes import Changes
-from sync.ccb.dispatch import unit_of_work
+from sync.batches.ccb_jobs import STOPUPL
+from sync.ccb.batches import StopRequestRow
 from sync.ccb.model import SaStatus
-from sync.ccb.ports import CcbUnitOfWork, CcbView, IdSource
 from sync.clock import SystemClock
 from sync.config.admin import load_admin_config
 from sync.devtools.kafka import free_loopback_port
@@ -140,13 +139,14 @@ def databases(kind: str, folder: Path) -> Iterator[Databases]:
 class Workers:
     env: dict[str, str]
     health_port: int
+    mdm_options: tuple[str, ...] = ()  # e.g. ("--engine", "faust"); the default engine else
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     logs: list[Path] = field(default_factory=list)
 
     def start(self, folder: Path, *sides: str) -> None:
         for side in sides:
             log = folder / f"worker-{side}.log"
-            options = ["--engine", "faust", "--health-port", str(self.health_port)] \
+            options = [*self.mdm_options, "--health-port", str(self.health_port)] \
                 if side == "mdm" else []
             self.processes.append(subprocess.Popen(
                 [sys.executable, "-m", "sync.cli", "worker", side, *options], env=self.env,
@@ -228,23 +228,6 @@ def rss_kib(pid: int) -> tuple[int, int]:
 # --- the driver --------------------------------------------------------------------------------
 
 
-def stop_units(targets: list[tuple[str, str]], stop_date: dt.date, clock: SystemClock,
-               admin: Any) -> CcbUnitOfWork:
-    """One unit of work issuing a stop request per (account, SA) of ``targets``."""
-    units = [unit_of_work(cmd.RequestStop(account_id=account, stop_date=stop_date,
-                                          sa_ids=(sa,), user="bench"),
-                          admin, clock.business_date(), clock.now())
-             for account, sa in targets]
-
-    def unit(view: CcbView, ids: IdSource) -> Changes:
-        changes = Changes()
-        for each in units:
-            changes.merge(each(view, ids))
-        return changes
-
-    return unit
-
-
 @dataclass
 class Throughput:
     database: str
@@ -285,18 +268,28 @@ class Stage:
         return self.clock.business_date() + dt.timedelta(days=30)
 
     def request_stops(self, targets: list[tuple[str, str]]) -> None:
-        self.outbox.store.execute(stop_units(targets, self.stop_date, self.clock, self.admin))
+        """A stop request per (account, SA) through ``STOPUPL``, all of them in one unit of
+        work (the job's chunk size is the number of targets)."""
+        rows = [StopRequestRow(n, account, self.stop_date, (sa,))
+                for n, (account, sa) in enumerate(targets, start=1)]
+        report = STOPUPL.run_rows(JobContext(
+            admin=self.admin, clock=self.clock, store=self.outbox.store,
+            queries=SqlBatchQueries(self.outbox.store.engine), chunk_size=len(rows)), rows)
+        if report.changed != len(rows):
+            raise RuntimeError(f"STOPUPL applied {report.changed} of {len(rows)}: "
+                               f"{report.errors[:3]}")
 
 
 @contextlib.contextmanager
-def staged(bootstrap: str, kind: str, count: int, stopping: bool = False) -> Iterator[Stage]:
+def staged(bootstrap: str, kind: str, count: int, stopping: bool = False,
+           mdm_options: tuple[str, ...] = ()) -> Iterator[Stage]:
     with tempfile.TemporaryDirectory(prefix="c2m-bench-e2e-") as name, \
             databases(kind, Path(name)) as dbs:
         admin = load_admin_config()
         clock = SystemClock()
         targets = populate(dbs.ccb, count, clock.business_date(), stopping=stopping)
         workers = Workers(worker_env(bootstrap, dbs, f"bench-{uuid.uuid4().hex[:8]}"),
-                          free_loopback_port())
+                          free_loopback_port(), mdm_options)
         outbox = open_outbox(dbs.ccb, admin, clock)
         try:
             workers.start(Path(name), "ccb", "mdm")
@@ -306,9 +299,10 @@ def staged(bootstrap: str, kind: str, count: int, stopping: bool = False) -> Ite
             outbox.store.dispose()
 
 
-def run_throughput(bootstrap: str, kind: str, count: int, unit: int,
-                   source: str) -> tuple[Throughput, list[bytes]]:
-    with staged(bootstrap, kind, count, stopping=source == "saact") as stage:
+def run_throughput(bootstrap: str, kind: str, count: int, unit: int, source: str,
+                   mdm_options: tuple[str, ...] = ()) -> tuple[Throughput, list[bytes]]:
+    with staged(bootstrap, kind, count, stopping=source == "saact",
+                mdm_options=mdm_options) as stage:
         outbox = stage.outbox
         started = time.perf_counter()
         if source == "saact":
@@ -347,11 +341,12 @@ class Latency:
     answer_p50_ms: float
 
 
-def run_latency(bootstrap: str, kind: str, rate: int, seconds: int) -> Latency:
+def run_latency(bootstrap: str, kind: str, rate: int, seconds: int,
+                mdm_options: tuple[str, ...] = ()) -> Latency:
     count = rate * seconds
     tick_s = 0.01
     per_tick = max(1, round(rate * tick_s))
-    with staged(bootstrap, kind, count) as stage:
+    with staged(bootstrap, kind, count, mdm_options=mdm_options) as stage:
         started = time.perf_counter()
         for tick, first in enumerate(range(0, count, per_tick)):
             # A fixed schedule: a late tick is not made up by a burst's worth of waiting.
@@ -508,19 +503,24 @@ def main(argv: list[str] | None = None) -> int:
                         help="message counts at which the MDM worker's memory is sampled")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--mdm-engine", choices=("loop", "faust"), default=None,
+                        help="the MDM worker's engine (default: the worker's own default)")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    mdm_engine: tuple[str, ...] = ("--engine", args.mdm_engine) if args.mdm_engine else ()
     sizes = [int(size) for size in args.changes.split(",") if size and int(size) > 0]
     kinds = [kind for kind in args.databases.split(",") if kind]
     result: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "load_average": os.getloadavg()},
-        "unit": args.unit, "throughput": [], "baseline": [], "latency": [], "memory": None,
+        "unit": args.unit, "mdm_engine": args.mdm_engine or "default",
+        "throughput": [], "baseline": [], "latency": [], "memory": None,
     }
     with broker() as bootstrap:
         for kind in kinds:
             for source, size in itertools.product(args.sources.split(","), sizes):
-                measured, payloads = run_throughput(bootstrap, kind, size, args.unit, source)
+                measured, payloads = run_throughput(bootstrap, kind, size, args.unit, source,
+                                                    mdm_engine)
                 bare = asyncio.run(bare_round_trip(bootstrap, payloads[:size]))
                 ratio = measured.per_second / bare.per_second
                 result["throughput"].append({**asdict(measured), "ratio": round(ratio, 3)})
@@ -531,7 +531,8 @@ def main(argv: list[str] | None = None) -> int:
                       f" | bare aiokafka {bare.per_second:8.0f}/s | ratio {ratio:.3f} "
                       f"| {measured.states}", flush=True)
             if not args.skip_latency:
-                latency = run_latency(bootstrap, kind, args.latency_rate, args.latency_seconds)
+                latency = run_latency(bootstrap, kind, args.latency_rate, args.latency_seconds,
+                                      mdm_engine)
                 result["latency"].append(asdict(latency))
                 print(f"latency    {kind:10} at {latency.offered_per_second}/s offered, "
                       f"{latency.achieved_per_second}/s issued: "
