@@ -235,12 +235,14 @@ def _number(value: Any, low: float | None = None, high: float | None = None) -> 
 def sa_snapshot_document(admin: AdminConfig, sa: Mapping[str, Any], account: Mapping[str, Any],
                          links: Sequence[Mapping[str, Any]],
                          service_points: Mapping[str, Mapping[str, Any]],
-                         premise_time_zone: str | None) -> dict[str, Any] | None:
+                         premise_time_zone: str | None,
+                         status: str | None = None) -> dict[str, Any] | None:
     """The SA's snapshot document from its row, its account's, its links', their service
-    points' (by id) and its premise's time zone; None when the rows are anything the wire
-    models would refuse or :func:`sa_snapshot` would report (build it that way then)."""
+    points' (by id) and its premise's time zone (``status``: the SA's status if not the row's);
+    None when the rows are anything the wire models would refuse or :func:`sa_snapshot` would
+    report (build it that way then)."""
     sa_type = admin.sa_types.get(sa["sa_type"])
-    status = sa["status"]
+    status = sa["status"] if status is None else status
     if sa_type is None or status not in _SA_STATUS_CODES or not sa["id"] or not account["id"]:
         return None
     ordered = sorted(links, key=lambda link: (link["start_date"], link["sp_id"], link["id"]))

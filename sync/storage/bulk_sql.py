@@ -35,11 +35,13 @@ def _processor(connection: Connection, column: Column[Any]) -> Processor:
 
 def _converted(rows: Sequence[Mapping[str, Any]], names: Sequence[str],
                processors: Sequence[Processor]) -> list[tuple[Any, ...]]:
-    # Every value goes through its processor, None too: a JSON column stores None as JSON null.
-    return [tuple(value if process is None else process(value)
-                  for value, process in zip((row[name] for name in names), processors,
-                                            strict=True))
-            for row in rows]
+    """The rows as tuples, converted a column at a time. Every value goes through its
+    processor, None too: a JSON column stores None as JSON null."""
+    columns: list[list[Any]] = []
+    for name, process in zip(names, processors, strict=True):
+        values = [row[name] for row in rows]
+        columns.append(values if process is None else list(map(process, values)))
+    return list(zip(*columns, strict=True))
 
 
 def _name(connection: Connection, name: str) -> str:

@@ -214,8 +214,8 @@ def set_based_snapshots(written: Changes | None, admin: AdminConfig) -> tuple[
         if not isinstance(rows, SnapshotRows):
             continue
         document = sa_snapshot_document(
-            admin, {**rows.sa, "status": update_.status.value}, rows.account, rows.links,
-            rows.service_points, rows.premise_time_zone)
+            admin, rows.sa, rows.account, rows.links, rows.service_points,
+            rows.premise_time_zone, status=update_.status.value)
         if document is not None:
             documents[key] = document
     return documents, targets
