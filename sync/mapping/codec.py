@@ -58,12 +58,15 @@ def encode(message: WireModel) -> bytes:
     return message.model_dump_json(by_alias=True).encode("utf-8")
 
 
+_ENTITY_TYPE_VALUES = [member.value for member in EntityType]
+
+
 def decode_sync_message(data: bytes) -> SyncMessage:
     """A sync message of any entity type, chosen by ``entityType``."""
     document = _document(data)
     entity_type = document.get("entityType")
-    # Compare as a list: the value may be anything JSON holds, unhashable included.
-    if entity_type not in [member.value for member in EntityType]:
+    # Compare with a list: the value may be anything JSON holds, unhashable included.
+    if entity_type not in _ENTITY_TYPE_VALUES:
         known = ", ".join(member.value for member in EntityType)
         reason = ("missing" if entity_type is None
                   else f"unknown entity type {_shown(entity_type)} (known: {known})")

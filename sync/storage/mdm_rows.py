@@ -25,6 +25,7 @@ from sync.mdm.model import (
 )
 from sync.mdm.ports import ConsumedPosition
 from sync.storage import mdm_schema as t
+from sync.storage.bulk_sql import insert_many
 
 E = TypeVar("E")
 
@@ -208,14 +209,13 @@ def _replace_all(connection: Connection, shape: _Shape,
         for child in shape.children:
             connection.execute(delete(child).where(child.c[key].in_(part)))
         connection.execute(delete(shape.table).where(shape.table.c[key].in_(part)))
-    connection.execute(insert(shape.table),
-                       [{key: key_value, **values} for key_value, values, _ in entities])
+    # Converted once per column and executed by the driver: a batch writes thousands of rows.
+    insert_many(connection, shape.table,
+                [{key: key_value, **values} for key_value, values, _ in entities])
     for index, child in enumerate(shape.children):
-        rows = [{key: key_value, "seq": seq, **row}
-                for key_value, _, children in entities
-                for seq, row in enumerate(children[index])]
-        if rows:
-            connection.execute(insert(child), rows)
+        insert_many(connection, child, [{key: key_value, "seq": seq, **row}
+                                        for key_value, _, children in entities
+                                        for seq, row in enumerate(children[index])])
 
 
 # --- consumed positions ----------------------------------------------------------------------
