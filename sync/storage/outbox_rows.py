@@ -310,6 +310,17 @@ def supersede_errors(connection: Connection, synchronized: Sequence[SyncRequest]
     if not synchronized:
         return
     c = sync_requests.c
+    # Requests in ERROR are few (each raised a To Do): find the entities that have any with one
+    # read through the state index, and update only theirs rather than look for each entity.
+    erred: set[tuple[str, str]] = set()
+    for part in in_batches(list({request.entity_id for request in synchronized})):
+        erred.update((str(row[0]), str(row[1])) for row in connection.execute(
+            select(c.entity_type, c.entity_id).where(
+                c.state == SyncRequestState.ERROR.value, c.entity_id.in_(part))))
+    synchronized = [request for request in synchronized
+                    if (request.entity_type, request.entity_id) in erred]
+    if not synchronized:
+        return
     connection.execute(update(sync_requests).where(
         c.entity_type == bindparam(_W_TYPE), c.entity_id == bindparam(_W_ENTITY),
         c.state == SyncRequestState.ERROR.value, c.seq < bindparam("before_seq")).values(
