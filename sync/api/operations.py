@@ -47,7 +47,8 @@ class BatchJobOut(BaseModel):
 
 
 class Upload(RequestBody):
-    """An upload file's content (FACOMPL: rows of fa_id, completed_at, read_value)."""
+    """An upload file's content (FACOMPL: rows of fa_id, completed_at, read_value; STOPUPL:
+    rows of account_id, stop_date, sa_ids, premise_id, contact_method)."""
 
     format: Literal["csv", "json"]
     content: Annotated[str, Field(max_length=MAX_UPLOAD_CHARS)]

@@ -163,7 +163,8 @@ async def test_reconciliation_without_a_sync_topic_is_unavailable(
 
 async def test_batch_list(shared_client: httpx.AsyncClient) -> None:
     codes = [job["code"] for job in (await shared_client.get("/api/batches")).json()]
-    assert codes[:6] == ["SAACT", "PSASPM", "TD-SSFTL", "FANRMRCO", "FACOMPL", "TD-CCCB"]
+    assert codes[:7] == ["SAACT", "PSASPM", "TD-SSFTL", "FANRMRCO", "FACOMPL", "TD-CCCB",
+                         "STOPUPL"]
     assert {"SYNC-RELAY", "SYNC-TIMEOUT"} <= set(codes)
 
 
@@ -184,6 +185,20 @@ async def test_steps_5_9_6_0_saact_raises_a_todo_then_facompl_completes_and_saac
     second = (await post(client, "/api/batches/SAACT/runs", {"chunk_size": 1})).json()
     assert (second["changed"], second["todos_raised"]) == (4, 0)
     assert (await client.get("/api/sas/SA-TN01-E")).json()["sa"]["status"] == "40"
+
+
+async def test_steps_1_1_to_1_9_a_stop_upload_requests_each_good_row(
+        client: httpx.AsyncClient) -> None:
+    upload = {"format": "csv", "content": "account_id,stop_date,sa_ids,premise_id\n"
+                                          "A-TN-02,2025-03-14,,PR-4410-2\n"
+                                          "A-TN-01,2025-03-14,SA-NOPE,\n"}
+    run = (await post(client, "/api/batches/STOPUPL/runs", {"upload": upload})).json()
+    assert (run["code"], run["changed"]) == ("STOPUPL", 1)
+    assert [(e["entity_id"], "SA-NOPE" in e["reason"]) for e in run["errors"]] == [("2", True)]
+    for sa_id in ("SA-TN02-E", "SA-TN02-G"):
+        sa = (await client.get(f"/api/sas/{sa_id}")).json()["sa"]
+        assert (sa["status"], sa["end_date"]) == ("30", "2025-03-14")
+    assert (await client.get("/api/sas/SA-TN01-E")).json()["sa"]["status"] == "20"
 
 
 async def test_a_batch_runs_on_the_business_date_given(client: httpx.AsyncClient) -> None:
