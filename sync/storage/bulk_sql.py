@@ -63,10 +63,12 @@ def insert_many(connection: Connection, table: Table, rows: Sequence[Mapping[str
 
 
 def update_many(connection: Connection, table: Table, set_columns: Sequence[str],
-                where_columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> int:
+                where_columns: Sequence[str], rows: Sequence[Mapping[str, Any]],
+                as_stored: Sequence[str] = ()) -> int:
     """``UPDATE table SET set_columns WHERE where_columns`` (equalities), once per row in one
-    ``executemany``; each row maps ``set:<name>`` and ``where:<name>`` to its values. Returns
-    the summed row count."""
+    ``executemany``; each row maps ``set:<name>`` and ``where:<name>`` to its values. The
+    ``as_stored`` columns are given as the database stores them (a JSON document's text) and
+    are not converted. Returns the summed row count."""
     if not rows:
         return 0
     mark = _placeholder(connection)
@@ -75,8 +77,9 @@ def update_many(connection: Connection, table: Table, set_columns: Sequence[str]
            + " WHERE "
            + " AND ".join(f"{_name(connection, name)} = {mark}" for name in where_columns))
     keys = [f"set:{name}" for name in set_columns] + [f"where:{name}" for name in where_columns]
-    processors = [_processor(connection, table.c[name])
-                  for name in (*set_columns, *where_columns)]
+    processors = [None if name in as_stored else _processor(connection, table.c[name])
+                  for name in set_columns]
+    processors += [_processor(connection, table.c[name]) for name in where_columns]
     result = connection.exec_driver_sql(
         sql, _converted(rows, keys, processors))
     return int(result.rowcount)

@@ -17,12 +17,24 @@ derived person rows are not rewritten: they do not change.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, exists, func, select
+from sqlalchemy import (
+    Connection,
+    String,
+    Text,
+    and_,
+    bindparam,
+    cast,
+    exists,
+    func,
+    select,
+    type_coerce,
+)
 
 from sync.ccb.batches.common import Shortcut
 from sync.ccb.batches.saact_fast import SaFacts, apply_fast, fast_actions
@@ -42,20 +54,22 @@ _SA = schema.service_agreements
 _ACCOUNT = schema.accounts
 # Only what the facts and the snapshot need: the other JSON documents are not decoded.
 _SA_COLUMNS = ("id", "account_id", "sa_type", "status", "start_date", "end_date", "premise_id",
-               "master_sa_id", "forwarding_address", "audit", "version")
+               "master_sa_id", "version")
 _ACCOUNT_COLUMNS = ("id", "main_person_id", "customer_class", "bill_cycle", "division",
                     "final_bill_pending", "version")
 
 
 @dataclass(frozen=True)
 class SnapshotRows:
-    """The rows an SA's snapshot is built from (its own row is in :class:`SaFacts`)."""
+    """What the store keeps of an SA's rows for its writes: what its snapshot is built from,
+    and its audit log as read."""
 
     sa: Mapping[str, Any]
     account: Mapping[str, Any]
     links: tuple[Mapping[str, Any], ...]
     service_points: Mapping[str, Mapping[str, Any]]
     premise_time_zone: str | None
+    audit: StoredAudit
 
 
 class SqlSaactFastPath:
@@ -79,13 +93,18 @@ class SqlSaactFastPath:
             write_set_based(view.connection, changes)
 
 
-def _facts_query() -> Any:
+def _facts_query(raw_documents: bool) -> Any:
     """The chunk's SAs with their accounts and every fact, one row per SA: the facts are
-    correlated index lookups (``EXISTS``, one count of the account's SAs)."""
+    correlated index lookups (``EXISTS``, one count of the account's SAs). With
+    ``raw_documents`` the audit log comes as its stored JSON text (SQLite), to be appended to
+    without decoding it."""
     sa, account = _SA.c, _ACCOUNT.c
     others = _SA.alias("others")
     todo = schema.todos.c
+    forwarding = sa.forwarding_address
     facts = (
+        and_(forwarding.is_not(None), cast(forwarding, String) != "null")
+        .label("has_forwarding_address"),
         select(others.c.id).where(others.c.master_sa_id == sa.id).exists()
         .label("has_sub_sas"),
         exists().where(schema.field_activities.c.sa_id == sa.id).label("has_field_activities"),
@@ -104,40 +123,73 @@ def _facts_query() -> Any:
         select(schema.premises.c.time_zone).where(schema.premises.c.id == sa.premise_id)
         .scalar_subquery().label("premise_time_zone"),
     )
+    audit = type_coerce(sa.audit, Text).label("audit") if raw_documents else sa.audit
     account_columns = [account[name].label(f"acct_{name}") for name in _ACCOUNT_COLUMNS]
-    return (select(*(sa[name] for name in _SA_COLUMNS), *account_columns, *facts)
+    return (select(*(sa[name] for name in _SA_COLUMNS), audit, *account_columns, *facts)
             .join_from(_SA, _ACCOUNT, account.id == sa.account_id)
             .where(sa.id.in_(bindparam("ids", expanding=True)))
             .order_by(sa.id).with_for_update(of=[_SA, _ACCOUNT]))
 
 
-_FACTS = _facts_query()
+_FACTS = {raw: _facts_query(raw) for raw in (False, True)}
 _POINT = schema.service_points.c
 _POINT_COLUMNS = ("id", "sp_type", "premise_id", "time_zone", "meter_id",
                   "measuring_components", "version")
-_LINKS = (select(*schema.sa_sp_links.c,
-                 *(_POINT[name].label(f"point_{name}") for name in _POINT_COLUMNS))
-    .join_from(schema.sa_sp_links, schema.service_points,
-               _POINT.id == schema.sa_sp_links.c.sp_id, isouter=True)
-    .where(schema.sa_sp_links.c.sa_id.in_(bindparam("ids", expanding=True))))
+
+
+def _links_query(raw_documents: bool) -> Any:
+    """The chunk's links with their service points (measuring components as stored text with
+    ``raw_documents``: decoded once per distinct text)."""
+    point_columns = [
+        (type_coerce(_POINT[name], Text) if raw_documents and name == "measuring_components"
+         else _POINT[name]).label(f"point_{name}") for name in _POINT_COLUMNS]
+    return (select(*schema.sa_sp_links.c, *point_columns)
+            .join_from(schema.sa_sp_links, schema.service_points,
+                       _POINT.id == schema.sa_sp_links.c.sp_id, isouter=True)
+            .where(schema.sa_sp_links.c.sa_id.in_(bindparam("ids", expanding=True))))
+
+
+_LINKS = {raw: _links_query(raw) for raw in (False, True)}
 _LINK_COLUMNS = tuple(column.name for column in schema.sa_sp_links.c)
+
+
+@lru_cache(maxsize=256)
+def _decoded(text: str) -> Any:
+    return json.loads(text)
+
+
+def _dicts(connection: Connection, query: Any, ids: Sequence[str]) -> list[dict[str, Any]]:
+    result = connection.execute(query, {"ids": list(ids)})
+    keys = list(result.keys())
+    return [dict(zip(keys, row, strict=True)) for row in result]
+
+
+@dataclass(frozen=True)
+class StoredAudit:
+    """The SA's audit log as read: its JSON text as stored (SQLite, appended to as text) or
+    the decoded document."""
+
+    text: str | None
+    document: tuple[Any, ...] = ()
 
 
 def read_facts(connection: Connection, item_ids: Sequence[str]) -> list[SaFacts]:
     """The facts of the chunk's SAs (those that exist, with their account), in item order."""
+    raw = connection.dialect.name == "sqlite"
     ids = list(dict.fromkeys(item_ids))
-    rows: dict[str, Any] = {}
-    links: dict[str, list[Mapping[str, Any]]] = {}
+    rows: dict[str, dict[str, Any]] = {}
+    links: dict[str, list[dict[str, Any]]] = {}
     points: dict[str, dict[str, Any]] = {}
     for part in in_batches(ids):
-        rows.update((row["id"], row) for row in connection.execute(
-            _FACTS, {"ids": list(part)}).mappings())
-        for joined in connection.execute(_LINKS, {"ids": list(part)}).mappings():
+        rows.update((row["id"], row) for row in _dicts(connection, _FACTS[raw], part))
+        for joined in _dicts(connection, _LINKS[raw], part):
             link = {name: joined[name] for name in _LINK_COLUMNS}
             links.setdefault(link["sa_id"], []).append(link)
-            if joined["point_id"] is not None:
-                points.setdefault(link["sp_id"], {
-                    name: joined[f"point_{name}"] for name in _POINT_COLUMNS})
+            if joined["point_id"] is not None and link["sp_id"] not in points:
+                point = {name: joined[f"point_{name}"] for name in _POINT_COLUMNS}
+                if raw and point["measuring_components"] is not None:
+                    point["measuring_components"] = _decoded(point["measuring_components"])
+                points[link["sp_id"]] = point
     found = []
     for sa_id in ids:
         row = rows.get(sa_id)
@@ -145,12 +197,13 @@ def read_facts(connection: Connection, item_ids: Sequence[str]) -> list[SaFacts]
             continue
         own_links = tuple(links.get(sa_id, ()))
         account = {name: row[f"acct_{name}"] for name in _ACCOUNT_COLUMNS}
+        audit = StoredAudit(row["audit"]) if raw else StoredAudit(None, tuple(row["audit"]))
         found.append(SaFacts(
             sa_id=sa_id, account_id=row["account_id"], sa_type=row["sa_type"],
             status=row["status"], start_date=row["start_date"], end_date=row["end_date"],
             master_sa_id=row["master_sa_id"],
-            has_forwarding_address=row["forwarding_address"] is not None,
-            version=int(row["version"]), audit=tuple(row["audit"]), account_found=True,
+            has_forwarding_address=bool(row["has_forwarding_address"]),
+            version=int(row["version"]), account_found=True,
             account_version=int(account["version"]),
             account_final_bill_pending=bool(account["final_bill_pending"]),
             account_bill_cycle=account["bill_cycle"],
@@ -162,21 +215,39 @@ def read_facts(connection: Connection, item_ids: Sequence[str]) -> list[SaFacts]
             has_financial_transactions=bool(row["has_financial_transactions"]),
             account_has_budgets=bool(row["account_has_budgets"]),
             account_has_collection_processes=bool(row["account_has_collection_processes"]),
-            snapshot=SnapshotRows(
+            stored=SnapshotRows(
                 row, account, own_links,
                 {link["sp_id"]: points[link["sp_id"]] for link in own_links
                  if link["sp_id"] in points},
-                row["premise_time_zone"] if row["premise_id"] is not None else None)))
+                row["premise_time_zone"] if row["premise_id"] is not None else None, audit)))
     return found
+
+
+def _appended(audit: StoredAudit, entries: Sequence[Mapping[str, Any]]) -> Any:
+    """The audit column's new value: the stored JSON text with the entries' JSON appended
+    (exactly the text ``json.dumps`` gives for the whole log, as SQLAlchemy writes it), or the
+    decoded log plus the entries."""
+    text = audit.text
+    if text is None:
+        return [*audit.document, *entries]
+    added = ", ".join(json.dumps(entry) for entry in entries)
+    if text == "[]":
+        return f"[{added}]"
+    if text.startswith("[") and text.endswith("]"):
+        return f"{text[:-1]}, {added}]"
+    return json.dumps([*json.loads(text), *entries])  # stored in another form: re-encode
 
 
 def write_set_based(connection: Connection, changes: SetBasedChanges) -> None:
     """The chunk's set-based row updates, one statement per table."""
     if changes.sa_updates:
+        raw = connection.dialect.name == "sqlite"
         count = update_many(connection, _SA, ("status", "audit", "version"), ("id", "version"), [
-            {"set:status": update.status.value, "set:audit": list(update.audit),
+            {"set:status": update.status.value,
+             "set:audit": _appended(update.facts.stored.audit, update.entries),
              "set:version": update.version, "where:id": update.facts.sa_id,
-             "where:version": update.version - 1} for update in changes.sa_updates])
+             "where:version": update.version - 1} for update in changes.sa_updates],
+            as_stored=("audit",) if raw else ())
         if count != len(changes.sa_updates):
             first = changes.sa_updates[0]
             raise ConcurrentUpdateError(first.facts.sa_id, schema.SAS.kind,
@@ -210,7 +281,7 @@ def set_based_snapshots(written: Changes | None, admin: AdminConfig) -> tuple[
         targets[key] = [key]
         if facts.account_id in flagged:
             targets[(ACCOUNT, facts.account_id)] = [key]
-        rows = facts.snapshot
+        rows = facts.stored
         if not isinstance(rows, SnapshotRows):
             continue
         document = sa_snapshot_document(

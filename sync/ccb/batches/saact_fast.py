@@ -66,7 +66,6 @@ class SaFacts:
     master_sa_id: str | None
     has_forwarding_address: bool
     version: int
-    audit: tuple[Mapping[str, Any], ...]
     account_found: bool
     account_version: int
     account_final_bill_pending: bool
@@ -79,7 +78,7 @@ class SaFacts:
     has_financial_transactions: bool
     account_has_budgets: bool
     account_has_collection_processes: bool
-    snapshot: Any = None
+    stored: Any = None
 
 
 def fast_action(facts: SaFacts, admin: AdminConfig, today: dt.date,
@@ -142,8 +141,8 @@ def apply_fast(work: Work, action: FastAction, facts: SaFacts) -> ItemOutcome:
     if action is FastAction.ACTIVATE:
         activated = _entry(work, Action.ACTIVATE.value, SaStatus.PENDING_START,
                            SaStatus.ACTIVE, DETAILS)
-        changes.sa_updates.append(SaStatusUpdate(facts, SaStatus.ACTIVE,
-                                                 (*facts.audit, activated), facts.version + 1))
+        changes.sa_updates.append(SaStatusUpdate(facts, SaStatus.ACTIVE, (activated,),
+                                                 facts.version + 1))
         changes.record_change(SA, facts.sa_id)
         work.note(f"SA {facts.sa_id} active")
         return ItemOutcome("SA", facts.sa_id, Result.CHANGED, "activated")
@@ -160,6 +159,6 @@ def apply_fast(work: Work, action: FastAction, facts: SaFacts) -> ItemOutcome:
                 f" {facts.account_bill_cycle} bills it at its next run")
         work.note(line)
         entries = (stopped, _entry(work, CONSEQUENCE, SaStatus.STOPPED, SaStatus.STOPPED, line))
-    changes.sa_updates.append(SaStatusUpdate(facts, SaStatus.STOPPED, (*facts.audit, *entries),
+    changes.sa_updates.append(SaStatusUpdate(facts, SaStatus.STOPPED, entries,
                                              facts.version + 1))
     return ItemOutcome("SA", facts.sa_id, Result.CHANGED, "stopped")

@@ -21,11 +21,12 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class SaStatusUpdate:
-    """An SA moved on by the set-based path: its new status, audit log and version."""
+    """An SA moved on by the set-based path: its new status, the entries appended to its
+    audit log (as the log's JSON document holds them) and its new version."""
 
     facts: SaFacts
     status: SaStatus
-    audit: tuple[Mapping[str, Any], ...]  # the whole log, as its JSON document
+    entries: tuple[Mapping[str, Any], ...]
     version: int
 
 
