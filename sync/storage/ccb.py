@@ -35,7 +35,6 @@ from sqlalchemy import (
     bindparam,
     event,
     func,
-    insert,
     select,
     update,
 )
@@ -48,6 +47,7 @@ from sync.ccb.errors import ConcurrentUpdateError
 from sync.ccb.ports import IdSource
 from sync.clock import Clock, SystemClock
 from sync.storage import ccb_schema as schema
+from sync.storage.bulk_sql import insert_many
 from sync.storage.ccb_persist import existing_ids, persist
 from sync.storage.ccb_schema import EntityTable
 from sync.storage.ccb_view import SqlCcbView
@@ -235,7 +235,7 @@ class SqlCcbStore:
         # One insert for the whole unit, then one read of the sequence numbers it was given
         # (an insert with RETURNING in parameter order runs row by row on SQLite). The unit id
         # is new and each entry appears once in ``changes.changed``, so the pair finds its row.
-        connection.execute(insert(table), [
+        insert_many(connection, table, [
             {"unit_id": unit_id, "entity_type": entity_type, "entity_id": entity_id,
              "changed_at": changed_at} for entity_type, entity_id in changes.changed])
         seqs = {(row[1], row[2]): int(row[0]) for row in connection.execute(
