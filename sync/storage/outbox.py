@@ -185,6 +185,7 @@ class SqlOutbox:
                                     lock=True)
             chosen: dict[str, tuple[SyncRequest, int, int]] = {}
             undone: dict[tuple[str, str], SyncRequest] = {}
+            answered: list[SyncRequest] = []
             for request, partition, offset in sent:
                 state = stored.get(request.id)
                 if request.id not in chosen and state == (
@@ -192,6 +193,13 @@ class SqlOutbox:
                     chosen[request.id] = (request, partition, offset)
                 elif state == (request.version, SyncRequestState.DISCARDED):
                     undone[(request.entity_type, request.entity_id)] = request
+                elif state in ((request.version, SyncRequestState.SYNCHRONIZED),
+                               (request.version, SyncRequestState.ERROR)):
+                    # MDM's answer came back before the broker's acknowledgement of the write
+                    # was recorded: the snapshot was published all the same, and it is now the
+                    # last one sent. Without this, a later change back to the snapshot sent
+                    # before it would be discarded as "equal to the one last sent".
+                    answered.append(request)
             rows.mark_requests_sent(connection, list(chosen.values()), at)
             # A change undone while its snapshot was being published is on the topic all the
             # same, and MDM applies it: only a newer snapshot of the entity as it is now can
@@ -203,7 +211,7 @@ class SqlOutbox:
             rows.write(connection, [
                 rows.SentFingerprint(request.entity_type, request.entity_id,
                                      request.fingerprint)
-                for request, _, _ in chosen.values()])
+                for request in [*answered, *(request for request, _, _ in chosen.values())]])
             marked = len(chosen)
             return Changes()
 

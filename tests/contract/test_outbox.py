@@ -353,3 +353,24 @@ def test_republish_unanswered_queues_sent_requests_again_unless_superseded(
                                                   sent["SA-TN02-E"].version)
     assert pending(outbox, TENANT_E) == newer
     assert outbox.counts()["SENT"] == 0
+
+
+def test_a_request_answered_before_it_is_marked_published_still_counts_as_sent(
+        outbox: SqlOutbox, clock: FixedClock) -> None:
+    """Found by the broker-restart fault test: MDM answered a cancel before the relay recorded
+    its publication. The stop made again afterwards equalled the stop sent before the cancel
+    and was discarded as "equal to the one last sent", so MDM kept the cancel for ever."""
+    stop = RequestStop(account_id="A-TN-01", sa_ids=(TENANT_E,), stop_date=dt.date(2025, 3, 14))
+    send_all(outbox, clock)
+    run(outbox, clock, stop)
+    [stopped] = [r for r in send_all(outbox, clock) if r.entity_id == TENANT_E]
+    outbox.acknowledge([ack(stopped)], clock.now())
+    run(outbox, clock, CancelPendingStop(sa_id=TENANT_E))
+    batch = outbox.next_batch(10_000)
+    [canceled] = [r for r in batch if r.entity_id == TENANT_E]
+    outbox.acknowledge([ack(canceled)], clock.now())  # the answer comes first
+    outbox.mark_sent([(request, 0, n) for n, request in enumerate(batch)], clock.now())
+    run(outbox, clock, stop)
+    [again] = outbox.find(state=SyncRequestState.PENDING, entity_type="SA", entity_id=TENANT_E)
+    assert again.version == canceled.version + 1
+    assert decode_sync_message(again.payload).end_date == dt.date(2025, 3, 14)
