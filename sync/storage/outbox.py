@@ -185,7 +185,6 @@ class SqlOutbox:
                                     lock=True)
             chosen: dict[str, tuple[SyncRequest, int, int]] = {}
             undone: dict[tuple[str, str], SyncRequest] = {}
-            answered: list[SyncRequest] = []
             for request, partition, offset in sent:
                 state = stored.get(request.id)
                 if request.id not in chosen and state == (
@@ -193,13 +192,6 @@ class SqlOutbox:
                     chosen[request.id] = (request, partition, offset)
                 elif state == (request.version, SyncRequestState.DISCARDED):
                     undone[(request.entity_type, request.entity_id)] = request
-                elif state in ((request.version, SyncRequestState.SYNCHRONIZED),
-                               (request.version, SyncRequestState.ERROR)):
-                    # MDM's answer came back before the broker's acknowledgement of the write
-                    # was recorded: the snapshot was published all the same, and it is now the
-                    # last one sent. Without this, a later change back to the snapshot sent
-                    # before it would be discarded as "equal to the one last sent".
-                    answered.append(request)
             rows.mark_requests_sent(connection, list(chosen.values()), at)
             # A change undone while its snapshot was being published is on the topic all the
             # same, and MDM applies it: only a newer snapshot of the entity as it is now can
@@ -211,7 +203,7 @@ class SqlOutbox:
             rows.write(connection, [
                 rows.SentFingerprint(request.entity_type, request.entity_id,
                                      request.fingerprint)
-                for request in [*answered, *(request for request, _, _ in chosen.values())]])
+                for request, _, _ in chosen.values()])
             marked = len(chosen)
             return Changes()
 
@@ -259,6 +251,7 @@ class SqlOutbox:
         """Answers about different entities: decided in order, written at the end."""
         todos = rows.SyncTodoView(view, self.admin, list(requests.values()))
         updates: list[rows.RequestUpdate] = []
+        published: list[rows.SentFingerprint] = []
         synchronized: list[SyncRequest] = []
         for ack in acks:
             request = requests.get(ack.sync_request_id)
@@ -281,6 +274,7 @@ class SqlOutbox:
             updates.append(rows.RequestUpdate(request, {
                 "state": state.value, "errors": errors, "acknowledged_at": now,
                 "updated_at": now, "mdm_us_id": ack.mdm_us_id}))
+            published.extend(_published_unrecorded(request))
             answered = request.model_copy(update={"state": state, "errors": errors})
             if state is SyncRequestState.ERROR:
                 raise_sync_todo(todos, ids, self.admin, answered, now, changes)
@@ -288,6 +282,7 @@ class SqlOutbox:
                 resolve_sync_todos(todos, self.admin, answered, now, changes)
                 synchronized.append(answered)
         rows.update_requests(view.connection, updates)
+        rows.write(view.connection, published)
         rows.supersede_errors(view.connection, synchronized, now)
 
     def _retry(self, view: SqlCcbView, ids: IdSource, request: SyncRequest,
@@ -327,6 +322,7 @@ class SqlOutbox:
                  else SyncRequestState.ERROR)
         _save(connection, request, state=state.value, errors=errors, acknowledged_at=now,
               updated_at=now, mdm_us_id=ack.mdm_us_id)
+        rows.write(connection, _published_unrecorded(request))
         answered = request.model_copy(update={"state": state, "errors": errors})
         if state is SyncRequestState.ERROR:
             raise_sync_todo(view, ids, self.admin, answered, now, changes)
@@ -544,3 +540,15 @@ _pending_of = rows.pending_of
 def _save(connection: Connection, request: SyncRequest, **values: Any) -> None:
     """Update the request's row if it is still the version read."""
     rows.update_requests(connection, [rows.RequestUpdate(request, values)])
+
+
+def _published_unrecorded(request: SyncRequest) -> list[rows.SentFingerprint]:
+    """MDM answered ``request`` before its publication was recorded (the broker was slow to
+    acknowledge the write, or the relay stopped in between): it was published all the same,
+    and its snapshot is now the last one sent. Without recording it, a later change back to
+    the snapshot sent before it would be discarded as "equal to the one last sent" and MDM
+    would keep this one."""
+    if request.sent_at is not None:  # mark_sent recorded it
+        return []
+    return [rows.SentFingerprint(request.entity_type, request.entity_id, request.fingerprint)]
+
