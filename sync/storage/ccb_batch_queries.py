@@ -17,7 +17,6 @@ the rules read it, instead of several per SA; any other read goes to the databas
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -45,7 +44,7 @@ from sync.config.admin import AdminConfig
 from sync.storage import ccb_schema as schema
 from sync.storage.ccb_view import SqlCcbView
 from sync.storage.saact_fast import SqlSaactFastPath
-from sync.storage.stop_prefetch import PrefetchedAccountsView
+from sync.storage.stop_prefetch import PrefetchedAccountsView, grouped
 
 _SA = schema.service_agreements.c
 _FA = schema.field_activities.c
@@ -152,13 +151,6 @@ class SqlBatchQueries:
         return PrefetchedAccountsView(view, account_ids)
 
 
-def _group(items: list[Any], attribute: str) -> dict[str, list[Any]]:
-    grouped: dict[str, list[Any]] = defaultdict(list)
-    for item in items:
-        grouped[getattr(item, attribute)].append(item)
-    return grouped
-
-
 class PrefetchedSaView(SqlCcbView):
     """A :class:`SqlCcbView` that reads what the lifecycle reads about ``sa_ids`` for all of
     them at once: the SAs of their accounts up front, each other collection with one query the
@@ -175,7 +167,7 @@ class PrefetchedSaView(SqlCcbView):
         of_accounts: list[ServiceAgreement] = self._many(
             schema.SAS, _SA.account_id.in_(self._account_ids))
         self._sas: dict[str, ServiceAgreement] = {sa.id: sa for sa in of_accounts}
-        self._of_account = _group(of_accounts, "account_id")
+        self._of_account = grouped(of_accounts, "account_id")
         self._loaded: dict[str, Any] = {}
 
     def _load(self, name: str) -> Any:
@@ -190,11 +182,11 @@ class PrefetchedSaView(SqlCcbView):
             subs: list[ServiceAgreement] = self._many(schema.SAS, _SA.master_sa_id.in_(ids))
             for sa in subs:
                 self._sas.setdefault(sa.id, sa)
-            return _group(subs, "master_sa_id")
+            return grouped(subs, "master_sa_id")
         if name == "links":
-            return _group(self._many(schema.LINKS, schema.sa_sp_links.c.sa_id.in_(ids)), "sa_id")
+            return grouped(self._many(schema.LINKS, schema.sa_sp_links.c.sa_id.in_(ids)), "sa_id")
         if name == "fas":
-            return _group(self._many(schema.FIELD_ACTIVITIES, _FA.sa_id.in_(ids)), "sa_id")
+            return grouped(self._many(schema.FIELD_ACTIVITIES, _FA.sa_id.in_(ids)), "sa_id")
         if name == "accounts":
             return {account.id: account for account in self._many(
                 schema.ACCOUNTS, schema.accounts.c.id.in_(accounts))}
@@ -212,17 +204,17 @@ class PrefetchedSaView(SqlCcbView):
                     for entry in self._load("todos").values()}
         # What the stop consequences read about the SA and its account.
         if name == "budgets":
-            return _group(self._many(schema.BUDGETS, schema.budgets.c.account_id.in_(
+            return grouped(self._many(schema.BUDGETS, schema.budgets.c.account_id.in_(
                 accounts)), "account_id")
         if name == "collections":
-            return _group(self._many(schema.COLLECTION_PROCESSES,
+            return grouped(self._many(schema.COLLECTION_PROCESSES,
                                      schema.collection_processes.c.account_id.in_(accounts)),
                           "account_id")
         if name == "severances":
-            return _group(self._many(schema.SEVERANCE_PROCESSES,
+            return grouped(self._many(schema.SEVERANCE_PROCESSES,
                                      schema.severance_processes.c.sa_id.in_(ids)), "sa_id")
         if name == "fts":
-            return _group(self._many(schema.FINANCIAL_TRANSACTIONS,
+            return grouped(self._many(schema.FINANCIAL_TRANSACTIONS,
                                      schema.financial_transactions.c.sa_id.in_(ids)), "sa_id")
         raise KeyError(name)
 

@@ -45,7 +45,8 @@ _PREMISE = schema.premises.c
 _PARENT_LEVELS = 4
 
 
-def _grouped(items: Iterable[Any], attribute: str) -> dict[str, list[Any]]:
+def grouped(items: Iterable[Any], attribute: str) -> dict[str, list[Any]]:
+    """``items`` by the value of ``attribute`` (items without one are left out), in order."""
     grouped: dict[str, list[Any]] = defaultdict(list)
     for item in items:
         key = getattr(item, attribute)
@@ -67,7 +68,7 @@ class PrefetchedAccountsView(SqlCcbView):
             schema.PERSONS, _id(schema.PERSONS),
             sorted({a.main_person_id for a in self._accounts.values()}))}
         of_accounts: list[ServiceAgreement] = self._bulk(schema.SAS, _SA.account_id, accounts)
-        self._of_account = _grouped(of_accounts, "account_id")
+        self._of_account = grouped(of_accounts, "account_id")
         premise_ids = {sa.premise_id for sa in of_accounts if sa.premise_id is not None}
         own_links: list[SaSpLink] = self._bulk(schema.LINKS, _LINK.sa_id,
                                                sorted({sa.id for sa in of_accounts}))
@@ -80,10 +81,10 @@ class PrefetchedAccountsView(SqlCcbView):
         # Everyone at the unit's premises and service points: the landlord, other tenants.
         at_premises: list[ServiceAgreement] = self._bulk(schema.SAS, _SA.premise_id,
                                                          sorted(self._premises))
-        self._at_premise = _grouped(at_premises, "premise_id")
+        self._at_premise = grouped(at_premises, "premise_id")
         self._premise_ids = frozenset(self._premises)
         at_sps: list[SaSpLink] = self._bulk(schema.LINKS, _LINK.sp_id, sp_ids)
-        self._at_sp = _grouped(at_sps, "sp_id")
+        self._at_sp = grouped(at_sps, "sp_id")
         self._sp_ids = frozenset(sp_ids)
         self._sas: dict[str, ServiceAgreement] = {sa.id: sa for sa in at_premises}
         self._sas.update((sa.id, sa) for sa in of_accounts)
@@ -93,9 +94,9 @@ class PrefetchedAccountsView(SqlCcbView):
         links.update((link.id, link) for link in at_sps)
         links.update((link.id, link) for link in self._bulk(
             schema.LINKS, _LINK.sa_id, sorted(set(known) - {sa.id for sa in of_accounts})))
-        self._links_of_sa = _grouped(sorted(links.values(), key=lambda link: link.id), "sa_id")
+        self._links_of_sa = grouped(sorted(links.values(), key=lambda link: link.id), "sa_id")
         subs: list[ServiceAgreement] = self._bulk(schema.SAS, _SA.master_sa_id, known)
-        self._subs = _grouped(subs, "master_sa_id")
+        self._subs = grouped(subs, "master_sa_id")
         for sa in subs:
             self._sas.setdefault(sa.id, sa)
         self._sa_ids = frozenset(known)
@@ -105,7 +106,7 @@ class PrefetchedAccountsView(SqlCcbView):
                     if p.landlord_agreement_id is not None}))}
         fas: list[FieldActivity] = self._bulk(schema.FIELD_ACTIVITIES,
                                               schema.field_activities.c.sa_id, known)
-        self._fas = _grouped(fas, "sa_id")
+        self._fas = grouped(fas, "sa_id")
 
     # --- loading ------------------------------------------------------------------------------
 

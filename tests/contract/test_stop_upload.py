@@ -18,6 +18,7 @@ from sync.batches.ccb_jobs import STOPUPL
 from sync.ccb.batches import StopRequestRow, parse_stop_rows
 from sync.ccb.commands import RequestStop
 from sync.ccb.dispatch import unit_of_work
+from sync.ccb.errors import InvalidCommand
 from sync.ccb.loading import load_master_data, parse_text
 from sync.clock import FixedClock
 from sync.config.admin import load_admin_config
@@ -166,8 +167,6 @@ def test_step_1_1_bad_rows_are_reported_by_number_and_the_good_rows_apply(
 
 
 def test_a_stop_upload_that_is_not_a_table_is_refused_naming_the_file() -> None:
-    from sync.ccb.errors import InvalidCommand
-
     with pytest.raises(InvalidCommand, match=r"stops\.csv.*missing column\(s\) stop_date"):
         parse_stop_rows("account_id,when\nA-1,2025-03-14\n", "stops.csv")
     with pytest.raises(InvalidCommand, match=r"stops\.json.*not valid JSON"):
