@@ -111,9 +111,9 @@ def request_stop_row(work: Work, row: StopRequestRow) -> ItemOutcome:
     check_no_overlap(work, work.admin,
                      {work.changes.links[link_id].sp_id for link_id in puts("links")[links_before:]}
                      | {link.sp_id for sa_id in changed_sas for link in work.links_of_sa(sa_id)})
+    # The row's account's SAs: a landlord's reversion start is another account's change.
     stopped = sorted(sa_id for sa_id in changed_sas
-                     if sa_id in row.sa_ids or work.changes.sas[sa_id].account_id
-                     == row.account_id)
+                     if work.changes.sas[sa_id].account_id == row.account_id)
     return ItemOutcome("row", str(row.row), Result.CHANGED,
                        f"stop on {row.stop_date.isoformat()} requested for SA "
                        + ", ".join(stopped))
