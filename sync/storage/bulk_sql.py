@@ -10,10 +10,12 @@ would) and hand the tuples to the DB-API ``executemany``. Same rows written, few
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Column, Connection, Table
+from sqlalchemy import Column, Connection, Executable, Table
+from sqlalchemy.sql.compiler import SQLCompiler
 
 Processor = Callable[[Any], Any] | None
 
@@ -33,15 +35,78 @@ def _processor(connection: Connection, column: Column[Any]) -> Processor:
     return processor
 
 
+def _moment_key(value: Any) -> Any:
+    # Equal datetimes of one time zone can still be different instants (``fold``), and
+    # equal instants in different zones may be stored differently: the key keeps all three.
+    if isinstance(value, dt.datetime):
+        return (value, value.tzinfo, value.fold)
+    return value
+
+
+def _column(values: list[Any], process: Processor) -> list[Any]:
+    """One column's values through its processor. Dates and time stamps repeat across a
+    batch (a unit's time stamp, a batch's business date) and their processors are the
+    costliest: each distinct one is converted once."""
+    if process is None:
+        return values
+    if not values or type(values[0]) not in (dt.datetime, dt.date):
+        return list(map(process, values))
+    converted: dict[Any, Any] = {}
+    column = []
+    for value in values:
+        key = _moment_key(value)
+        if key not in converted:
+            converted[key] = process(value)
+        column.append(converted[key])
+    return column
+
+
 def _converted(rows: Sequence[Mapping[str, Any]], names: Sequence[str],
                processors: Sequence[Processor]) -> list[tuple[Any, ...]]:
     """The rows as tuples, converted a column at a time. Every value goes through its
     processor, None too: a JSON column stores None as JSON null."""
-    columns: list[list[Any]] = []
-    for name, process in zip(names, processors, strict=True):
-        values = [row[name] for row in rows]
-        columns.append(values if process is None else list(map(process, values)))
+    columns = [_column([row[name] for row in rows], process)
+               for name, process in zip(names, processors, strict=True)]
     return list(zip(*columns, strict=True))
+
+
+class RawSelect:
+    """A select with one expanding ``IN`` parameter, read at the driver's speed: its rows as
+    the driver returns them, tuples in column order without SQLAlchemy's result processing
+    (on SQLite dates come as their ISO text, flags as 0/1, JSON documents as text; on
+    PostgreSQL as Python values). The SQL of each dialect and list length is rendered once,
+    where SQLAlchemy renders it for every execution. For module-level queries read thousands
+    of times."""
+
+    def __init__(self, statement: Executable, list_name: str) -> None:
+        self.statement = statement
+        self.list_name = list_name
+        self._compiled: dict[str, SQLCompiler] = {}
+        self._rendered: dict[tuple[str, int], tuple[str, Sequence[str] | None]] = {}
+
+    def rows(self, connection: Connection, values: Sequence[Any]) -> list[tuple[Any, ...]]:
+        dialect = connection.dialect
+        compiled = self._compiled.get(dialect.name)
+        if compiled is None:
+            compiled = cast(SQLCompiler, self.statement.compile(  # type: ignore[attr-defined]
+                dialect=dialect))
+            self._compiled[dialect.name] = compiled
+        rendered = self._rendered.get((dialect.name, len(values)))
+        if rendered is None:
+            state = compiled.construct_expanded_state({self.list_name: list(values)})
+            rendered = (state.statement, state.positiontup)
+            self._rendered[(dialect.name, len(values))] = rendered
+        sql, order = rendered
+        given = dict(compiled.construct_params(_check=False))
+        given.update((f"{self.list_name}_{number}", value)
+                     for number, value in enumerate(values, start=1))
+        parameters: Any = tuple(given[name] for name in order) if order is not None else given
+        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(sql, parameters)
+            return list(cursor.fetchall())
+        finally:
+            cursor.close()
 
 
 def _name(connection: Connection, name: str) -> str:
