@@ -46,7 +46,7 @@ from sync.ccb.ports import CcbView
 from sync.config.admin import AdminConfig
 from sync.mapping.snapshots import sa_snapshot_document
 from sync.storage import ccb_schema as schema
-from sync.storage.bulk_sql import update_many
+from sync.storage.bulk_sql import RawSelect, update_many
 from sync.storage.ccb_persist import in_batches
 from sync.storage.ccb_view import SqlCcbView
 
@@ -151,6 +151,11 @@ def _links_query(raw_documents: bool) -> Any:
 
 _LINKS = {raw: _links_query(raw) for raw in (False, True)}
 _LINK_COLUMNS = tuple(column.name for column in schema.sa_sp_links.c)
+_FACTS_READ = {raw: RawSelect(query, "ids") for raw, query in _FACTS.items()}
+_LINKS_READ = {raw: RawSelect(query, "ids") for raw, query in _LINKS.items()}
+# The date columns the rows are read with, by name: on SQLite the driver gives their ISO text.
+_FACT_DATES = ("start_date", "end_date")
+_LINK_DATES = ("start_date", "stop_date")
 
 
 @lru_cache(maxsize=256)
@@ -158,10 +163,17 @@ def _decoded(text: str) -> Any:
     return json.loads(text)
 
 
-def _dicts(connection: Connection, query: Any, ids: Sequence[str]) -> list[dict[str, Any]]:
-    result = connection.execute(query, {"ids": list(ids)})
-    keys = list(result.keys())
-    return [dict(zip(keys, row, strict=True)) for row in result]
+def _dicts(connection: Connection, read: RawSelect, ids: Sequence[str],
+           dates: Sequence[str]) -> list[dict[str, Any]]:
+    """The rows as dictionaries by column name, with dates as dates on every database."""
+    keys = list(read.statement.selected_columns.keys())  # type: ignore[attr-defined]
+    rows = [dict(zip(keys, row, strict=True)) for row in read.rows(connection, ids)]
+    if connection.dialect.name == "sqlite":
+        for row in rows:
+            for name in dates:
+                if isinstance(row[name], str):
+                    row[name] = dt.date.fromisoformat(row[name])
+    return rows
 
 
 @dataclass(frozen=True)
@@ -181,8 +193,9 @@ def read_facts(connection: Connection, item_ids: Sequence[str]) -> list[SaFacts]
     links: dict[str, list[dict[str, Any]]] = {}
     points: dict[str, dict[str, Any]] = {}
     for part in in_batches(ids):
-        rows.update((row["id"], row) for row in _dicts(connection, _FACTS[raw], part))
-        for joined in _dicts(connection, _LINKS[raw], part):
+        rows.update((row["id"], row)
+                    for row in _dicts(connection, _FACTS_READ[raw], part, _FACT_DATES))
+        for joined in _dicts(connection, _LINKS_READ[raw], part, _LINK_DATES):
             link = {name: joined[name] for name in _LINK_COLUMNS}
             links.setdefault(link["sa_id"], []).append(link)
             if joined["point_id"] is not None and link["sp_id"] not in points:
