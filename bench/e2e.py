@@ -46,7 +46,8 @@ from sqlalchemy import Table, create_engine, insert, select
 from bench import saact_data
 from bench.replay import broker, produce
 from sync.batches import JobContext, load_jobs
-from sync.batches.ccb_jobs import STOPUPL
+from sync.batches.ccb_jobs import SAACT, STOPUPL, SelectionJob, saact_fast_path
+from sync.batches.report import BatchReport
 from sync.ccb.batches import StopRequestRow
 from sync.ccb.model import SaStatus
 from sync.clock import SystemClock
@@ -279,6 +280,23 @@ class Stage:
             raise RuntimeError(f"STOPUPL applied {report.changed} of {len(rows)}: "
                                f"{report.errors[:3]}")
 
+    def stop_due(self, targets: list[tuple[str, str]]) -> None:
+        """``SAACT``'s step over these SAs (pending stops due today), in one unit of work,
+        through the job's own runner, prefetch and set-based path: a slice of what a SAACT run
+        does, at the moment the driver chooses."""
+        context = JobContext(admin=self.admin, clock=self.clock, store=self.outbox.store,
+                             queries=SqlBatchQueries(self.outbox.store.engine),
+                             chunk_size=len(targets))
+        job = SAACT
+        assert isinstance(job, SelectionJob)
+        report = BatchReport(job.code, context.date())
+        context.runner(job.code).run(
+            report, [[sa for _, sa in targets]], job.step, job.entity,
+            prefetch=context.queries.prefetch_sas, fast_path=saact_fast_path(context))
+        if report.changed != len(targets):
+            raise RuntimeError(f"SAACT stopped {report.changed} of {len(targets)}: "
+                               f"{report.errors[:3]}")
+
 
 @contextlib.contextmanager
 def staged(bootstrap: str, kind: str, count: int, stopping: bool = False,
@@ -327,6 +345,8 @@ def run_throughput(bootstrap: str, kind: str, count: int, unit: int, source: str
 @dataclass
 class Latency:
     database: str
+    source: str
+    tick_ms: int
     offered_per_second: int
     # what the driver managed to issue: below the offered rate when issuing is the bottleneck
     achieved_per_second: float
@@ -341,19 +361,21 @@ class Latency:
     answer_p50_ms: float
 
 
-def run_latency(bootstrap: str, kind: str, rate: int, seconds: int,
-                mdm_options: tuple[str, ...] = ()) -> Latency:
+def run_latency(bootstrap: str, kind: str, rate: int, seconds: int, source: str = "saact",
+                tick_ms: int = 10, mdm_options: tuple[str, ...] = ()) -> Latency:
     count = rate * seconds
-    tick_s = 0.01
+    tick_s = tick_ms / 1000
     per_tick = max(1, round(rate * tick_s))
-    with staged(bootstrap, kind, count, mdm_options=mdm_options) as stage:
+    with staged(bootstrap, kind, count, stopping=source == "saact",
+                mdm_options=mdm_options) as stage:
+        issue = stage.stop_due if source == "saact" else stage.request_stops
         started = time.perf_counter()
         for tick, first in enumerate(range(0, count, per_tick)):
             # A fixed schedule: a late tick is not made up by a burst's worth of waiting.
             delay = started + tick * tick_s - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
-            stage.request_stops(stage.targets[first:first + per_tick])
+            issue(stage.targets[first:first + per_tick])
         achieved = count / (time.perf_counter() - started)
         wait_synchronized(stage.outbox, count, stage.workers, timeout_s=120 + count / 100)
         with stage.outbox.store.engine.connect() as connection:
@@ -363,7 +385,7 @@ def run_latency(bootstrap: str, kind: str, rate: int, seconds: int,
     done = [(created, sent, acked) for created, sent, acked in rows if acked is not None]
     latencies = sorted(_ms(acked - created) for created, _, acked in done)
     cuts = statistics.quantiles(latencies, n=100, method="inclusive")
-    return Latency(kind, rate, round(achieved), len(latencies), round(cuts[49], 1),
+    return Latency(kind, source, tick_ms, rate, round(achieved), len(latencies), round(cuts[49], 1),
                    round(cuts[94], 1), round(cuts[98], 1), round(latencies[-1], 1),
                    round(statistics.median(_ms(sent - created) for created, sent, _ in done
                                            if sent is not None), 1),
@@ -499,6 +521,11 @@ def main(argv: list[str] | None = None) -> int:
                              "and/or SAACT stopping pending stops due today")
     parser.add_argument("--latency-rate", type=int, default=1000)
     parser.add_argument("--latency-seconds", type=int, default=30)
+    parser.add_argument("--latency-sources", default="saact,request-stop",
+                        help="what makes the changes at the fixed load: SAACT's step over the "
+                             "tick's due SAs, and/or stop requests through STOPUPL")
+    parser.add_argument("--latency-tick-ms", type=int, default=10,
+                        help="one unit of work per tick, of rate x tick changes")
     parser.add_argument("--memory", default="10000,100000,1000000",
                         help="message counts at which the MDM worker's memory is sampled")
     parser.add_argument("--skip-memory", action="store_true")
@@ -530,11 +557,13 @@ def main(argv: list[str] | None = None) -> int:
                       f"({measured.seconds:.1f} s, submitted in {measured.submit_seconds:.1f} s)"
                       f" | bare aiokafka {bare.per_second:8.0f}/s | ratio {ratio:.3f} "
                       f"| {measured.states}", flush=True)
-            if not args.skip_latency:
+            for latency_source in ([] if args.skip_latency
+                                   else args.latency_sources.split(",")):
                 latency = run_latency(bootstrap, kind, args.latency_rate, args.latency_seconds,
-                                      mdm_engine)
+                                      latency_source, args.latency_tick_ms, mdm_engine)
                 result["latency"].append(asdict(latency))
-                print(f"latency    {kind:10} at {latency.offered_per_second}/s offered, "
+                print(f"latency    {kind:10} {latency_source:12} "
+                      f"at {latency.offered_per_second}/s offered, "
                       f"{latency.achieved_per_second}/s issued: "
                       f"p50 {latency.p50_ms} ms, p95 {latency.p95_ms} ms, "
                       f"p99 {latency.p99_ms} ms, max {latency.max_ms} ms "
