@@ -40,8 +40,18 @@ def _converted(rows: Sequence[Mapping[str, Any]], names: Sequence[str],
     columns: list[list[Any]] = []
     for name, process in zip(names, processors, strict=True):
         values = [row[name] for row in rows]
-        columns.append(values if process is None else list(map(process, values)))
+        columns.append(values if process is None else _each(process, values))
     return list(zip(*columns, strict=True))
+
+
+def _each(process: Callable[[Any], Any], values: list[Any]) -> list[Any]:
+    """``process`` of every value, called once for a value that is the very object of the row
+    before (a batch's time stamp, say): a processor gives the same result for the same value,
+    and a time stamp's conversion costs more than the comparison."""
+    first = values[0] if values else None
+    if all(value is first for value in values):
+        return [process(first)] * len(values)
+    return list(map(process, values))
 
 
 def _name(connection: Connection, name: str) -> str:
@@ -64,16 +74,20 @@ def insert_many(connection: Connection, table: Table, rows: Sequence[Mapping[str
 
 def update_many(connection: Connection, table: Table, set_columns: Sequence[str],
                 where_columns: Sequence[str], rows: Sequence[Mapping[str, Any]],
-                as_stored: Sequence[str] = ()) -> int:
+                as_stored: Sequence[str] = (), incremented: Sequence[str] = ()) -> int:
     """``UPDATE table SET set_columns WHERE where_columns`` (equalities), once per row in one
     ``executemany``; each row maps ``set:<name>`` and ``where:<name>`` to its values. The
     ``as_stored`` columns are given as the database stores them (a JSON document's text) and
-    are not converted. Returns the summed row count."""
+    are not converted. The ``incremented`` columns are set to one more than they hold (a
+    counter), without a value in the rows. Returns the summed row count."""
     if not rows:
         return 0
     mark = _placeholder(connection)
+    assignments = [f"{_name(connection, name)} = {mark}" for name in set_columns]
+    assignments += [f"{_name(connection, name)} = {_name(connection, name)} + 1"
+                    for name in incremented]
     sql = (f"UPDATE {_name(connection, table.name)} SET "
-           + ", ".join(f"{_name(connection, name)} = {mark}" for name in set_columns)
+           + ", ".join(assignments)
            + " WHERE "
            + " AND ".join(f"{_name(connection, name)} = {mark}" for name in where_columns))
     keys = [f"set:{name}" for name in set_columns] + [f"where:{name}" for name in where_columns]
