@@ -166,6 +166,12 @@ class RequestStatus:
     def key(self) -> str:
         return f"{self.entity_type}:{self.entity_id}"
 
+    def answered(self, state: SyncRequestState,
+                 errors: tuple[SyncError, ...]) -> RequestStatus:
+        """The request in the state an answer gives it, with the answer's errors."""
+        return RequestStatus(self.id, self.seq, self.entity_type, self.entity_id, state,
+                             self.version, self.fingerprint, self.sent_at, errors, self.retries)
+
 
 # --- enqueueing --------------------------------------------------------------------------------
 
@@ -241,9 +247,15 @@ def sync_todo_types(admin: AdminConfig) -> tuple[str, ...]:
 def drill_key_for(request: RequestFacts) -> DrillKey:
     """An SA's sync problems point at the SA (so its account shows an alert); other entities'
     at the request."""
+    kind, key = drill_target(request)
+    return DrillKey(kind=kind, id=key)
+
+
+def drill_target(request: RequestFacts) -> tuple[str, str]:
+    """The kind and id of :func:`drill_key_for`'s key (for looking many up at once)."""
     if request.entity_type == SA:
-        return DrillKey(kind="sa", id=request.entity_id)
-    return DrillKey(kind="sync_request", id=request.id)
+        return "sa", request.entity_id
+    return "sync_request", request.id
 
 
 def raise_sync_todo(view: CcbView, ids: IdSource, admin: AdminConfig,
@@ -266,9 +278,10 @@ def resolve_sync_todos(view: CcbView, admin: AdminConfig, request: RequestFacts,
     """Complete the open sync error/timeout To Dos of the request's drill key: the entity is
     synchronized now, so the issue they report is resolved."""
     resolved = []
+    drill_key = drill_key_for(request)
     for purpose in ("sync_error", "sync_timeout"):
         todo_type = admin.todo_type_for(purpose)
-        entry = view.open_todo(todo_type, drill_key_for(request))
+        entry = view.open_todo(todo_type, drill_key)
         if entry is None or entry.status is ToDoStatus.COMPLETE:
             continue
         log = (*entry.log, ToDoLogEntry(

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Column, Connection, Table
+from sqlalchemy import ARRAY, Column, ColumnElement, Connection, Table, any_, bindparam
 
 Processor = Callable[[Any], Any] | None
 
@@ -97,3 +97,13 @@ def update_many(connection: Connection, table: Table, set_columns: Sequence[str]
     result = connection.exec_driver_sql(
         sql, _converted(rows, keys, processors))
     return int(result.rowcount)
+
+
+def one_of(connection: Connection, column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
+    """``column IN :name`` for a list of values bound as ``name``. On PostgreSQL the list is
+    one array parameter (``= ANY``): the statement's text is the same for any length and the
+    driver adapts the list at once, where an IN list renders, casts and sends each value as a
+    parameter of its own. Elsewhere SQLAlchemy's expanding IN list."""
+    if connection.dialect.name == "postgresql":
+        return column == any_(bindparam(name, type_=ARRAY(column.type)))
+    return column.in_(bindparam(name, expanding=True))

@@ -16,7 +16,6 @@ lost. Two writers racing on one entity's pending request make the later one fail
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -254,15 +253,15 @@ class SqlOutbox:
         updates: list[rows.RequestUpdate] = []
         published: list[rows.SentFingerprint] = []
         synchronized: list[RequestStatus] = []
+        retry_limit = self.admin.installation.sync_retry_limit
         for ack in acks:
             request = requests.get(ack.sync_request_id)
             if request is None:
                 report.unknown.append(ack.sync_request_id)
                 continue
             errors = tuple(SyncError(code=e.code, path=e.path, message=e.message)
-                           for e in ack.errors)
-            verdict = ack_verdict(request, ack.version, ack.outcome.value, errors,
-                                  self.admin.installation.sync_retry_limit)
+                           for e in ack.errors) if ack.errors else ()
+            verdict = ack_verdict(request, ack.version, ack.outcome.value, errors, retry_limit)
             report.verdicts[verdict.value] += 1
             if verdict is AckVerdict.STALE:
                 continue
@@ -278,7 +277,7 @@ class SqlOutbox:
                 "state": state.value, "errors": errors, "acknowledged_at": now,
                 "updated_at": now, "mdm_us_id": ack.mdm_us_id}))
             published.extend(_published_unrecorded(request))
-            answered = dataclasses.replace(request, state=state, errors=errors)
+            answered = request.answered(state, errors)
             if state is SyncRequestState.ERROR:
                 raise_sync_todo(todos, ids, self.admin, answered, now, changes)
             else:

@@ -31,11 +31,11 @@ from sync.ccb.sync_requests import (
     SyncError,
     SyncRequest,
     SyncRequestState,
-    drill_key_for,
+    drill_target,
     sync_todo_types,
 )
 from sync.config.admin import AdminConfig
-from sync.storage.bulk_sql import insert_many, update_many
+from sync.storage.bulk_sql import insert_many, one_of, update_many
 from sync.storage.ccb_persist import in_batches
 from sync.storage.ccb_schema import TODOS, todos
 from sync.storage.ccb_view import SqlCcbView
@@ -100,10 +100,24 @@ def queued(connection: Connection, limit: int) -> list[QueuedRequest]:
     c = sync_requests.c
     query = select(c.id, c.entity_type, c.entity_id, c.version, c.fingerprint, c.payload).where(
         c.state == SyncRequestState.PENDING.value).order_by(c.seq).limit(limit)
-    return [QueuedRequest(str(id_), str(entity_type), str(entity_id), int(version),
-                          str(fingerprint), bytes(payload))
+    return [QueuedRequest(id_, entity_type, entity_id, int(version), fingerprint,
+                          bytes(payload))
             for id_, entity_type, entity_id, version, fingerprint, payload
-            in connection.execute(query)]
+            in connection.execute(query).all()]
+
+
+def _columns_of_ids(connection: Connection, columns: Sequence[Any], request_ids: Sequence[str],
+                    lock: bool) -> list[Any]:
+    """``columns`` of the requests with these ids, read an IN list at a time; ``lock``: and hold
+    their rows until the end of the transaction, on databases with row locks. The ids are one
+    bound as one list: the statement is built and compiled once, not once per id."""
+    query = select(*columns).where(one_of(connection, sync_requests.c.id, "ids"))
+    if lock:  # in id order, as in by_ids
+        query = query.order_by(sync_requests.c.id).with_for_update()
+    found: list[Any] = []
+    for part in in_batches(list(dict.fromkeys(request_ids))):
+        found += connection.execute(query, {"ids": part}).all()
+    return found
 
 
 # What an acknowledgement reads of its request: no payload, no bookkeeping columns.
@@ -116,32 +130,20 @@ _STATUS_COLUMNS = (sync_requests.c.id, sync_requests.c.seq, sync_requests.c.enti
 def statuses_of(connection: Connection, request_ids: Sequence[str], *,
                 lock: bool = False) -> dict[str, RequestStatus]:
     """The requests with these ids without their payloads (``lock`` as in :func:`by_ids`)."""
-    found: dict[str, RequestStatus] = {}
-    for part in in_batches(list(dict.fromkeys(request_ids))):
-        query = select(*_STATUS_COLUMNS).where(sync_requests.c.id.in_(part))
-        if lock:  # in id order, as in by_ids
-            query = query.order_by(sync_requests.c.id).with_for_update()
+    return {id_: RequestStatus(
+        id=id_, seq=int(seq), entity_type=entity_type, entity_id=entity_id,
+        state=SyncRequestState(state), version=int(version), fingerprint=fingerprint,
+        sent_at=sent_at, errors=errors_of(errors), retries=int(retries))
         for (id_, seq, entity_type, entity_id, state, version, fingerprint, sent_at, errors,
-             retries) in connection.execute(query):
-            found[id_] = RequestStatus(
-                id=id_, seq=int(seq), entity_type=entity_type, entity_id=entity_id,
-                state=SyncRequestState(state), version=int(version), fingerprint=fingerprint,
-                sent_at=sent_at, errors=errors_of(errors), retries=int(retries))
-    return found
+             retries) in _columns_of_ids(connection, _STATUS_COLUMNS, request_ids, lock)}
 
 
 def states_of(connection: Connection, request_ids: Sequence[str], *,
               lock: bool = False) -> dict[str, tuple[int, SyncRequestState]]:
     """(version, state) of the requests with these ids (``lock`` as in :func:`by_ids`)."""
     c = sync_requests.c
-    found: dict[str, tuple[int, SyncRequestState]] = {}
-    for part in in_batches(list(dict.fromkeys(request_ids))):
-        query = select(c.id, c.version, c.state).where(c.id.in_(part))
-        if lock:  # in id order, as in by_ids
-            query = query.order_by(c.id).with_for_update()
-        found.update((str(row[0]), (int(row[1]), SyncRequestState(row[2])))
-                     for row in connection.execute(query))
-    return found
+    return {id_: (int(version), SyncRequestState(state)) for id_, version, state
+            in _columns_of_ids(connection, (c.id, c.version, c.state), request_ids, lock)}
 
 
 def pending_of(connection: Connection, entity_type: str, entity_id: str) -> SyncRequest | None:
@@ -245,8 +247,13 @@ def row_values(values: dict[str, Any]) -> dict[str, Any]:
     """Values as the columns store them (``errors`` as its JSON document)."""
     if "errors" in values and not isinstance(values["errors"], str):
         errors: Iterable[SyncError] = values["errors"]
-        return {**values, "errors": json.dumps([error.model_dump() for error in errors])}
+        return {**values, "errors": errors_document(errors)}
     return values
+
+
+def errors_document(errors: Iterable[SyncError]) -> str:
+    """``errors`` as the ``errors`` column stores them."""
+    return json.dumps([error.model_dump() for error in errors]) if errors else "[]"
 
 
 def write(connection: Connection, operations: Sequence[Operation]) -> None:
@@ -303,10 +310,15 @@ def update_requests(connection: Connection, updates: Sequence[RequestUpdate]) ->
     for op in updates:
         shapes.setdefault(tuple(sorted(op.values)), []).append(op)
     for columns, ops in shapes.items():
-        count = update_many(connection, sync_requests, columns, _REQUEST_AS_READ, [
-            {**{f"set:{name}": value for name, value in row_values(op.values).items()},
-             "where:id": op.request.id, "where:version": op.request.version,
-             "where:state": op.request.state.value} for op in ops])
+        keys = [f"set:{name}" for name in columns]
+        rows = []
+        for op in ops:
+            values = row_values(op.values)
+            row = dict(zip(keys, [values[name] for name in columns], strict=True))
+            row.update({"where:id": op.request.id, "where:version": op.request.version,
+                        "where:state": op.request.state.value})
+            rows.append(row)
+        count = update_many(connection, sync_requests, columns, _REQUEST_AS_READ, rows)
         if count != len(ops):
             _raise_first_lost(connection, [
                 (op.request.id, op.request.version,
@@ -358,10 +370,11 @@ def supersede_errors(connection: Connection, synchronized: Sequence[RequestFacts
     # Requests in ERROR are few (each raised a To Do): find the entities that have any with one
     # read through the state index, and update only theirs rather than look for each entity.
     erred: set[tuple[str, str]] = set()
+    query = select(c.entity_type, c.entity_id).where(
+        c.state == SyncRequestState.ERROR.value, one_of(connection, c.entity_id, "entity_ids"))
     for part in in_batches(list({request.entity_id for request in synchronized})):
-        erred.update((str(row[0]), str(row[1])) for row in connection.execute(
-            select(c.entity_type, c.entity_id).where(
-                c.state == SyncRequestState.ERROR.value, c.entity_id.in_(part))))
+        erred.update((str(row[0]), str(row[1]))
+                     for row in connection.execute(query, {"entity_ids": part}).all())
     synchronized = [request for request in synchronized
                     if (request.entity_type, request.entity_id) in erred]
     if not synchronized:
@@ -387,16 +400,18 @@ class SyncTodoView(SqlCcbView):
         self._types = frozenset(sync_todo_types(admin))
         keys: dict[str, list[str]] = {}
         for request in requests:
-            key = drill_key_for(request)
-            keys.setdefault(key.kind, []).append(key.id)
+            kind, key = drill_target(request)
+            keys.setdefault(kind, []).append(key)
         self._keys = {(kind, key) for kind, ids in keys.items() for key in ids}
         self._open: dict[tuple[str, str, str], ToDoEntry] = {}
         t = todos.c
+        drill_ids = one_of(view.connection, t.drill_id, "drill_ids")
         for kind, ids in keys.items():
             for part in in_batches(ids):
                 for entry in self._many(TODOS, t.todo_type.in_(self._types),
-                                        t.drill_kind == kind, t.drill_id.in_(part),
-                                        t.status != ToDoStatus.COMPLETE.value):
+                                        t.drill_kind == kind, drill_ids,
+                                        t.status != ToDoStatus.COMPLETE.value,
+                                        params={"drill_ids": part}):
                     # By id, like the single read: the first open entry of a type and key.
                     self._open.setdefault(
                         (entry.todo_type, entry.drill_key.kind, entry.drill_key.id), entry)
