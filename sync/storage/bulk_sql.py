@@ -45,9 +45,9 @@ def _converted(rows: Sequence[Mapping[str, Any]], names: Sequence[str],
 
 
 def _each(process: Callable[[Any], Any], values: list[Any]) -> list[Any]:
-    """``process`` of every value, called once for a value that is the very object of the row
-    before (a batch's time stamp, say): a processor gives the same result for the same value,
-    and a time stamp's conversion costs more than the comparison."""
+    """``process`` of every value; called once when every row holds the very same object (a
+    batch's time stamp, say): a processor gives the same result for the same value, and a time
+    stamp's conversion costs more than the comparisons."""
     first = values[0] if values else None
     if all(value is first for value in values):
         return [process(first)] * len(values)
