@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -99,6 +101,78 @@ class SyncRequest(BaseModel):
         return f"{self.entity_type}:{self.entity_id}"
 
 
+@dataclass(frozen=True, slots=True)
+class QueuedRequest:
+    """A pending request as the relay publishes it: what goes on the topic (key, payload, id)
+    and what recording its publication checks and writes (version, fingerprint)."""
+
+    id: str
+    entity_type: str
+    entity_id: str
+    version: int
+    fingerprint: str
+    payload: bytes
+
+    @property
+    def key(self) -> str:
+        return f"{self.entity_type}:{self.entity_id}"
+
+
+class RequestFacts(Protocol):
+    """What the acknowledgement and To Do rules read of a request: a whole
+    :class:`SyncRequest`, or a :class:`RequestStatus` read without its payload."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def entity_type(self) -> str: ...
+    @property
+    def entity_id(self) -> str: ...
+    @property
+    def state(self) -> SyncRequestState: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def fingerprint(self) -> str: ...
+    @property
+    def sent_at(self) -> dt.datetime | None: ...
+    @property
+    def errors(self) -> tuple[SyncError, ...]: ...
+    @property
+    def retries(self) -> int: ...
+    @property
+    def key(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RequestStatus:
+    """A request without its payload and bookkeeping: enough to judge an answer about it
+    (answers come by the thousand, and the payload is the bulk of a request's row)."""
+
+    id: str
+    seq: int
+    entity_type: str
+    entity_id: str
+    state: SyncRequestState
+    version: int
+    fingerprint: str
+    sent_at: dt.datetime | None
+    errors: tuple[SyncError, ...]
+    retries: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.entity_type}:{self.entity_id}"
+
+    def answered(self, state: SyncRequestState,
+                 errors: tuple[SyncError, ...]) -> RequestStatus:
+        """The request in the state an answer gives it, with the answer's errors."""
+        return RequestStatus(self.id, self.seq, self.entity_type, self.entity_id, state,
+                             self.version, self.fingerprint, self.sent_at, errors, self.retries)
+
+
 # --- enqueueing --------------------------------------------------------------------------------
 
 
@@ -134,7 +208,7 @@ class AckVerdict(StrEnum):
     STALE = "STALE"  # not about the request's current version: ignored
 
 
-def ack_verdict(request: SyncRequest, version: int, outcome: str,
+def ack_verdict(request: RequestFacts, version: int, outcome: str,
                 errors: Sequence[SyncError], retry_limit: int) -> AckVerdict:
     """How MDM's answer ``outcome`` (``SYNCHRONIZED``/``DUPLICATE``/``ERROR``) for ``version``
     moves ``request``. A ``DUPLICATE`` means MDM already holds that version (an earlier delivery
@@ -152,7 +226,7 @@ def ack_verdict(request: SyncRequest, version: int, outcome: str,
     return AckVerdict.ERROR
 
 
-def _timed_out(request: SyncRequest) -> bool:
+def _timed_out(request: RequestFacts) -> bool:
     return any(error.code == TIMEOUT_CODE for error in request.errors)
 
 
@@ -170,16 +244,22 @@ def sync_todo_types(admin: AdminConfig) -> tuple[str, ...]:
     return (admin.todo_type_for("sync_error"), admin.todo_type_for("sync_timeout"))
 
 
-def drill_key_for(request: SyncRequest) -> DrillKey:
+def drill_key_for(request: RequestFacts) -> DrillKey:
     """An SA's sync problems point at the SA (so its account shows an alert); other entities'
     at the request."""
+    kind, key = drill_target(request)
+    return DrillKey(kind=kind, id=key)
+
+
+def drill_target(request: RequestFacts) -> tuple[str, str]:
+    """The kind and id of :func:`drill_key_for`'s key (for looking many up at once)."""
     if request.entity_type == SA:
-        return DrillKey(kind="sa", id=request.entity_id)
-    return DrillKey(kind="sync_request", id=request.id)
+        return "sa", request.entity_id
+    return "sync_request", request.id
 
 
-def raise_sync_todo(view: CcbView, ids: IdSource, admin: AdminConfig, request: SyncRequest,
-                    now: dt.datetime, changes: Changes) -> ToDoEntry:
+def raise_sync_todo(view: CcbView, ids: IdSource, admin: AdminConfig,
+                    request: RequestFacts, now: dt.datetime, changes: Changes) -> ToDoEntry:
     """The To Do for an ``ERROR`` request: every validation message (or the timeout) in it."""
     timeout = _timed_out(request)
     what = (f"sync request {request.id} for {request.entity_type} {request.entity_id} "
@@ -193,14 +273,15 @@ def raise_sync_todo(view: CcbView, ids: IdSource, admin: AdminConfig, request: S
     return raised.entry
 
 
-def resolve_sync_todos(view: CcbView, admin: AdminConfig, request: SyncRequest,
+def resolve_sync_todos(view: CcbView, admin: AdminConfig, request: RequestFacts,
                        now: dt.datetime, changes: Changes) -> list[ToDoEntry]:
     """Complete the open sync error/timeout To Dos of the request's drill key: the entity is
     synchronized now, so the issue they report is resolved."""
     resolved = []
+    drill_key = drill_key_for(request)
     for purpose in ("sync_error", "sync_timeout"):
         todo_type = admin.todo_type_for(purpose)
-        entry = view.open_todo(todo_type, drill_key_for(request))
+        entry = view.open_todo(todo_type, drill_key)
         if entry is None or entry.status is ToDoStatus.COMPLETE:
             continue
         log = (*entry.log, ToDoLogEntry(

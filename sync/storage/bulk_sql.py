@@ -14,7 +14,16 @@ import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Column, Connection, Executable, Table
+from sqlalchemy import (
+    ARRAY,
+    Column,
+    ColumnElement,
+    Connection,
+    Executable,
+    Table,
+    any_,
+    bindparam,
+)
 from sqlalchemy.sql.compiler import SQLCompiler
 
 Processor = Callable[[Any], Any] | None
@@ -49,7 +58,12 @@ def _column(values: list[Any], process: Processor) -> list[Any]:
     costliest: each distinct one is converted once."""
     if process is None:
         return values
-    if not values or type(values[0]) not in (dt.datetime, dt.date):
+    first = values[0] if values else None
+    if all(value is first for value in values):
+        # the very same object in every row (a batch's time stamp): a processor gives the
+        # same result for the same value
+        return [process(first)] * len(values)
+    if type(first) not in (dt.datetime, dt.date):
         return list(map(process, values))
     converted: dict[Any, Any] = {}
     column = []
@@ -129,16 +143,20 @@ def insert_many(connection: Connection, table: Table, rows: Sequence[Mapping[str
 
 def update_many(connection: Connection, table: Table, set_columns: Sequence[str],
                 where_columns: Sequence[str], rows: Sequence[Mapping[str, Any]],
-                as_stored: Sequence[str] = ()) -> int:
+                as_stored: Sequence[str] = (), incremented: Sequence[str] = ()) -> int:
     """``UPDATE table SET set_columns WHERE where_columns`` (equalities), once per row in one
     ``executemany``; each row maps ``set:<name>`` and ``where:<name>`` to its values. The
     ``as_stored`` columns are given as the database stores them (a JSON document's text) and
-    are not converted. Returns the summed row count."""
+    are not converted. The ``incremented`` columns are set to one more than they hold (a
+    counter), without a value in the rows. Returns the summed row count."""
     if not rows:
         return 0
     mark = _placeholder(connection)
+    assignments = [f"{_name(connection, name)} = {mark}" for name in set_columns]
+    assignments += [f"{_name(connection, name)} = {_name(connection, name)} + 1"
+                    for name in incremented]
     sql = (f"UPDATE {_name(connection, table.name)} SET "
-           + ", ".join(f"{_name(connection, name)} = {mark}" for name in set_columns)
+           + ", ".join(assignments)
            + " WHERE "
            + " AND ".join(f"{_name(connection, name)} = {mark}" for name in where_columns))
     keys = [f"set:{name}" for name in set_columns] + [f"where:{name}" for name in where_columns]
@@ -148,3 +166,13 @@ def update_many(connection: Connection, table: Table, set_columns: Sequence[str]
     result = connection.exec_driver_sql(
         sql, _converted(rows, keys, processors))
     return int(result.rowcount)
+
+
+def one_of(connection: Connection, column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
+    """``column IN :name`` for a list of values bound as ``name``. On PostgreSQL the list is
+    one array parameter (``= ANY``): the statement's text is the same for any length and the
+    driver adapts the list at once, where an IN list renders, casts and sends each value as a
+    parameter of its own. Elsewhere SQLAlchemy's expanding IN list."""
+    if connection.dialect.name == "postgresql":
+        return column == any_(bindparam(name, type_=ARRAY(column.type)))
+    return column.in_(bindparam(name, expanding=True))

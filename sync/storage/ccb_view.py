@@ -9,7 +9,7 @@ the SQL store and the in-memory one answer alike.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Select, and_, func, or_, select
@@ -61,10 +61,10 @@ class SqlCcbView:
         return None if row is None else kind.from_row(row)
 
     def _many(self, kind: EntityTable, *where: ColumnElement[bool],
-              order: Sequence[Any] = ()) -> list[Any]:
+              order: Sequence[Any] = (), params: Mapping[str, Any] | None = None) -> list[Any]:
         query: Select[Any] = select(kind.table).where(*where)
         query = query.order_by(*order, kind.table.c.id)
-        return [kind.from_row(row) for row in self.connection.execute(query).mappings()]
+        return [kind.from_row(row) for row in self.connection.execute(query, params).mappings()]
 
     # --- CcbView ------------------------------------------------------------------------------
 

@@ -31,6 +31,9 @@ from sync.ccb.ports import IdSource
 from sync.ccb.sync_requests import (
     AckVerdict,
     EnqueueAction,
+    QueuedRequest,
+    RequestFacts,
+    RequestStatus,
     SyncError,
     SyncRequest,
     SyncRequestState,
@@ -161,16 +164,12 @@ class SqlOutbox:
 
     # --- the relay's side -------------------------------------------------------------------
 
-    def next_batch(self, limit: int) -> list[SyncRequest]:
+    def next_batch(self, limit: int) -> list[QueuedRequest]:
         """Up to ``limit`` pending requests in queue order."""
-        c = sync_requests.c
         with self.store.engine.connect() as connection:
-            rows = connection.execute(select(sync_requests).where(
-                c.state == SyncRequestState.PENDING.value).order_by(c.seq).limit(limit)
-            ).mappings().all()
-        return [_request(row) for row in rows]
+            return rows.queued(connection, limit)
 
-    def mark_sent(self, sent: Sequence[tuple[SyncRequest, int, int]], at: dt.datetime) -> int:
+    def mark_sent(self, sent: Sequence[tuple[QueuedRequest, int, int]], at: dt.datetime) -> int:
         """Record that the broker acknowledged these writes (request, partition, offset).
         A request refreshed since it was read stays pending; one discarded since (the change
         was undone) has its entity queued again; returns how many were marked.
@@ -183,8 +182,8 @@ class SqlOutbox:
             connection = view.connection
             stored = rows.states_of(connection, [request.id for request, _, _ in sent],
                                     lock=True)
-            chosen: dict[str, tuple[SyncRequest, int, int]] = {}
-            undone: dict[tuple[str, str], SyncRequest] = {}
+            chosen: dict[str, tuple[QueuedRequest, int, int]] = {}
+            undone: dict[tuple[str, str], QueuedRequest] = {}
             for request, partition, offset in sent:
                 state = stored.get(request.id)
                 if request.id not in chosen and state == (
@@ -226,8 +225,9 @@ class SqlOutbox:
         def unit(view: SqlCcbView, ids: IdSource) -> Changes:
             changes = Changes()
             connection = view.connection
-            requests = rows.by_ids(connection, [ack.sync_request_id for ack in acks],
-                                   lock=True)
+            # Without their payloads: a re-queued rejection reads its request whole.
+            requests = rows.statuses_of(connection, [ack.sync_request_id for ack in acks],
+                                        lock=True)
             known = [requests[ack.sync_request_id] for ack in acks
                      if ack.sync_request_id in requests]
             if len({(r.entity_type, r.entity_id) for r in known}) == len(known):
@@ -246,28 +246,30 @@ class SqlOutbox:
         return report
 
     def _acknowledge_all(self, view: SqlCcbView, ids: IdSource,
-                         acks: Sequence[Acknowledgement], requests: dict[str, SyncRequest],
+                         acks: Sequence[Acknowledgement], requests: dict[str, RequestStatus],
                          now: dt.datetime, changes: Changes, report: AckReport) -> None:
         """Answers about different entities: decided in order, written at the end."""
         todos = rows.SyncTodoView(view, self.admin, list(requests.values()))
         updates: list[rows.RequestUpdate] = []
         published: list[rows.SentFingerprint] = []
-        synchronized: list[SyncRequest] = []
+        synchronized: list[RequestStatus] = []
+        retry_limit = self.admin.installation.sync_retry_limit
         for ack in acks:
             request = requests.get(ack.sync_request_id)
             if request is None:
                 report.unknown.append(ack.sync_request_id)
                 continue
             errors = tuple(SyncError(code=e.code, path=e.path, message=e.message)
-                           for e in ack.errors)
-            verdict = ack_verdict(request, ack.version, ack.outcome.value, errors,
-                                  self.admin.installation.sync_retry_limit)
+                           for e in ack.errors) if ack.errors else ()
+            verdict = ack_verdict(request, ack.version, ack.outcome.value, errors, retry_limit)
             report.verdicts[verdict.value] += 1
             if verdict is AckVerdict.STALE:
                 continue
             if verdict is AckVerdict.RETRY:
                 # Rare: written at once (it touches only this entity's rows).
-                self._retry(view, ids, request, errors, now)
+                whole = _by_id(view.connection, request.id)
+                assert whole is not None  # read and locked above
+                self._retry(view, ids, whole, errors, now)
                 continue
             state = (SyncRequestState.SYNCHRONIZED if verdict is AckVerdict.SYNCHRONIZED
                      else SyncRequestState.ERROR)
@@ -275,7 +277,7 @@ class SqlOutbox:
                 "state": state.value, "errors": errors, "acknowledged_at": now,
                 "updated_at": now, "mdm_us_id": ack.mdm_us_id}))
             published.extend(_published_unrecorded(request))
-            answered = request.model_copy(update={"state": state, "errors": errors})
+            answered = request.answered(state, errors)
             if state is SyncRequestState.ERROR:
                 raise_sync_todo(todos, ids, self.admin, answered, now, changes)
             else:
@@ -537,12 +539,12 @@ _by_id = rows.by_id
 _pending_of = rows.pending_of
 
 
-def _save(connection: Connection, request: SyncRequest, **values: Any) -> None:
+def _save(connection: Connection, request: RequestFacts, **values: Any) -> None:
     """Update the request's row if it is still the version read."""
     rows.update_requests(connection, [rows.RequestUpdate(request, values)])
 
 
-def _published_unrecorded(request: SyncRequest) -> list[rows.SentFingerprint]:
+def _published_unrecorded(request: RequestFacts) -> list[rows.SentFingerprint]:
     """MDM answered ``request`` before its publication was recorded (the broker was slow to
     acknowledge the write, or the relay stopped in between): it was published all the same,
     and its snapshot is now the last one sent. Without recording it, a later change back to

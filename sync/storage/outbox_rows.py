@@ -25,14 +25,17 @@ from sqlalchemy.engine import RowMapping
 from sync.ccb.errors import ConcurrentUpdateError
 from sync.ccb.model import DrillKey, ToDoEntry, ToDoStatus
 from sync.ccb.sync_requests import (
+    QueuedRequest,
+    RequestFacts,
+    RequestStatus,
     SyncError,
     SyncRequest,
     SyncRequestState,
-    drill_key_for,
+    drill_target,
     sync_todo_types,
 )
 from sync.config.admin import AdminConfig
-from sync.storage.bulk_sql import insert_many
+from sync.storage.bulk_sql import insert_many, one_of, update_many
 from sync.storage.ccb_persist import in_batches
 from sync.storage.ccb_schema import TODOS, todos
 from sync.storage.ccb_view import SqlCcbView
@@ -41,9 +44,7 @@ from sync.storage.outbox_schema import sync_entities, sync_requests
 EntityKey = tuple[str, str]
 
 # Bind names of the WHERE clauses of bulk updates; they must differ from every column name.
-_W_ID = "where_id"
 _W_VERSION = "where_version"
-_W_STATE = "where_state"
 _W_TYPE = "where_entity_type"
 _W_ENTITY = "where_entity_id"
 
@@ -63,9 +64,15 @@ def request_of(row: RowMapping) -> SyncRequest:
         updated_at=row["updated_at"], sent_at=row["sent_at"],
         acknowledged_at=row["acknowledged_at"], partition=row["partition"],
         offset=row["offset"],
-        errors=tuple(SyncError.model_validate(item) for item in json.loads(row["errors"])),
+        errors=errors_of(row["errors"]),
         mdm_us_id=row["mdm_us_id"], sends=int(row["sends"]), retries=int(row["retries"]),
         note=row["note"])
+
+
+def errors_of(document: str) -> tuple[SyncError, ...]:
+    if document == "[]":  # most requests: no need to parse
+        return ()
+    return tuple(SyncError.model_validate(item) for item in json.loads(document))
 
 
 def by_id(connection: Connection, request_id: str) -> SyncRequest | None:
@@ -88,18 +95,55 @@ def by_ids(connection: Connection, request_ids: Sequence[str], *,
     return found
 
 
+def queued(connection: Connection, limit: int) -> list[QueuedRequest]:
+    """Up to ``limit`` pending requests in queue order, as the relay publishes them."""
+    c = sync_requests.c
+    query = select(c.id, c.entity_type, c.entity_id, c.version, c.fingerprint, c.payload).where(
+        c.state == SyncRequestState.PENDING.value).order_by(c.seq).limit(limit)
+    return [QueuedRequest(id_, entity_type, entity_id, int(version), fingerprint,
+                          bytes(payload))
+            for id_, entity_type, entity_id, version, fingerprint, payload
+            in connection.execute(query).all()]
+
+
+def _columns_of_ids(connection: Connection, columns: Sequence[Any], request_ids: Sequence[str],
+                    lock: bool) -> list[Any]:
+    """``columns`` of the requests with these ids, read an IN list at a time; ``lock``: and hold
+    their rows until the end of the transaction, on databases with row locks. The ids are one
+    bound as one list: the statement is built and compiled once, not once per id."""
+    query = select(*columns).where(one_of(connection, sync_requests.c.id, "ids"))
+    if lock:  # in id order, as in by_ids
+        query = query.order_by(sync_requests.c.id).with_for_update()
+    found: list[Any] = []
+    for part in in_batches(list(dict.fromkeys(request_ids))):
+        found += connection.execute(query, {"ids": part}).all()
+    return found
+
+
+# What an acknowledgement reads of its request: no payload, no bookkeeping columns.
+_STATUS_COLUMNS = (sync_requests.c.id, sync_requests.c.seq, sync_requests.c.entity_type,
+                   sync_requests.c.entity_id, sync_requests.c.state, sync_requests.c.version,
+                   sync_requests.c.fingerprint, sync_requests.c.sent_at, sync_requests.c.errors,
+                   sync_requests.c.retries)
+
+
+def statuses_of(connection: Connection, request_ids: Sequence[str], *,
+                lock: bool = False) -> dict[str, RequestStatus]:
+    """The requests with these ids without their payloads (``lock`` as in :func:`by_ids`)."""
+    return {id_: RequestStatus(
+        id=id_, seq=int(seq), entity_type=entity_type, entity_id=entity_id,
+        state=SyncRequestState(state), version=int(version), fingerprint=fingerprint,
+        sent_at=sent_at, errors=errors_of(errors), retries=int(retries))
+        for (id_, seq, entity_type, entity_id, state, version, fingerprint, sent_at, errors,
+             retries) in _columns_of_ids(connection, _STATUS_COLUMNS, request_ids, lock)}
+
+
 def states_of(connection: Connection, request_ids: Sequence[str], *,
               lock: bool = False) -> dict[str, tuple[int, SyncRequestState]]:
     """(version, state) of the requests with these ids (``lock`` as in :func:`by_ids`)."""
     c = sync_requests.c
-    found: dict[str, tuple[int, SyncRequestState]] = {}
-    for part in in_batches(list(dict.fromkeys(request_ids))):
-        query = select(c.id, c.version, c.state).where(c.id.in_(part))
-        if lock:  # in id order, as in by_ids
-            query = query.order_by(c.id).with_for_update()
-        found.update((str(row[0]), (int(row[1]), SyncRequestState(row[2])))
-                     for row in connection.execute(query))
-    return found
+    return {id_: (int(version), SyncRequestState(state)) for id_, version, state
+            in _columns_of_ids(connection, (c.id, c.version, c.state), request_ids, lock)}
 
 
 def pending_of(connection: Connection, entity_type: str, entity_id: str) -> SyncRequest | None:
@@ -178,7 +222,7 @@ class VersionInsert:
 class RequestUpdate:
     """``values`` written on ``request``'s row if it is still as read."""
 
-    request: SyncRequest
+    request: RequestFacts
     values: dict[str, Any]
 
 
@@ -203,8 +247,13 @@ def row_values(values: dict[str, Any]) -> dict[str, Any]:
     """Values as the columns store them (``errors`` as its JSON document)."""
     if "errors" in values and not isinstance(values["errors"], str):
         errors: Iterable[SyncError] = values["errors"]
-        return {**values, "errors": json.dumps([error.model_dump() for error in errors])}
+        return {**values, "errors": errors_document(errors)}
     return values
+
+
+def errors_document(errors: Iterable[SyncError]) -> str:
+    """``errors`` as the ``errors`` column stores them."""
+    return json.dumps([error.model_dump() for error in errors]) if errors else "[]"
 
 
 def write(connection: Connection, operations: Sequence[Operation]) -> None:
@@ -224,13 +273,10 @@ def write(connection: Connection, operations: Sequence[Operation]) -> None:
             insert_many(connection, sync_requests, inserts)
         else:
             connection.execute(insert(sync_requests), inserts)
-    sent = [op for op in operations if isinstance(op, SentFingerprint)]
-    if sent:
-        e = sync_entities.c
-        connection.execute(update(sync_entities).where(
-            e.entity_type == bindparam(_W_TYPE), e.entity_id == bindparam(_W_ENTITY)), [
-            {_W_TYPE: op.entity_type, _W_ENTITY: op.entity_id,
-             "sent_fingerprint": op.fingerprint} for op in sent])
+    update_many(connection, sync_entities, ("sent_fingerprint",), ("entity_type", "entity_id"), [
+        {"set:sent_fingerprint": op.fingerprint, "where:entity_type": op.entity_type,
+         "where:entity_id": op.entity_id}
+        for op in operations if isinstance(op, SentFingerprint)])
 
 
 def _update_versions(connection: Connection, updates: list[VersionUpdate]) -> None:
@@ -254,56 +300,67 @@ def _update_versions(connection: Connection, updates: list[VersionUpdate]) -> No
                                 version_read=op.read)
 
 
+# A request's row as read: what every update of it is conditional on.
+_REQUEST_AS_READ = ("id", "version", "state")
+
+
 def update_requests(connection: Connection, updates: Sequence[RequestUpdate]) -> None:
-    """Conditional updates of request rows, one statement per set of columns written."""
+    """Conditional updates of request rows, one ``executemany`` per set of columns written."""
     shapes: dict[tuple[str, ...], list[RequestUpdate]] = {}
     for op in updates:
         shapes.setdefault(tuple(sorted(op.values)), []).append(op)
-    c = sync_requests.c
-    statement = update(sync_requests).where(
-        c.id == bindparam(_W_ID), c.version == bindparam(_W_VERSION),
-        c.state == bindparam(_W_STATE))
-    for ops in shapes.values():
-        result = connection.execute(statement, [
-            {**row_values(op.values), _W_ID: op.request.id, _W_VERSION: op.request.version,
-             _W_STATE: op.request.state.value} for op in ops])
-        if result.rowcount != len(ops):
-            _raise_first_lost(connection, ops)
+    for columns, ops in shapes.items():
+        keys = [f"set:{name}" for name in columns]
+        rows = []
+        for op in ops:
+            values = row_values(op.values)
+            row = dict(zip(keys, [values[name] for name in columns], strict=True))
+            row.update({"where:id": op.request.id, "where:version": op.request.version,
+                        "where:state": op.request.state.value})
+            rows.append(row)
+        count = update_many(connection, sync_requests, columns, _REQUEST_AS_READ, rows)
+        if count != len(ops):
+            _raise_first_lost(connection, [
+                (op.request.id, op.request.version,
+                 (op.values.get("version", op.request.version),
+                  str(op.values.get("state", op.request.state.value)))) for op in ops])
 
 
-def _raise_first_lost(connection: Connection, ops: list[RequestUpdate]) -> None:
-    """Name the first request whose row was not as read (so not written now)."""
-    stored = by_ids(connection, [op.request.id for op in ops])
-    for op in ops:
-        now = stored.get(op.request.id)
-        expected = (op.values.get("version", op.request.version),
-                    str(op.values.get("state", op.request.state.value)))
-        if now is None or (now.version, now.state.value) != expected:
-            break
-    raise ConcurrentUpdateError(op.request.id, "sync request", version_read=op.request.version)
+def _raise_first_lost(connection: Connection,
+                      written: Sequence[tuple[str, int, tuple[int, str]]]) -> None:
+    """Name the first request whose row was not as read (so not written now); ``written``
+    gives each request's id, the version read and the (version, state) the write gave it."""
+    stored = states_of(connection, [request_id for request_id, _, _ in written])
+
+    def lost(request_id: str, expected: tuple[int, str]) -> bool:
+        now = stored.get(request_id)
+        return now is None or (now[0], now[1].value) != expected
+
+    request_id, version_read, _ = next(
+        (entry for entry in written if lost(entry[0], entry[2])), written[-1])
+    raise ConcurrentUpdateError(request_id, "sync request", version_read=version_read)
 
 
 def mark_requests_sent(connection: Connection,
-                       sent: Sequence[tuple[SyncRequest, int, int]], at: dt.datetime) -> None:
-    """``SENT`` at ``at`` with their partition and offset: requests read as ``PENDING`` at
-    their version in this transaction (under row lock where the database has them)."""
-    if not sent:
-        return
-    c = sync_requests.c
-    result = connection.execute(update(sync_requests).where(
-        c.id == bindparam(_W_ID), c.version == bindparam(_W_VERSION),
-        c.state == SyncRequestState.PENDING.value).values(
-        state=SyncRequestState.SENT.value, sent_at=at, updated_at=at,
-        partition=bindparam("sent_partition"), offset=bindparam("sent_offset"),
-        sends=c.sends + 1), [
-        {_W_ID: request.id, _W_VERSION: request.version, "sent_partition": partition,
-         "sent_offset": offset} for request, partition, offset in sent])
-    if result.rowcount != len(sent):
-        _raise_first_lost(connection, [RequestUpdate(request, {
-            "state": SyncRequestState.SENT.value}) for request, _, _ in sent])
+                       sent: Sequence[tuple[QueuedRequest, int, int]], at: dt.datetime) -> None:
+    """``SENT`` at ``at`` with their partition and offset (one more send): requests read as
+    ``PENDING`` at their version in this transaction (under row lock where the database has
+    them)."""
+    pending, sent_state = SyncRequestState.PENDING.value, SyncRequestState.SENT.value
+    count = update_many(
+        connection, sync_requests, ("state", "sent_at", "updated_at", "partition", "offset"),
+        _REQUEST_AS_READ, [
+            {"set:state": sent_state, "set:sent_at": at, "set:updated_at": at,
+             "set:partition": partition, "set:offset": offset, "where:id": request.id,
+             "where:version": request.version, "where:state": pending}
+            for request, partition, offset in sent], incremented=("sends",))
+    if count != len(sent):
+        _raise_first_lost(connection, [(request.id, request.version,
+                                        (request.version, sent_state))
+                                       for request, _, _ in sent])
 
 
-def supersede_errors(connection: Connection, synchronized: Sequence[SyncRequest],
+def supersede_errors(connection: Connection, synchronized: Sequence[RequestFacts],
                      now: dt.datetime) -> None:
     """Earlier requests of each entity left in ERROR are settled by a later one synchronizing:
     MDM now holds a newer state, so they no longer need a resend."""
@@ -313,10 +370,11 @@ def supersede_errors(connection: Connection, synchronized: Sequence[SyncRequest]
     # Requests in ERROR are few (each raised a To Do): find the entities that have any with one
     # read through the state index, and update only theirs rather than look for each entity.
     erred: set[tuple[str, str]] = set()
+    query = select(c.entity_type, c.entity_id).where(
+        c.state == SyncRequestState.ERROR.value, one_of(connection, c.entity_id, "entity_ids"))
     for part in in_batches(list({request.entity_id for request in synchronized})):
-        erred.update((str(row[0]), str(row[1])) for row in connection.execute(
-            select(c.entity_type, c.entity_id).where(
-                c.state == SyncRequestState.ERROR.value, c.entity_id.in_(part))))
+        erred.update((str(row[0]), str(row[1]))
+                     for row in connection.execute(query, {"entity_ids": part}).all())
     synchronized = [request for request in synchronized
                     if (request.entity_type, request.entity_id) in erred]
     if not synchronized:
@@ -337,21 +395,23 @@ class SyncTodoView(SqlCcbView):
     (one query), for acknowledging many requests without a read per request."""
 
     def __init__(self, view: SqlCcbView, admin: AdminConfig,
-                 requests: Sequence[SyncRequest]) -> None:
+                 requests: Sequence[RequestFacts]) -> None:
         super().__init__(view.connection, view.written)
         self._types = frozenset(sync_todo_types(admin))
         keys: dict[str, list[str]] = {}
         for request in requests:
-            key = drill_key_for(request)
-            keys.setdefault(key.kind, []).append(key.id)
+            kind, key = drill_target(request)
+            keys.setdefault(kind, []).append(key)
         self._keys = {(kind, key) for kind, ids in keys.items() for key in ids}
         self._open: dict[tuple[str, str, str], ToDoEntry] = {}
         t = todos.c
+        drill_ids = one_of(view.connection, t.drill_id, "drill_ids")
         for kind, ids in keys.items():
             for part in in_batches(ids):
                 for entry in self._many(TODOS, t.todo_type.in_(self._types),
-                                        t.drill_kind == kind, t.drill_id.in_(part),
-                                        t.status != ToDoStatus.COMPLETE.value):
+                                        t.drill_kind == kind, drill_ids,
+                                        t.status != ToDoStatus.COMPLETE.value,
+                                        params={"drill_ids": part}):
                     # By id, like the single read: the first open entry of a type and key.
                     self._open.setdefault(
                         (entry.todo_type, entry.drill_key.kind, entry.drill_key.id), entry)
