@@ -25,7 +25,7 @@ from sync.mdm.model import (
 )
 from sync.mdm.ports import ConsumedPosition
 from sync.storage import mdm_schema as t
-from sync.storage.bulk_sql import chunks, insert_many, select_in
+from sync.storage.bulk_sql import chunks, delete_in, insert_many, select_in
 
 E = TypeVar("E")
 
@@ -225,10 +225,8 @@ def _replace_all(connection: Connection, shape: _Shape,
         return
     key = shape.key
     ids = [key_value for key_value, _, _ in entities]
-    for part in chunks(ids):
-        for child in shape.children:
-            connection.execute(delete(child).where(child.c[key].in_(part)))
-        connection.execute(delete(shape.table).where(shape.table.c[key].in_(part)))
+    for table in (*shape.children, shape.table):
+        delete_in(connection, table, key, ids)
     # Converted once per column and executed by the driver: a batch writes thousands of rows.
     insert_many(connection, shape.table,
                 [{key: key_value, **values} for key_value, values, _ in entities])
