@@ -18,7 +18,9 @@ The figure that matters is records per CPU second of this process (with PostgreS
 server's share is not in it); the wall-clock rate is shown beside it. PostgreSQL is a throwaway
 cluster (``sync.devtools.postgres``) unless ``C2M_SYNC_BENCH_PG_URL`` names a server whose
 maintenance database may create and drop databases. ``--profile FILE`` writes a cProfile of
-the runs. Results go to ``bench/results/mdm_batch.json``.
+the runs. ``--gc worker`` (the default) sets the garbage collector as the worker process does
+(:func:`sync.worker.mdm.tune_garbage_collection`); ``--gc default`` leaves Python's defaults.
+Results go to ``bench/results/mdm_batch.json``.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from bench.saact import Databases
 from sync.clock import SystemClock
 from sync.config.admin import load_admin_config
 from sync.pipeline.stores import open_mdm_store
+from sync.worker.mdm import tune_garbage_collection
 from sync.worker.mdm_processor import MdmProcessor, SourceRecord
 from sync.worker.stats import Verdict
 
@@ -136,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kinds", default=",".join(KINDS), help="own-sp, shared-sp or both")
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--repeat", type=int, default=1, help="runs per case (best CPU kept)")
+    parser.add_argument("--gc", choices=["worker", "default"], default="worker",
+                        help="the worker process's garbage collector setting, or Python's")
     parser.add_argument("--profile", type=Path, help="write a cProfile of the runs here")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -147,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     if set(kinds) - set(KINDS):
         parser.error(f"unknown kind(s): {', '.join(sorted(set(kinds) - set(KINDS)))}")
     console = Console(width=140)
+    if args.gc == "worker":
+        tune_garbage_collection()
     profile = cProfile.Profile() if args.profile else None
     results: list[Measurement] = []
     with tempfile.TemporaryDirectory(prefix="c2m-bench-") as folder:
@@ -168,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
             databases.close()
     if profile is not None:
         profile.dump_stats(args.profile)
-    table = Table(title="MDM worker: process_batch of valid SA records", title_justify="left")
+    table = Table(title=f"MDM worker: process_batch of valid SA records (garbage collector:"
+                        f" {args.gc})", title_justify="left")
     for column in ("database", "messages", "records", "SAs", "records/CPU s", "CPU µs/record",
                    "records/s", "seconds", "load", "verdicts"):
         table.add_column(column, justify="right")
@@ -182,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     args.output.write_text(json.dumps({
         "benchmark": "MDM worker batch",
         "batch": args.batch,
+        "gc": args.gc,
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                     "platform": platform.platform()},
         "runs": [{**asdict(m), "per_second": round(m.per_second, 1),
