@@ -16,12 +16,8 @@ from sqlalchemy import ColumnElement, Connection, Table, delete, insert, select,
 from sync.mdm.decision import ApplyDecision
 from sync.mdm.model import (
     Contact,
-    FactorOverride,
-    MeasuringComponent,
     ServicePointCopy,
-    UsageGroupAssignment,
     UsageSubscription,
-    UsSpLink,
 )
 from sync.mdm.ports import ConsumedPosition
 from sync.storage import mdm_schema as t
@@ -80,16 +76,17 @@ def _subscriptions(connection: Connection,
     links = _children(connection, t.us_sp_links, _LINK_COLUMNS, ids)
     groups = _children(connection, t.us_usage_groups, _GROUP_COLUMNS, ids)
     overrides = _children(connection, t.us_factor_overrides, _OVERRIDE_COLUMNS, ids)
-    return [UsageSubscription(
+    # One validation per subscription, its child rows included, from plain values.
+    return [UsageSubscription.model_validate({
         **dict(zip(_SUBSCRIPTION_COLUMNS, row, strict=True)),
-        sp_links=tuple(UsSpLink(sp_id=sp_id, start=start, stop=stop, usage_flag=usage_flag,
-                                use_percent=use_percent)
-                       for _, sp_id, start, stop, usage_flag, use_percent in links[row[0]]),
-        usage_groups=tuple(UsageGroupAssignment(group=group, start=start, end=end)
-                           for _, group, start, end in groups[row[0]]),
-        factor_overrides=tuple(FactorOverride(factor=factor, value=value, start=start, end=end)
-                               for _, factor, value, start, end in overrides[row[0]]),
-    ) for row in rows]
+        "sp_links": [{"sp_id": sp_id, "start": start, "stop": stop, "usage_flag": usage_flag,
+                      "use_percent": use_percent}
+                     for _, sp_id, start, stop, usage_flag, use_percent in links[row[0]]],
+        "usage_groups": [{"group": group, "start": start, "end": end}
+                         for _, group, start, end in groups[row[0]]],
+        "factor_overrides": [{"factor": factor, "value": value, "start": start, "end": end}
+                             for _, factor, value, start, end in overrides[row[0]]],
+    }) for row in rows]
 
 
 def _by_ids(load: Callable[[Connection, ColumnElement[bool]], list[E]], connection: Connection,
@@ -121,12 +118,11 @@ def _service_points(connection: Connection,
                     rows: Sequence[Sequence[Any]]) -> list[ServicePointCopy]:
     components = _children(connection, t.measuring_components, _COMPONENT_COLUMNS,
                            [row[0] for row in rows])
-    return [ServicePointCopy(
+    return [ServicePointCopy.model_validate({
         **dict(zip(_SERVICE_POINT_COLUMNS, row, strict=True)),
-        measuring_components=tuple(
-            MeasuringComponent(mc_id=mc_id, mc_class=mc_class, channel=channel)
-            for _, mc_id, mc_class, channel in components[row[0]]),
-    ) for row in rows]
+        "measuring_components": [{"mc_id": mc_id, "mc_class": mc_class, "channel": channel}
+                                 for _, mc_id, mc_class, channel in components[row[0]]],
+    }) for row in rows]
 
 
 def _load_contacts(connection: Connection, condition: ColumnElement[bool]) -> list[Contact]:
