@@ -23,7 +23,7 @@ from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, select
 
 from sync.mdm.commands import MdmCommand, UpsertContact, UpsertServicePoint
 from sync.mdm.decision import ApplyDecision
@@ -37,7 +37,7 @@ from sync.mdm.ports import (
     DeadLetterItem,
 )
 from sync.storage import mdm_schema as t
-from sync.storage.bulk_sql import select_in
+from sync.storage.bulk_sql import insert_many, select_in
 from sync.storage.mdm_rows import (
     load_contacts_by_id,
     load_service_points_by_id,
@@ -252,10 +252,8 @@ def consume_batch_in(connection: Connection, items: Sequence[BatchItem],
         partition = (position.topic, position.partition)
         last[partition] = max(last.get(partition, -1), position.offset)
     view.flush()
-    if acks:
-        connection.execute(insert(t.acknowledgements), acks)
-    if letters:
-        connection.execute(insert(t.dead_letters), letters)
+    insert_many(connection, t.acknowledgements, acks)
+    insert_many(connection, t.dead_letters, letters)
     _advance_positions(connection, last)
     return results
 
