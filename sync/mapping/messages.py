@@ -43,6 +43,12 @@ def _require_envelope(schema: dict[str, Any]) -> None:
             required.insert(0, name)
 
 
+# The largest version a message may carry: the smallest integer column that stores one (a
+# service point's or contact's version on PostgreSQL, 32 bits). A larger one is refused when the
+# message is read, naming the field, rather than failing the MDM transaction that stores it.
+MAX_VERSION = 2**31 - 1
+
+
 class WireModel(BaseModel):
     model_config = ConfigDict(
         frozen=True, extra="forbid", alias_generator=to_camel, validate_by_name=True,
@@ -75,7 +81,7 @@ class ServicePointSnapshot(WireModel):
     time_zone: str | None = None
     meter_id: str | None = None
     measuring_components: tuple[MeasuringComponentSnapshot, ...] = ()
-    version: int = Field(ge=1, description="CCB version of the service point")
+    version: int = Field(ge=1, le=MAX_VERSION, description="CCB version of the service point")
 
 
 class SpLinkSnapshot(WireModel):
@@ -110,7 +116,7 @@ class PhoneSnapshot(WireModel):
 class _SyncEnvelope(WireModel):
     schema_version: Literal[1] = SCHEMA_VERSION
     external_id: Id = Field(description="CCB id of the entity (for an SA: the SA id)")
-    version: int = Field(ge=1, description=(
+    version: int = Field(ge=1, le=MAX_VERSION, description=(
         "grows with every snapshot of this entity; MDM skips a version it has already applied"))
     sync_request_id: Id
     event_time: AwareDatetime = Field(description="when the change happened in CCB")
@@ -199,7 +205,7 @@ class Acknowledgement(WireModel):
     sync_request_id: Id
     entity_type: EntityType
     entity_id: Id
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=MAX_VERSION)
     outcome: AckOutcome
     errors: tuple[AckError, ...] = ()
     mdm_us_id: str | None = Field(default=None, description=(

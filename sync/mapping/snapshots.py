@@ -28,6 +28,7 @@ from sync.ccb.model import Person, SaSpLink, ServiceAgreement, ServicePoint
 from sync.ccb.ports import CcbView
 from sync.config.admin import AdminConfig
 from sync.mapping.messages import (
+    MAX_VERSION,
     AccountAttributes,
     MeasuringComponentSnapshot,
     PersonSyncMessage,
@@ -265,7 +266,7 @@ def sa_snapshot_document(admin: AdminConfig, sa: Mapping[str, Any], account: Map
     for sp_id in sorted({link["sp_id"] for link in ordered}):
         sp = service_points[sp_id]
         components = sp["measuring_components"] or []
-        if not isinstance(sp["version"], int) or sp["version"] < 1 \
+        if not isinstance(sp["version"], int) or not 1 <= sp["version"] <= MAX_VERSION \
                 or any(not component.get("id") for component in components):
             return None
         point_documents.append({

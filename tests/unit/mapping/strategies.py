@@ -6,7 +6,7 @@ import datetime as dt
 
 from hypothesis import strategies as st
 
-from sync.mapping.messages import SaSyncMessage, SpLinkSnapshot
+from sync.mapping.messages import MAX_VERSION, SaSyncMessage, SpLinkSnapshot
 from tests.unit.mapping.builders import sa_message
 
 ids = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=8)
@@ -23,7 +23,7 @@ def sa_messages(draw: st.DrawFn) -> SaSyncMessage:
         usage_flag=draw(st.sampled_from(["+", "-", "check"])),
         use_percent=draw(st.floats(0, 100))) for sp_id in sp_ids)
     return sa_message(
-        draw(ids), version=draw(st.integers(1, 2**53)),
+        draw(ids), version=draw(st.integers(1, MAX_VERSION)),
         sa_status=draw(st.sampled_from(["10", "20", "30", "40", "50", "60", "70"])),
         us_type=draw(st.none() | ids), start=draw(dates), end=draw(st.none() | dates),
         time_zone=draw(st.none() | st.just("America/Chicago")), sp_ids=tuple(sp_ids),

@@ -19,6 +19,7 @@ from sync.mapping.codec import (
     encode,
 )
 from sync.mapping.messages import (
+    MAX_VERSION,
     AckError,
     Acknowledgement,
     AckOutcome,
@@ -44,6 +45,18 @@ def failure_of(data: bytes) -> DecodeError:
     with pytest.raises(DecodeError) as caught:
         decode_sync_message(data)
     return caught.value
+
+
+def test_a_version_no_store_column_holds_is_refused_naming_the_field() -> None:
+    """A version above what every database's version columns store (32 bits on PostgreSQL)
+    is refused when the message is read, not when MDM's transaction fails to store it."""
+    document = json.loads(encode(sa_message()))
+    document["version"] = MAX_VERSION + 1
+    failure = failure_of(json.dumps(document).encode())
+    assert "version" in str(failure)
+    document["version"] = MAX_VERSION
+    decoded = decode_sync_message(json.dumps(document).encode())
+    assert decoded.version == MAX_VERSION
 
 
 # --- round trips ---------------------------------------------------------------------------

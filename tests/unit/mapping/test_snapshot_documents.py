@@ -24,7 +24,7 @@ from sync.ccb.model import (
 )
 from sync.config.admin import load_admin_config
 from sync.mapping.codec import encode
-from sync.mapping.messages import snapshot_fingerprint
+from sync.mapping.messages import MAX_VERSION, snapshot_fingerprint
 from sync.mapping.snapshots import (
     Delivery,
     document_fingerprint,
@@ -74,7 +74,7 @@ def states(draw: st.DrawFn) -> tuple[ServiceAgreement, Account, list[SaSpLink],
     sp_ids = draw(st.lists(ids, max_size=3, unique=True))
     points = {sp_id: ServicePoint(
         id=sp_id, premise_id=draw(ids), sp_type=draw(texts), time_zone=draw(zones),
-        meter_id=draw(st.none() | texts), version=draw(st.integers(1, 2**31)),
+        meter_id=draw(st.none() | texts), version=draw(st.integers(1, MAX_VERSION)),
         measuring_components=tuple(MeasuringComponent(id=mc, mc_class=draw(texts),
                                                       channel=draw(texts))
                                    for mc in draw(st.lists(ids, max_size=2))))
@@ -107,7 +107,7 @@ def _document(sa: ServiceAgreement, account: Account, links: list[SaSpLink],
 
 
 @settings(max_examples=300, deadline=None)
-@given(states(), st.integers(1, 2**53), ids,
+@given(states(), st.integers(1, MAX_VERSION), ids,
        st.datetimes(timezones=st.sampled_from([dt.UTC, dt.timezone(dt.timedelta(hours=-6))])))
 def test_document_payload_and_fingerprint_equal_the_wire_models(
         state: tuple[Any, ...], version: int, request_id: str, at: dt.datetime) -> None:
