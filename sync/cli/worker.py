@@ -24,7 +24,7 @@ from sync.config.settings import Settings, TopicNames
 from sync.pipeline.ccb_worker import ensure_topics, run_ccb_worker
 from sync.pipeline.stores import open_outbox
 from sync.transport.bus import bus_for
-from sync.worker.mdm import Engine, run_mdm_worker, tune_garbage_collection
+from sync.worker.mdm import Engine, run_mdm_worker
 
 log = logging.getLogger("sync.worker")
 
@@ -61,9 +61,6 @@ def _run(context: Context, args: argparse.Namespace) -> int:
     if args.side == "mdm" and settings.broker_url.startswith("memory://"):
         log.warning("the in-process bus lives in this process only: nothing else can publish "
                     "to this MDM worker (use 'worker all' or a kafka:// broker)")
-
-    if args.side in ("mdm", "all"):
-        tune_garbage_collection()
 
     async def serve() -> int:
         stop = asyncio.Event()
