@@ -9,6 +9,7 @@ instead of skipping the tests that need it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -110,20 +111,26 @@ def postgres_server_url() -> Iterator[str]:
         cluster.stop()
 
 
-@pytest.fixture
-def postgres_url(postgres_server_url: str) -> Iterator[str]:
-    """A fresh, empty database on the session's PostgreSQL server, dropped afterwards."""
+@contextlib.contextmanager
+def _fresh_postgres_database(server_url: str) -> Iterator[str]:
+    """A fresh, empty database on ``server_url``'s server, dropped afterwards."""
     name = f"t_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(postgres_server_url, isolation_level="AUTOCOMMIT")
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(postgres_server_url).set(database=name).render_as_string(hide_password=False)
     try:
-        yield url
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture
+def postgres_url(postgres_server_url: str) -> Iterator[str]:
+    """A fresh, empty database on the session's PostgreSQL server, dropped afterwards."""
+    with _fresh_postgres_database(postgres_server_url) as url:
+        yield url
 
 
 @pytest.fixture
@@ -146,14 +153,5 @@ def postgres_or_sqlite_second_url(request: pytest.FixtureRequest, database_url: 
     if database_url.startswith("sqlite"):
         yield f"sqlite:///{tmp_path / 'second.db'}"
         return
-    server = str(request.getfixturevalue("postgres_server_url"))
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(server).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with _fresh_postgres_database(str(request.getfixturevalue("postgres_server_url"))) as url:
+        yield url

@@ -95,6 +95,8 @@ class RawSelect:
     def __init__(self, statement: Executable, list_name: str) -> None:
         self.statement = statement
         self.list_name = list_name
+        self.columns: list[str] = list(
+            statement.selected_columns.keys())  # type: ignore[attr-defined]
         self._compiled: dict[str, SQLCompiler] = {}
         self._rendered: dict[tuple[str, int], tuple[str, Sequence[str] | None]] = {}
 

@@ -166,8 +166,7 @@ def _decoded(text: str) -> Any:
 def _dicts(connection: Connection, read: RawSelect, ids: Sequence[str],
            dates: Sequence[str]) -> list[dict[str, Any]]:
     """The rows as dictionaries by column name, with dates as dates on every database."""
-    keys = list(read.statement.selected_columns.keys())  # type: ignore[attr-defined]
-    rows = [dict(zip(keys, row, strict=True)) for row in read.rows(connection, ids)]
+    rows = [dict(zip(read.columns, row, strict=True)) for row in read.rows(connection, ids)]
     if connection.dialect.name == "sqlite":
         for row in rows:
             for name in dates:
