@@ -24,6 +24,7 @@ from sync.config.settings import Settings, TopicNames
 from sync.pipeline.ccb_worker import ensure_topics, run_ccb_worker
 from sync.pipeline.stores import open_outbox
 from sync.transport.bus import bus_for
+from sync.worker.diagnostics import enable_stack_dumps
 from sync.worker.mdm import Engine, run_mdm_worker
 
 log = logging.getLogger("sync.worker")
@@ -67,6 +68,7 @@ def _run(context: Context, args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
+        enable_stack_dumps(loop)
         # Every side reads or writes topics the others read: create what is missing first.
         bus = bus_for(settings.broker_url, settings.kafka_security)
         await bus.start()

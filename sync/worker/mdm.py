@@ -4,6 +4,8 @@
 The engine is ``faust`` (a faust-streaming agent; Kafka only) or ``loop`` (the same processor
 over the ``Bus`` port: ``memory://`` or ``kafka://``). SIGTERM and SIGINT stop it cleanly: the
 consumer leaves, and a record being applied then is committed whole or read again next time.
+SIGUSR1 writes the stacks of its threads and tasks to standard error
+(:mod:`sync.worker.diagnostics`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from sync.config.settings import Settings, load_settings
 from sync.pipeline.ccb_worker import ensure_topics
 from sync.storage.mdm import MdmStore
 from sync.transport.bus import bus_for
+from sync.worker.diagnostics import enable_stack_dumps
 from sync.worker.health import HealthCheck, start_health_server
 from sync.worker.mdm_loop import run_mdm_loop
 from sync.worker.stats import WorkerStats
@@ -103,6 +106,7 @@ async def _serve(settings: Settings, admin: AdminConfig, clock: Clock,
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    enable_stack_dumps(loop)
     try:
         stats = await run_mdm_worker(settings, admin, clock, stop, health_port=args.health_port,
                                      health_host=args.health_host, engine=args.engine,

@@ -72,10 +72,14 @@ def budget_s(messages: int, fixed_s: float = 120.0) -> float:
 
 
 async def wait_for(condition: Callable[[], bool], timeout_s: float, what: str,
-                   *, every_s: float = 0.2) -> None:
+                   *, every_s: float = 0.2, detail: Callable[[], str] | None = None) -> None:
+    """Poll ``condition``; on time-out, fail with ``detail()`` (a worker's log tail, counts)
+    so that a hang says where it stopped."""
     deadline = time.monotonic() + timeout_s
     while not condition():
-        assert time.monotonic() < deadline, f"timed out after {timeout_s:.0f} s waiting for {what}"
+        if time.monotonic() >= deadline:
+            message = f"timed out after {timeout_s:.0f} s waiting for {what}"
+            raise AssertionError(f"{message}\n{detail()}" if detail else message)
         await asyncio.sleep(every_s)
 
 
@@ -306,6 +310,15 @@ class WorkerProcess:
             assert self.process is not None
             self.process.kill()
             self.process.wait(30)
+
+    def stacks(self, chars: int = 12000) -> str:
+        """The log tail after asking the worker for its thread and task stacks (SIGUSR1,
+        :mod:`sync.worker.diagnostics`): what a hung worker is waiting for."""
+        if self.alive:
+            assert self.process is not None
+            self.process.send_signal(signal.SIGUSR1)
+            time.sleep(2)
+        return self.log_tail(chars)
 
     def log_tail(self, chars: int = 4000) -> str:
         if not self.log_path.exists():

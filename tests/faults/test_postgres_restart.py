@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from sync.devtools.postgres import PostgresLauncherError, ThrowawayPostgres
@@ -63,6 +64,19 @@ def answered(rig: StreamRig) -> int:
         return -1
 
 
+def sessions(rig: StreamRig) -> str:
+    """The server's sessions and what each waits for, for a time-out's message."""
+    try:
+        with rig.store.engine.connect() as connection:
+            rows = connection.execute(text(
+                "SELECT pid, state, wait_event_type, wait_event, xact_start, "
+                "left(query, 160) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid()")).all()
+    except DBAPIError as error:
+        return f"sessions: {error}"
+    return "sessions:\n" + "\n".join(f"  {tuple(row)}" for row in rows)
+
+
 async def test_postgres_restarted_twice_under_the_worker_loses_nothing(
         pg_rig: tuple[StreamRig, ThrowawayPostgres], tmp_path: Path) -> None:
     rig, server = pg_rig
@@ -74,14 +88,18 @@ async def test_postgres_restarted_twice_under_the_worker_loses_nothing(
         for fraction, mode in RESTARTS:
             target = int(len(messages) * fraction)
             await wait_for(lambda t=target: answered(rig) >= t or not worker.alive,
-                           budget_s(len(messages)), f"{target:,} messages consumed")
+                           budget_s(len(messages)), f"{target:,} messages consumed",
+                           detail=worker.stacks)
             assert worker.alive, worker.log_tail()
             await asyncio.to_thread(server.restart, down_s=DOWN_S, mode=mode)
             restarted_at.append(answered(rig))
             assert worker.alive, worker.log_tail()  # it rode the outage out
         await wait_for(lambda: (answered(rig) >= len(messages)
                                 and not rig.store.unpublished(1)) or not worker.alive,
-                       budget_s(len(messages)), "the worker to catch up after the restarts")
+                       budget_s(len(messages)), "the worker to catch up after the restarts",
+                       detail=lambda: (f"answered {answered(rig):,} of {len(messages):,}, "
+                                       f"restarted at {restarted_at}\n{sessions(rig)}\n"
+                                       f"{worker.stacks()}"))
         assert worker.alive, worker.log_tail()
         assert worker.stop() == 0, worker.log_tail()
     finally:
