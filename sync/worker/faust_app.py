@@ -43,9 +43,16 @@ from sync.mdm.ports import ConsumerStorePort
 from sync.transport.bus import Bus
 from sync.transport.security import faust_credentials
 from sync.worker.health import HealthCheck
-from sync.worker.mdm_processor import ApplyRetry, MdmProcessor, SourceRecord, StoreUnavailableError
+from sync.worker.mdm_processor import (
+    ApplyRetry,
+    MdmProcessor,
+    SourceRecord,
+    StoreLostWorkError,
+    StoreUnavailableError,
+    describe_error,
+)
 from sync.worker.publisher import OutboxPublisher
-from sync.worker.resume import resume_offsets
+from sync.worker.resume import behind_processed, resume_offsets
 from sync.worker.stats import Verdict, WorkerStats
 
 log = logging.getLogger(__name__)
@@ -146,7 +153,14 @@ def build_app(settings: Settings, store: ConsumerStorePort, clock: Clock, publis
                     app.consumer.highwater(message.tp))
             if not records:
                 continue
-            await _process(processor, records, stats, clock)
+            try:
+                await _process(processor, records, stats, clock)
+            except StoreLostWorkError as error:
+                # Stop the app before anything else is read: the worker exits with the error
+                # and resumes from the store's positions when started again.
+                log.error("%s", error)
+                await app.crash(error)
+                return
             # One publication per batch: a batch is already many answers in one broker
             # round trip, and publishing at once keeps a quiet stream's latency low.
             await publish()
@@ -169,13 +183,24 @@ def build_app(settings: Settings, store: ConsumerStorePort, clock: Clock, publis
 async def _process(processor: MdmProcessor, records: list[SourceRecord], stats: WorkerStats,
                    clock: Clock) -> None:
     """Process a batch of records, waiting out a store outage on it: nothing may leave the
-    agent. A batch tried again after a failure is answered once per record (by position)."""
+    agent. A batch tried again after a failure is answered once per record (by position).
+
+    Before a batch is tried again after an outage, the store's consumed positions are checked
+    against what this worker had processed: a database that lost confirmed transactions in a
+    crash raises :class:`StoreLostWorkError` (faust cannot be sought back from inside its
+    agent; a restart resumes from the store)."""
     wait = OUTAGE_WAIT_S
+    outage = False
     while True:
         try:
+            if outage:
+                _check_nothing_lost(processor, records[0].topic, stats)
             await asyncio.to_thread(processor.process_batch, records)
         except StoreUnavailableError as error:
+            outage = True
             stats.failed(str(error), clock.now())
+        except StoreLostWorkError:
+            raise
         except Exception as error:  # a bug: keep the record, say so, try again
             stats.failed(f"unexpected {type(error).__name__}: {error}", clock.now())
             log.exception("processing from %s failed", records[0].position)
@@ -186,6 +211,23 @@ async def _process(processor: MdmProcessor, records: list[SourceRecord], stats: 
                     stats.last_error)
         await asyncio.sleep(wait)
         wait = min(wait * 2, OUTAGE_MAX_WAIT_S)
+
+
+def _check_nothing_lost(processor: MdmProcessor, topic: str, stats: WorkerStats) -> None:
+    try:
+        consumed = processor.store.last_positions(topic)
+    except Exception as error:  # any failure to read is the outage going on
+        raise StoreUnavailableError(
+            f"MDM store unreachable: {describe_error(error)}") from error
+    processed = {partition: offset for (name, partition), offset
+                 in stats.last_offsets.items() if name == topic}
+    lost = behind_processed(consumed, processed)
+    if lost:
+        where = ", ".join(f"{topic}[{partition}] consumed up to {stored} of {done}"
+                          for partition, (stored, done) in lost.items())
+        raise StoreLostWorkError(
+            f"the MDM store came back without transactions it had confirmed ({where}); "
+            "stopping so that a restart reads them again from the store's positions")
 
 
 async def run_faust_worker(app: faust.App, stop_event: asyncio.Event) -> None:

@@ -6,8 +6,10 @@ thread (the store is blocking) as one batch, one store transaction; after each b
 outboxes are published. On start, what a
 crash left unpublished is published before anything is read.
 
-A store outage stops the loop on the record that failed: it is retried with growing waits until
-the store answers or the worker is told to stop, and nothing after it is read meanwhile.
+A store outage stops the loop on the batch that failed: the store is asked again with growing
+waits until it answers or the worker is told to stop, and nothing is read meanwhile. Then the
+consumer is sought back to the store's consumed positions and reads on from there, so a
+database that lost confirmed transactions in a crash has them applied again.
 """
 
 from __future__ import annotations
@@ -21,9 +23,15 @@ from sync.clock import Clock
 from sync.config.settings import Settings
 from sync.mdm.ports import ConsumerStorePort
 from sync.transport.bus import Bus, Consumer, TopicPartition
-from sync.worker.mdm_processor import ApplyRetry, MdmProcessor, SourceRecord, StoreUnavailableError
+from sync.worker.mdm_processor import (
+    ApplyRetry,
+    MdmProcessor,
+    SourceRecord,
+    StoreUnavailableError,
+    describe_error,
+)
 from sync.worker.publisher import OutboxPublisher
-from sync.worker.resume import resume_offsets
+from sync.worker.resume import behind_processed, resume_offsets
 from sync.worker.stats import Verdict, WorkerStats
 
 log = logging.getLogger(__name__)
@@ -114,24 +122,60 @@ class MdmBusWorker:
         return len(records)
 
     async def _process(self, records: list[SourceRecord], stop_event: asyncio.Event) -> bool:
-        """Process ``records`` (one transaction), waiting out a store outage; False if told to
-        stop first. After an outage the batch is processed again: what was consumed before
-        it is recognised by position and answered once."""
-        wait = self.timing.outage_wait_s
-        while True:
-            try:
-                await asyncio.to_thread(self.processor.process_batch, records)
-            except StoreUnavailableError as error:
-                self.stats.failed(str(error), self._clock.now())
-                log.warning("%s; retrying from %s in %.1f s", error, records[0].position, wait)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop_event.wait(), wait)
-                if stop_event.is_set():
-                    return False
-                wait = min(wait * 2, self.timing.outage_max_wait_s)
-                continue
+        """Process ``records`` (one transaction); False if told to stop during a store outage.
+
+        After an outage nothing held in memory is trusted: once the store answers again, the
+        consumer is sought back to what the store says it has consumed and the records are
+        read again from there (those already answered are recognised by position). Retrying
+        the batch in hand would not do: a database that crashed may have lost the last
+        transactions it had confirmed (``synchronous_commit = off``, a failover to a standby
+        that was behind), and reading on after them would skip their records for good."""
+        try:
+            await asyncio.to_thread(self.processor.process_batch, records)
+        except StoreUnavailableError as error:
+            outage = error
+        else:
             self.stats.recovered()
             return True
+        wait = self.timing.outage_wait_s
+        while True:
+            self.stats.failed(str(outage), self._clock.now())
+            log.warning("%s; reading again from what the store has consumed in %.1f s",
+                        outage, wait)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop_event.wait(), wait)
+            if stop_event.is_set():
+                return False
+            wait = min(wait * 2, self.timing.outage_max_wait_s)
+            try:
+                consumed = await asyncio.to_thread(self._store.last_positions, self.topic)
+            except Exception as error:  # still down: any failure to read is the outage
+                outage = StoreUnavailableError(f"MDM store unreachable: {describe_error(error)}")
+                continue
+            await self._reposition(consumed)
+            self.stats.recovered()
+            return True
+
+    async def _reposition(self, consumed: dict[int, int]) -> None:
+        """Seek every partition to just after the store's consumed position, saying so when
+        the store is behind what this worker had processed (it lost confirmed work)."""
+        consumer = self._require_started()
+        offsets = resume_offsets(self.topic, consumed,
+                                 await self.bus.beginning_offsets(self.topic),
+                                 await self.bus.end_offsets(self.topic))
+        processed = {partition: offset for (topic, partition), offset
+                     in self.stats.last_offsets.items() if topic == self.topic}
+        for partition, (stored, done) in behind_processed(consumed, processed).items():
+            log.warning("the MDM store has consumed %s[%d] up to offset %s, but this worker "
+                        "had processed it up to %d: the store lost transactions it had "
+                        "confirmed; reading them again", self.topic, partition,
+                        "none" if stored is None else stored, done)
+            if stored is None:
+                del self.stats.last_offsets[(self.topic, partition)]
+            else:
+                self.stats.last_offsets[(self.topic, partition)] = stored
+        for partition, offset in offsets.items():
+            await consumer.seek(TopicPartition(self.topic, partition), offset)
 
     async def _publish(self) -> None:
         try:

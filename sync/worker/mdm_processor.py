@@ -48,6 +48,12 @@ class StoreUnavailableError(Exception):
     """The MDM store did not answer: the record was not consumed and must be tried again."""
 
 
+class StoreLostWorkError(Exception):
+    """The MDM store came back from an outage without work it had confirmed: its consumed
+    positions are behind what the worker had processed. Reading on would skip those records;
+    the worker must read again from the store's positions (a restart does)."""
+
+
 @dataclass(frozen=True, slots=True)
 class SourceRecord:
     """A record of the sync topic as any transport delivers it."""
@@ -118,7 +124,7 @@ class MdmProcessor:
         except Exception as error:
             self._require_reachable(error)
             log.warning("a batch of %d records failed (%s); processing them one by one",
-                        len(records), _describe(error))
+                        len(records), describe_error(error))
             return [self.process(record) for record in records]
         verdicts = [_verdict(result) for result in results]
         for record, verdict in zip(records, verdicts, strict=True):
@@ -143,8 +149,8 @@ class MdmProcessor:
         try:
             command = command_for(message)
         except Exception as error:  # a bug or a gap in the mapping: the message cannot pass
-            return self._letter(record, FailureKind.MAPPING_FAILED, [("", _describe(error))],
-                                f"mapping_failed: {_describe(error)}")
+            return self._letter(record, FailureKind.MAPPING_FAILED, [("", describe_error(error))],
+                                f"mapping_failed: {describe_error(error)}")
         return ConsumeItem(record.position, command, self._acknowledger(message))
 
     def _consume(self, record: SourceRecord) -> Verdict:
@@ -157,8 +163,8 @@ class MdmProcessor:
             raise
         except Exception as error:
             return self._store_letter(self._letter(
-                record, FailureKind.APPLY_FAILED, [("", _describe(error))],
-                f"apply_failed after {self.retry.attempts} attempts: {_describe(error)}"))
+                record, FailureKind.APPLY_FAILED, [("", describe_error(error))],
+                f"apply_failed after {self.retry.attempts} attempts: {describe_error(error)}"))
         return _verdict(consumed)
 
     def _with_retries(self, item: ConsumeItem) -> Consumed | None:
@@ -196,7 +202,7 @@ class MdmProcessor:
         except Exception as error:
             self._require_reachable(error)
             raise StoreUnavailableError(
-                f"cannot store the dead letter of {item.position}: {_describe(error)}"
+                f"cannot store the dead letter of {item.position}: {describe_error(error)}"
             ) from error
         return Verdict.DEAD_LETTERED if stored else Verdict.ALREADY_CONSUMED
 
@@ -207,7 +213,7 @@ class MdmProcessor:
             self.store.ping()
         except Exception as error:
             raise StoreUnavailableError(
-                f"MDM store unreachable: {_describe(error)} (while: {_describe(cause)})"
+                f"MDM store unreachable: {describe_error(error)} (while: {describe_error(cause)})"
             ) from cause
 
 
@@ -222,6 +228,6 @@ def _verdict(result: BatchResult) -> Verdict:
     return _OUTCOME_VERDICT[result.decision.outcome]
 
 
-def _describe(error: BaseException) -> str:
+def describe_error(error: BaseException) -> str:
     text = str(error).splitlines()[0] if str(error) else ""
     return f"{type(error).__name__}: {text}" if text else type(error).__name__

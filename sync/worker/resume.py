@@ -30,3 +30,14 @@ def resume_offsets(topic: str, consumed: Mapping[int, int], beginning: Mapping[i
         # Records before the beginning are gone (retention, compaction): start where it starts.
         offsets[partition] = max(beginning.get(partition, 0), -1 if last is None else last + 1)
     return offsets
+
+
+def behind_processed(consumed: Mapping[int, int], processed: Mapping[int, int]
+                     ) -> dict[int, tuple[int | None, int]]:
+    """Partitions where the store has consumed less than a worker had processed (and been told
+    was committed): ``partition -> (store's last consumed offset or None, processed)``. Only
+    a database that lost confirmed transactions (a crash with ``synchronous_commit = off``, a
+    failover to a standby that was behind) can be behind."""
+    return {partition: (consumed.get(partition), offset)
+            for partition, offset in sorted(processed.items())
+            if consumed.get(partition, -1) < offset}

@@ -6,14 +6,17 @@ import datetime as dt
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from sync.clock import FixedClock
 from sync.config.settings import Settings
 from sync.mapping.codec import decode_acknowledgement, encode
 from sync.mapping.messages import Acknowledgement, SyncMessage
+from sync.mdm.ports import BatchItem, BatchResult, OutboxEntry
 from sync.storage.mdm import MdmStore
 from sync.storage.mdm_schema import acknowledgements, dead_letters
 from sync.transport.bus import Message, Record
@@ -85,3 +88,53 @@ async def new_rig(url: str, name: str = "worker-test") -> Rig:
 
 def by_request(acks: Sequence[Acknowledgement]) -> dict[str, str]:
     return {ack.sync_request_id: ack.outcome.value for ack in acks}
+
+
+class CrashingStore:
+    """The MDM store of a database that crashes just after confirming one batch and comes back
+    without it, as PostgreSQL with ``synchronous_commit = off`` does after a crash; it refuses
+    every call for a few calls meanwhile. Everything else is the real SQLite store."""
+
+    def __init__(self, store: MdmStore, path: Path, *, crash_after_batch: int,
+                 down_for_calls: int) -> None:
+        self._store = store
+        self._path = path
+        self._crash_after = crash_after_batch
+        self._outage_calls = down_for_calls
+        self._down_for = 0
+        self.batches = 0
+        self.refused = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def _answer(self) -> None:
+        if self._down_for > 0:
+            self._down_for -= 1
+            self.refused += 1
+            raise OperationalError("SELECT 1", None, ConnectionRefusedError("restarting"))
+
+    def consume_batch(self, items: Sequence[BatchItem]) -> list[BatchResult]:
+        self._answer()
+        self.batches += 1
+        if self.batches != self._crash_after:
+            return self._store.consume_batch(items)
+        self._store.dispose()  # closing the last connection folds the WAL into the file
+        before = self._path.read_bytes()
+        results = self._store.consume_batch(items)  # confirmed to the worker...
+        self._store.dispose()
+        self._path.write_bytes(before)  # ...and gone after the crash
+        self._down_for = self._outage_calls
+        return results
+
+    def ping(self) -> None:
+        self._answer()
+        self._store.ping()
+
+    def last_positions(self, topic: str) -> dict[int, int]:
+        self._answer()
+        return self._store.last_positions(topic)
+
+    def unpublished(self, limit: int) -> list[OutboxEntry]:
+        self._answer()
+        return self._store.unpublished(limit)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,15 @@ from sync.worker.mdm_loop import run_mdm_loop
 from sync.worker.resume import ResumeError
 from sync.worker.stats import Verdict
 from tests.unit.mapping.builders import person_message, relationship_message, sa_message
-from tests.unit.worker.support import CLOCK, FAST, SETTINGS, Rig, by_request, new_rig
+from tests.unit.worker.support import (
+    CLOCK,
+    FAST,
+    SETTINGS,
+    CrashingStore,
+    Rig,
+    by_request,
+    new_rig,
+)
 
 TOPIC = SETTINGS.topics.sync_requests
 
@@ -189,3 +198,27 @@ async def test_a_store_ahead_of_the_topic_is_refused(rig: Rig) -> None:
     rig.store.dead_letter(ConsumedPosition(TOPIC, 0, 50), DeadLetterRecord(None, "bad_json", "{}"))
     with pytest.raises(ResumeError, match=r"consumed c2m.sync-requests\[0\] up to offset 50"):
         await rig.worker().start()
+
+
+async def test_a_batch_the_store_lost_in_a_crash_is_read_again(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "crashing.db"
+    rig = await new_rig(f"sqlite:///{path}")
+    messages = [sa_message(f"SA-{n}", sp_ids=(f"SP-{n}",)) for n in range(12)]
+    await rig.send(*messages)
+    store = CrashingStore(rig.store, path, crash_after_batch=2, down_for_calls=3)
+    worker = rig.worker(store=store, timing=replace(FAST, max_records=4))
+    try:
+        await worker.drain()
+    finally:
+        await worker.stop()
+        rig.store.dispose()
+
+    assert store.refused == 3  # the outage was waited out
+    # Every record answered exactly once, the four of the lost batch included.
+    assert rig.outbox_rows() == {"mdm_acknowledgements": 12, "mdm_dead_letters": 0}
+    assert sorted(by_request(await rig.acks())) == sorted(m.sync_request_id for m in messages)
+    for n in range(12):
+        subscription = rig.store.get_us(f"SA-{n}")
+        assert subscription is not None, f"SA-{n} lost"
+    assert "the store lost transactions it had confirmed; reading them again" in caplog.text
