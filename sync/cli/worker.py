@@ -25,7 +25,7 @@ from sync.pipeline.ccb_worker import ensure_topics, run_ccb_worker
 from sync.pipeline.stores import open_outbox
 from sync.transport.bus import bus_for
 from sync.worker.diagnostics import enable_stack_dumps
-from sync.worker.mdm import Engine, run_mdm_worker
+from sync.worker.mdm import Engine, run_mdm_worker, tune_garbage_collection
 
 log = logging.getLogger("sync.worker")
 
@@ -62,6 +62,9 @@ def _run(context: Context, args: argparse.Namespace) -> int:
     if args.side == "mdm" and settings.broker_url.startswith("memory://"):
         log.warning("the in-process bus lives in this process only: nothing else can publish "
                     "to this MDM worker (use 'worker all' or a kafka:// broker)")
+
+    if args.side in ("mdm", "all"):
+        tune_garbage_collection()
 
     async def serve() -> int:
         stop = asyncio.Event()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import replace
+from typing import Any
 
 from sync.config.admin import AdminConfig, UsType, check_time_zone
 from sync.mdm.commands import UpsertContact, UpsertServicePoint, UpsertUsageSubscription
@@ -78,33 +79,35 @@ def candidate_for(command: UpsertUsageSubscription, us_type: UsType) -> UsageSub
 def decide(command: UpsertUsageSubscription, stored: UsageSubscription | None,
            context: ValidationContext) -> ApplyDecision:
     """Apply, reject or skip ``command`` given the stored US (if any) and the context."""
-    decision = ApplyDecision(
-        outcome=Outcome.DUPLICATE, entity_type=EntityType.USAGE_SUBSCRIPTION,
-        entity_id=command.external_id, version=command.version,
-        stored_version=stored.last_applied_version if stored is not None else None,
-        previous_status=stored.status if stored is not None else None,
-    )
+
+    def decided(outcome: Outcome, **result: Any) -> ApplyDecision:
+        # Built once with its outcome: a decision is made for every message.
+        return ApplyDecision(
+            outcome=outcome, entity_type=EntityType.USAGE_SUBSCRIPTION,
+            entity_id=command.external_id, version=command.version,
+            stored_version=stored.last_applied_version if stored is not None else None,
+            previous_status=stored.status if stored is not None else None, **result)
+
     if stored is not None and command.version <= stored.last_applied_version:
-        return decision
+        return decided(Outcome.DUPLICATE)
     admin = context.admin
     us_type = admin.us_types.get(command.us_type)
     if us_type is None:
         known = ", ".join(sorted(admin.us_types)) or "none"
-        return decision.model_copy(update={"outcome": Outcome.REJECTED, "errors": (_error(
-            "usType", f"unknown US type {command.us_type} (configured: {known})"),)})
+        return decided(Outcome.REJECTED, errors=(_error(
+            "usType", f"unknown US type {command.us_type} (configured: {known})"),))
     carried, errors = _carried_service_points(command, context, admin)
     errors.extend(_structure_errors(command, stored, carried))
     candidate = candidate_for(command, us_type)
     result = validate_usage_subscription(candidate, replace(context, service_points=carried))
     errors.extend(result.errors)
     if errors:
-        return decision.model_copy(update={"outcome": Outcome.REJECTED, "errors": tuple(errors)})
+        return decided(Outcome.REJECTED, errors=tuple(errors))
     carried_ids = dict.fromkeys(sp.sp_id for sp in command.service_points)
     to_write = tuple(carried[sp_id] for sp_id in carried_ids
                      if context.service_points.get(sp_id) != carried[sp_id])
-    return decision.model_copy(update={
-        "outcome": Outcome.APPLIED, "usage_subscription": result.candidate,
-        "service_points": to_write})
+    return decided(Outcome.APPLIED, usage_subscription=result.candidate,
+                   service_points=to_write)
 
 
 def _carried_service_points(

@@ -25,6 +25,7 @@ US_INFO = "D2-USINFO"
 
 Check = Callable[[UsageSubscription, ValidationContext], list[ValidationError]]
 Completion = Callable[[UsageSubscription, ValidationContext], UsageSubscription]
+Describe = Callable[[UsageSubscription], str]
 
 
 @registry.implements(Spot.US_VALIDATION, DEFAULT_TIME_ZONE)
@@ -57,8 +58,7 @@ def describe_usage_subscription(subscription: UsageSubscription) -> str:
 @registry.implements(Spot.US_VALIDATION, US_INFO)
 def refresh_info(candidate: UsageSubscription, context: ValidationContext) -> UsageSubscription:
     """Write the info string with the installation's US info algorithm."""
-    describe = cast(Callable[[UsageSubscription], str],
-                    registry.get(Spot.US_INFO, context.admin.algorithms.us_info))
+    describe = cast(Describe, registry.get(Spot.US_INFO, context.admin.algorithms.us_info))
     return candidate.model_copy(update={"info": describe(candidate)})
 
 

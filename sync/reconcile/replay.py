@@ -15,9 +15,10 @@ of each key is decoded in full: the others need just their envelope (entity and 
 reads in a fraction of the time (see :class:`LatestSnapshots`).
 
 Decoding is the codec's (:func:`~sync.mapping.codec.decode_sync_message`), in one pass:
-:func:`decode_for_replay` validates the bytes straight into the models and falls back to the
-codec for anything the single pass would read more leniently than the codec does, so both
-accept exactly the same records.
+:func:`decode_for_replay` (the codec's
+:func:`~sync.mapping.codec.decode_sync_message_in_one_pass`) validates the bytes straight into
+the models and falls back to the codec's checks for anything the single pass would read more
+leniently, so both accept exactly the same records.
 """
 
 from __future__ import annotations
@@ -27,11 +28,11 @@ import datetime as dt
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from sync.mapping.codec import DecodeError, decode_sync_message
+from sync.mapping.codec import DecodeError, decode_sync_message, decode_sync_message_in_one_pass
 from sync.mapping.messages import EntityType, SaSyncMessage, SyncMessage
 from sync.transport.bus import Bus, Record, TopicPartition
 
@@ -135,26 +136,8 @@ async def replay_batches(bus: Bus, bounds: ReplayBounds, *,
 
 # --- decoding --------------------------------------------------------------------------------
 
-_SYNC_MESSAGE: TypeAdapter[SyncMessage] = TypeAdapter(
-    Annotated[SyncMessage, Field(discriminator="entity_type")])
-_VERSION_KEY = b'"schemaVersion"'
-
-
-def decode_for_replay(value: bytes) -> SyncMessage:
-    """What :func:`~sync.mapping.codec.decode_sync_message` returns for ``value`` (and the same
-    :class:`DecodeError` when it fails), in one validation pass for well-formed records.
-
-    The models alone would take a missing ``schemaVersion`` (it has a default) and ``true`` or
-    ``1.0`` for it; the codec refuses those. So the single pass is trusted only when the
-    document names ``schemaVersion`` once, written as the integer 1; anything else goes through
-    the codec."""
-    if value.count(_VERSION_KEY) == 1 and (b'"schemaVersion":1,' in value
-                                           or b'"schemaVersion":1}' in value):
-        try:
-            return _SYNC_MESSAGE.validate_json(value, by_alias=True, by_name=False)
-        except ValidationError:
-            pass
-    return decode_sync_message(value)
+# The replay's name for the codec's single-pass reading.
+decode_for_replay = decode_sync_message_in_one_pass
 
 
 # --- rebuilding the latest snapshot per key --------------------------------------------------

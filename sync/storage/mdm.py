@@ -214,10 +214,11 @@ class MdmStore:
         if not items:
             return []
         keys: set[str] = set()
-        for item in items:
-            command = item.command if isinstance(item, ConsumeItem) else None
-            keys.update([_position_key(item.position)] if command is None
-                        else _keys_of(command, item.position))
+        if not is_sqlite(self.engine):  # SQLite locks the whole database instead
+            for item in items:
+                command = item.command if isinstance(item, ConsumeItem) else None
+                keys.update([_position_key(item.position)] if command is None
+                            else _keys_of(command, item.position))
         return self._retried(sorted(keys), lambda connection: consume_batch_in(
             connection, items, lambda view, command: self._decide(view, command)))
 

@@ -23,7 +23,7 @@ from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, select
 
 from sync.mdm.commands import MdmCommand, UpsertContact, UpsertServicePoint
 from sync.mdm.decision import ApplyDecision
@@ -37,11 +37,11 @@ from sync.mdm.ports import (
     DeadLetterItem,
 )
 from sync.storage import mdm_schema as t
+from sync.storage.bulk_sql import insert_many, select_in
 from sync.storage.mdm_rows import (
-    chunks,
     load_contacts_by_id,
     load_service_points_by_id,
-    load_subscriptions,
+    load_subscriptions_by,
     load_subscriptions_by_id,
     record_position,
     write_states,
@@ -123,11 +123,8 @@ class BatchView:
         missing = sorted(set(sp_ids) - self._sharing_loaded)
         if not missing:
             return
-        link = t.us_sp_links.c
-        linking: set[str] = set()
-        for part in chunks(missing):
-            linking.update(self.connection.execute(
-                select(link.external_id).where(link.sp_id.in_(part))).scalars())
+        linking = {us_id for us_id, in select_in(self.connection, t.us_sp_links,
+                                                  ("external_id",), "sp_id", missing)}
         self._load_subscriptions(linking)
         self._sharing_loaded.update(missing)
 
@@ -135,10 +132,8 @@ class BatchView:
         missing = sorted(set(masters) - self._masters_loaded)
         if not missing:
             return
-        us = t.usage_subscriptions.c
-        for part in chunks(missing):
-            self._remember_loaded(load_subscriptions(self.connection,
-                                                     us.master_external_id.in_(part)))
+        self._remember_loaded(load_subscriptions_by(self.connection, "master_external_id",
+                                                    missing))
         self._masters_loaded.update(missing)
 
     def _cache_subscription(self, us_id: str, us: UsageSubscription | None) -> None:
@@ -257,10 +252,8 @@ def consume_batch_in(connection: Connection, items: Sequence[BatchItem],
         partition = (position.topic, position.partition)
         last[partition] = max(last.get(partition, -1), position.offset)
     view.flush()
-    if acks:
-        connection.execute(insert(t.acknowledgements), acks)
-    if letters:
-        connection.execute(insert(t.dead_letters), letters)
+    insert_many(connection, t.acknowledgements, acks)
+    insert_many(connection, t.dead_letters, letters)
     _advance_positions(connection, last)
     return results
 

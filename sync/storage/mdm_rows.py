@@ -8,7 +8,7 @@ batch path), which is what lets one transaction hold hundreds of consumed record
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Connection, Table, delete, insert, select, update
@@ -16,69 +16,77 @@ from sqlalchemy import ColumnElement, Connection, Table, delete, insert, select,
 from sync.mdm.decision import ApplyDecision
 from sync.mdm.model import (
     Contact,
-    FactorOverride,
-    MeasuringComponent,
     ServicePointCopy,
-    UsageGroupAssignment,
     UsageSubscription,
-    UsSpLink,
 )
 from sync.mdm.ports import ConsumedPosition
 from sync.storage import mdm_schema as t
-from sync.storage.bulk_sql import insert_many
+from sync.storage.bulk_sql import chunks, delete_in, insert_many, select_in
 
 E = TypeVar("E")
-
-# Bound parameters per IN list: far below every supported database's limit.
-IN_CHUNK = 500
-
-
-def chunks(values: Sequence[str], size: int = IN_CHUNK) -> Iterator[Sequence[str]]:
-    for start in range(0, len(values), size):
-        yield values[start:start + size]
 
 
 # --- rows -> entities ------------------------------------------------------------------------
 
+_SUBSCRIPTION_COLUMNS = tuple(column.name for column in t.usage_subscriptions.columns)
+_SERVICE_POINT_COLUMNS = tuple(column.name for column in t.service_points.columns)
+# A child row's owner first, then what its model holds (``seq`` only orders them).
+_LINK_COLUMNS = ("external_id", "sp_id", "start_date", "stop_date", "usage_flag", "use_percent")
+_GROUP_COLUMNS = ("external_id", "group_code", "start_date", "end_date")
+_OVERRIDE_COLUMNS = ("external_id", "factor", "value", "start_date", "end_date")
+_COMPONENT_COLUMNS = ("sp_id", "mc_id", "mc_class", "channel")
 
-def _children(connection: Connection, table: Table, owner: str,
-              ids: Sequence[str]) -> dict[str, list[Any]]:
-    grouped: dict[str, list[Any]] = {key: [] for key in ids}
-    for part in chunks(ids):
-        rows = connection.execute(select(table).where(table.c[owner].in_(part))
-                                  .order_by(table.c[owner], table.c.seq)).mappings()
-        for row in rows:
-            grouped[row[owner]].append(row)
+
+def _children(connection: Connection, table: Table, columns: Sequence[str],
+              ids: Sequence[str]) -> dict[str, list[tuple[Any, ...]]]:
+    """The child rows of each owner in ``ids``, in ``seq`` order; the owner is column 0."""
+    grouped: dict[str, list[tuple[Any, ...]]] = {key: [] for key in ids}
+    for row in select_in(connection, table, columns, columns[0], ids,
+                         order_by=(columns[0], "seq")):
+        grouped[row[0]].append(row)
     return grouped
 
 
 def load_subscriptions(connection: Connection,
                        condition: ColumnElement[bool]) -> list[UsageSubscription]:
-    query = select(t.usage_subscriptions).where(condition) \
-        .order_by(t.usage_subscriptions.c.external_id)
-    rows = connection.execute(query).mappings().all()
-    ids = [row["external_id"] for row in rows]
-    links = _children(connection, t.us_sp_links, "external_id", ids)
-    groups = _children(connection, t.us_usage_groups, "external_id", ids)
-    overrides = _children(connection, t.us_factor_overrides, "external_id", ids)
-    return [UsageSubscription(
-        **dict(row),
-        sp_links=tuple(UsSpLink(sp_id=r["sp_id"], start=r["start_date"], stop=r["stop_date"],
-                                usage_flag=r["usage_flag"], use_percent=r["use_percent"])
-                       for r in links[row["external_id"]]),
-        usage_groups=tuple(UsageGroupAssignment(group=r["group_code"], start=r["start_date"],
-                                                end=r["end_date"])
-                           for r in groups[row["external_id"]]),
-        factor_overrides=tuple(FactorOverride(factor=r["factor"], value=r["value"],
-                                              start=r["start_date"], end=r["end_date"])
-                               for r in overrides[row["external_id"]]),
-    ) for row in rows]
+    us = t.usage_subscriptions
+    rows = connection.execute(select(*us.columns).where(condition)
+                              .order_by(us.c.external_id)).all()
+    return _subscriptions(connection, rows)
+
+
+def load_subscriptions_by(connection: Connection, key: str,
+                          values: Iterable[str]) -> list[UsageSubscription]:
+    """The subscriptions whose ``key`` column is one of ``values``: what
+    ``load_subscriptions(connection, column.in_(values))`` finds, asked in chunks of sorted
+    values, each ordered by external id."""
+    rows = select_in(connection, t.usage_subscriptions, _SUBSCRIPTION_COLUMNS, key,
+                     sorted(set(values)), order_by=("external_id",))
+    return _subscriptions(connection, rows)
 
 
 def load_subscriptions_by_id(connection: Connection,
                              external_ids: Iterable[str]) -> list[UsageSubscription]:
-    return _by_ids(load_subscriptions, connection, t.usage_subscriptions.c.external_id,
-                   external_ids)
+    return load_subscriptions_by(connection, "external_id", external_ids)
+
+
+def _subscriptions(connection: Connection,
+                   rows: Sequence[Sequence[Any]]) -> list[UsageSubscription]:
+    ids = [row[0] for row in rows]
+    links = _children(connection, t.us_sp_links, _LINK_COLUMNS, ids)
+    groups = _children(connection, t.us_usage_groups, _GROUP_COLUMNS, ids)
+    overrides = _children(connection, t.us_factor_overrides, _OVERRIDE_COLUMNS, ids)
+    # One validation per subscription, its child rows included, from plain values.
+    return [UsageSubscription.model_validate({
+        **dict(zip(_SUBSCRIPTION_COLUMNS, row, strict=True)),
+        "sp_links": [{"sp_id": sp_id, "start": start, "stop": stop, "usage_flag": usage_flag,
+                      "use_percent": use_percent}
+                     for _, sp_id, start, stop, usage_flag, use_percent in links[row[0]]],
+        "usage_groups": [{"group": group, "start": start, "end": end}
+                         for _, group, start, end in groups[row[0]]],
+        "factor_overrides": [{"factor": factor, "value": value, "start": start, "end": end}
+                             for _, factor, value, start, end in overrides[row[0]]],
+    }) for row in rows]
 
 
 def _by_ids(load: Callable[[Connection, ColumnElement[bool]], list[E]], connection: Connection,
@@ -92,21 +100,29 @@ def _by_ids(load: Callable[[Connection, ColumnElement[bool]], list[E]], connecti
 
 def load_service_points(connection: Connection,
                         condition: ColumnElement[bool]) -> list[ServicePointCopy]:
-    query = select(t.service_points).where(condition).order_by(t.service_points.c.sp_id)
-    rows = connection.execute(query).mappings().all()
-    components = _children(connection, t.measuring_components, "sp_id",
-                           [row["sp_id"] for row in rows])
-    return [ServicePointCopy(
-        **dict(row),
-        measuring_components=tuple(
-            MeasuringComponent(mc_id=r["mc_id"], mc_class=r["mc_class"], channel=r["channel"])
-            for r in components[row["sp_id"]]),
-    ) for row in rows]
+    sp = t.service_points
+    rows = connection.execute(select(*sp.columns).where(condition).order_by(sp.c.sp_id)).all()
+    return _service_points(connection, rows)
 
 
 def load_service_points_by_id(connection: Connection,
                               sp_ids: Iterable[str]) -> list[ServicePointCopy]:
-    return _by_ids(load_service_points, connection, t.service_points.c.sp_id, sp_ids)
+    """What ``load_service_points(connection, sp_id.in_(sp_ids))`` finds, asked in chunks of
+    sorted ids, each ordered by SP id."""
+    rows = select_in(connection, t.service_points, _SERVICE_POINT_COLUMNS, "sp_id",
+                     sorted(set(sp_ids)), order_by=("sp_id",))
+    return _service_points(connection, rows)
+
+
+def _service_points(connection: Connection,
+                    rows: Sequence[Sequence[Any]]) -> list[ServicePointCopy]:
+    components = _children(connection, t.measuring_components, _COMPONENT_COLUMNS,
+                           [row[0] for row in rows])
+    return [ServicePointCopy.model_validate({
+        **dict(zip(_SERVICE_POINT_COLUMNS, row, strict=True)),
+        "measuring_components": [{"mc_id": mc_id, "mc_class": mc_class, "channel": channel}
+                                 for _, mc_id, mc_class, channel in components[row[0]]],
+    }) for row in rows]
 
 
 def _load_contacts(connection: Connection, condition: ColumnElement[bool]) -> list[Contact]:
@@ -205,10 +221,8 @@ def _replace_all(connection: Connection, shape: _Shape,
         return
     key = shape.key
     ids = [key_value for key_value, _, _ in entities]
-    for part in chunks(ids):
-        for child in shape.children:
-            connection.execute(delete(child).where(child.c[key].in_(part)))
-        connection.execute(delete(shape.table).where(shape.table.c[key].in_(part)))
+    for table in (*shape.children, shape.table):
+        delete_in(connection, table, key, ids)
     # Converted once per column and executed by the driver: a batch writes thousands of rows.
     insert_many(connection, shape.table,
                 [{key: key_value, **values} for key_value, values, _ in entities])

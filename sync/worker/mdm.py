@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -32,6 +33,23 @@ from sync.worker.stats import WorkerStats
 
 Engine = Literal["faust", "loop"]
 log = logging.getLogger("sync.worker")
+
+# Objects allocated before the cyclic collector looks at the youngest generation (default 700).
+# A consumed record allocates a few hundred objects (models, rows, statements) and leaves no
+# reference cycles behind, so at the default the collector runs every few records and finds
+# nothing, and its full collections walk every object of the loaded libraries: about a quarter
+# of the worker's CPU. Reference counting still frees everything at once; this only makes the
+# search for cycles rarer.
+YOUNGEST_GENERATION_THRESHOLD = 10_000
+
+
+def tune_garbage_collection() -> None:
+    """For a worker process, once its libraries are loaded: what exists now (modules, schemas,
+    compiled statements) lives as long as the process, so the collector stops walking it
+    (``gc.freeze``), and it looks for cycles less often."""
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(YOUNGEST_GENERATION_THRESHOLD, older, oldest)
 
 
 async def run_mdm_worker(settings: Settings, admin: AdminConfig, clock: Clock,
@@ -97,6 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     clock = clock_for(settings.business_date, admin.installation.base_time_zone)
+    tune_garbage_collection()
     return asyncio.run(_serve(settings, admin, clock, args))
 
 

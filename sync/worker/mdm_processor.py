@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from tenacity import Retrying, stop_after_attempt, wait_exponential
 
 from sync.clock import Clock
-from sync.mapping.codec import DecodeError, decode_sync_message, encode
+from sync.mapping.codec import DecodeError, decode_sync_message_in_one_pass, encode
 from sync.mapping.messages import SyncMessage
 from sync.mapping.sa_to_us import acknowledgement_for, command_for
 from sync.mdm.decision import ApplyDecision, Outcome
@@ -143,7 +143,7 @@ class MdmProcessor:
                 "", "a tombstone (no value) carries no snapshot to apply")],
                 "tombstone: the record has a key and no value")
         try:
-            message = decode_sync_message(record.value)
+            message = decode_sync_message_in_one_pass(record.value)
         except DecodeError as error:
             return self._letter(record, *decode_failure(error))
         try:

@@ -1,126 +1,170 @@
-"""The driver-level bulk writes store exactly what SQLAlchemy's own statements store."""
+"""The driver-level helpers of ``sync.storage.bulk_sql`` store and find exactly what SQLAlchemy's
+own statements would: the same rows inserted (PostgreSQL's unnest of one array per column
+included), the same rows read by key, the same rows deleted, the same refusals."""
 
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 from collections.abc import Iterator
-from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import (
     JSON,
+    BigInteger,
+    Boolean,
     Column,
+    Connection,
     Date,
     DateTime,
     Engine,
+    Float,
     Integer,
+    LargeBinary,
     MetaData,
+    Numeric,
     String,
     Table,
-    bindparam,
-    create_engine,
+    Text,
+    delete,
+    insert,
     select,
 )
+from sqlalchemy.exc import DBAPIError
 
-from sync.storage.bulk_sql import RawSelect, insert_many, update_many
-from sync.storage.ccb_schema import Cents, UtcDateTime
+from sync.storage.bulk_sql import delete_in, insert_many, select_in
+from sync.storage.common import create_engine_for
 
-NEW_YORK = ZoneInfo("America/New_York")
+metadata = MetaData()
 
-METADATA = MetaData()
-SAMPLES = Table(
-    "bulk_samples", METADATA,
-    Column("id", Integer, primary_key=True),
-    Column("at", UtcDateTime),
-    Column("local_at", DateTime),
-    Column("day", Date),
-    Column("amount", Cents),
-    Column("note", String),
-    Column("document", JSON),
-)
+
+def _table(name: str) -> Table:
+    return Table(
+        name, metadata,
+        Column("seq", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True,
+               autoincrement=True),
+        Column("code", String(8), nullable=False),
+        Column("note", Text),
+        Column("count", Integer),
+        Column("big", BigInteger),
+        Column("ratio", Float),
+        Column("amount", Numeric(12, 2)),
+        Column("flag", Boolean),
+        Column("day", Date),
+        Column("at", DateTime(timezone=True)),
+        Column("raw", LargeBinary),
+    )
+
+
+GENERAL, FAST = _table("bulk_general"), _table("bulk_fast")
+DOCUMENTS = Table("bulk_documents", metadata, Column("code", String(8), primary_key=True),
+                  Column("document", JSON))
+UTC = dt.UTC
+ROWS: list[dict[str, Any]] = [
+    {"code": "A", "note": "plain", "count": 1, "big": 2**40, "ratio": 100.0,
+     "amount": decimal.Decimal("12.34"), "flag": True, "day": dt.date(2025, 3, 1),
+     "at": dt.datetime(2025, 3, 1, 12, 0, tzinfo=UTC), "raw": b"\x00\x01"},
+    {"code": "B", "note": None, "count": None, "big": None, "ratio": None, "amount": None,
+     "flag": None, "day": None, "at": None, "raw": None},
+    {"code": "C", "note": 'quotes " \' , {braces} \\ back\nslash \u00e9', "count": -7,
+     "big": -(2**62), "ratio": -0.0, "amount": decimal.Decimal("0.005"), "flag": False,
+     "day": dt.date(1, 1, 1),
+     "at": dt.datetime(2025, 3, 1, 12, 0, tzinfo=dt.timezone(dt.timedelta(hours=-5))),
+     "raw": b""},
+    {"code": "NULL", "note": "NULL", "count": 0, "big": 0, "ratio": 1e-300,
+     "amount": decimal.Decimal("-9999999999.99"), "flag": True, "day": dt.date(9999, 12, 31),
+     "at": dt.datetime(1970, 1, 1, tzinfo=UTC), "raw": b"NULL"},
+]
 
 
 @pytest.fixture
 def engine(database_url: str) -> Iterator[Engine]:
-    engine = create_engine(database_url)
-    METADATA.create_all(engine)
-    yield engine
-    engine.dispose()
+    created = create_engine_for(database_url)
+    metadata.create_all(created)
+    yield created
+    created.dispose()
 
 
-def _rows() -> list[dict[str, Any]]:
-    """Time stamps and dates that repeat, as a batch's do, and the cases a cache of
-    converted values could confuse: one instant in two zones, one wall time twice in a zone
-    (``fold``), a date beside a midnight datetime."""
-    instant = dt.datetime(2025, 3, 3, 12, 0, tzinfo=dt.UTC)
-    ambiguous = dt.datetime(2025, 11, 2, 1, 30, tzinfo=NEW_YORK)
-    moments = [instant, instant, instant.astimezone(NEW_YORK), ambiguous,
-               ambiguous.replace(fold=1), ambiguous, None, instant]
-    local = [dt.datetime(2025, 3, 3), dt.datetime(2025, 3, 3), dt.datetime(2025, 3, 3, 0, 0, 1),
-             None, dt.datetime(2025, 3, 3), dt.datetime(2025, 3, 4), dt.datetime(2025, 3, 3),
-             dt.datetime(2025, 3, 3)]
-    days = [dt.date(2025, 3, 3), dt.date(2025, 3, 3), None, dt.date(2025, 3, 4),
-            dt.date(2025, 3, 3), dt.date(2025, 3, 4), dt.date(2025, 3, 3), dt.date(2025, 3, 3)]
-    return [{"id": number, "at": moment, "local_at": wall, "day": day,
-             "amount": Decimal("12.5") if number % 2 else Decimal("12.50"),
-             "note": None if number == 3 else f"n{number % 3}",
-             "document": {"n": number % 2}}
-            for number, (moment, wall, day) in enumerate(zip(moments, local, days, strict=True))]
+def _rows(connection: Connection, table: Table) -> list[tuple[Any, ...]]:
+    return [tuple(row) for row in connection.execute(select(table).order_by(table.c.seq))]
 
 
-def _stored(engine: Engine) -> list[tuple[Any, ...]]:
-    with engine.connect() as connection:
-        return [tuple(row) for row in connection.execute(
-            select(SAMPLES).order_by(SAMPLES.c.id))]
-
-
-def test_insert_many_stores_what_sqlalchemy_stores(engine: Engine) -> None:
+def test_insert_many_writes_the_rows_an_insert_writes(engine: Engine) -> None:
     with engine.begin() as connection:
-        connection.execute(SAMPLES.insert(), _rows())
-    expected = _stored(engine)
-    with engine.begin() as connection:
-        connection.execute(SAMPLES.delete())
-        insert_many(connection, SAMPLES, _rows())
-    assert _stored(engine) == expected
-    # the two wall-clock-equal moments of the ambiguous hour are different instants
-    assert expected[3][1] != expected[4][1]
+        connection.execute(insert(GENERAL), ROWS)
+        insert_many(connection, FAST, ROWS)
+        assert _rows(connection, FAST) == _rows(connection, GENERAL)
+        # The sequence follows the order given, as each insert of its own would.
+        assert [row[1] for row in _rows(connection, FAST)] == [row["code"] for row in ROWS]
 
 
-def test_update_many_stores_what_sqlalchemy_stores(engine: Engine) -> None:
-    first = _rows()
-    later = [{**row, "at": first[(number + 3) % len(first)]["at"],
-              "day": first[(number + 1) % len(first)]["day"]}
-             for number, row in enumerate(first)]
+def test_insert_many_of_a_json_column_writes_what_an_insert_writes(engine: Engine) -> None:
+    rows = [{"code": "A", "document": {"phones": [{"number": "555", "primary": True}]}},
+            {"code": "B", "document": None}, {"code": "C", "document": [1, "two", None]}]
     with engine.begin() as connection:
-        connection.execute(SAMPLES.insert(), first)
-        for row in later:
-            connection.execute(SAMPLES.update().where(SAMPLES.c.id == row["id"]).values(
-                at=row["at"], day=row["day"]))
-    expected = _stored(engine)
-    with engine.begin() as connection:
-        connection.execute(SAMPLES.delete())
-        connection.execute(SAMPLES.insert(), first)
-        count = update_many(connection, SAMPLES, ("at", "day"), ("id",), [
-            {"set:at": row["at"], "set:day": row["day"], "where:id": row["id"]}
-            for row in later])
-    assert count == len(later)
-    assert _stored(engine) == expected
+        insert_many(connection, DOCUMENTS, rows)
+        fast = [tuple(row) for row in connection.execute(
+            select(DOCUMENTS).order_by(DOCUMENTS.c.code))]
+        connection.execute(delete(DOCUMENTS))
+        connection.execute(insert(DOCUMENTS), rows)
+        general = [tuple(row) for row in connection.execute(
+            select(DOCUMENTS).order_by(DOCUMENTS.c.code))]
+    assert fast == general
 
 
-def test_raw_select_reads_the_rows_sqlalchemy_reads(engine: Engine) -> None:
-    """Constants of the statement and the list's values land in their places, for lists of
-    every length (each length's SQL is rendered once and reused)."""
+@pytest.fixture
+def postgres_engine(postgres_url: str) -> Iterator[Engine]:
+    created = create_engine_for(postgres_url)
+    metadata.create_all(created)
+    yield created
+    created.dispose()
+
+
+@pytest.mark.parametrize("bad", [{"code": "TOO-LONG-A-CODE"}, {"count": 2**40}])
+def test_insert_many_refuses_what_an_insert_refuses(postgres_engine: Engine,
+                                                    bad: dict[str, Any]) -> None:
+    """PostgreSQL only: SQLite stores any length and any integer in these columns."""
+    engine = postgres_engine
+    rows = [ROWS[0], {**ROWS[1], **bad}]
+    for write in (lambda c: c.execute(insert(GENERAL), rows),
+                  lambda c: insert_many(c, FAST, rows)):
+        with pytest.raises(DBAPIError), engine.begin() as connection:
+            write(connection)
+
+
+def test_select_in_finds_what_a_select_finds(engine: Engine) -> None:
     with engine.begin() as connection:
-        connection.execute(SAMPLES.insert(), _rows())
-    query = (select(SAMPLES.c.id, SAMPLES.c.note)
-             .where(SAMPLES.c.note != "n0", SAMPLES.c.id.in_(bindparam("ids", expanding=True)),
-                    SAMPLES.c.id > 1)
-             .order_by(SAMPLES.c.id))
-    read = RawSelect(query, "ids")
-    with engine.connect() as connection:
-        for ids in ([1, 2, 4, 5, 7], [7, 2], [4, 5, 6, 7, 1], [3, 4]):
-            expected = [tuple(row) for row in connection.execute(query, {"ids": ids})]
-            assert read.rows(connection, ids) == expected
-            assert expected  # each list finds rows, so a misplaced value would show
+        connection.execute(insert(GENERAL), ROWS * 3)
+        columns = ["code", "note", "ratio", "amount", "flag", "day", "at", "raw", "seq"]
+        keys = ["NULL", "A", "missing", "C", "A"]
+        general = [tuple(row) for row in connection.execute(
+            select(*(GENERAL.c[name] for name in columns))
+            .where(GENERAL.c.code.in_(keys)).order_by(GENERAL.c.code, GENERAL.c.seq))]
+        fast = select_in(connection, GENERAL, columns, "code", keys, order_by=("code", "seq"))
+        assert fast == general
+        assert [tuple(map(type, row)) for row in fast] == \
+            [tuple(map(type, row)) for row in general]
+        by_number = select_in(connection, GENERAL, ["seq"], "count", [1, -7])
+        assert sorted(by_number) == sorted(tuple(row) for row in connection.execute(
+            select(GENERAL.c.seq).where(GENERAL.c.count.in_([1, -7]))))
+        assert select_in(connection, GENERAL, ["code"], "code", []) == []
+
+
+def test_select_in_asks_in_chunks_and_keeps_their_order(engine: Engine) -> None:
+    keys = [f"K{index:04d}" for index in range(1200)]
+    with engine.begin() as connection:
+        connection.execute(insert(GENERAL), [{"code": key} for key in keys])
+        assert select_in(connection, GENERAL, ["code"], "code", keys,
+                         order_by=("code",)) == [(key,) for key in keys]
+
+
+def test_delete_in_deletes_what_a_delete_deletes(engine: Engine) -> None:
+    keys = ["A", "C", "missing"]
+    with engine.begin() as connection:
+        connection.execute(insert(GENERAL), ROWS)
+        connection.execute(insert(FAST), ROWS)
+        connection.execute(delete(GENERAL).where(GENERAL.c.code.in_(keys)))
+        delete_in(connection, FAST, "code", keys)
+        assert [row[1:] for row in _rows(connection, FAST)] == \
+            [row[1:] for row in _rows(connection, GENERAL)]

@@ -15,6 +15,7 @@ from sync.mapping.codec import (
     DecodeFailure,
     decode_acknowledgement,
     decode_sync_message,
+    decode_sync_message_in_one_pass,
     encode,
 )
 from sync.mapping.messages import (
@@ -241,3 +242,58 @@ def test_arbitrary_objects_of_the_known_version_raise_only_decode_error(
 def test_deeply_nested_json_is_bad_json_not_a_crash() -> None:
     error = failure_of(b"[" * 100_000)
     assert error.failure is DecodeFailure.BAD_JSON
+
+
+# --- the single-pass reading agrees with the codec's checks ----------------------------------
+
+
+def reading(decode: Any, value: bytes) -> object:
+    try:
+        return decode(value)
+    except DecodeError as error:
+        return ("error", str(error))
+
+
+SA_BYTES = encode(sa_message())
+
+
+@pytest.mark.parametrize("value", [
+    SA_BYTES.replace(b'"schemaVersion":1,', b""),
+    SA_BYTES.replace(b'"schemaVersion":1', b'"schemaVersion":true'),
+    SA_BYTES.replace(b'"schemaVersion":1', b'"schemaVersion":1.0'),
+    SA_BYTES[:-1] + b',"schemaVersion":true}',
+    # The key spelled with an escape after the plain one: the last one counts, and is true.
+    SA_BYTES[:-1] + b',"schema\\u0056ersion":true}',
+    SA_BYTES[:-1] + b',"schema\\u0056ersion":2}',
+    SA_BYTES.replace(b'"entityType":"SA"', b'"entityType":"S\\u0041"'),
+    SA_BYTES.replace(b'"entityType":"SA"', b'"entityType":"US"'),
+    SA_BYTES[:-1] + b',"entityType":"PERSON"}',
+    b"\xef\xbb\xbf" + SA_BYTES,
+    SA_BYTES + b"x",
+    SA_BYTES + b" \n",
+    SA_BYTES.replace(b'"saType":"', b'"saType":"\xff', 1),
+    SA_BYTES.replace(b'"saType":"', b'"saType":"\n', 1),
+    SA_BYTES.replace(b'"version":1,', b'"version":' + b"1" * 5000 + b",", 1),
+    encode(person_message()).replace(b'"name":"', "\"name\":\"Jos\u00e9 ".encode(), 1),
+    encode(relationship_message()),
+])
+def test_the_single_pass_reads_what_the_codec_reads(value: bytes) -> None:
+    assert reading(decode_sync_message_in_one_pass, value) == reading(decode_sync_message, value)
+
+
+@given(st.sampled_from([encode(sa_message()), encode(person_message()),
+                        encode(relationship_message())]),
+       st.integers(0, 2000), st.binary(max_size=3))
+def test_the_single_pass_agrees_with_the_codec_on_damaged_bytes(value: bytes, at: int,
+                                                                  noise: bytes) -> None:
+    position = at % (len(value) + 1)
+    mutated = value[:position] + noise + value[position + len(noise):]
+    assert reading(decode_sync_message_in_one_pass, mutated) == \
+        reading(decode_sync_message, mutated)
+
+
+@given(st.sampled_from(sorted(VALID)), json_values)
+def test_the_single_pass_agrees_with_the_codec_on_any_field_replaced(key: str,
+                                                                      value: Any) -> None:
+    data = json.dumps({**VALID, key: value}, separators=(",", ":")).encode()
+    assert reading(decode_sync_message_in_one_pass, data) == reading(decode_sync_message, data)
