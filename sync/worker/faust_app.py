@@ -193,8 +193,8 @@ async def _process(processor: MdmProcessor, records: list[SourceRecord], stats: 
     outage = False
     while True:
         try:
-            if outage:
-                _check_nothing_lost(processor, records[0].topic, stats)
+            if outage:  # a blocking store read: off the event loop, as every store call
+                await asyncio.to_thread(_check_nothing_lost, processor, records[0].topic, stats)
             await asyncio.to_thread(processor.process_batch, records)
         except StoreUnavailableError as error:
             outage = True
