@@ -46,7 +46,12 @@ def find_postgres_bin() -> Path:
 class ThrowawayPostgres:
     """A PostgreSQL cluster in a temporary folder; ``url`` is a SQLAlchemy URL to it."""
 
-    def __init__(self, database: str = "c2m_sync", user: str = "c2m_sync") -> None:
+    def __init__(self, database: str = "c2m_sync", user: str = "c2m_sync", *,
+                 synchronous_commit: bool = False) -> None:
+        """Fast and forgetful by default (``fsync``, ``synchronous_commit`` and full page
+        writes off: a crash of the server loses its last confirmed transactions);
+        ``synchronous_commit=True`` keeps every confirmed transaction through a crash of the
+        server process, as a production setting does."""
         self.database = database
         self.user = user
         self.bin_dir = find_postgres_bin()
@@ -55,7 +60,8 @@ class ThrowawayPostgres:
         self.port = free_loopback_port()
         self._run_as: str | None = "postgres" if os.geteuid() == 0 else None
         self._options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
-                         "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+                         "-c fsync=off -c full_page_writes=off "
+                         f"-c synchronous_commit={'on' if synchronous_commit else 'off'} "
                          "-c max_connections=200")
 
     def _command(self, *args: str) -> list[str]:

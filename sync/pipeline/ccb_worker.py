@@ -18,6 +18,7 @@ from sync.config.settings import Settings
 from sync.pipeline.acks import AckConsumer, AckConsumerReport
 from sync.pipeline.relay import Relay, RelayReport
 from sync.pipeline.stores import open_outbox
+from sync.storage.common import first_line, is_unavailable
 from sync.transport.bus import Bus, bus_for
 from sync.transport.topics import sync_topic_specs
 
@@ -59,7 +60,15 @@ async def run_ccb_worker(settings: Settings, admin: AdminConfig, clock: Clock,
 
         async def time_out_periodically() -> None:
             while not stop.is_set():
-                timed_out = await asyncio.to_thread(outbox.time_out, clock.now())
+                try:
+                    timed_out = await asyncio.to_thread(outbox.time_out, clock.now())
+                except Exception as error:
+                    if not is_unavailable(error):
+                        raise
+                    # The next check does it; requests only wait a little longer.
+                    log.warning("SYNC-TIMEOUT: the CCB database is unavailable: %s",
+                                first_line(error))
+                    timed_out = []
                 report.timed_out += len(timed_out)
                 for request in timed_out:
                     log.warning("sync request %s (%s) not acknowledged in time", request.id,

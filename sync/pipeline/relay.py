@@ -18,7 +18,9 @@ from dataclasses import dataclass
 
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from sync.ccb.sync_requests import QueuedRequest
 from sync.clock import Clock
+from sync.storage.common import first_line, is_unavailable
 from sync.storage.outbox import SqlOutbox
 from sync.transport.bus import Bus, BusError, Message
 
@@ -27,6 +29,7 @@ log = logging.getLogger(__name__)
 DEFAULT_BATCH_SIZE = 500
 # How long an idle relay waits before looking at the outbox again: the floor of a change's
 # latency to the broker. One indexed query per look (the pending state's index) is cheap.
+OUTAGE_WAIT_S = 0.5
 IDLE_WAIT_S = 0.02
 
 
@@ -52,9 +55,21 @@ class Relay:
         self.batch_size = batch_size
         self.attempts = attempts
         self.max_wait_s = max_wait_s
+        # A batch the broker acknowledged whose marking the database refused (it went away).
+        self._unmarked: list[tuple[QueuedRequest, int, int]] = []
 
     async def relay_batch(self) -> RelayReport:
-        """Publish one batch of pending requests; an empty report when none are pending."""
+        """Publish one batch of pending requests; an empty report when none are pending.
+
+        A batch published but not marked because the database went away is marked first,
+        before any new batch is read: a change undone meanwhile (its request discarded) is on
+        the topic all the same, and only ``mark_sent`` queues the snapshot that takes it back
+        in MDM."""
+        if self._unmarked:
+            marked = await asyncio.to_thread(self.outbox.mark_sent, self._unmarked,
+                                             self.clock.now())
+            self._unmarked = []
+            return RelayReport(marked_sent=marked)
         batch = await asyncio.to_thread(self.outbox.next_batch, self.batch_size)
         if not batch:
             return RelayReport()
@@ -71,7 +86,9 @@ class Relay:
         assert records is not None
         sent = [(request, record.partition, record.offset)
                 for request, record in zip(batch, records, strict=True)]
+        self._unmarked = sent
         marked = await asyncio.to_thread(self.outbox.mark_sent, sent, self.clock.now())
+        self._unmarked = []
         return RelayReport(published=len(batch), marked_sent=marked, batches=1)
 
     async def drain(self, max_batches: int = 1_000_000) -> RelayReport:
@@ -85,8 +102,11 @@ class Relay:
         return total
 
     async def run(self, stop: asyncio.Event, idle_wait_s: float = IDLE_WAIT_S) -> RelayReport:
-        """Relay until ``stop`` is set; a failed batch is logged and tried again later."""
+        """Relay until ``stop`` is set; a failed batch is logged and tried again later: a broker
+        error after ``max_wait_s``, a CCB database out of reach with growing waits (0.5 s to
+        ``max_wait_s``), so that a database restart is waited out, not crashed on."""
         total = RelayReport()
+        outage_wait_s = OUTAGE_WAIT_S
         while not stop.is_set():
             try:
                 report = await self.relay_batch()
@@ -94,6 +114,17 @@ class Relay:
                 log.error("relay: publishing to %s failed, will retry: %s", self.topic, error)
                 report = RelayReport()
                 await _wait(stop, self.max_wait_s)
+            except Exception as error:
+                if not is_unavailable(error):
+                    raise
+                # Published but not marked sent: published again later, which MDM answers
+                # as a duplicate.
+                log.warning("relay: the CCB database is unavailable, will retry in %.1f s: %s",
+                            outage_wait_s, first_line(error))
+                await _wait(stop, outage_wait_s)
+                outage_wait_s = min(outage_wait_s * 2, self.max_wait_s)
+                continue
+            outage_wait_s = OUTAGE_WAIT_S
             total = total + report
             if not report.published:
                 await _wait(stop, idle_wait_s)

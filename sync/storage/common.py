@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.engine import URL, Connection
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_BEGIN_OPTION = "sqlite_begin"
@@ -77,3 +78,17 @@ def _sqlite_engine(url: URL, **options: Any) -> Engine:
 
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """Whether ``error`` is the database being out of reach (down, restarting, a connection cut,
+    SQLite locked beyond its busy timeout) rather than a statement's fault: worth waiting out."""
+    if isinstance(error, (OperationalError, InterfaceError)):
+        return True
+    return isinstance(error, DBAPIError) and error.connection_invalidated
+
+
+def first_line(error: BaseException) -> str:
+    """``Type: first line of the message``: a driver error's SQL and background link left out."""
+    text = str(error).splitlines()[0] if str(error) else ""
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__

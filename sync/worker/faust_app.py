@@ -40,6 +40,7 @@ import faust
 from sync.clock import Clock
 from sync.config.settings import Settings
 from sync.mdm.ports import ConsumerStorePort
+from sync.storage.common import first_line
 from sync.transport.bus import Bus
 from sync.transport.security import faust_credentials
 from sync.worker.health import HealthCheck
@@ -49,7 +50,6 @@ from sync.worker.mdm_processor import (
     SourceRecord,
     StoreLostWorkError,
     StoreUnavailableError,
-    describe_error,
 )
 from sync.worker.publisher import OutboxPublisher
 from sync.worker.resume import behind_processed, resume_offsets
@@ -218,7 +218,7 @@ def _check_nothing_lost(processor: MdmProcessor, topic: str, stats: WorkerStats)
         consumed = processor.store.last_positions(topic)
     except Exception as error:  # any failure to read is the outage going on
         raise StoreUnavailableError(
-            f"MDM store unreachable: {describe_error(error)}") from error
+            f"MDM store unreachable: {first_line(error)}") from error
     processed = {partition: offset for (name, partition), offset
                  in stats.last_offsets.items() if name == topic}
     lost = behind_processed(consumed, processed)

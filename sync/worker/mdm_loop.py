@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from sync.clock import Clock
 from sync.config.settings import Settings
 from sync.mdm.ports import ConsumerStorePort
+from sync.storage.common import first_line
 from sync.transport.bus import Bus, Consumer, TopicPartition
 from sync.worker.mdm_processor import (
     ApplyRetry,
     MdmProcessor,
     SourceRecord,
     StoreUnavailableError,
-    describe_error,
 )
 from sync.worker.publisher import OutboxPublisher
 from sync.worker.resume import behind_processed, resume_offsets
@@ -150,7 +150,7 @@ class MdmBusWorker:
             try:
                 consumed = await asyncio.to_thread(self._store.last_positions, self.topic)
             except Exception as error:  # still down: any failure to read is the outage
-                outage = StoreUnavailableError(f"MDM store unreachable: {describe_error(error)}")
+                outage = StoreUnavailableError(f"MDM store unreachable: {first_line(error)}")
                 continue
             await self._reposition(consumed)
             self.stats.recovered()

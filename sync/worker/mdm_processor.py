@@ -39,6 +39,7 @@ from sync.mdm.ports import (
     DeadLetterItem,
     DeadLetterRecord,
 )
+from sync.storage.common import first_line
 from sync.transport.bus import Record
 from sync.worker.dead_letters import FailureKind, dead_letter_for, decode_failure
 from sync.worker.stats import Verdict, WorkerStats
@@ -124,7 +125,7 @@ class MdmProcessor:
         except Exception as error:
             self._require_reachable(error)
             log.warning("a batch of %d records failed (%s); processing them one by one",
-                        len(records), describe_error(error))
+                        len(records), first_line(error))
             return [self.process(record) for record in records]
         verdicts = [_verdict(result) for result in results]
         for record, verdict in zip(records, verdicts, strict=True):
@@ -149,8 +150,8 @@ class MdmProcessor:
         try:
             command = command_for(message)
         except Exception as error:  # a bug or a gap in the mapping: the message cannot pass
-            return self._letter(record, FailureKind.MAPPING_FAILED, [("", describe_error(error))],
-                                f"mapping_failed: {describe_error(error)}")
+            return self._letter(record, FailureKind.MAPPING_FAILED, [("", first_line(error))],
+                                f"mapping_failed: {first_line(error)}")
         return ConsumeItem(record.position, command, self._acknowledger(message))
 
     def _consume(self, record: SourceRecord) -> Verdict:
@@ -163,8 +164,8 @@ class MdmProcessor:
             raise
         except Exception as error:
             return self._store_letter(self._letter(
-                record, FailureKind.APPLY_FAILED, [("", describe_error(error))],
-                f"apply_failed after {self.retry.attempts} attempts: {describe_error(error)}"))
+                record, FailureKind.APPLY_FAILED, [("", first_line(error))],
+                f"apply_failed after {self.retry.attempts} attempts: {first_line(error)}"))
         return _verdict(consumed)
 
     def _with_retries(self, item: ConsumeItem) -> Consumed | None:
@@ -202,7 +203,7 @@ class MdmProcessor:
         except Exception as error:
             self._require_reachable(error)
             raise StoreUnavailableError(
-                f"cannot store the dead letter of {item.position}: {describe_error(error)}"
+                f"cannot store the dead letter of {item.position}: {first_line(error)}"
             ) from error
         return Verdict.DEAD_LETTERED if stored else Verdict.ALREADY_CONSUMED
 
@@ -213,7 +214,7 @@ class MdmProcessor:
             self.store.ping()
         except Exception as error:
             raise StoreUnavailableError(
-                f"MDM store unreachable: {describe_error(error)} (while: {describe_error(cause)})"
+                f"MDM store unreachable: {first_line(error)} (while: {first_line(cause)})"
             ) from cause
 
 
@@ -226,8 +227,3 @@ def _verdict(result: BatchResult) -> Verdict:
     if result.decision is None:
         return Verdict.SYNCHRONIZED
     return _OUTCOME_VERDICT[result.decision.outcome]
-
-
-def describe_error(error: BaseException) -> str:
-    text = str(error).splitlines()[0] if str(error) else ""
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__

@@ -23,6 +23,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
@@ -32,17 +33,20 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError
 
 from sync.ccb.commands import CancelPendingStop, RequestStop
 from sync.ccb.dispatch import unit_of_work
 from sync.ccb.loading import load_master_data
 from sync.ccb.model import SaStatus
 from sync.ccb.sync_requests import SyncRequestState
+from sync.clock import FixedClock
 from sync.config.admin import AdminConfig
 from sync.config.settings import Settings, TopicNames
 from sync.devtools.kafka import BrokerState, KafkaBroker
 from sync.mapping.codec import decode_acknowledgement, encode
 from sync.mapping.messages import Acknowledgement, EntityType, SyncMessage
+from sync.pipeline.stores import open_mdm_store, open_outbox
 from sync.reconcile.compare import compare
 from sync.reconcile.run import ccb_expectations
 from sync.storage.mdm import MdmStore
@@ -210,6 +214,53 @@ def _letters(n: int) -> str:
         text = chr(ord("A") + digit) + text
         if not n:
             return text
+
+
+class Clerk:
+    """CCB commands from a thread of their own, one every ``pause_s`` until told to stop, each
+    toggling a pending stop of one of ``tenants`` tenants (walked out of order): changes keep
+    coming before, during and after an outage. With ``refusals_expected`` a command the
+    database refuses (it is down) is counted in ``refused`` and the clerk goes on; any other
+    failure ends the clerk and is kept in ``failures`` for the test to report."""
+
+    def __init__(self, outbox: SqlOutbox, admin: AdminConfig, tenants: int, stop_date: dt.date,
+                 *, pause_s: float = 0.05, refusals_expected: bool = False) -> None:
+        self.outbox = outbox
+        self.admin = admin
+        self.tenants = tenants
+        self.stop_date = stop_date
+        self.pause_s = pause_s
+        self.refusals_expected = refusals_expected
+        self.done = 0
+        self.refused = 0
+        self.failures: list[BaseException] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._work, daemon=True)
+
+    def _work(self) -> None:
+        n = 0
+        while not self._stop.is_set():
+            try:
+                toggle_stop(self.outbox, self.admin, n % self.tenants, self.stop_date)
+                self.done += 1
+            except DBAPIError as error:
+                if not self.refusals_expected:
+                    self.failures.append(error)
+                    return
+                self.refused += 1  # the database is down: the command is not made
+            except BaseException as error:  # the test reports it
+                self.failures.append(error)
+                return
+            n += 7  # walk the tenants out of order
+            self._stop.wait(self.pause_s)
+
+    def __enter__(self) -> Clerk:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(60)
 
 
 def load_tenants(outbox: SqlOutbox, admin: AdminConfig, count: int) -> None:
@@ -474,3 +525,71 @@ def stopped_on_exit(*workers: WorkerProcess) -> Any:
     finally:
         for worker in workers:
             worker.ensure_stopped()
+
+
+def unsettled(outbox: SqlOutbox) -> int:
+    """Sync requests not yet answered (``PENDING`` or ``SENT``); -1 while the database does not
+    answer."""
+    try:
+        counts = outbox.counts()
+    except DBAPIError:
+        return -1
+    return counts[SyncRequestState.PENDING.value] + counts[SyncRequestState.SENT.value]
+
+
+@dataclass
+class RunningPipeline:
+    """``c2m-sync worker ccb`` and the MDM worker as processes over ``settings``, and the test's
+    own handles on both databases."""
+
+    outbox: SqlOutbox
+    mdm: MdmStore
+    ccb_worker: WorkerProcess
+    mdm_worker: WorkerProcess
+
+    @property
+    def alive(self) -> bool:
+        return self.ccb_worker.alive and self.mdm_worker.alive
+
+    def ensure_stopped(self) -> None:
+        self.ccb_worker.ensure_stopped()
+        self.mdm_worker.ensure_stopped()
+
+    def assert_converged_and_stop(self, admin: AdminConfig) -> None:
+        """Both workers still running, CCB and MDM agreeing (:func:`assert_ccb_and_mdm_agree`),
+        and both stopping cleanly on SIGTERM."""
+        assert self.ccb_worker.alive, self.ccb_worker.log_tail()
+        assert self.mdm_worker.alive, self.mdm_worker.log_tail()
+        assert_ccb_and_mdm_agree(self.outbox, self.mdm, admin)
+        assert self.ccb_worker.stop() == 0, self.ccb_worker.log_tail()
+        assert self.mdm_worker.stop() == 0, self.mdm_worker.log_tail()
+
+    def close(self) -> None:
+        """Stop what still runs and close the test's database handles."""
+        self.ensure_stopped()
+        self.outbox.store.dispose()
+        self.mdm.dispose()
+
+
+async def start_pipeline(settings: Settings, admin: AdminConfig, tenants: int,
+                         folder: Path) -> RunningPipeline:
+    """Load ``tenants`` tenants into CCB, create the topics, start both workers (their logs in
+    ``folder``) and wait until the loaded tenants are synchronized."""
+    outbox = open_outbox(settings.ccb_db_url, admin, FixedClock(BUSINESS_DATE))
+    mdm = open_mdm_store(settings.mdm_db_url, admin)
+    load_tenants(outbox, admin, tenants)
+    await create_topics(settings)
+    running = RunningPipeline(outbox, mdm, WorkerProcess.ccb(settings, folder / "ccb-worker.log"),
+                              WorkerProcess.mdm(settings, folder / "mdm-worker.log"))
+    running.ccb_worker.start()
+    running.mdm_worker.start()
+    try:
+        await wait_for(lambda: outbox.counts()["SYNCHRONIZED"] >= tenants * 2
+                       or not running.alive, 240, "the loaded tenants to synchronize",
+                       detail=running.ccb_worker.stacks)
+        assert running.ccb_worker.alive, running.ccb_worker.log_tail()
+        assert running.mdm_worker.alive, running.mdm_worker.log_tail()
+    except BaseException:
+        running.ensure_stopped()
+        raise
+    return running

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -19,22 +18,16 @@ from typing import Any
 import pytest
 
 from sync.ccb.commands import CancelPendingStop, RequestStop
-from sync.ccb.sync_requests import SyncRequestState
-from sync.clock import FixedClock
 from sync.devtools.kafka import KafkaLauncherError
 from sync.pipeline.relay import Relay
-from sync.pipeline.stores import open_mdm_store, open_outbox
-from sync.storage.outbox import SqlOutbox
 from sync.transport.bus import Message, Record
 from tests.faults.support import (
-    BUSINESS_DATE,
+    Clerk,
     RestartableBroker,
-    WorkerProcess,
     assert_ccb_and_mdm_agree,
-    create_topics,
     fault_settings,
-    load_tenants,
-    toggle_stop,
+    start_pipeline,
+    unsettled,
     wait_for,
 )
 from tests.integration.pipeline_support import ADMIN, loaded_pipeline, pipeline_settings, run
@@ -58,45 +51,6 @@ def own_broker(tmp_path: Path) -> Iterator[RestartableBroker]:
         broker.remove_data()
 
 
-class Clerk:
-    """CCB commands from a thread of their own, one every ``pause_s``, until told to stop:
-    changes keep coming before, during and after the outage."""
-
-    def __init__(self, outbox: SqlOutbox, pause_s: float = 0.05) -> None:
-        self.outbox = outbox
-        self.pause_s = pause_s
-        self.done = 0
-        self.failures: list[BaseException] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._work, daemon=True)
-
-    def _work(self) -> None:
-        n = 0
-        while not self._stop.is_set():
-            try:
-                toggle_stop(self.outbox, ADMIN, n % TENANTS, STOP_DATE)
-                self.done += 1
-            except BaseException as error:  # the test reports it
-                self.failures.append(error)
-                return
-            n += 7  # walk the tenants out of order
-            self._stop.wait(self.pause_s)
-
-    def __enter__(self) -> Clerk:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(60)
-
-
-def unsettled(outbox: SqlOutbox) -> int:
-    counts = outbox.counts()
-    return sum(counts[state.value] for state in (SyncRequestState.PENDING,
-                                                 SyncRequestState.SENT))
-
-
 @pytest.mark.kafka
 @pytest.mark.slow
 @pytest.mark.timeout(900)
@@ -107,22 +61,10 @@ async def test_broker_stopped_and_started_again_under_the_pipeline_converges(
     settings = fault_settings(f"kafka://{state.bootstrap_servers}", "broker-restart",
                               ccb_db_url=f"sqlite:///{tmp_path / 'ccb.db'}",
                               mdm_db_url=f"sqlite:///{tmp_path / 'mdm.db'}")
-    outbox = open_outbox(settings.ccb_db_url, ADMIN, FixedClock(BUSINESS_DATE))
-    mdm = open_mdm_store(settings.mdm_db_url, ADMIN)
-    load_tenants(outbox, ADMIN, TENANTS)
-    await create_topics(settings)
-    ccb_worker = WorkerProcess.ccb(settings, tmp_path / "ccb-worker.log")
-    mdm_worker = WorkerProcess.mdm(settings, tmp_path / "mdm-worker.log")
+    pipeline = await start_pipeline(settings, ADMIN, TENANTS, tmp_path)
+    outbox = pipeline.outbox
     try:
-        ccb_worker.start()
-        mdm_worker.start()
-        await wait_for(lambda: outbox.counts()["SYNCHRONIZED"] >= TENANTS * 2
-                       or not (ccb_worker.alive and mdm_worker.alive), 240,
-                       "the loaded tenants to synchronize")
-        assert ccb_worker.alive, ccb_worker.log_tail()
-        assert mdm_worker.alive, mdm_worker.log_tail()
-
-        with Clerk(outbox) as clerk:
+        with Clerk(outbox, ADMIN, TENANTS, STOP_DATE) as clerk:
             await asyncio.sleep(3)
             before_outage = clerk.done
             await asyncio.to_thread(own_broker.restart, DOWN_S)
@@ -131,20 +73,11 @@ async def test_broker_stopped_and_started_again_under_the_pipeline_converges(
         assert not clerk.failures, clerk.failures
         assert during_outage > 0, "no CCB change was made while the broker was down"
 
-        await wait_for(lambda: unsettled(outbox) == 0
-                       or not (ccb_worker.alive and mdm_worker.alive), 300,
+        await wait_for(lambda: unsettled(outbox) == 0 or not pipeline.alive, 300,
                        "every sync request to be answered after the restart")
-        assert ccb_worker.alive, ccb_worker.log_tail()
-        assert mdm_worker.alive, mdm_worker.log_tail()
-        assert_ccb_and_mdm_agree(outbox, mdm, ADMIN)
-        assert ccb_worker.stop() == 0, ccb_worker.log_tail()
-        assert mdm_worker.stop() == 0, mdm_worker.log_tail()
+        pipeline.assert_converged_and_stop(ADMIN)
     finally:
-        ccb_worker.ensure_stopped()
-        mdm_worker.ensure_stopped()
-        outbox.store.dispose()
-        mdm.dispose()
-
+        pipeline.close()
 
 
 class HeldUpBus:
