@@ -42,7 +42,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.replay import messages, template
-from bench.saact import Databases
+from bench.saact import Databases, database_names
 from sync.clock import SystemClock
 from sync.config.admin import load_admin_config
 from sync.pipeline.stores import open_mdm_store
@@ -144,10 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", type=Path, help="write a cProfile of the runs here")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    chosen = [name.strip() for name in args.databases.split(",") if name.strip()]
-    unknown = set(chosen) - {"sqlite", "postgresql"}
-    if unknown:
-        parser.error(f"unknown database(s): {', '.join(sorted(unknown))}")
+    chosen = database_names(parser, args.databases)
     kinds = [name.strip() for name in args.kinds.split(",") if name.strip()]
     if set(kinds) - set(KINDS):
         parser.error(f"unknown kind(s): {', '.join(sorted(set(kinds) - set(KINDS)))}")

@@ -32,7 +32,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import insert
 
-from bench.saact import Databases
+from bench.saact import Databases, database_names
 from sync.ccb.sync_requests import SyncRequestState
 from sync.clock import FixedClock
 from sync.config.admin import load_admin_config
@@ -124,10 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--databases", default="sqlite,postgresql")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    chosen = [name.strip() for name in args.databases.split(",") if name.strip()]
-    unknown = set(chosen) - {"sqlite", "postgresql"}
-    if unknown:
-        parser.error(f"unknown database(s): {', '.join(sorted(unknown))}")
+    chosen = database_names(parser, args.databases)
     console = Console()
     results: list[Measurement] = []
     with tempfile.TemporaryDirectory(prefix="c2m-bench-") as folder:

@@ -66,6 +66,15 @@ class Measurement:
         return self.due / self.cpu_seconds if self.cpu_seconds else 0.0
 
 
+def database_names(parser: argparse.ArgumentParser, text: str) -> list[str]:
+    """The ``--databases`` list, refused through ``parser`` when it names an unknown one."""
+    chosen = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = set(chosen) - {"sqlite", "postgresql"}
+    if unknown:
+        parser.error(f"unknown database(s): {', '.join(sorted(unknown))}")
+    return chosen
+
+
 class Databases:
     """Fresh databases per case: SQLite files in a temp folder, PostgreSQL databases on one
     server (started on first use, stopped at the end)."""
@@ -161,10 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk-size", type=int, default=500)
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    chosen = [name.strip() for name in args.databases.split(",") if name.strip()]
-    unknown = set(chosen) - {"sqlite", "postgresql"}
-    if unknown:
-        parser.error(f"unknown database(s): {', '.join(sorted(unknown))}")
+    chosen = database_names(parser, args.databases)
     console = Console()
     scaling: list[Measurement] = []
     versus: list[Measurement] = []

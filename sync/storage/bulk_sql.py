@@ -48,11 +48,15 @@ from sqlalchemy.types import TypeEngine
 
 Processor = Callable[[Any], Any] | None
 
-# Bound parameters per IN list: far below every supported database's limit.
+# Bound parameters of one IN list: far below SQLite's limit of 32,766 variables per statement.
+IN_LIMIT = 2_000
+# The keys of one IN list read or deleted by :func:`select_in` and :func:`delete_in`: smaller,
+# because each list length is a statement of its own to the server's cache.
 IN_CHUNK = 500
 
 
-def chunks(values: Sequence[Any], size: int = IN_CHUNK) -> Iterator[Sequence[Any]]:
+def in_batches(values: Sequence[Any], size: int = IN_LIMIT) -> Iterator[Sequence[Any]]:
+    """``values`` in slices small enough for one IN list."""
     for start in range(0, len(values), size):
         yield values[start:start + size]
 
@@ -275,7 +279,7 @@ def select_in(connection: Connection, table: Table, columns: Sequence[str], key:
     tail = (f" ORDER BY {', '.join(_name(connection, name) for name in order_by)}"
             if order_by else "")
     found: list[tuple[Any, ...]] = []
-    for part in chunks(keys):
+    for part in in_batches(keys, IN_CHUNK):
         condition, parameters = _key_list(connection, table, key, part)
         result = connection.exec_driver_sql(head + condition + tail, tuple(parameters))
         # A result processor may depend on the type the driver reports (numbers on psycopg).
@@ -297,7 +301,7 @@ def select_in(connection: Connection, table: Table, columns: Sequence[str], key:
 
 def delete_in(connection: Connection, table: Table, key: str, keys: Sequence[Any]) -> None:
     """``DELETE FROM table WHERE key IN keys``, in chunks of keys."""
-    for part in chunks(keys):
+    for part in in_batches(keys, IN_CHUNK):
         condition, parameters = _key_list(connection, table, key, part)
         connection.exec_driver_sql(
             f"DELETE FROM {_name(connection, table.name)} WHERE {condition}", tuple(parameters))

@@ -21,7 +21,7 @@ drill key in one unit must free the "one open entry per key" index before the in
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -31,20 +31,12 @@ from sync.ccb.changes import Changes
 from sync.ccb.errors import ConcurrentUpdateError
 from sync.ccb.model import Account, Person
 from sync.storage import ccb_schema as schema
+from sync.storage.bulk_sql import in_batches
 from sync.storage.ccb_schema import EntityTable
-
-# Bound parameters of one IN list: far below SQLite's limit of 32,766 variables per statement.
-IN_LIMIT = 2_000
 
 # Bind names of the WHERE clause of a bulk update; they must differ from every column name.
 _ID = "where_id"
 _READ = "where_version"
-
-
-def in_batches(values: Sequence[Any], size: int = IN_LIMIT) -> Iterator[Sequence[Any]]:
-    """``values`` in slices small enough for one IN list."""
-    for start in range(0, len(values), size):
-        yield values[start:start + size]
 
 
 def persist(connection: Connection, changes: Changes) -> None:

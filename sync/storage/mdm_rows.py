@@ -21,7 +21,7 @@ from sync.mdm.model import (
 )
 from sync.mdm.ports import ConsumedPosition
 from sync.storage import mdm_schema as t
-from sync.storage.bulk_sql import chunks, delete_in, insert_many, select_in
+from sync.storage.bulk_sql import IN_CHUNK, delete_in, in_batches, insert_many, select_in
 
 E = TypeVar("E")
 
@@ -93,7 +93,7 @@ def _by_ids(load: Callable[[Connection, ColumnElement[bool]], list[E]], connecti
             key: ColumnElement[str], ids: Iterable[str]) -> list[E]:
     """What ``load`` finds for ``ids``, asked in chunks of bound parameters."""
     found: list[E] = []
-    for part in chunks(sorted(set(ids))):
+    for part in in_batches(sorted(set(ids)), IN_CHUNK):
         found += load(connection, key.in_(part))
     return found
 

@@ -35,8 +35,7 @@ from sync.ccb.sync_requests import (
     sync_todo_types,
 )
 from sync.config.admin import AdminConfig
-from sync.storage.bulk_sql import insert_many, one_of, update_many
-from sync.storage.ccb_persist import in_batches
+from sync.storage.bulk_sql import in_batches, insert_many, one_of, update_many
 from sync.storage.ccb_schema import TODOS, todos
 from sync.storage.ccb_view import SqlCcbView
 from sync.storage.outbox_schema import sync_entities, sync_requests

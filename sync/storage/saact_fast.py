@@ -46,8 +46,7 @@ from sync.ccb.ports import CcbView
 from sync.config.admin import AdminConfig
 from sync.mapping.snapshots import sa_snapshot_document
 from sync.storage import ccb_schema as schema
-from sync.storage.bulk_sql import RawSelect, update_many
-from sync.storage.ccb_persist import in_batches
+from sync.storage.bulk_sql import RawSelect, in_batches, update_many
 from sync.storage.ccb_view import SqlCcbView
 
 _SA = schema.service_agreements

@@ -21,7 +21,7 @@ from sqlalchemy import Column, select
 from sync.ccb.changes import ACCOUNT, PERSON, PREMISE, SA, SA_RELATIONSHIP, SERVICE_POINT
 from sync.ccb.model import Account, Person, Premise, SaSpLink, ServiceAgreement, ServicePoint
 from sync.storage import ccb_schema as schema
-from sync.storage.ccb_persist import in_batches
+from sync.storage.bulk_sql import in_batches
 from sync.storage.ccb_schema import EntityTable
 from sync.storage.ccb_view import SqlCcbView
 

@@ -31,7 +31,7 @@ from sync.ccb.model import (
     ServicePoint,
 )
 from sync.storage import ccb_schema as schema
-from sync.storage.ccb_persist import in_batches
+from sync.storage.bulk_sql import in_batches
 from sync.storage.ccb_schema import EntityTable
 from sync.storage.ccb_view import SqlCcbView
 

@@ -44,6 +44,7 @@ from sync.clock import FixedClock
 from sync.config.admin import AdminConfig
 from sync.config.settings import Settings, TopicNames
 from sync.devtools.kafka import BrokerState, KafkaBroker
+from sync.devtools.postgres import PostgresLauncherError, ThrowawayPostgres
 from sync.mapping.codec import decode_acknowledgement, encode
 from sync.mapping.messages import Acknowledgement, EntityType, SyncMessage
 from sync.pipeline.stores import open_mdm_store, open_outbox
@@ -55,6 +56,7 @@ from sync.storage.outbox import SqlOutbox
 from sync.transport.bus import Bus, Message, Record
 from sync.transport.kafka import KafkaBus
 from sync.transport.topics import sync_topic_specs
+from tests.conftest import unavailable
 from tests.unit.mapping.builders import person_message, sa_message
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -593,3 +595,18 @@ async def start_pipeline(settings: Settings, admin: AdminConfig, tenants: int,
         running.ensure_stopped()
         raise
     return running
+
+
+def own_postgres(*, synchronous_commit: bool = False) -> ThrowawayPostgres:
+    """A PostgreSQL server of the test's own, started (the session's shared one is never
+    restarted); the caller stops it. Unavailable: a failure under CI, a skip elsewhere."""
+    server: ThrowawayPostgres | None = None
+    try:
+        server = ThrowawayPostgres(synchronous_commit=synchronous_commit)
+        server.start()
+    except PostgresLauncherError as error:
+        if server is not None:
+            server.stop()  # removes its folder
+        unavailable("PostgreSQL", str(error))
+    assert server is not None
+    return server

@@ -19,11 +19,11 @@ from typing import Literal
 
 import pytest
 
-from sync.devtools.postgres import PostgresLauncherError, ThrowawayPostgres
-from tests.conftest import unavailable
+from sync.devtools.postgres import ThrowawayPostgres
 from tests.faults.support import (
     Clerk,
     fault_settings,
+    own_postgres,
     start_pipeline,
     unsettled,
     wait_for,
@@ -41,18 +41,14 @@ RESTARTS: tuple[Literal["fast", "immediate"], ...] = ("fast", "immediate")
 
 @pytest.fixture
 def ccb_server() -> Iterator[ThrowawayPostgres]:
-    try:
-        server = ThrowawayPostgres(synchronous_commit=True)
-        server.start()
-    except PostgresLauncherError as error:
-        unavailable("PostgreSQL", str(error))
+    server = own_postgres(synchronous_commit=True)
     try:
         yield server
     finally:
         server.stop()
 
 
-async def test_ccb_database_restarted_twice_under_the_ccb_worker_converges(
+async def test_steps_1_1_1_4_and_3_0_ccb_database_restarted_twice_under_the_ccb_worker_converges(
         ccb_server: ThrowawayPostgres, kafka_bootstrap: str, tmp_path: Path) -> None:
     settings = fault_settings(f"kafka://{kafka_bootstrap}", "ccb-pg-restart",
                               ccb_db_url=ccb_server.url,

@@ -17,8 +17,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from sync.devtools.postgres import PostgresLauncherError, ThrowawayPostgres
-from tests.conftest import unavailable
+from sync.devtools.postgres import ThrowawayPostgres
 from tests.faults.conftest import StreamRig, open_stream_rig
 from tests.faults.support import (
     WorkerProcess,
@@ -27,6 +26,7 @@ from tests.faults.support import (
     budget_s,
     change_stream,
     keyed,
+    own_postgres,
     publish_stream,
     wait_for,
 )
@@ -42,11 +42,7 @@ RESTARTS: tuple[tuple[float, Literal["fast", "immediate"]], ...] = (
 
 @pytest.fixture
 async def pg_rig(kafka_bootstrap: str) -> AsyncIterator[tuple[StreamRig, ThrowawayPostgres]]:
-    try:
-        server = ThrowawayPostgres()
-        server.start()
-    except PostgresLauncherError as error:
-        unavailable("PostgreSQL", str(error))
+    server = own_postgres()
     rig = await open_stream_rig(kafka_bootstrap, server.url, "pg-restart")
     try:
         yield rig, server

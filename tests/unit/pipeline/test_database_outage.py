@@ -57,7 +57,7 @@ def test_an_out_of_reach_database_is_told_from_a_statement_at_fault() -> None:
     assert not is_unavailable(ValueError("a bug"))
 
 
-async def test_acknowledgements_met_by_an_outage_are_read_again_not_skipped(
+async def test_step_1_4_acknowledgements_met_by_an_outage_are_read_again_not_skipped(
         tmp_path: Path) -> None:
     pipeline = await loaded_pipeline(pipeline_settings("memory://", tmp_path, "acks-outage"))
     try:
@@ -80,7 +80,7 @@ async def test_acknowledgements_met_by_an_outage_are_read_again_not_skipped(
         await pipeline.stop()
 
 
-async def test_the_ack_consumer_waits_an_outage_out(tmp_path: Path) -> None:
+async def test_step_1_4_the_ack_consumer_waits_an_outage_out(tmp_path: Path) -> None:
     pipeline = await loaded_pipeline(pipeline_settings("memory://", tmp_path, "acks-run"))
     try:
         await pipeline.relay.drain()
@@ -101,7 +101,7 @@ async def test_the_ack_consumer_waits_an_outage_out(tmp_path: Path) -> None:
         await pipeline.stop()
 
 
-async def test_the_ack_consumer_stops_on_an_error_that_is_not_an_outage(
+async def test_step_1_4_the_ack_consumer_stops_on_an_error_that_is_not_an_outage(
         tmp_path: Path) -> None:
     pipeline = await loaded_pipeline(pipeline_settings("memory://", tmp_path, "acks-bug"))
     try:
@@ -121,7 +121,7 @@ async def test_the_ack_consumer_stops_on_an_error_that_is_not_an_outage(
         await pipeline.stop()
 
 
-async def test_the_relay_waits_an_outage_out(tmp_path: Path) -> None:
+async def test_step_1_4_the_relay_waits_an_outage_out(tmp_path: Path) -> None:
     pipeline = await loaded_pipeline(pipeline_settings("memory://", tmp_path, "relay-outage"))
     try:
         pending = pipeline.outbox.counts()["PENDING"]

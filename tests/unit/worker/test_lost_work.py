@@ -26,7 +26,7 @@ def test_the_store_is_behind_only_where_it_consumed_less_than_was_processed() ->
     assert behind_processed({}, {}) == {}
 
 
-async def test_the_faust_engine_stops_instead_of_reading_past_lost_work(
+async def test_step_1_4_the_faust_engine_stops_instead_of_reading_past_lost_work(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("sync.worker.faust_app.OUTAGE_WAIT_S", 0.001)
     path = tmp_path / "crashing.db"

@@ -200,7 +200,7 @@ async def test_a_store_ahead_of_the_topic_is_refused(rig: Rig) -> None:
         await rig.worker().start()
 
 
-async def test_a_batch_the_store_lost_in_a_crash_is_read_again(
+async def test_step_1_4_a_batch_the_store_lost_in_a_crash_is_read_again(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "crashing.db"
     rig = await new_rig(f"sqlite:///{path}")
