@@ -164,8 +164,8 @@ class PrefetchedSaView(SqlCcbView):
         self._account_ids = frozenset(str(row[0]) for row in self.connection.execute(
             select(_SA.account_id).where(_SA.id.in_(ids)).distinct()))
         # The chosen SAs are among their accounts' SAs.
-        of_accounts: list[ServiceAgreement] = self._many(
-            schema.SAS, _SA.account_id.in_(self._account_ids))
+        of_accounts: list[ServiceAgreement] = self._many_in(
+            schema.SAS, "account_id", sorted(self._account_ids))
         self._sas: dict[str, ServiceAgreement] = {sa.id: sa for sa in of_accounts}
         self._of_account = grouped(of_accounts, "account_id")
         self._loaded: dict[str, Any] = {}
@@ -179,21 +179,21 @@ class PrefetchedSaView(SqlCcbView):
     def _read(self, name: str) -> Any:
         ids, accounts = self._id_list, self._account_ids
         if name == "subs":
-            subs: list[ServiceAgreement] = self._many(schema.SAS, _SA.master_sa_id.in_(ids))
+            subs: list[ServiceAgreement] = self._many_in(schema.SAS, "master_sa_id", ids)
             for sa in subs:
                 self._sas.setdefault(sa.id, sa)
             return grouped(subs, "master_sa_id")
         if name == "links":
-            return grouped(self._many(schema.LINKS, schema.sa_sp_links.c.sa_id.in_(ids)), "sa_id")
+            return grouped(self._many_in(schema.LINKS, "sa_id", ids), "sa_id")
         if name == "fas":
-            return grouped(self._many(schema.FIELD_ACTIVITIES, _FA.sa_id.in_(ids)), "sa_id")
+            return grouped(self._many_in(schema.FIELD_ACTIVITIES, "sa_id", ids), "sa_id")
         if name == "accounts":
-            return {account.id: account for account in self._many(
-                schema.ACCOUNTS, schema.accounts.c.id.in_(accounts))}
+            return {account.id: account for account in self._many_in(
+                schema.ACCOUNTS, "id", sorted(accounts))}
         if name == "persons":
             main = {account.main_person_id for account in self._load("accounts").values()}
-            return {person.id: person for person in self._many(
-                schema.PERSONS, schema.persons.c.id.in_(main))}
+            return {person.id: person for person in self._many_in(
+                schema.PERSONS, "id", sorted(main))}
         if name == "todos":
             todo = schema.todos.c
             return {entry.id: entry for entry in self._many(
@@ -204,18 +204,15 @@ class PrefetchedSaView(SqlCcbView):
                     for entry in self._load("todos").values()}
         # What the stop consequences read about the SA and its account.
         if name == "budgets":
-            return grouped(self._many(schema.BUDGETS, schema.budgets.c.account_id.in_(
-                accounts)), "account_id")
+            return grouped(self._many_in(schema.BUDGETS, "account_id", sorted(accounts)),
+                           "account_id")
         if name == "collections":
-            return grouped(self._many(schema.COLLECTION_PROCESSES,
-                                     schema.collection_processes.c.account_id.in_(accounts)),
-                          "account_id")
+            return grouped(self._many_in(schema.COLLECTION_PROCESSES, "account_id",
+                                         sorted(accounts)), "account_id")
         if name == "severances":
-            return grouped(self._many(schema.SEVERANCE_PROCESSES,
-                                     schema.severance_processes.c.sa_id.in_(ids)), "sa_id")
+            return grouped(self._many_in(schema.SEVERANCE_PROCESSES, "sa_id", ids), "sa_id")
         if name == "fts":
-            return grouped(self._many(schema.FINANCIAL_TRANSACTIONS,
-                                     schema.financial_transactions.c.sa_id.in_(ids)), "sa_id")
+            return grouped(self._many_in(schema.FINANCIAL_TRANSACTIONS, "sa_id", ids), "sa_id")
         raise KeyError(name)
 
     def sa(self, sa_id: str) -> ServiceAgreement | None:

@@ -21,22 +21,18 @@ drill key in one unit must free the "one open entry per key" index before the in
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, select
 
 from sync.ccb.changes import Changes
 from sync.ccb.errors import ConcurrentUpdateError
 from sync.ccb.model import Account, Person
 from sync.storage import ccb_schema as schema
-from sync.storage.bulk_sql import in_batches
+from sync.storage.bulk_sql import delete_in, in_batches, insert_many, select_in, update_many
 from sync.storage.ccb_schema import EntityTable
-
-# Bind names of the WHERE clause of a bulk update; they must differ from every column name.
-_ID = "where_id"
-_READ = "where_version"
 
 
 def persist(connection: Connection, changes: Changes) -> None:
@@ -65,22 +61,7 @@ def _entity_id(entity: BaseModel) -> str:
 
 
 def existing_ids(connection: Connection, kind: EntityTable, ids: Sequence[str]) -> set[str]:
-    column = kind.table.c.id
-    found: set[str] = set()
-    for part in in_batches(list(ids)):
-        found.update(str(row[0]) for row in connection.execute(
-            select(column).where(column.in_(part))))
-    return found
-
-
-def _update_statement(kind: EntityTable, versioned: bool) -> Any:
-    """``UPDATE`` by id (and version read); its SET clause is every column of the rows it is
-    executed with."""
-    table = kind.table
-    where = [table.c.id == bindparam(_ID)]
-    if versioned:
-        where.append(table.c.version == bindparam(_READ))
-    return update(table).where(*where)
+    return {str(row[0]) for row in select_in(connection, kind.table, ("id",), "id", ids)}
 
 
 def _update_versioned(connection: Connection, kind: EntityTable,
@@ -89,12 +70,18 @@ def _update_versioned(connection: Connection, kind: EntityTable,
         return
     _check_versions_read(connection, kind, entities)
     rows = [kind.to_row(entity) for entity in entities]
-    params = [{**row, _ID: row["id"], _READ: _version(entity) - 1}
-              for row, entity in zip(rows, entities, strict=True)]
-    result = connection.execute(_update_statement(kind, True), params)
-    if result.rowcount != len(entities):  # not after the check under lock; a last guard
+    count = update_many(connection, kind.table, _set_columns(rows), ("id", "version"), [
+        {**{f"set:{name}": value for name, value in row.items()},
+         "where:id": row["id"], "where:version": _version(entity) - 1}
+        for row, entity in zip(rows, entities, strict=True)])
+    if count != len(entities):  # not after the check under lock; a last guard
         raise ConcurrentUpdateError(_entity_id(entities[0]), kind.kind,
                                     version_read=_version(entities[0]) - 1)
+
+
+def _set_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The columns an update by id writes: every column of the rows but the id."""
+    return [name for name in rows[0] if name != "id"]
 
 
 def _check_versions_read(connection: Connection, kind: EntityTable,
@@ -124,7 +111,7 @@ def _insert_new(connection: Connection, kind: EntityTable, entities: list[BaseMo
         if _entity_id(entity) in taken:
             # Another unit of work created it after this one found it missing.
             raise ConcurrentUpdateError(_entity_id(entity), kind.kind, version_read=None)
-    connection.execute(insert(kind.table), [kind.to_row(entity) for entity in entities])
+    insert_many(connection, kind.table, [kind.to_row(entity) for entity in entities])
 
 
 def _upsert(connection: Connection, kind: EntityTable, entities: list[BaseModel]) -> None:
@@ -132,27 +119,24 @@ def _upsert(connection: Connection, kind: EntityTable, entities: list[BaseModel]
     the unit of work; they are written as an upsert."""
     rows = [kind.to_row(entity) for entity in entities]
     present = existing_ids(connection, kind, [row["id"] for row in rows])
-    updates = [{**row, _ID: row["id"]} for row in rows if row["id"] in present]
-    inserts = [row for row in rows if row["id"] not in present]
+    updates = [row for row in rows if row["id"] in present]
     if updates:
-        connection.execute(_update_statement(kind, False), updates)
-    if inserts:
-        connection.execute(insert(kind.table), inserts)
+        update_many(connection, kind.table, _set_columns(updates), ("id",), [
+            {**{f"set:{name}": value for name, value in row.items()}, "where:id": row["id"]}
+            for row in updates])
+    insert_many(connection, kind.table, [row for row in rows if row["id"] not in present])
 
 
 def _write_derived_rows(connection: Connection, entities: list[BaseModel]) -> None:
     persons = [entity for entity in entities if isinstance(entity, Person)]
     if persons:
-        phones = schema.person_phones
-        for part in in_batches([person.id for person in persons]):
-            connection.execute(delete(phones).where(phones.c.person_id.in_(part)))
-        rows = [row for person in persons for row in schema.phone_rows(person)]
-        if rows:
-            connection.execute(insert(phones), rows)
+        delete_in(connection, schema.person_phones, "person_id",
+                  [person.id for person in persons])
+        insert_many(connection, schema.person_phones,
+                    [row for person in persons for row in schema.phone_rows(person)])
     accounts = [entity for entity in entities if isinstance(entity, Account)]
     if accounts:
-        members = schema.account_persons
-        for part in in_batches([account.id for account in accounts]):
-            connection.execute(delete(members).where(members.c.account_id.in_(part)))
-        connection.execute(insert(members), [row for account in accounts
-                                             for row in schema.account_person_rows(account)])
+        delete_in(connection, schema.account_persons, "account_id",
+                  [account.id for account in accounts])
+        insert_many(connection, schema.account_persons,
+                    [row for account in accounts for row in schema.account_person_rows(account)])

@@ -395,6 +395,11 @@ class EntityTable:
     versioned: bool
 
     @cached_property
+    def column_names(self) -> tuple[str, ...]:
+        """Every column of the table, in table order."""
+        return tuple(column.name for column in self.table.c)
+
+    @cached_property
     def _stored_fields(self) -> tuple[str, ...]:
         """The model's fields that are columns of the table."""
         return tuple(name for name in self.model.model_fields if name in self.table.c)

@@ -99,9 +99,8 @@ class SnapshotView(SqlCcbView):
     def _load_ids(self, name: str, kind: EntityTable, ids: Sequence[str]) -> None:
         known = self._by_id[name]
         missing = [entity_id for entity_id in dict.fromkeys(ids) if entity_id not in known]
-        for part in in_batches(missing):
-            for entity in self._many(kind, kind.table.c.id.in_(part)):
-                known[entity.id] = entity
+        for entity in self._many_in(kind, "id", missing):
+            known[entity.id] = entity
         for entity_id in missing:
             known.setdefault(entity_id, None)  # looked for and not found
 
@@ -110,9 +109,8 @@ class SnapshotView(SqlCcbView):
         missing = [key for key in dict.fromkeys(keys) if key not in groups]
         for key in missing:
             groups[key] = []
-        for part in in_batches(missing):
-            for entity in self._many(kind, column.in_(part)):  # by id, like the single reads
-                groups[getattr(entity, column.name)].append(entity)
+        for entity in self._many_in(kind, column.name, missing):  # by id, like single reads
+            groups[getattr(entity, column.name)].append(entity)
 
     def _known(self, name: str, entity_id: str) -> tuple[bool, Any]:
         table = self._by_id[name]

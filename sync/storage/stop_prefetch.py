@@ -18,8 +18,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement
-
 from sync.ccb.model import (
     Account,
     FieldActivity,
@@ -31,14 +29,8 @@ from sync.ccb.model import (
     ServicePoint,
 )
 from sync.storage import ccb_schema as schema
-from sync.storage.bulk_sql import in_batches
 from sync.storage.ccb_schema import EntityTable
 from sync.storage.ccb_view import SqlCcbView
-
-_SA = schema.service_agreements.c
-_LINK = schema.sa_sp_links.c
-_SP = schema.service_points.c
-_PREMISE = schema.premises.c
 
 # Parent premises are followed this many levels up (a building's units, the building, its
 # complex); a deeper chain is read one premise at a time by the base view.
@@ -61,29 +53,29 @@ class PrefetchedAccountsView(SqlCcbView):
     def __init__(self, view: SqlCcbView, account_ids: Sequence[str]) -> None:
         super().__init__(view.connection)
         accounts = list(dict.fromkeys(account_ids))
-        self._accounts = {a.id: a for a in self._bulk(schema.ACCOUNTS, _id(schema.ACCOUNTS),
+        self._accounts = {a.id: a for a in self._bulk(schema.ACCOUNTS, "id",
                                                       accounts)}
         self._account_ids = frozenset(accounts)
         self._persons = {p.id: p for p in self._bulk(
-            schema.PERSONS, _id(schema.PERSONS),
+            schema.PERSONS, "id",
             sorted({a.main_person_id for a in self._accounts.values()}))}
-        of_accounts: list[ServiceAgreement] = self._bulk(schema.SAS, _SA.account_id, accounts)
+        of_accounts: list[ServiceAgreement] = self._bulk(schema.SAS, "account_id", accounts)
         self._of_account = grouped(of_accounts, "account_id")
         premise_ids = {sa.premise_id for sa in of_accounts if sa.premise_id is not None}
-        own_links: list[SaSpLink] = self._bulk(schema.LINKS, _LINK.sa_id,
+        own_links: list[SaSpLink] = self._bulk(schema.LINKS, "sa_id",
                                                sorted({sa.id for sa in of_accounts}))
         sp_ids = sorted({link.sp_id for link in own_links})
-        points: list[ServicePoint] = self._bulk(schema.SERVICE_POINTS, _id(schema.SERVICE_POINTS),
+        points: list[ServicePoint] = self._bulk(schema.SERVICE_POINTS, "id",
                                                 sp_ids)
         self._points = {sp.id: sp for sp in points}
         premise_ids.update(sp.premise_id for sp in points if sp.premise_id is not None)
         self._premises = self._premise_chains(premise_ids)
         # Everyone at the unit's premises and service points: the landlord, other tenants.
-        at_premises: list[ServiceAgreement] = self._bulk(schema.SAS, _SA.premise_id,
+        at_premises: list[ServiceAgreement] = self._bulk(schema.SAS, "premise_id",
                                                          sorted(self._premises))
         self._at_premise = grouped(at_premises, "premise_id")
         self._premise_ids = frozenset(self._premises)
-        at_sps: list[SaSpLink] = self._bulk(schema.LINKS, _LINK.sp_id, sp_ids)
+        at_sps: list[SaSpLink] = self._bulk(schema.LINKS, "sp_id", sp_ids)
         self._at_sp = grouped(at_sps, "sp_id")
         self._sp_ids = frozenset(sp_ids)
         self._sas: dict[str, ServiceAgreement] = {sa.id: sa for sa in at_premises}
@@ -93,30 +85,27 @@ class PrefetchedAccountsView(SqlCcbView):
         links = {link.id: link for link in own_links}
         links.update((link.id, link) for link in at_sps)
         links.update((link.id, link) for link in self._bulk(
-            schema.LINKS, _LINK.sa_id, sorted(set(known) - {sa.id for sa in of_accounts})))
+            schema.LINKS, "sa_id", sorted(set(known) - {sa.id for sa in of_accounts})))
         self._links_of_sa = grouped(sorted(links.values(), key=lambda link: link.id), "sa_id")
-        subs: list[ServiceAgreement] = self._bulk(schema.SAS, _SA.master_sa_id, known)
+        subs: list[ServiceAgreement] = self._bulk(schema.SAS, "master_sa_id", known)
         self._subs = grouped(subs, "master_sa_id")
         for sa in subs:
             self._sas.setdefault(sa.id, sa)
         self._sa_ids = frozenset(known)
         self._agreements = {agreement.id: agreement for agreement in self._bulk(
-            schema.LANDLORD_AGREEMENTS, _id(schema.LANDLORD_AGREEMENTS),
+            schema.LANDLORD_AGREEMENTS, "id",
             sorted({p.landlord_agreement_id for p in self._premises.values()
                     if p.landlord_agreement_id is not None}))}
         fas: list[FieldActivity] = self._bulk(schema.FIELD_ACTIVITIES,
-                                              schema.field_activities.c.sa_id, known)
+                                              "sa_id", known)
         self._fas = grouped(fas, "sa_id")
 
     # --- loading ------------------------------------------------------------------------------
 
-    def _bulk(self, kind: EntityTable, column: ColumnElement[Any] | Any,
-              values: Sequence[str]) -> list[Any]:
+    def _bulk(self, kind: EntityTable, column: str, values: Sequence[str]) -> list[Any]:
         """Every row of ``kind`` whose ``column`` is in ``values``, ordered as the base view
         orders its lists (by id)."""
-        found: list[Any] = []
-        for part in in_batches(list(values)):
-            found.extend(self._many(kind, column.in_(part)))
+        found: list[Any] = self._many_in(kind, column, values)
         found.sort(key=lambda entity: entity.id)
         return found
 
@@ -126,7 +115,7 @@ class PrefetchedAccountsView(SqlCcbView):
         for _ in range(_PARENT_LEVELS):
             if not wanted:
                 break
-            for premise in self._bulk(schema.PREMISES, _id(schema.PREMISES), wanted):
+            for premise in self._bulk(schema.PREMISES, "id", wanted):
                 premises[premise.id] = premise
             wanted = sorted({p.parent_premise_id for p in premises.values()
                              if p.parent_premise_id is not None} - set(premises))
@@ -188,7 +177,3 @@ class PrefetchedAccountsView(SqlCcbView):
         if sa_id in self._sa_ids:
             return list(self._fas.get(sa_id, []))
         return super().field_activities_of_sa(sa_id)
-
-
-def _id(kind: EntityTable) -> Any:
-    return kind.table.c.id

@@ -31,7 +31,7 @@ from sync.storage.ccb_batch_queries import SqlBatchQueries
 from sync.storage.ccb_view import SqlCcbView
 from sync.storage.outbox import SqlOutbox
 from sync.storage.outbox_schema import sync_entities, sync_requests
-from tests.contract.ccb_store_support import StoreUnderTest, every_entity
+from tests.contract.ccb_store_support import StoreUnderTest, entities_of, every_entity
 from tests.contract.test_batch_runner import _entities, _sql_store
 
 ADMIN = load_admin_config()
@@ -156,6 +156,45 @@ def _people(*person_ids: str) -> Changes:
     for person_id in person_ids:
         changes.put_person(Person(id=person_id, name="TAKEN,ID"))
     return changes
+
+
+# --- reading many: through the driver as through SQLAlchemy ----------------------------------
+
+
+def test_reading_many_by_key_through_the_driver_gives_the_entities_sqlalchemy_reads(
+        store: SqlCcbStore) -> None:
+    """``_many_in`` (``bulk_sql.select_in``, what the prefetching views and the snapshot view
+    read with) against ``_many`` (a SQLAlchemy select), for every entity table, by id and by
+    each foreign key column (each key's entities in id order, as one key's list is read), with
+    keys that exist, are repeated and do not exist."""
+    written = entities_of(every_entity())
+
+    def compare(view: SqlCcbView) -> int:
+        compared = 0
+        for attribute, kind in ccb_schema.ENTITY_TABLES.items():
+            ids = sorted(written[attribute])
+            assert ids, attribute
+            keys = [*ids, ids[0], "NO-SUCH-KEY"]
+            by_id = view._many_in(kind, "id", keys)
+            assert by_id == view._many(kind, kind.table.c.id.in_(keys)), attribute
+            assert {entity.id: entity for entity in by_id} == written[attribute], attribute
+            for column in kind.table.c:
+                if column.name == "id" or not column.foreign_keys:
+                    continue
+                values = sorted({row[column.name] for row in view.connection.execute(
+                    select(kind.table)).mappings() if row[column.name] is not None})
+                found = view._many_in(kind, column.name, [*reversed(values), "NO-SUCH-KEY"])
+                assert len(found) == len({entity.id for entity in found}), attribute
+                for value in values:  # each key's entities by id, as one key's list is read
+                    assert [entity for entity in found
+                            if getattr(entity, column.name) == value] == view._many(
+                        kind, column == value), (attribute, column.name, value)
+                assert sum(len(view._many(kind, column == value)) for value in values) == len(
+                    found), (attribute, column.name)
+                compared += 1
+        return compared
+
+    assert store.read(compare) >= 5  # SAs by account, premise and master; links by SA, SP
 
 
 # --- the outbox: bulk enqueueing equals enqueueing one entity at a time ----------------------
