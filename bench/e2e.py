@@ -44,6 +44,7 @@ from typing import Any
 from sqlalchemy import Table, create_engine, insert, select
 
 from bench import saact_data
+from bench.process import add_gc_option, apply_gc_option
 from bench.replay import broker, produce
 from sync.batches import JobContext, load_jobs
 from sync.batches.ccb_jobs import SAACT, STOPUPL, SelectionJob, saact_fast_path
@@ -533,14 +534,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mdm-engine", choices=("loop", "faust"), default=None,
                         help="the MDM worker's engine (default: the worker's own default)")
     parser.add_argument("--output", type=Path, default=RESULTS)
+    add_gc_option(parser)
     args = parser.parse_args(argv)
+    # The driver stands for ``c2m-sync batch run STOPUPL`` / ``SAACT`` and is set as they are.
+    apply_gc_option(args)
     mdm_engine: tuple[str, ...] = ("--engine", args.mdm_engine) if args.mdm_engine else ()
     sizes = [int(size) for size in args.changes.split(",") if size and int(size) > 0]
     kinds = [kind for kind in args.databases.split(",") if kind]
     result: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "load_average": os.getloadavg()},
-        "unit": args.unit, "mdm_engine": args.mdm_engine or "default",
+        "unit": args.unit, "mdm_engine": args.mdm_engine or "default", "gc": args.gc,
         "throughput": [], "baseline": [], "latency": [], "memory": None,
     }
     with broker() as bootstrap:

@@ -18,8 +18,8 @@ The figure that matters is records per CPU second of this process (with PostgreS
 server's share is not in it); the wall-clock rate is shown beside it. PostgreSQL is a throwaway
 cluster (``sync.devtools.postgres``) unless ``C2M_SYNC_BENCH_PG_URL`` names a server whose
 maintenance database may create and drop databases. ``--profile FILE`` writes a cProfile of
-the runs. ``--gc worker`` (the default) sets the garbage collector as the worker process does
-(:func:`sync.worker.mdm.tune_garbage_collection`); ``--gc default`` leaves Python's defaults.
+the runs. ``--gc tuned`` (the default) sets the garbage collector as the worker process does
+(:func:`sync.process_tuning.tune_garbage_collection`); ``--gc default`` leaves Python's defaults.
 Results go to ``bench/results/mdm_batch.json``.
 """
 
@@ -41,12 +41,12 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from bench.process import add_gc_option, apply_gc_option
 from bench.replay import messages, template
 from bench.saact import Databases, database_names
 from sync.clock import SystemClock
 from sync.config.admin import load_admin_config
 from sync.pipeline.stores import open_mdm_store
-from sync.worker.mdm import tune_garbage_collection
 from sync.worker.mdm_processor import MdmProcessor, SourceRecord
 from sync.worker.stats import Verdict
 
@@ -139,8 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kinds", default=",".join(KINDS), help="own-sp, shared-sp or both")
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--repeat", type=int, default=1, help="runs per case (best CPU kept)")
-    parser.add_argument("--gc", choices=["worker", "default"], default="worker",
-                        help="the worker process's garbage collector setting, or Python's")
+    add_gc_option(parser)
     parser.add_argument("--profile", type=Path, help="write a cProfile of the runs here")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -149,8 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     if set(kinds) - set(KINDS):
         parser.error(f"unknown kind(s): {', '.join(sorted(set(kinds) - set(KINDS)))}")
     console = Console(width=140)
-    if args.gc == "worker":
-        tune_garbage_collection()
+    apply_gc_option(args)
     profile = cProfile.Profile() if args.profile else None
     results: list[Measurement] = []
     with tempfile.TemporaryDirectory(prefix="c2m-bench-") as folder:

@@ -31,6 +31,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import create_engine, make_url, text
 
+from bench.process import add_gc_option, apply_gc_option
 from bench.saact_data import populate
 from bench.store import open_production_store
 from sync.batches import JobContext, load_jobs
@@ -169,8 +170,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="SA table size of that comparison (0: skip it)")
     parser.add_argument("--chunk-size", type=int, default=500)
     parser.add_argument("--output", type=Path, default=RESULTS)
+    add_gc_option(parser)
     args = parser.parse_args(argv)
     chosen = database_names(parser, args.databases)
+    apply_gc_option(args)
     console = Console()
     scaling: list[Measurement] = []
     versus: list[Measurement] = []
@@ -210,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "SAACT",
         "business_date": TODAY.isoformat(),
         "chunk_size": args.chunk_size,
+        "gc": args.gc,
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                     "platform": platform.platform()},
         "scaling": [_result(m) for m in scaling],

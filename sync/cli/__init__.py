@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from sync.cli.common import CliError, Context, parse_date
 from sync.config.admin import AdminConfigError
 from sync.config.settings import SettingsError
+from sync.process_tuning import tune_garbage_collection
 
 COMMAND_MODULES = ("sync.cli.info", "sync.cli.dev", "sync.cli.demo", "sync.cli.ccb",
                    "sync.cli.schemas", "sync.cli.topics", "sync.cli.mdm", "sync.cli.batch",
@@ -46,6 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     context = Context(args)
+    if argv is None and getattr(args, "own_process_tuning", False):
+        # Started as a program (not called from other code): the process is the command's.
+        tune_garbage_collection()
     try:
         result: int = args.handler(context, args)
         return result

@@ -197,7 +197,7 @@ def register(commands: Subparsers) -> None:
     run.add_argument("--chunk-size", type=_chunk_size, default=500,
                      help="items per unit of work (default 500)")
     add_json_flag(run)
-    run.set_defaults(handler=_run)
+    run.set_defaults(handler=_run, own_process_tuning=True)
 
     schedule = sub.add_parser(
         "schedule", help="run batch jobs every period until stopped (SIGTERM, Ctrl-C)",
@@ -210,4 +210,4 @@ def register(commands: Subparsers) -> None:
     schedule.add_argument("--file", type=Path, help="upload file (FACOMPL)")
     schedule.add_argument("--chunk-size", type=_chunk_size, default=500)
     add_json_flag(schedule)
-    schedule.set_defaults(handler=_schedule)
+    schedule.set_defaults(handler=_schedule, own_process_tuning=True)

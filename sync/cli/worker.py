@@ -25,7 +25,7 @@ from sync.pipeline.ccb_worker import ensure_topics, run_ccb_worker
 from sync.pipeline.stores import open_outbox
 from sync.transport.bus import bus_for
 from sync.worker.diagnostics import enable_stack_dumps
-from sync.worker.mdm import Engine, run_mdm_worker, tune_garbage_collection
+from sync.worker.mdm import Engine, run_mdm_worker
 
 log = logging.getLogger("sync.worker")
 
@@ -40,7 +40,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     worker.add_argument("--health-port", type=int, default=0,
                         help="serve the MDM worker's GET /health on this port (0: none)")
     worker.add_argument("--health-host", default="127.0.0.1")
-    worker.set_defaults(handler=_run)
+    worker.set_defaults(handler=_run, own_process_tuning=True)
 
 
 def _run(context: Context, args: argparse.Namespace) -> int:
@@ -62,9 +62,6 @@ def _run(context: Context, args: argparse.Namespace) -> int:
     if args.side == "mdm" and settings.broker_url.startswith("memory://"):
         log.warning("the in-process bus lives in this process only: nothing else can publish "
                     "to this MDM worker (use 'worker all' or a kafka:// broker)")
-
-    if args.side in ("mdm", "all"):
-        tune_garbage_collection()
 
     async def serve() -> int:
         stop = asyncio.Event()

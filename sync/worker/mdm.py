@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import logging
 import signal
 import sys
@@ -24,6 +23,7 @@ from sync.clock import Clock, clock_for
 from sync.config.admin import AdminConfig, load_admin_config
 from sync.config.settings import Settings, load_settings
 from sync.pipeline.ccb_worker import ensure_topics
+from sync.process_tuning import tune_garbage_collection
 from sync.storage.mdm import MdmStore
 from sync.transport.bus import bus_for
 from sync.worker.diagnostics import enable_stack_dumps
@@ -33,24 +33,6 @@ from sync.worker.stats import WorkerStats
 
 Engine = Literal["faust", "loop"]
 log = logging.getLogger("sync.worker")
-
-# Objects allocated before the cyclic collector looks at the youngest generation (default 700).
-# A consumed record allocates a few hundred objects (models, rows, statements) and leaves no
-# reference cycles behind, so at the default the collector runs every few records and finds
-# nothing, and its full collections walk every object of the loaded libraries: about a quarter
-# of the worker's CPU. Reference counting still frees everything at once; this only makes the
-# search for cycles rarer.
-YOUNGEST_GENERATION_THRESHOLD = 10_000
-
-
-def tune_garbage_collection() -> None:
-    """For a worker process, once its libraries are loaded: what exists now (modules, schemas,
-    compiled statements) lives as long as the process, so the collector stops walking it
-    (``gc.freeze``), and it looks for cycles less often."""
-    gc.freeze()
-    _, older, oldest = gc.get_threshold()
-    gc.set_threshold(YOUNGEST_GENERATION_THRESHOLD, older, oldest)
-
 
 async def run_mdm_worker(settings: Settings, admin: AdminConfig, clock: Clock,
                          stop_event: asyncio.Event, *, health_port: int = 0,
