@@ -15,9 +15,10 @@ other than the one read means another unit of work won, and
 committed) the losing unit waits for the winner's row lock and then reads its version. SQLite
 has a single writer: a writing unit of work starts with ``BEGIN IMMEDIATE``, so units are
 serialized and never read a version that changes under them (the version check still guards
-against stale input such as a version read in an earlier unit). SQLite runs in write-ahead-log
-mode with ``synchronous = NORMAL``: a commit does not wait for the disk, and a power loss may
-undo the last commits but never corrupts the database.
+against stale input such as a version read in an earlier unit); the writers take the lock in
+turns (:mod:`sync.storage.writer_turns`), so a batch run's units do not starve the relay's.
+SQLite runs in write-ahead-log mode with ``synchronous = NORMAL``: a commit does not wait for
+the disk, and a power loss may undo the last commits but never corrupts the database.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from sync.storage.bulk_sql import insert_many
 from sync.storage.ccb_persist import existing_ids, persist
 from sync.storage.ccb_schema import EntityTable
 from sync.storage.ccb_view import SqlCcbView
-from sync.storage.common import SQLITE_BEGIN_OPTION, create_engine_for, is_sqlite
+from sync.storage.common import create_engine_for, is_sqlite, write_transaction
 
 T = TypeVar("T")
 
@@ -189,17 +190,16 @@ class SqlCcbStore:
     @contextmanager
     def _transaction(self, writes: bool) -> Iterator[Connection]:
         """A transaction that commits on success (``writes``) or always rolls back."""
+        if writes:
+            # SQLite: the write lock up front, in turns (see the module documentation).
+            with write_transaction(self.engine) as connection:
+                yield connection
+            return
         with self.engine.connect() as connection:
-            if writes:
-                # SQLite: take the write lock up front (see the module documentation).
-                connection.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
-                with connection.begin():
-                    yield connection
-            else:
-                try:
-                    yield connection
-                finally:
-                    connection.rollback()
+            try:
+                yield connection
+            finally:
+                connection.rollback()
 
     def execute(self, fn: Callable[[SqlCcbView, IdSource], Changes]) -> Changes:
         """Run ``fn(view, ids)`` and persist what it returns, all in one transaction."""

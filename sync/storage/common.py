@@ -5,7 +5,9 @@ enforced foreign keys (off by default in SQLite), and a busy timeout instead of 
 "database is locked". Transactions are begun by SQLAlchemy rather than by the pysqlite driver,
 whose implicit transaction handling delays ``BEGIN`` until the first write; a connection may ask
 for ``BEGIN IMMEDIATE`` (take the write lock up front, so a read-then-write transaction cannot
-fail half-way on a lock upgrade) with the execution option ``sqlite_begin="IMMEDIATE"``.
+fail half-way on a lock upgrade) with the execution option ``sqlite_begin="IMMEDIATE"``; the
+stores' write transactions (:func:`write_transaction`) do, after taking their turn among the
+database's writers (:mod:`sync.storage.writer_turns`).
 
 PostgreSQL always goes through psycopg 3: ``postgresql://`` and ``postgres://`` URLs are
 rewritten to ``postgresql+psycopg://``.
@@ -13,11 +15,16 @@ rewritten to ``postgresql+psycopg://``.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from sync.storage.writer_turns import WriterTurns, turns_for
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_BEGIN_OPTION = "sqlite_begin"
@@ -78,6 +85,28 @@ def _sqlite_engine(url: URL, **options: Any) -> Engine:
 
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+@contextlib.contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction that commits on success. On SQLite it takes the write lock up front
+    (``BEGIN IMMEDIATE``), after its turn among the database's writers
+    (:mod:`sync.storage.writer_turns`)."""
+    with engine.connect() as connection:
+        if not is_sqlite(engine):
+            with connection.begin():
+                yield connection
+            return
+        connection.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+        turns = _writer_turns(engine.url.database)
+        with turns.turn() if turns is not None else contextlib.nullcontext(), \
+                connection.begin():
+            yield connection
+
+
+@lru_cache(maxsize=64)
+def _writer_turns(database: str | None) -> WriterTurns | None:
+    return turns_for(database, SQLITE_BUSY_TIMEOUT_MS / 1000)
 
 
 def is_unavailable(error: BaseException) -> bool:

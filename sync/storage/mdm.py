@@ -63,7 +63,7 @@ from sync.mdm.ports import (
     OutboxKind,
 )
 from sync.storage import mdm_schema as t
-from sync.storage.common import SQLITE_BEGIN_OPTION, create_engine_for, is_sqlite
+from sync.storage.common import create_engine_for, is_sqlite, write_transaction
 from sync.storage.mdm_batch import consume_batch_in
 from sync.storage.mdm_rows import (
     load_service_points,
@@ -171,11 +171,8 @@ class MdmStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[Connection]:
-        with self.engine.connect() as connection:
-            if is_sqlite(self.engine):
-                connection.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
-            with connection.begin():
-                yield connection
+        with write_transaction(self.engine) as connection:
+            yield connection
 
     # --- writing ---------------------------------------------------------------------------
 

@@ -169,7 +169,10 @@ def test_a_second_run_on_the_same_workdir_gives_the_same_result(
     for document in (again, report):
         del document["settings"]["topics"]
     assert again == report
-    assert sorted(path.name for path in workdir.iterdir()) == [CCB_DB, MDM_DB]
+    # the two databases and the files their writers take turns with (sync.storage.writer_turns)
+    assert sorted(path.name for path in workdir.iterdir()) == sorted(
+        [CCB_DB, MDM_DB, *(f"{db}-{lock}" for db in (CCB_DB, MDM_DB)
+                           for lock in ("turnstile", "writer"))])
 
 
 def test_human_output_names_every_scene_and_ends_with_the_agreement_line(

@@ -1,0 +1,109 @@
+"""Writers of one SQLite database take the write lock in turns (``sync.storage.writer_turns``):
+a writer that begins again right after committing does not keep the others out."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+
+from sync.storage.common import create_engine_for, write_transaction
+from sync.storage.writer_turns import WriterTurns, turns_for
+
+BATCH_UNITS = 150  # the busy writer's back-to-back transactions (bounded)
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Engine:
+    engine = create_engine_for(f"sqlite:///{tmp_path / 'turns.db'}")
+    with write_transaction(engine) as connection:
+        connection.execute(text("CREATE TABLE commits (seq INTEGER PRIMARY KEY, writer TEXT)"))
+    return engine
+
+
+def _busy_writer_and_one_other(engine: Engine) -> tuple[int, int]:
+    """A writer commits ``BATCH_UNITS`` transactions back to back (each holding the lock a
+    little while, like a batch run's chunks); once it is under way another writer asks for one
+    transaction. Returns how many of the busy writer's transactions had committed when the
+    other asked, and how many when the other's committed."""
+    started = threading.Event()
+    asked_at: list[int] = []
+
+    def busy() -> None:
+        for unit in range(BATCH_UNITS):
+            with write_transaction(engine) as connection:
+                connection.execute(text("INSERT INTO commits (writer) VALUES ('batch')"))
+                if unit == 5:
+                    started.set()  # the other asks while this one holds the lock
+                threading.Event().wait(0.002)
+
+    def other() -> None:
+        started.wait(10)
+        asked_at.append(6)  # the sixth unit is in progress
+        with write_transaction(engine) as connection:
+            connection.execute(text("INSERT INTO commits (writer) VALUES ('relay')"))
+
+    threads = [threading.Thread(target=busy), threading.Thread(target=other)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    with write_transaction(engine) as connection:
+        order = [row[0] for row in connection.execute(
+            text("SELECT writer FROM commits ORDER BY seq"))]
+        connection.execute(text("DELETE FROM commits"))
+    return asked_at[0], order.index("relay")
+
+
+def test_a_writer_waiting_behind_a_batch_gets_the_next_turn(engine: Engine) -> None:
+    # Without turns the other writer gets in only if one of its busy handler's attempts lands
+    # in the instant between two of the batch's transactions: now and then, never every time.
+    for _ in range(3):
+        asked, committed = _busy_writer_and_one_other(engine)
+        # right after the batch's transaction in progress when it asked
+        assert committed - asked <= 1, (asked, committed)
+
+
+def test_a_turn_not_had_within_the_timeout_goes_on_without_it(tmp_path: Path) -> None:
+    turns = WriterTurns(tmp_path / "x.db", timeout_s=0.05)
+    with turns.turn() as first:
+        assert first
+        with WriterTurns(tmp_path / "x.db", timeout_s=0.05).turn() as second:
+            assert not second  # SQLite's own lock and busy timeout decide from here
+    with turns.turn() as again:
+        assert again
+
+
+def test_a_process_that_dies_holding_its_turn_frees_it(tmp_path: Path) -> None:
+    database = tmp_path / "x.db"
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time\n"
+         "from pathlib import Path\n"
+         "from sync.storage.writer_turns import WriterTurns\n"
+         f"with WriterTurns(Path({str(database)!r}), 5).turn():\n"
+         "    print('holding', flush=True)\n"
+         "    time.sleep(60)\n"],
+        stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[2])
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "holding"
+        with WriterTurns(database, timeout_s=0.05).turn() as had:
+            assert not had  # held by the other process
+        holder.kill()
+        holder.wait(10)
+        with WriterTurns(database, timeout_s=5).turn() as had:
+            assert had
+    finally:
+        holder.kill()
+        holder.wait(10)
+
+
+def test_a_database_in_memory_has_no_turns() -> None:
+    assert turns_for(":memory:", 1) is None
+    assert turns_for(None, 1) is None
+    assert turns_for("/var/lib/c2m/ccb.db", 1) is not None
