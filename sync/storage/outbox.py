@@ -37,10 +37,12 @@ from sync.ccb.sync_requests import (
     SyncError,
     SyncRequest,
     SyncRequestState,
+    TakeBack,
     ack_verdict,
     enqueue_action,
     raise_sync_todo,
     resolve_sync_todos,
+    take_back,
     timeout_error,
 )
 from sync.config.admin import AdminConfig
@@ -172,7 +174,7 @@ class SqlOutbox:
     def mark_sent(self, sent: Sequence[tuple[QueuedRequest, int, int]], at: dt.datetime) -> int:
         """Record that the broker acknowledged these writes (request, partition, offset).
         A request refreshed since it was read stays pending; one discarded since (the change
-        was undone) has its entity queued again; returns how many were marked.
+        was undone) is taken back (:meth:`_take_back`); returns how many were marked.
         One read of the rows (locked where the database has row locks) and one update of
         each table for the whole batch."""
         marked = 0
@@ -183,22 +185,24 @@ class SqlOutbox:
             stored = rows.states_of(connection, [request.id for request, _, _ in sent],
                                     lock=True)
             chosen: dict[str, tuple[QueuedRequest, int, int]] = {}
-            undone: dict[tuple[str, str], QueuedRequest] = {}
+            undone: dict[str, tuple[int, int]] = {}
             for request, partition, offset in sent:
                 state = stored.get(request.id)
                 if request.id not in chosen and state == (
                         request.version, SyncRequestState.PENDING):
                     chosen[request.id] = (request, partition, offset)
                 elif state == (request.version, SyncRequestState.DISCARDED):
-                    undone[(request.entity_type, request.entity_id)] = request
+                    undone[request.id] = (partition, offset)
             rows.mark_requests_sent(connection, list(chosen.values()), at)
             # A change undone while its snapshot was being published is on the topic all the
-            # same, and MDM applies it: only a newer snapshot of the entity as it is now can
-            # take it back, so one is queued (a new version, sent even though it equals the
-            # last snapshot marked sent).
-            for entity_type, entity_id in sorted(undone):
-                self._plan(connection, view, _ids, entity_type, entity_id, at,
-                           force=True).write(connection)
+            # same, and MDM applies it. Rare: read again and taken back one at a time.
+            if undone:
+                discarded = rows.statuses_of(connection, list(undone))
+                for status in sorted(discarded.values(),
+                                     key=lambda r: (r.entity_type, r.entity_id)):
+                    partition, offset = undone[status.id]
+                    self._take_back(view, _ids, status, at, "the broker acknowledged it", {
+                        "sent_at": at, "partition": partition, "offset": offset})
             rows.write(connection, [
                 rows.SentFingerprint(request.entity_type, request.entity_id,
                                      request.fingerprint)
@@ -271,6 +275,13 @@ class SqlOutbox:
                 assert whole is not None  # read and locked above
                 self._retry(view, ids, whole, errors, now)
                 continue
+            if verdict is AckVerdict.APPLIED_DISCARDED:
+                # Rare, and written at once too: the batch answers no other request of this
+                # entity (``acknowledge`` sends a batch that does answer by answer), so the
+                # deferred writes of the others cannot meet the rows this writes.
+                self._take_back(view, ids, request, now, "MDM applied it",
+                                _answered(ack, now))
+                continue
             state = (SyncRequestState.SYNCHRONIZED if verdict is AckVerdict.SYNCHRONIZED
                      else SyncRequestState.ERROR)
             updates.append(rows.RequestUpdate(request, {
@@ -305,6 +316,35 @@ class SqlOutbox:
         plan.errors = errors
         plan.write(connection)
 
+    def _take_back(self, view: SqlCcbView, ids: IdSource, request: RequestFacts,
+                   now: dt.datetime, how: str, recorded: dict[str, Any]) -> None:
+        """``request`` was discarded (the change was undone) after the relay had read it, and
+        it was published all the same (``how`` we know: the broker acknowledged it, or MDM
+        applied it). Unless a later snapshot of the entity was published since, record its
+        snapshot as the last one sent and queue the entity's current state with a new version
+        (:func:`~sync.ccb.sync_requests.take_back`). The request stays ``DISCARDED``, with
+        ``recorded`` (what is known of its publication or answer) and a note saying so."""
+        connection = view.connection
+        later = rows.later_statuses(connection, request)
+        action = take_back(later)
+        if action is TakeBack.NOTHING:
+            return
+        if action is TakeBack.RECORD_SENT:
+            [pending] = [r for r in later if r.state is SyncRequestState.PENDING]
+            follow_up = f"{pending.id} carries the current state"
+            operations: list[rows.Operation] = []
+        else:
+            plan = self._plan(connection, view, ids, request.entity_type, request.entity_id,
+                              now, force=True)
+            follow_up = (f"the current state is queued again as version "
+                         f"{plan.last_version + 1} ({plan.request_id})")
+            operations = plan.operations()
+        operations.append(rows.RequestUpdate(request, {
+            **recorded, "updated_at": now,
+            "note": f"published before it was discarded, and {how}: {follow_up}"}))
+        operations.extend(_published_unrecorded(request))
+        rows.write(connection, operations)
+
     def _acknowledge_one(self, view: SqlCcbView, ids: IdSource, ack: Acknowledgement,
                          now: dt.datetime, changes: Changes) -> AckVerdict | None:
         connection = view.connection
@@ -319,6 +359,9 @@ class SqlOutbox:
             return verdict
         if verdict is AckVerdict.RETRY:
             self._retry(view, ids, request, errors, now)
+            return verdict
+        if verdict is AckVerdict.APPLIED_DISCARDED:
+            self._take_back(view, ids, request, now, "MDM applied it", _answered(ack, now))
             return verdict
         state = (SyncRequestState.SYNCHRONIZED if verdict is AckVerdict.SYNCHRONIZED
                  else SyncRequestState.ERROR)
@@ -554,3 +597,7 @@ def _published_unrecorded(request: RequestFacts) -> list[rows.SentFingerprint]:
         return []
     return [rows.SentFingerprint(request.entity_type, request.entity_id, request.fingerprint)]
 
+
+def _answered(ack: Acknowledgement, now: dt.datetime) -> dict[str, Any]:
+    """What an answer records on a discarded request it does not settle."""
+    return {"acknowledged_at": now, "mdm_us_id": ack.mdm_us_id}

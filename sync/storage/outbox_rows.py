@@ -126,15 +126,30 @@ _STATUS_COLUMNS = (sync_requests.c.id, sync_requests.c.seq, sync_requests.c.enti
                    sync_requests.c.retries)
 
 
-def statuses_of(connection: Connection, request_ids: Sequence[str], *,
-                lock: bool = False) -> dict[str, RequestStatus]:
-    """The requests with these ids without their payloads (``lock`` as in :func:`by_ids`)."""
-    return {id_: RequestStatus(
+def _status_of(row: Any) -> RequestStatus:
+    (id_, seq, entity_type, entity_id, state, version, fingerprint, sent_at, errors,
+     retries) = row
+    return RequestStatus(
         id=id_, seq=int(seq), entity_type=entity_type, entity_id=entity_id,
         state=SyncRequestState(state), version=int(version), fingerprint=fingerprint,
         sent_at=sent_at, errors=errors_of(errors), retries=int(retries))
-        for (id_, seq, entity_type, entity_id, state, version, fingerprint, sent_at, errors,
-             retries) in _columns_of_ids(connection, _STATUS_COLUMNS, request_ids, lock)}
+
+
+def statuses_of(connection: Connection, request_ids: Sequence[str], *,
+                lock: bool = False) -> dict[str, RequestStatus]:
+    """The requests with these ids without their payloads (``lock`` as in :func:`by_ids`)."""
+    return {status.id: status for status in map(
+        _status_of, _columns_of_ids(connection, _STATUS_COLUMNS, request_ids, lock))}
+
+
+def later_statuses(connection: Connection, request: RequestFacts) -> list[RequestStatus]:
+    """The entity's requests with a higher version than ``request``, without their payloads,
+    in queue order (through the entities' index)."""
+    c = sync_requests.c
+    return [_status_of(row) for row in connection.execute(
+        select(*_STATUS_COLUMNS).where(
+            c.entity_type == request.entity_type, c.entity_id == request.entity_id,
+            c.version > request.version).order_by(c.seq)).all()]
 
 
 def states_of(connection: Connection, request_ids: Sequence[str], *,
