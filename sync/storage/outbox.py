@@ -200,6 +200,8 @@ class SqlOutbox:
                 discarded = rows.statuses_of(connection, list(undone))
                 for status in sorted(discarded.values(),
                                      key=lambda r: (r.entity_type, r.entity_id)):
+                    if status.sent_at is not None:
+                        continue  # MDM's answer to it came first and took it back
                     partition, offset = undone[status.id]
                     self._take_back(view, _ids, status, at, "the broker acknowledged it", {
                         "sent_at": at, "partition": partition, "offset": offset})
@@ -599,5 +601,7 @@ def _published_unrecorded(request: RequestFacts) -> list[rows.SentFingerprint]:
 
 
 def _answered(ack: Acknowledgement, now: dt.datetime) -> dict[str, Any]:
-    """What an answer records on a discarded request it does not settle."""
-    return {"acknowledged_at": now, "mdm_us_id": ack.mdm_us_id}
+    """What MDM's answer records on a discarded request it applied: the answer, and that the
+    request was published (when CCB learned it), so that the same answer read again, or the
+    relay's late record of the publication, finds it taken back already."""
+    return {"acknowledged_at": now, "mdm_us_id": ack.mdm_us_id, "sent_at": now}
