@@ -81,6 +81,51 @@ class AckReport:
     unknown: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class AckPositions:
+    """Where a batch of answers was read on the acknowledgement ``topic``: per partition the
+    offset of the last record read (``last``) and, for the first batch after the consumer was
+    assigned its partitions or the database was out of reach, per partition the oldest offset
+    still on the topic and the position the batch was read from (``read_from``)."""
+
+    topic: str
+    last: Mapping[int, int]
+    read_from: Mapping[int, tuple[int, int]] | None = None
+
+
+class LostAnswersError(Exception):
+    """The database has applied less of the acknowledgement topic than the consumer was about
+    to read from: it lost transactions it had confirmed (a crash with ``synchronous_commit =
+    off``, a failover to a standby that was behind) after the consumer group's offsets were
+    committed. ``partitions`` maps each such partition to (the offset to read again from, the
+    position the consumer was at)."""
+
+    def __init__(self, topic: str, partitions: dict[int, tuple[int, int]]) -> None:
+        super().__init__(
+            f"the CCB database lost transactions it had confirmed: {topic} "
+            + ", ".join(f"partition {partition} from offset {again} (the consumer was at "
+                        f"{position})" for partition, (again, position) in partitions.items()))
+        self.topic = topic
+        self.partitions = partitions
+
+
+def lost_answers(stored: Mapping[int, int], read_from: Mapping[int, tuple[int, int]]
+                 ) -> dict[int, tuple[int, int]]:
+    """Partitions whose answers between the last one the database applied (``stored``) and
+    the position read from are still on the topic: ``partition -> (offset to read again
+    from, position)``. A partition the database never recorded is left to the consumer
+    group's committed offset (it was created, or upgraded, after those answers)."""
+    lost = {}
+    for partition, (beginning, position) in sorted(read_from.items()):
+        if partition not in stored:
+            continue
+        # Answers older than the topic's retention are gone: from its beginning then.
+        again = max(stored[partition] + 1, beginning)
+        if again < position:
+            lost[partition] = (again, position)
+    return lost
+
+
 class SqlOutbox:
     """Sync requests of one CCB store; see the module documentation."""
 
@@ -217,10 +262,14 @@ class SqlOutbox:
 
     # --- acknowledgements, timeouts, resends -------------------------------------------------
 
-    def acknowledge(self, acks: Sequence[Acknowledgement], now: dt.datetime) -> AckReport:
+    def acknowledge(self, acks: Sequence[Acknowledgement], now: dt.datetime,
+                    positions: AckPositions | None = None) -> AckReport:
         """Apply MDM's answers in one transaction: set request states, raise a To Do for each
         new error, resolve the sync To Dos of entities that are synchronized again, and
-        re-queue order-sensitive rejections.
+        re-queue order-sensitive rejections. ``positions`` (where the answers were read) are
+        recorded in the same transaction (:meth:`ack_positions`); when they say where the
+        batch was read from, they are first compared with what the database has applied, and
+        :class:`LostAnswersError` is raised, nothing applied, if it lost answers before them.
 
         The answers are decided in order from one read of their requests (locked where the
         database has row locks) and of the open sync To Dos they may resolve, and written with
@@ -231,6 +280,17 @@ class SqlOutbox:
         def unit(view: SqlCcbView, ids: IdSource) -> Changes:
             changes = Changes()
             connection = view.connection
+            recorded: dict[int, int] = {}
+            if positions is not None and positions.read_from:
+                stored = rows.ack_positions_of(connection, positions.topic)
+                lost = lost_answers(stored, positions.read_from)
+                if lost:
+                    raise LostAnswersError(positions.topic, lost)
+                # A partition not recorded yet is recorded from where it was read (the group's
+                # committed offset): a batch of it lost later is then found, though this
+                # batch has no answer of it.
+                recorded = {partition: position - 1 for partition, (_, position)
+                            in positions.read_from.items() if partition not in stored}
             # Without their payloads: a re-queued rejection reads its request whole.
             requests = rows.statuses_of(connection, [ack.sync_request_id for ack in acks],
                                         lock=True)
@@ -246,10 +306,19 @@ class SqlOutbox:
                     else:
                         report.verdicts[verdict.value] += 1
             report.todos_raised = sum(1 for todo in changes.todos.values() if todo.version == 1)
+            if positions is not None:
+                rows.record_ack_positions(connection, positions.topic,
+                                          {**recorded, **positions.last})
             return changes
 
         self.store.execute(unit)
         return report
+
+    def ack_positions(self, topic: str) -> dict[int, int]:
+        """Per partition of the acknowledgement ``topic``, the offset of the last answer this
+        database has applied (partitions it never recorded are absent)."""
+        with self.store.engine.connect() as connection:
+            return rows.ack_positions_of(connection, topic)
 
     def _acknowledge_all(self, view: SqlCcbView, ids: IdSource,
                          acks: Sequence[Acknowledgement], requests: dict[str, RequestStatus],

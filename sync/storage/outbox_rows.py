@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
 
 from sync.ccb.errors import ConcurrentUpdateError
@@ -38,7 +40,7 @@ from sync.config.admin import AdminConfig
 from sync.storage.bulk_sql import in_batches, insert_many, one_of, update_many
 from sync.storage.ccb_schema import TODOS, todos
 from sync.storage.ccb_view import SqlCcbView
-from sync.storage.outbox_schema import sync_entities, sync_requests
+from sync.storage.outbox_schema import ack_positions, sync_entities, sync_requests
 
 EntityKey = tuple[str, str]
 
@@ -402,6 +404,34 @@ def supersede_errors(connection: Connection, synchronized: Sequence[RequestFacts
          "before_seq": request.seq,
          "superseded_note": f"superseded by {request.id}, synchronized as version "
                             f"{request.version}"} for request in synchronized])
+
+
+# --- the acknowledgement consumer's positions -------------------------------------------------
+
+
+def record_ack_positions(connection: Connection, topic: str,
+                         positions: Mapping[int, int]) -> None:
+    """Per partition of ``topic``, the offset of the last answer applied: one upsert for all.
+    A position may move back: a topic created again (or the in-process bus of a new process)
+    starts its offsets anew, and a position kept ahead of them would hide every later loss;
+    the worst a position set back does is have answers read again, which is harmless."""
+    if not positions:
+        return
+    dialect = connection.dialect.name
+    upsert = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(ack_positions)
+    c = ack_positions.c
+    connection.execute(upsert.on_conflict_do_update(
+        index_elements=[c.topic, c.partition], set_={"offset": upsert.excluded.offset}), [
+        {"topic": topic, "partition": partition, "offset": offset}
+        for partition, offset in sorted(positions.items())])
+
+
+def ack_positions_of(connection: Connection, topic: str) -> dict[int, int]:
+    """Per partition of ``topic`` the store has recorded, the offset of the last answer
+    applied."""
+    c = ack_positions.c
+    return {int(partition): int(offset) for partition, offset in connection.execute(
+        select(c.partition, c.offset).where(c.topic == topic)).all()}
 
 
 class SyncTodoView(SqlCcbView):

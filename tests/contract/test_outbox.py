@@ -7,6 +7,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from sync.ccb.alerts import SyncErrorAlert, account_alerts
 from sync.ccb.changes import Changes
@@ -28,7 +29,10 @@ from sync.mapping.codec import decode_sync_message
 from sync.mapping.messages import AckError, Acknowledgement, AckOutcome, EntityType
 from sync.mapping.snapshots import SnapshotError
 from sync.pipeline.stores import open_outbox
-from sync.storage.outbox import SqlOutbox
+from sync.storage import ccb_schema
+from sync.storage import outbox_rows as rows
+from sync.storage.outbox import AckPositions, LostAnswersError, SqlOutbox
+from sync.storage.outbox_schema import sync_entities, sync_requests
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "premise-landlord.yaml"
 ADMIN = load_admin_config()
@@ -505,3 +509,88 @@ def test_step_3_0_a_discarded_request_published_all_the_same_is_taken_back_once(
     before = outbox.find()
     assert outbox.acknowledge([ack(stopped)], clock.now()).verdicts == {"STALE": 1}
     assert outbox.find() == before
+
+
+# --- the acknowledgement consumer's positions --------------------------------------------------
+
+ACKS = "c2m.sync-acks"
+
+
+def test_step_1_4_answers_record_their_positions_in_their_own_transaction(
+        outbox: SqlOutbox, clock: FixedClock) -> None:
+    sent = send_all(outbox, clock)
+    assert outbox.ack_positions(ACKS) == {}
+    # The first batch after the consumer was assigned: partitions 0 and 2 read from their
+    # committed offsets (7 and 0), partition 1 at its end (4) with nothing to read.
+    outbox.acknowledge([ack(sent[0]), ack(sent[1])], clock.now(),
+                       AckPositions(ACKS, {0: 8}, {0: (0, 7), 1: (0, 4), 2: (0, 0)}))
+    assert outbox.ack_positions(ACKS) == {0: 8, 1: 3, 2: -1}
+    outbox.acknowledge([ack(sent[2])], clock.now(), AckPositions(ACKS, {2: 0}))
+    assert outbox.ack_positions(ACKS) == {0: 8, 1: 3, 2: 0}
+    assert outbox.ack_positions("another-topic") == {}
+
+
+def test_step_1_4_a_batch_that_fails_records_no_position(
+        outbox: SqlOutbox, clock: FixedClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    sent = send_all(outbox, clock)
+    outbox.acknowledge([ack(sent[0])], clock.now(), AckPositions(ACKS, {0: 3}))
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("the last write of the batch failed")
+
+    monkeypatch.setattr(rows, "supersede_errors", broken)
+    with pytest.raises(RuntimeError):
+        outbox.acknowledge([ack(sent[1])], clock.now(), AckPositions(ACKS, {0: 4}))
+    assert outbox.ack_positions(ACKS) == {0: 3}
+    assert outbox.get(sent[1].id).state is SyncRequestState.SENT  # type: ignore[union-attr]
+
+
+def test_step_1_4_a_database_behind_the_consumer_is_told_and_applies_nothing(
+        outbox: SqlOutbox, clock: FixedClock) -> None:
+    sent = send_all(outbox, clock)
+    outbox.acknowledge([ack(sent[0])], clock.now(),
+                       AckPositions(ACKS, {0: 10, 1: 20}, {0: (0, 10), 1: (0, 20)}))
+    before = outbox.find()
+    # The consumer group committed up to 15 and 30 for answers the database no longer holds;
+    # partition 1's answers before 25 are gone (retention); partition 2 was never recorded.
+    with pytest.raises(LostAnswersError) as raised:
+        outbox.acknowledge([ack(sent[1])], clock.now(), AckPositions(
+            ACKS, {0: 15, 1: 30, 2: 5}, {0: (0, 15), 1: (25, 30), 2: (0, 5)}))
+    assert raised.value.partitions == {0: (11, 15), 1: (25, 30)}
+    assert "the CCB database lost transactions it had confirmed" in str(raised.value)
+    assert outbox.find() == before
+    assert outbox.ack_positions(ACKS) == {0: 10, 1: 20}
+    # Read from where the database stands (or the oldest answer still on the topic), it is
+    # applied; so is a partition that merely moved on to where nothing was lost.
+    outbox.acknowledge([ack(sent[1])], clock.now(), AckPositions(
+        ACKS, {0: 15, 1: 30}, {0: (0, 11), 1: (25, 25), 2: (0, 5)}))
+    assert outbox.ack_positions(ACKS) == {0: 15, 1: 30, 2: 4}
+
+
+def _dump(outbox: SqlOutbox) -> list[list[dict[str, object]]]:
+    with outbox.store.engine.connect() as connection:
+        return [[dict(row) for row in connection.execute(
+            select(table).order_by(*table.primary_key.columns)).mappings()]
+            for table in (sync_requests, sync_entities, ccb_schema.todos)]
+
+
+def test_step_1_4_answers_applied_again_change_nothing(outbox: SqlOutbox,
+                                                      clock: FixedClock) -> None:
+    """What the consumer does when it reads answers again (the database lost them, or the
+    group's commit did not follow its transaction): every kind of answer, applied twice."""
+    sent = send_all(outbox, clock)
+    stopped, _ = published_then_undone(outbox, clock)
+    by_entity = {request.entity_id: request for request in sent}
+    answers = [ack(by_entity["SA-TN02-E"]),  # synchronized
+               ack(by_entity["SA-TN01-G"], AckOutcome.ERROR, (MC,)),  # error, To Do
+               ack(by_entity["SA-LL-3E"], AckOutcome.ERROR, (OVERLAP,)),  # re-queued
+               ack(by_entity["SA-TN02-G"], AckOutcome.DUPLICATE),
+               ack(stopped),  # a discarded request MDM applied: queued again
+               ack(stopped).model_copy(update={"sync_request_id": "SR-NOWHERE"})]
+    first = outbox.acknowledge(answers, clock.now())
+    assert {"SYNCHRONIZED", "ERROR", "RETRY", "APPLIED_DISCARDED"} <= set(first.verdicts)
+    after = _dump(outbox)
+    again = outbox.acknowledge(answers, clock.now())
+    assert set(again.verdicts) == {"STALE"}
+    assert again.todos_raised == 0
+    assert _dump(outbox) == after
