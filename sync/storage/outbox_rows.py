@@ -14,6 +14,7 @@ Inserts keep their order, so the queue position (``seq``) follows the order of t
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from sqlalchemy import Connection, and_, bindparam, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
+from sqlalchemy.sql.expression import Executable
 
 from sync.ccb.errors import ConcurrentUpdateError
 from sync.ccb.model import DrillKey, ToDoEntry, ToDoStatus
@@ -417,13 +419,19 @@ def record_ack_positions(connection: Connection, topic: str,
     the worst a position set back does is have answers read again, which is harmless."""
     if not positions:
         return
-    dialect = connection.dialect.name
-    upsert = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(ack_positions)
-    c = ack_positions.c
-    connection.execute(upsert.on_conflict_do_update(
-        index_elements=[c.topic, c.partition], set_={"offset": upsert.excluded.offset}), [
+    connection.execute(_ack_position_upsert(connection.dialect.name), [
         {"topic": topic, "partition": partition, "offset": offset}
         for partition, offset in sorted(positions.items())])
+
+
+@functools.cache
+def _ack_position_upsert(dialect: str) -> Executable:
+    """Built once per dialect: building the statement costs several times executing it, and
+    every batch of answers executes it."""
+    upsert = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(ack_positions)
+    c = ack_positions.c
+    return upsert.on_conflict_do_update(index_elements=[c.topic, c.partition],
+                                        set_={"offset": upsert.excluded.offset})
 
 
 def ack_positions_of(connection: Connection, topic: str) -> dict[int, int]:
