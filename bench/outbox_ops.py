@@ -9,7 +9,8 @@ Then, timed separately, as the relay and the acknowledgement consumer use the ou
 (``--batch``, default 500, the relay's and the consumer's default) at a time:
 
 - **relay**: ``next_batch`` + ``mark_sent`` until nothing is pending;
-- **acknowledge**: ``acknowledge`` of a ``SYNCHRONIZED`` answer for every request.
+- **acknowledge**: ``acknowledge`` of a ``SYNCHRONIZED`` answer for every request, with the
+  batch's position on the acknowledgement topic, as the consumer records it.
 
 PostgreSQL as in ``bench.saact`` (a throwaway cluster, or ``C2M_SYNC_BENCH_PG_URL``). Results
 go to ``bench/results/outbox_ops.json``.
@@ -38,11 +39,12 @@ from sync.clock import FixedClock
 from sync.config.admin import load_admin_config
 from sync.mapping.messages import Acknowledgement, AckOutcome, EntityType
 from sync.pipeline.stores import open_outbox
-from sync.storage.outbox import SqlOutbox
+from sync.storage.outbox import AckPositions, SqlOutbox
 from sync.storage.outbox_schema import sync_entities, sync_requests
 
 RESULTS = Path(__file__).parent / "results" / "outbox_ops.json"
 NOW = dt.datetime(2025, 3, 3, 12, 0, tzinfo=dt.UTC)
+ACK_TOPIC = "c2m.sync-acks"
 PAYLOAD = b'{"schemaVersion":1,"entityType":"SA"}' + b" " * 700  # about a real snapshot's size
 
 
@@ -108,8 +110,10 @@ def measure(databases: Databases, database: str, count: int, batch: int) -> list
                 for start in range(0, len(sent), batch)]
 
             def acknowledge() -> int:
-                return sum(outbox.acknowledge(acks, NOW).verdicts["SYNCHRONIZED"]
-                           for acks in answers)
+                # Each batch's answers as if read from one partition, one after the other.
+                return sum(outbox.acknowledge(acks, NOW, AckPositions(
+                    ACK_TOPIC, {0: number * batch + len(acks) - 1})).verdicts["SYNCHRONIZED"]
+                    for number, acks in enumerate(answers))
 
             return [relayed, timed(database, "acknowledge", count, acknowledge)]
         finally:

@@ -7,6 +7,10 @@ relationship) for the relay to publish::
        |                     \\--rejected / timed out--> ERROR --resend--> PENDING
        \\--snapshot back to what MDM already has--> DISCARDED
 
+A request can be discarded after the relay read it (the change was undone while it was being
+published): it reaches MDM all the same, so the broker's acknowledgement of it or MDM's answer
+to it queues the entity's current state again (:func:`take_back`).
+
 Accumulative, as in the source system: while an entity's request is still ``PENDING``, a later
 change refreshes that request's snapshot instead of queuing another, so MDM hears the latest
 state once. A change whose snapshot equals the one last handed to the relay is ``DISCARDED``:
@@ -206,24 +210,71 @@ class AckVerdict(StrEnum):
     ERROR = "ERROR"
     RETRY = "RETRY"  # re-queue with a fresh snapshot (order-sensitive rejection)
     STALE = "STALE"  # not about the request's current version: ignored
+    # MDM applied a request that was discarded after the relay had published it: MDM holds a
+    # snapshot CCB no longer stands by (see :func:`take_back`).
+    APPLIED_DISCARDED = "APPLIED_DISCARDED"
+
+
+# The outcomes that mean MDM holds the version answered.
+_APPLIED = ("SYNCHRONIZED", "DUPLICATE")
 
 
 def ack_verdict(request: RequestFacts, version: int, outcome: str,
                 errors: Sequence[SyncError], retry_limit: int) -> AckVerdict:
     """How MDM's answer ``outcome`` (``SYNCHRONIZED``/``DUPLICATE``/``ERROR``) for ``version``
     moves ``request``. A ``DUPLICATE`` means MDM already holds that version (an earlier delivery
-    of the same message was applied): synchronized."""
-    if version != request.version or request.state not in (
-            SyncRequestState.PENDING, SyncRequestState.SENT, SyncRequestState.ERROR):
+    of the same message was applied): synchronized.
+
+    A request discarded while the relay was publishing it (the change was undone, and the relay
+    stopped before recording the publication) is on the topic all the same: MDM applying it is
+    ``APPLIED_DISCARDED``, not stale, because nothing else would take it back."""
+    if version != request.version:
+        return AckVerdict.STALE
+    if request.state is SyncRequestState.DISCARDED:
+        if request.sent_at is None and outcome in _APPLIED:
+            return AckVerdict.APPLIED_DISCARDED
+        return AckVerdict.STALE  # MDM did not apply it, or its publication was dealt with
+    if request.state is SyncRequestState.SYNCHRONIZED:
         return AckVerdict.STALE
     if request.state is SyncRequestState.ERROR and not _timed_out(request):
         return AckVerdict.STALE  # already answered; a repeated delivery of the same answer
-    if outcome in ("SYNCHRONIZED", "DUPLICATE"):
+    if outcome in _APPLIED:
         return AckVerdict.SYNCHRONIZED
     if (errors and all(error.code in ORDER_SENSITIVE_CHECKS for error in errors)
             and request.retries < retry_limit):
         return AckVerdict.RETRY
     return AckVerdict.ERROR
+
+
+class TakeBack(StrEnum):
+    """What a discarded request that was published all the same leaves to do."""
+
+    NOTHING = "nothing"  # a later snapshot of the entity was published after it
+    RECORD_SENT = "record_sent"  # a pending request carries the entity's current state
+    RECORD_SENT_AND_QUEUE = "record_sent_and_queue"
+
+
+def take_back(later: Sequence[RequestFacts]) -> TakeBack:
+    """A request discarded after the relay had read it was published all the same (the broker
+    acknowledged it, or MDM answered that it applied it): MDM holds, or will hold, its snapshot,
+    which CCB no longer stands by. ``later`` are the entity's requests with a higher version.
+
+    When one of them was published already, MDM ends on it and its own publication was
+    recorded: nothing to do. Otherwise the discarded snapshot is now the last one sent (a
+    later change back to the snapshot sent before it must not be discarded as unchanged), and
+    the entity's current state must be queued with a new version even though it equals the
+    snapshot sent before, unless a pending request already carries it."""
+    if any(_published(request) for request in later):
+        return TakeBack.NOTHING
+    if any(request.state is SyncRequestState.PENDING for request in later):
+        return TakeBack.RECORD_SENT
+    return TakeBack.RECORD_SENT_AND_QUEUE
+
+
+def _published(request: RequestFacts) -> bool:
+    """Whether the request's current version is known to have reached the topic."""
+    return request.sent_at is not None or request.state in (
+        SyncRequestState.SENT, SyncRequestState.SYNCHRONIZED, SyncRequestState.ERROR)
 
 
 def _timed_out(request: RequestFacts) -> bool:

@@ -1,12 +1,20 @@
 """The CCB acknowledgement consumer: MDM's answers set the state of the sync requests.
 
 Acknowledgements are read in the consumer group ``c2m-sync-ccb`` and applied a batch at a time
-in one CCB transaction (:meth:`~sync.storage.outbox.SqlOutbox.acknowledge`); the group offsets
-are committed only after that transaction. A crash in between means the batch is read again,
-which is harmless: an answer to a request that has already moved on is stale and ignored. An
-acknowledgement that cannot be decoded goes to the dead-letter topic with its error and source
-position, and the consumer goes on. A CCB database out of reach is waited out: the batch is
-read again once the database answers (``run``).
+in one CCB transaction (:meth:`~sync.storage.outbox.SqlOutbox.acknowledge`), which also records,
+per partition, the offset of the last answer applied (``ccb_ack_positions``). The group offsets
+are committed after that transaction, for monitoring tools and for partitions the database has
+not recorded yet; the database's positions are the truth. Once the consumer is assigned its
+partitions, and again after the CCB database was out of reach, the consumer compares them with
+where it is about to read before it reads: a partition the database has applied less of (it
+lost transactions it had confirmed: a crash with ``synchronous_commit = off``, a failover to a
+standby that was behind) is sought back to just after its stored position, with a warning, and
+the lost answers are read and applied again.
+
+Reading an answer again is harmless: an answer to a request that has already moved on is stale
+and ignored. An acknowledgement that cannot be decoded goes to the dead-letter topic with its
+error and source position, and the consumer goes on. A CCB database out of reach is waited out:
+the batch is read again once the database answers (``run``).
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from sync.config.settings import TopicNames
 from sync.mapping.codec import DecodeError, decode_acknowledgement, encode
 from sync.mapping.messages import Acknowledgement
 from sync.storage.common import first_line, is_unavailable
-from sync.storage.outbox import SqlOutbox
+from sync.storage.outbox import AckPositions, LostAnswersError, SqlOutbox
 from sync.transport.bus import Bus, Consumer, Record, TopicPartition
 from sync.worker.dead_letters import dead_letter_for, decode_failure
 
@@ -40,6 +48,7 @@ class AckConsumerReport:
     todos_raised: int = 0
     dead_lettered: int = 0
     unknown_requests: int = 0
+    read_again: int = 0  # partitions sought back: the CCB database had lost answers of them
 
     def add(self, other: AckConsumerReport) -> None:
         self.read += other.read
@@ -47,6 +56,7 @@ class AckConsumerReport:
         self.todos_raised += other.todos_raised
         self.dead_lettered += other.dead_lettered
         self.unknown_requests += other.unknown_requests
+        self.read_again += other.read_again
 
 
 class AckConsumer:
@@ -59,43 +69,84 @@ class AckConsumer:
         self.group_id = group_id
         self.max_records = max_records
         self._consumer: Consumer | None = None
+        # Whether the next batch is compared with the database's positions: once the consumer
+        # is assigned its partitions, and after the database refused a batch.
+        self._check_positions = True
 
     async def _ensure_consumer(self) -> Consumer:
         if self._consumer is None:
             self._consumer = await self.bus.consumer([self.topics.acknowledgements],
                                                      group_id=self.group_id)
+            self._check_positions = True
         return self._consumer
+
+    async def _resume_from_database(self, consumer: Consumer) -> int:
+        """Compare where the consumer is about to read with what the CCB database has applied
+        (in a transaction that applies no answer): a partition the database has applied less
+        of lost transactions it had confirmed, and is sought back to just after its last
+        answer there (or to the oldest answer still on the topic); a partition it never
+        recorded reads on from the consumer group's committed offset, which is recorded as its
+        position. Returns how many partitions were sought back."""
+        topic = self.topics.acknowledgements
+        beginning = await self.bus.beginning_offsets(topic)
+        read_from = {partition.partition: (beginning.get(partition.partition, 0),
+                                           await consumer.position(partition))
+                     for partition in sorted(consumer.assignment()) if partition.topic == topic}
+        try:
+            await asyncio.to_thread(self.outbox.acknowledge, [], self.clock.now(),
+                                    AckPositions(topic, {}, read_from))
+        except LostAnswersError as lost:
+            for partition, (again, _) in lost.partitions.items():
+                await consumer.seek(TopicPartition(topic, partition), again)
+            log.warning("acknowledgements: %s; reading them again", lost)
+            self._check_positions = False
+            return len(lost.partitions)
+        self._check_positions = False
+        return 0
 
     async def consume_batch(self, timeout_ms: int = 200) -> AckConsumerReport:
         """Read and apply what is there (waiting up to ``timeout_ms`` when nothing is).
 
         When the CCB database cannot be reached the consumer is sought back to the batch's
         first records, so that the batch is read again on the next call, and the error is
-        raised; nothing of the batch has been dead-lettered or committed by then."""
+        raised; nothing of the batch has been dead-lettered or committed by then.
+
+        Before reading, once the consumer is assigned its partitions and again after the
+        database refused a batch, the database's positions are compared with the consumer's
+        (:meth:`_resume_from_database`)."""
         consumer = await self._ensure_consumer()
+        report = AckConsumerReport()
+        if self._check_positions:
+            report.read_again = await self._resume_from_database(consumer)
         records = await consumer.getmany(timeout_ms=timeout_ms, max_records=self.max_records)
-        report = AckConsumerReport(read=len(records))
+        report.read = len(records)
         if not records:
             return report
         acks: list[Acknowledgement] = []
         undecodable: list[tuple[Record, DecodeError]] = []
+        last: dict[int, int] = {}
         for record in records:
+            last[record.partition] = max(last.get(record.partition, -1), record.offset)
             try:
                 acks.append(decode_acknowledgement(record.value or b""))
             except DecodeError as error:
                 undecodable.append((record, error))
-        if acks:
-            try:
-                applied = await asyncio.to_thread(self.outbox.acknowledge, acks,
-                                                  self.clock.now())
-            except Exception:
-                await _rewind(consumer, records)
-                raise
-            report.verdicts.update(applied.verdicts)
-            report.todos_raised = applied.todos_raised
-            report.unknown_requests = len(applied.unknown)
-            for request_id in applied.unknown:
-                log.warning("acknowledgement for unknown sync request %s ignored", request_id)
+        # The positions of every record read, undecodable ones included (they are dead-lettered
+        # below): a batch of those alone is recorded too.
+        try:
+            applied = await asyncio.to_thread(
+                self.outbox.acknowledge, acks, self.clock.now(),
+                AckPositions(self.topics.acknowledgements, last))
+        except Exception:
+            await _rewind(consumer, records)
+            # The database may come back without batches it had confirmed before this one.
+            self._check_positions = True
+            raise
+        report.verdicts.update(applied.verdicts)
+        report.todos_raised = applied.todos_raised
+        report.unknown_requests = len(applied.unknown)
+        for request_id in applied.unknown:
+            log.warning("acknowledgement for unknown sync request %s ignored", request_id)
         for record, failure in undecodable:
             await self._dead_letter(record, failure)
             report.dead_lettered += 1

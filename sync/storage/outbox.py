@@ -37,10 +37,12 @@ from sync.ccb.sync_requests import (
     SyncError,
     SyncRequest,
     SyncRequestState,
+    TakeBack,
     ack_verdict,
     enqueue_action,
     raise_sync_todo,
     resolve_sync_todos,
+    take_back,
     timeout_error,
 )
 from sync.config.admin import AdminConfig
@@ -77,6 +79,51 @@ class AckReport:
     verdicts: Counter[str] = field(default_factory=Counter)
     todos_raised: int = 0
     unknown: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class AckPositions:
+    """Where a batch of answers was read on the acknowledgement ``topic``: per partition the
+    offset of the last record read (``last``) and, for the first batch after the consumer was
+    assigned its partitions or the database was out of reach, per partition the oldest offset
+    still on the topic and the position the batch was read from (``read_from``)."""
+
+    topic: str
+    last: Mapping[int, int]
+    read_from: Mapping[int, tuple[int, int]] | None = None
+
+
+class LostAnswersError(Exception):
+    """The database has applied less of the acknowledgement topic than the consumer was about
+    to read from: it lost transactions it had confirmed (a crash with ``synchronous_commit =
+    off``, a failover to a standby that was behind) after the consumer group's offsets were
+    committed. ``partitions`` maps each such partition to (the offset to read again from, the
+    position the consumer was at)."""
+
+    def __init__(self, topic: str, partitions: dict[int, tuple[int, int]]) -> None:
+        super().__init__(
+            f"the CCB database lost transactions it had confirmed: {topic} "
+            + ", ".join(f"partition {partition} from offset {again} (the consumer was at "
+                        f"{position})" for partition, (again, position) in partitions.items()))
+        self.topic = topic
+        self.partitions = partitions
+
+
+def lost_answers(stored: Mapping[int, int], read_from: Mapping[int, tuple[int, int]]
+                 ) -> dict[int, tuple[int, int]]:
+    """Partitions whose answers between the last one the database applied (``stored``) and
+    the position read from are still on the topic: ``partition -> (offset to read again
+    from, position)``. A partition the database never recorded is left to the consumer
+    group's committed offset (it was created, or upgraded, after those answers)."""
+    lost = {}
+    for partition, (beginning, position) in sorted(read_from.items()):
+        if partition not in stored:
+            continue
+        # Answers older than the topic's retention are gone: from its beginning then.
+        again = max(stored[partition] + 1, beginning)
+        if again < position:
+            lost[partition] = (again, position)
+    return lost
 
 
 class SqlOutbox:
@@ -172,7 +219,7 @@ class SqlOutbox:
     def mark_sent(self, sent: Sequence[tuple[QueuedRequest, int, int]], at: dt.datetime) -> int:
         """Record that the broker acknowledged these writes (request, partition, offset).
         A request refreshed since it was read stays pending; one discarded since (the change
-        was undone) has its entity queued again; returns how many were marked.
+        was undone) is taken back (:meth:`_take_back`); returns how many were marked.
         One read of the rows (locked where the database has row locks) and one update of
         each table for the whole batch."""
         marked = 0
@@ -183,22 +230,26 @@ class SqlOutbox:
             stored = rows.states_of(connection, [request.id for request, _, _ in sent],
                                     lock=True)
             chosen: dict[str, tuple[QueuedRequest, int, int]] = {}
-            undone: dict[tuple[str, str], QueuedRequest] = {}
+            undone: dict[str, tuple[int, int]] = {}
             for request, partition, offset in sent:
                 state = stored.get(request.id)
                 if request.id not in chosen and state == (
                         request.version, SyncRequestState.PENDING):
                     chosen[request.id] = (request, partition, offset)
                 elif state == (request.version, SyncRequestState.DISCARDED):
-                    undone[(request.entity_type, request.entity_id)] = request
+                    undone[request.id] = (partition, offset)
             rows.mark_requests_sent(connection, list(chosen.values()), at)
             # A change undone while its snapshot was being published is on the topic all the
-            # same, and MDM applies it: only a newer snapshot of the entity as it is now can
-            # take it back, so one is queued (a new version, sent even though it equals the
-            # last snapshot marked sent).
-            for entity_type, entity_id in sorted(undone):
-                self._plan(connection, view, _ids, entity_type, entity_id, at,
-                           force=True).write(connection)
+            # same, and MDM applies it. Rare: read again and taken back one at a time.
+            if undone:
+                discarded = rows.statuses_of(connection, list(undone))
+                for status in sorted(discarded.values(),
+                                     key=lambda r: (r.entity_type, r.entity_id)):
+                    if status.sent_at is not None:
+                        continue  # MDM's answer to it came first and took it back
+                    partition, offset = undone[status.id]
+                    self._take_back(view, _ids, status, at, "the broker acknowledged it", {
+                        "sent_at": at, "partition": partition, "offset": offset})
             rows.write(connection, [
                 rows.SentFingerprint(request.entity_type, request.entity_id,
                                      request.fingerprint)
@@ -211,10 +262,14 @@ class SqlOutbox:
 
     # --- acknowledgements, timeouts, resends -------------------------------------------------
 
-    def acknowledge(self, acks: Sequence[Acknowledgement], now: dt.datetime) -> AckReport:
+    def acknowledge(self, acks: Sequence[Acknowledgement], now: dt.datetime,
+                    positions: AckPositions | None = None) -> AckReport:
         """Apply MDM's answers in one transaction: set request states, raise a To Do for each
         new error, resolve the sync To Dos of entities that are synchronized again, and
-        re-queue order-sensitive rejections.
+        re-queue order-sensitive rejections. ``positions`` (where the answers were read) are
+        recorded in the same transaction (:meth:`ack_positions`); when they say where the
+        batch was read from, they are first compared with what the database has applied, and
+        :class:`LostAnswersError` is raised, nothing applied, if it lost answers before them.
 
         The answers are decided in order from one read of their requests (locked where the
         database has row locks) and of the open sync To Dos they may resolve, and written with
@@ -225,6 +280,17 @@ class SqlOutbox:
         def unit(view: SqlCcbView, ids: IdSource) -> Changes:
             changes = Changes()
             connection = view.connection
+            recorded: dict[int, int] = {}
+            if positions is not None and positions.read_from:
+                stored = rows.ack_positions_of(connection, positions.topic)
+                lost = lost_answers(stored, positions.read_from)
+                if lost:
+                    raise LostAnswersError(positions.topic, lost)
+                # A partition not recorded yet is recorded from where it was read (the group's
+                # committed offset): a batch of it lost later is then found, though this
+                # batch has no answer of it.
+                recorded = {partition: position - 1 for partition, (_, position)
+                            in positions.read_from.items() if partition not in stored}
             # Without their payloads: a re-queued rejection reads its request whole.
             requests = rows.statuses_of(connection, [ack.sync_request_id for ack in acks],
                                         lock=True)
@@ -240,10 +306,19 @@ class SqlOutbox:
                     else:
                         report.verdicts[verdict.value] += 1
             report.todos_raised = sum(1 for todo in changes.todos.values() if todo.version == 1)
+            if positions is not None:
+                rows.record_ack_positions(connection, positions.topic,
+                                          {**recorded, **positions.last})
             return changes
 
         self.store.execute(unit)
         return report
+
+    def ack_positions(self, topic: str) -> dict[int, int]:
+        """Per partition of the acknowledgement ``topic``, the offset of the last answer this
+        database has applied (partitions it never recorded are absent)."""
+        with self.store.engine.connect() as connection:
+            return rows.ack_positions_of(connection, topic)
 
     def _acknowledge_all(self, view: SqlCcbView, ids: IdSource,
                          acks: Sequence[Acknowledgement], requests: dict[str, RequestStatus],
@@ -270,6 +345,13 @@ class SqlOutbox:
                 whole = _by_id(view.connection, request.id)
                 assert whole is not None  # read and locked above
                 self._retry(view, ids, whole, errors, now)
+                continue
+            if verdict is AckVerdict.APPLIED_DISCARDED:
+                # Rare, and written at once too: the batch answers no other request of this
+                # entity (``acknowledge`` sends a batch that does answer by answer), so the
+                # deferred writes of the others cannot meet the rows this writes.
+                self._take_back(view, ids, request, now, "MDM applied it",
+                                _answered(ack, now))
                 continue
             state = (SyncRequestState.SYNCHRONIZED if verdict is AckVerdict.SYNCHRONIZED
                      else SyncRequestState.ERROR)
@@ -305,6 +387,35 @@ class SqlOutbox:
         plan.errors = errors
         plan.write(connection)
 
+    def _take_back(self, view: SqlCcbView, ids: IdSource, request: RequestFacts,
+                   now: dt.datetime, how: str, recorded: dict[str, Any]) -> None:
+        """``request`` was discarded (the change was undone) after the relay had read it, and
+        it was published all the same (``how`` we know: the broker acknowledged it, or MDM
+        applied it). Unless a later snapshot of the entity was published since, record its
+        snapshot as the last one sent and queue the entity's current state with a new version
+        (:func:`~sync.ccb.sync_requests.take_back`). The request stays ``DISCARDED``, with
+        ``recorded`` (what is known of its publication or answer) and a note saying so."""
+        connection = view.connection
+        later = rows.later_statuses(connection, request)
+        action = take_back(later)
+        if action is TakeBack.NOTHING:
+            return
+        if action is TakeBack.RECORD_SENT:
+            [pending] = [r for r in later if r.state is SyncRequestState.PENDING]
+            follow_up = f"{pending.id} carries the current state"
+            operations: list[rows.Operation] = []
+        else:
+            plan = self._plan(connection, view, ids, request.entity_type, request.entity_id,
+                              now, force=True)
+            follow_up = (f"the current state is queued again as version "
+                         f"{plan.last_version + 1} ({plan.request_id})")
+            operations = plan.operations()
+        operations.append(rows.RequestUpdate(request, {
+            **recorded, "updated_at": now,
+            "note": f"published before it was discarded, and {how}: {follow_up}"}))
+        operations.extend(_published_unrecorded(request))
+        rows.write(connection, operations)
+
     def _acknowledge_one(self, view: SqlCcbView, ids: IdSource, ack: Acknowledgement,
                          now: dt.datetime, changes: Changes) -> AckVerdict | None:
         connection = view.connection
@@ -319,6 +430,9 @@ class SqlOutbox:
             return verdict
         if verdict is AckVerdict.RETRY:
             self._retry(view, ids, request, errors, now)
+            return verdict
+        if verdict is AckVerdict.APPLIED_DISCARDED:
+            self._take_back(view, ids, request, now, "MDM applied it", _answered(ack, now))
             return verdict
         state = (SyncRequestState.SYNCHRONIZED if verdict is AckVerdict.SYNCHRONIZED
                  else SyncRequestState.ERROR)
@@ -554,3 +668,9 @@ def _published_unrecorded(request: RequestFacts) -> list[rows.SentFingerprint]:
         return []
     return [rows.SentFingerprint(request.entity_type, request.entity_id, request.fingerprint)]
 
+
+def _answered(ack: Acknowledgement, now: dt.datetime) -> dict[str, Any]:
+    """What MDM's answer records on a discarded request it applied: the answer, and that the
+    request was published (when CCB learned it), so that the same answer read again, or the
+    relay's late record of the publication, finds it taken back already."""
+    return {"acknowledged_at": now, "mdm_us_id": ack.mdm_us_id, "sent_at": now}

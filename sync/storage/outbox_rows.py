@@ -14,13 +14,17 @@ Inserts keep their order, so the queue position (``seq``) follows the order of t
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
+from sqlalchemy.sql.expression import Executable
 
 from sync.ccb.errors import ConcurrentUpdateError
 from sync.ccb.model import DrillKey, ToDoEntry, ToDoStatus
@@ -38,7 +42,7 @@ from sync.config.admin import AdminConfig
 from sync.storage.bulk_sql import in_batches, insert_many, one_of, update_many
 from sync.storage.ccb_schema import TODOS, todos
 from sync.storage.ccb_view import SqlCcbView
-from sync.storage.outbox_schema import sync_entities, sync_requests
+from sync.storage.outbox_schema import ack_positions, sync_entities, sync_requests
 
 EntityKey = tuple[str, str]
 
@@ -126,15 +130,30 @@ _STATUS_COLUMNS = (sync_requests.c.id, sync_requests.c.seq, sync_requests.c.enti
                    sync_requests.c.retries)
 
 
-def statuses_of(connection: Connection, request_ids: Sequence[str], *,
-                lock: bool = False) -> dict[str, RequestStatus]:
-    """The requests with these ids without their payloads (``lock`` as in :func:`by_ids`)."""
-    return {id_: RequestStatus(
+def _status_of(row: Any) -> RequestStatus:
+    (id_, seq, entity_type, entity_id, state, version, fingerprint, sent_at, errors,
+     retries) = row
+    return RequestStatus(
         id=id_, seq=int(seq), entity_type=entity_type, entity_id=entity_id,
         state=SyncRequestState(state), version=int(version), fingerprint=fingerprint,
         sent_at=sent_at, errors=errors_of(errors), retries=int(retries))
-        for (id_, seq, entity_type, entity_id, state, version, fingerprint, sent_at, errors,
-             retries) in _columns_of_ids(connection, _STATUS_COLUMNS, request_ids, lock)}
+
+
+def statuses_of(connection: Connection, request_ids: Sequence[str], *,
+                lock: bool = False) -> dict[str, RequestStatus]:
+    """The requests with these ids without their payloads (``lock`` as in :func:`by_ids`)."""
+    return {status.id: status for status in map(
+        _status_of, _columns_of_ids(connection, _STATUS_COLUMNS, request_ids, lock))}
+
+
+def later_statuses(connection: Connection, request: RequestFacts) -> list[RequestStatus]:
+    """The entity's requests with a higher version than ``request``, without their payloads,
+    in queue order (through the entities' index)."""
+    c = sync_requests.c
+    return [_status_of(row) for row in connection.execute(
+        select(*_STATUS_COLUMNS).where(
+            c.entity_type == request.entity_type, c.entity_id == request.entity_id,
+            c.version > request.version).order_by(c.seq)).all()]
 
 
 def states_of(connection: Connection, request_ids: Sequence[str], *,
@@ -387,6 +406,40 @@ def supersede_errors(connection: Connection, synchronized: Sequence[RequestFacts
          "before_seq": request.seq,
          "superseded_note": f"superseded by {request.id}, synchronized as version "
                             f"{request.version}"} for request in synchronized])
+
+
+# --- the acknowledgement consumer's positions -------------------------------------------------
+
+
+def record_ack_positions(connection: Connection, topic: str,
+                         positions: Mapping[int, int]) -> None:
+    """Per partition of ``topic``, the offset of the last answer applied: one upsert for all.
+    A position may move back: a topic created again (or the in-process bus of a new process)
+    starts its offsets anew, and a position kept ahead of them would hide every later loss;
+    the worst a position set back does is have answers read again, which is harmless."""
+    if not positions:
+        return
+    connection.execute(_ack_position_upsert(connection.dialect.name), [
+        {"topic": topic, "partition": partition, "offset": offset}
+        for partition, offset in sorted(positions.items())])
+
+
+@functools.cache
+def _ack_position_upsert(dialect: str) -> Executable:
+    """Built once per dialect: building the statement costs several times executing it, and
+    every batch of answers executes it."""
+    upsert = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(ack_positions)
+    c = ack_positions.c
+    return upsert.on_conflict_do_update(index_elements=[c.topic, c.partition],
+                                        set_={"offset": upsert.excluded.offset})
+
+
+def ack_positions_of(connection: Connection, topic: str) -> dict[int, int]:
+    """Per partition of ``topic`` the store has recorded, the offset of the last answer
+    applied."""
+    c = ack_positions.c
+    return {int(partition): int(offset) for partition, offset in connection.execute(
+        select(c.partition, c.offset).where(c.topic == topic)).all()}
 
 
 class SyncTodoView(SqlCcbView):

@@ -8,11 +8,26 @@ outbox accumulative even under concurrent writers.
 ``ccb_sync_entities`` holds, per entity, the last version given to a snapshot (versions grow per
 entity and never go back) and the fingerprint of the snapshot last handed to the relay (what a
 new change is compared with before it is sent).
+
+``ccb_ack_positions`` holds, per partition of the acknowledgement topic, the offset of the last
+answer applied, written in the transaction that applies it: where the acknowledgement consumer
+resumes when the database lost transactions it had confirmed (the consumer group's committed
+offsets would have moved past them).
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Index, Integer, LargeBinary, String, Table, Text, text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+    text,
+)
 
 from sync.storage.ccb_schema import Code, Id, Sequence, UtcDateTime, metadata
 
@@ -49,4 +64,11 @@ sync_entities = Table(
     Column("entity_id", Id, primary_key=True),
     Column("last_version", Integer, nullable=False),
     Column("sent_fingerprint", String(64)),
+)
+
+ack_positions = Table(
+    "ccb_ack_positions", metadata,
+    Column("topic", String(249), primary_key=True),  # Kafka's limit on topic names
+    Column("partition", Integer, primary_key=True),
+    Column("offset", BigInteger, nullable=False),
 )

@@ -348,6 +348,45 @@ def test_acknowledging_a_batch_equals_acknowledging_one_answer_at_a_time(
     assert len([t for t in todos if t["todo_type"] == ADMIN.todo_type_for("sync_error")]) > 0
 
 
+def test_step_3_0_answers_for_requests_discarded_after_publishing_in_a_batch_or_one_at_a_time(
+        database_url: str, postgres_or_sqlite_second_url: str) -> None:
+    """Two tenants' stops (and the landlord's reverted starts they queue) are read by the relay,
+    which stops before recording them; both stops are canceled. MDM's answers to all of them,
+    delivered twice, applied a batch of different entities at a time (where the queue-again is
+    written at once among deferred writes) or in one batch answer by answer (it answers each
+    entity twice), give the same rows: ids, versions, notes, sent fingerprints."""
+    clock = FixedClock(TODAY)
+    results = []
+    for url, one_by_one in ((database_url, False), (postgres_or_sqlite_second_url, True)):
+        outbox = _outbox(url, one_at_a_time=False)
+        store = outbox.store
+        store.execute(load_master_data(parse_text(EXAMPLE.read_text("utf-8"), "example"),
+                                       "example", ADMIN, clock.now(), "loader"))
+        first = outbox.next_batch(10_000)
+        outbox.mark_sent([(request, 0, n) for n, request in enumerate(first)], clock.now())
+        outbox.acknowledge(_acks(first), clock.now())
+        for account_id, sa_id in (("A-TN-01", TENANT_E), ("A-TN-02", "SA-TN02-E")):
+            store.execute(unit_of_work(RequestStop(account_id=account_id, sa_ids=(sa_id,),
+                                                   stop_date=dt.date(2025, 3, 14)),
+                                       ADMIN, TODAY, clock.now()))
+        published = outbox.next_batch(10_000)  # never marked sent
+        for sa_id in (TENANT_E, "SA-TN02-E"):
+            store.execute(unit_of_work(CancelPendingStop(sa_id=sa_id), ADMIN, TODAY,
+                                       clock.now()))
+        acks = _acks(published)
+        verdicts: dict[str, int] = {}
+        for chunk in [acks + acks] if one_by_one else [acks, acks]:
+            for verdict, count in outbox.acknowledge(chunk, clock.now()).verdicts.items():
+                verdicts[verdict] = verdicts.get(verdict, 0) + count
+        results.append((_outbox_rows(outbox), verdicts))
+        outbox.store.dispose()
+    assert results[0] == results[1]
+    (requests, _), verdicts = results[0]
+    assert verdicts["APPLIED_DISCARDED"] >= 2
+    assert len({(r["entity_type"], r["entity_id"]) for r in requests
+                if r["state"] == "PENDING"}) >= 2  # the canceled states queued again
+
+
 def test_saact_over_a_chunk_and_sa_by_sa_gives_the_same_database(
         database_url: str, postgres_or_sqlite_second_url: str) -> None:
     """Step 5.9/6.0: the chunk's shared work (indexed pending changes, prefetched reads, one

@@ -7,6 +7,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from sync.ccb.alerts import SyncErrorAlert, account_alerts
 from sync.ccb.changes import Changes
@@ -16,14 +17,22 @@ from sync.ccb.errors import ConcurrentUpdateError, InvalidCommand
 from sync.ccb.loading import load_master_data, parse_text
 from sync.ccb.model import DrillKey, ToDoStatus
 from sync.ccb.ports import CcbView, IdSource
-from sync.ccb.sync_requests import SyncRequest, SyncRequestState, sync_todo_types
+from sync.ccb.sync_requests import (
+    QueuedRequest,
+    SyncRequest,
+    SyncRequestState,
+    sync_todo_types,
+)
 from sync.clock import FixedClock
 from sync.config.admin import load_admin_config
 from sync.mapping.codec import decode_sync_message
 from sync.mapping.messages import AckError, Acknowledgement, AckOutcome, EntityType
 from sync.mapping.snapshots import SnapshotError
 from sync.pipeline.stores import open_outbox
-from sync.storage.outbox import SqlOutbox
+from sync.storage import ccb_schema
+from sync.storage import outbox_rows as rows
+from sync.storage.outbox import AckPositions, LostAnswersError, SqlOutbox
+from sync.storage.outbox_schema import sync_entities, sync_requests
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "premise-landlord.yaml"
 ADMIN = load_admin_config()
@@ -378,3 +387,210 @@ def test_a_request_answered_before_it_is_marked_published_still_counts_as_sent(
     [again] = outbox.find(state=SyncRequestState.PENDING, entity_type="SA", entity_id=TENANT_E)
     assert again.version == canceled.version + 1
     assert decode_sync_message(again.payload).end_date == dt.date(2025, 3, 14)
+
+
+# --- a change undone while the relay was publishing it -----------------------------------------
+
+
+def published_then_undone(outbox: SqlOutbox, clock: FixedClock
+                          ) -> tuple[SyncRequest, QueuedRequest]:
+    """The tenant's stop is read and published by the relay, which stops before recording the
+    publication; the stop is canceled meanwhile, which discards its still pending request as
+    "undone before it was sent". Returns the discarded request, and the stop as the relay
+    read it."""
+    send_all(outbox, clock)
+    run(outbox, clock, RequestStop(account_id="A-TN-01", sa_ids=(TENANT_E,),
+                                   stop_date=dt.date(2025, 3, 14)))
+    [published] = [r for r in outbox.next_batch(10_000) if r.entity_id == TENANT_E]
+    run(outbox, clock, CancelPendingStop(sa_id=TENANT_E))
+    discarded = outbox.get(published.id)
+    assert discarded is not None
+    assert (discarded.state, discarded.sent_at) == (SyncRequestState.DISCARDED, None)
+    assert outbox.find(state=SyncRequestState.PENDING, entity_id=TENANT_E) == []
+    return discarded, published
+
+
+@pytest.mark.parametrize("outcome", [AckOutcome.SYNCHRONIZED, AckOutcome.DUPLICATE])
+def test_step_3_0_mdm_applying_a_request_discarded_after_it_was_published_queues_the_sa_again(
+        outbox: SqlOutbox, clock: FixedClock, outcome: AckOutcome) -> None:
+    """Found by the CCB-database restart fault test: a relay that dies between publishing a
+    stop and recording it, and a cancel meanwhile, left MDM with the stop and every request
+    settled."""
+    stopped, read = published_then_undone(outbox, clock)
+    report = outbox.acknowledge([ack(stopped, outcome)], clock.now())
+    assert report.verdicts == {"APPLIED_DISCARDED": 1}
+    again = pending(outbox, TENANT_E)
+    assert again.id != stopped.id
+    assert again.version == stopped.version + 1
+    assert decode_sync_message(again.payload).end_date is None  # the canceled stop
+    kept = outbox.get(stopped.id)
+    assert kept is not None
+    assert (kept.state, kept.sent_at) == (SyncRequestState.DISCARDED, clock.now())
+    assert kept.note == (f"published before it was discarded, and MDM applied it: the current "
+                         f"state is queued again as version {again.version} ({again.id})")
+    # The same answer read again (a redelivery), or the relay recording the publication late,
+    # changes nothing more.
+    before = outbox.find()
+    assert outbox.acknowledge([ack(stopped, outcome)], clock.now()).verdicts == {"STALE": 1}
+    assert outbox.mark_sent([(read, 1, 9)], clock.now()) == 0
+    assert outbox.find() == before
+    # The stop is now the snapshot last sent: the same stop made again while the cancel is
+    # still pending takes the pending cancel back instead of leaving it to be sent after it.
+    run(outbox, clock, RequestStop(account_id="A-TN-01", sa_ids=(TENANT_E,),
+                                   stop_date=dt.date(2025, 3, 14)))
+    assert outbox.find(state=SyncRequestState.PENDING, entity_id=TENANT_E) == []
+
+
+def test_step_3_0_an_error_answer_for_a_request_discarded_after_it_was_published_changes_nothing(
+        outbox: SqlOutbox, clock: FixedClock) -> None:
+    """MDM did not apply it: it holds what it held before the stop, which is CCB's state."""
+    stopped, _ = published_then_undone(outbox, clock)
+    before = outbox.find()
+    report = outbox.acknowledge([ack(stopped, AckOutcome.ERROR, (MC,))], clock.now())
+    assert report.verdicts == {"STALE": 1}
+    assert outbox.find() == before
+
+
+def test_step_3_0_a_newer_pending_request_carries_the_state_for_a_discarded_one_mdm_applied(
+        outbox: SqlOutbox, clock: FixedClock) -> None:
+    """No extra request: the pending one carries the SA's current state. But the stop MDM
+    applied is recorded as the last snapshot sent, so that canceling the newer change does not
+    discard the pending request as "back to what was sent"."""
+    stopped, _ = published_then_undone(outbox, clock)
+    run(outbox, clock, RequestStop(account_id="A-TN-01", sa_ids=(TENANT_E,),
+                                   stop_date=dt.date(2025, 3, 21)))
+    newer = pending(outbox, TENANT_E)
+    assert outbox.acknowledge([ack(stopped)], clock.now()).verdicts == {"APPLIED_DISCARDED": 1}
+    assert outbox.find(state=SyncRequestState.PENDING, entity_id=TENANT_E) == [newer]
+    kept = outbox.get(stopped.id)
+    assert kept is not None
+    assert kept.note == ("published before it was discarded, and MDM applied it: "
+                         f"{newer.id} carries the current state")
+    run(outbox, clock, CancelPendingStop(sa_id=TENANT_E))
+    canceled = pending(outbox, TENANT_E)
+    assert canceled.id == newer.id
+    assert decode_sync_message(canceled.payload).end_date is None
+
+
+def test_step_3_0_an_answer_for_a_discarded_request_overtaken_by_a_published_one_is_ignored(
+        outbox: SqlOutbox, clock: FixedClock) -> None:
+    """A newer change was published (and recorded) before MDM's answer to the discarded stop
+    arrived: MDM ends on the newer one, and the stop must not become the snapshot last sent."""
+    stopped, _ = published_then_undone(outbox, clock)
+    run(outbox, clock, RequestStop(account_id="A-TN-01", sa_ids=(TENANT_E,),
+                                   stop_date=dt.date(2025, 3, 21)))
+    send_all(outbox, clock)
+    before = outbox.find()
+    assert outbox.acknowledge([ack(stopped)], clock.now()).verdicts == {"APPLIED_DISCARDED": 1}
+    assert outbox.find() == before
+    # The stop on the 14th is not what was sent last (the stop on the 21st is): made again
+    # after a cancel, it is sent.
+    run(outbox, clock, CancelPendingStop(sa_id=TENANT_E))
+    run(outbox, clock, RequestStop(account_id="A-TN-01", sa_ids=(TENANT_E,),
+                                   stop_date=dt.date(2025, 3, 14)))
+    assert decode_sync_message(pending(outbox, TENANT_E).payload).end_date == dt.date(2025, 3, 14)
+
+
+def test_step_3_0_a_discarded_request_published_all_the_same_is_taken_back_once(
+        outbox: SqlOutbox, clock: FixedClock) -> None:
+    """The relay records the publication of the discarded stop (which queues the SA again)
+    before MDM's answer to it arrives: the answer then has nothing left to do."""
+    stopped, read = published_then_undone(outbox, clock)
+    assert outbox.mark_sent([(read, 2, 40)], clock.now()) == 0
+    recorded = outbox.get(stopped.id)
+    assert recorded is not None
+    assert (recorded.state, recorded.partition, recorded.offset) == (
+        SyncRequestState.DISCARDED, 2, 40)
+    cancel = pending(outbox, TENANT_E)
+    assert cancel.version == stopped.version + 1
+    assert recorded.note == ("published before it was discarded, and the broker acknowledged "
+                             f"it: the current state is queued again as version "
+                             f"{cancel.version} ({cancel.id})")
+    before = outbox.find()
+    assert outbox.acknowledge([ack(stopped)], clock.now()).verdicts == {"STALE": 1}
+    assert outbox.find() == before
+
+
+# --- the acknowledgement consumer's positions --------------------------------------------------
+
+ACKS = "c2m.sync-acks"
+
+
+def test_step_1_4_answers_record_their_positions_in_their_own_transaction(
+        outbox: SqlOutbox, clock: FixedClock) -> None:
+    sent = send_all(outbox, clock)
+    assert outbox.ack_positions(ACKS) == {}
+    # The first batch after the consumer was assigned: partitions 0 and 2 read from their
+    # committed offsets (7 and 0), partition 1 at its end (4) with nothing to read.
+    outbox.acknowledge([ack(sent[0]), ack(sent[1])], clock.now(),
+                       AckPositions(ACKS, {0: 8}, {0: (0, 7), 1: (0, 4), 2: (0, 0)}))
+    assert outbox.ack_positions(ACKS) == {0: 8, 1: 3, 2: -1}
+    outbox.acknowledge([ack(sent[2])], clock.now(), AckPositions(ACKS, {2: 0}))
+    assert outbox.ack_positions(ACKS) == {0: 8, 1: 3, 2: 0}
+    assert outbox.ack_positions("another-topic") == {}
+
+
+def test_step_1_4_a_batch_that_fails_records_no_position(
+        outbox: SqlOutbox, clock: FixedClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    sent = send_all(outbox, clock)
+    outbox.acknowledge([ack(sent[0])], clock.now(), AckPositions(ACKS, {0: 3}))
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("the last write of the batch failed")
+
+    monkeypatch.setattr(rows, "supersede_errors", broken)
+    with pytest.raises(RuntimeError):
+        outbox.acknowledge([ack(sent[1])], clock.now(), AckPositions(ACKS, {0: 4}))
+    assert outbox.ack_positions(ACKS) == {0: 3}
+    assert outbox.get(sent[1].id).state is SyncRequestState.SENT  # type: ignore[union-attr]
+
+
+def test_step_1_4_a_database_behind_the_consumer_is_told_and_applies_nothing(
+        outbox: SqlOutbox, clock: FixedClock) -> None:
+    sent = send_all(outbox, clock)
+    outbox.acknowledge([ack(sent[0])], clock.now(),
+                       AckPositions(ACKS, {0: 10, 1: 20}, {0: (0, 10), 1: (0, 20)}))
+    before = outbox.find()
+    # The consumer group committed up to 15 and 30 for answers the database no longer holds;
+    # partition 1's answers before 25 are gone (retention); partition 2 was never recorded.
+    with pytest.raises(LostAnswersError) as raised:
+        outbox.acknowledge([ack(sent[1])], clock.now(), AckPositions(
+            ACKS, {0: 15, 1: 30, 2: 5}, {0: (0, 15), 1: (25, 30), 2: (0, 5)}))
+    assert raised.value.partitions == {0: (11, 15), 1: (25, 30)}
+    assert "the CCB database lost transactions it had confirmed" in str(raised.value)
+    assert outbox.find() == before
+    assert outbox.ack_positions(ACKS) == {0: 10, 1: 20}
+    # Read from where the database stands (or the oldest answer still on the topic), it is
+    # applied; so is a partition that merely moved on to where nothing was lost.
+    outbox.acknowledge([ack(sent[1])], clock.now(), AckPositions(
+        ACKS, {0: 15, 1: 30}, {0: (0, 11), 1: (25, 25), 2: (0, 5)}))
+    assert outbox.ack_positions(ACKS) == {0: 15, 1: 30, 2: 4}
+
+
+def _dump(outbox: SqlOutbox) -> list[list[dict[str, object]]]:
+    with outbox.store.engine.connect() as connection:
+        return [[dict(row) for row in connection.execute(
+            select(table).order_by(*table.primary_key.columns)).mappings()]
+            for table in (sync_requests, sync_entities, ccb_schema.todos)]
+
+
+def test_step_1_4_answers_applied_again_change_nothing(outbox: SqlOutbox,
+                                                      clock: FixedClock) -> None:
+    """What the consumer does when it reads answers again (the database lost them, or the
+    group's commit did not follow its transaction): every kind of answer, applied twice."""
+    sent = send_all(outbox, clock)
+    stopped, _ = published_then_undone(outbox, clock)
+    by_entity = {request.entity_id: request for request in sent}
+    answers = [ack(by_entity["SA-TN02-E"]),  # synchronized
+               ack(by_entity["SA-TN01-G"], AckOutcome.ERROR, (MC,)),  # error, To Do
+               ack(by_entity["SA-LL-3E"], AckOutcome.ERROR, (OVERLAP,)),  # re-queued
+               ack(by_entity["SA-TN02-G"], AckOutcome.DUPLICATE),
+               ack(stopped),  # a discarded request MDM applied: queued again
+               ack(stopped).model_copy(update={"sync_request_id": "SR-NOWHERE"})]
+    first = outbox.acknowledge(answers, clock.now())
+    assert {"SYNCHRONIZED", "ERROR", "RETRY", "APPLIED_DISCARDED"} <= set(first.verdicts)
+    after = _dump(outbox)
+    again = outbox.acknowledge(answers, clock.now())
+    assert set(again.verdicts) == {"STALE"}
+    assert again.todos_raised == 0
+    assert _dump(outbox) == after

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from sync.ccb.commands import CancelPendingStop, RequestStop
+from sync.ccb.sync_requests import SyncRequestState
 from sync.pipeline.acks import AckConsumer
 from sync.pipeline.relay import Relay
 from sync.storage.common import is_unavailable
@@ -167,6 +168,43 @@ async def test_step_3_0_a_stop_canceled_while_its_marking_waits_for_the_database
         await relay.relay_batch()  # the database is back: the published batch is marked
         await pipeline.settle()
 
+        tenant = pipeline.mdm.get_us("SA-TN01-E")
+        assert tenant is not None
+        assert tenant.end_date is None  # the cancel reached MDM
+        assert_ccb_and_mdm_agree(pipeline.outbox, pipeline.mdm, pipeline.admin)
+    finally:
+        await pipeline.stop()
+
+
+async def test_step_3_0_a_stop_canceled_after_its_relay_died_unmarked_converges(
+        tmp_path: Path) -> None:
+    """The relay publishes a tenant's stop and its process dies before the stop is marked
+    sent; the stop is canceled (its pending request discarded as "undone before it was
+    sent"), so nothing is queued for the cancel. MDM applies the stop all the same and
+    answers it: that answer queues the canceled state again, and MDM ends where CCB is."""
+    pipeline = await loaded_pipeline(pipeline_settings("memory://", tmp_path, "died"))
+    try:
+        await pipeline.settle()
+        run(pipeline, RequestStop(account_id="A-TN-01", sa_ids=("SA-TN01-E",),
+                                  stop_date=dt.date(2025, 3, 14)))
+        dying = Relay(OutboxDown(pipeline.outbox, ["mark_sent"]),  # type: ignore[arg-type]
+                      pipeline.bus, pipeline.settings.topics.sync_requests, pipeline.clock)
+        with pytest.raises(OperationalError):
+            await dying.relay_batch()  # published, never marked: the process is gone
+        run(pipeline, CancelPendingStop(sa_id="SA-TN01-E"))
+        assert not pipeline.outbox.find(state=SyncRequestState.PENDING, entity_type="SA",
+                                        entity_id="SA-TN01-E")
+
+        await pipeline.mdm_worker.drain()  # MDM applies the stop and answers it
+        stopped = pipeline.mdm.get_us("SA-TN01-E")
+        assert stopped is not None
+        assert stopped.end_date == dt.date(2025, 3, 14)
+        answered = await pipeline.acks.drain()
+        assert answered.verdicts["APPLIED_DISCARDED"] >= 1
+        assert pipeline.outbox.find(state=SyncRequestState.PENDING, entity_type="SA",
+                                    entity_id="SA-TN01-E")
+
+        await pipeline.settle()  # relay, MDM and the answers again
         tenant = pipeline.mdm.get_us("SA-TN01-E")
         assert tenant is not None
         assert tenant.end_date is None  # the cancel reached MDM
