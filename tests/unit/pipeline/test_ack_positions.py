@@ -17,48 +17,35 @@ from sync.mapping.messages import Acknowledgement
 from sync.pipeline.acks import AckConsumer
 from sync.storage.outbox import AckReport, SqlOutbox
 from tests.integration.pipeline_support import loaded_pipeline, pipeline_settings
+from tests.unit.crashing import CrashingDatabase
 
 
 class CrashingOutbox:
-    """The outbox of a CCB database that crashes just after confirming one batch of answers
-    and comes back without it, as PostgreSQL with ``synchronous_commit = off`` does after a
-    crash; it refuses every call for a few calls meanwhile. Everything else is the real SQLite
+    """The outbox on a CCB database that loses its last confirmed batch of answers in a crash
+    (:class:`tests.unit.crashing.CrashingDatabase`). Everything else is the real SQLite
     outbox."""
 
     def __init__(self, outbox: SqlOutbox, path: Path, *, crash_after_batch: int,
                  down_for_calls: int) -> None:
         self._outbox = outbox
-        self._path = path
-        self._crash_after = crash_after_batch
-        self._outage_calls = down_for_calls
-        self._down_for = 0
-        self.batches = 0
-        self.refused = 0
+        self.database = CrashingDatabase(path, outbox.store.dispose,
+                                         crash_after_batch=crash_after_batch,
+                                         down_for_calls=down_for_calls)
         self.lost: list[str] = []
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._outbox, name)
 
-    def _answer(self) -> None:
-        if self._down_for > 0:
-            self._down_for -= 1
-            self.refused += 1
-            raise OperationalError("SELECT 1", None, ConnectionRefusedError("restarting"))
+    @property
+    def refused(self) -> int:
+        return self.database.refused
 
     def acknowledge(self, acks: Sequence[Acknowledgement], now: dt.datetime,
                     *positions: Any) -> AckReport:
-        self._answer()
-        self.batches += 1
-        if self.batches != self._crash_after:
-            return self._outbox.acknowledge(acks, now, *positions)
-        store = self._outbox.store
-        store.dispose()  # closing the last connection folds the WAL into the file
-        before = self._path.read_bytes()
-        report = self._outbox.acknowledge(acks, now, *positions)  # confirmed...
-        store.dispose()
-        self._path.write_bytes(before)  # ...and gone after the crash
-        self._down_for = self._outage_calls
-        self.lost = [ack.sync_request_id for ack in acks]
+        crashed_before = self.database.crashed
+        report = self.database.batch(lambda: self._outbox.acknowledge(acks, now, *positions))
+        if self.database.crashed and not crashed_before:
+            self.lost = [ack.sync_request_id for ack in acks]
         return report
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sync.ccb.commands import CancelPendingStop, RequestStop
 from sync.ccb.sync_requests import SyncRequestState
 from sync.pipeline.acks import AckConsumer
+from sync.pipeline.local import LocalPipeline
 from sync.pipeline.relay import Relay
 from sync.storage.common import is_unavailable
 from sync.storage.outbox import SqlOutbox
@@ -146,6 +147,30 @@ async def test_step_1_4_the_relay_waits_an_outage_out(tmp_path: Path) -> None:
         await pipeline.stop()
 
 
+async def _stop_published_unmarked_then_canceled(pipeline: LocalPipeline) -> Relay:
+    """A tenant's stop published by a relay whose marking the database refused, then canceled
+    (its pending request discarded as "undone before it was sent"); returns that relay."""
+    run(pipeline, RequestStop(account_id="A-TN-01", sa_ids=("SA-TN01-E",),
+                              stop_date=dt.date(2025, 3, 14)))
+    relay = Relay(OutboxDown(pipeline.outbox, ["mark_sent"]),  # type: ignore[arg-type]
+                  pipeline.bus, pipeline.settings.topics.sync_requests, pipeline.clock)
+    with pytest.raises(OperationalError):
+        await relay.relay_batch()  # published, not marked
+    run(pipeline, CancelPendingStop(sa_id="SA-TN01-E"))
+    assert not pipeline.outbox.find(state=SyncRequestState.PENDING, entity_type="SA",
+                                    entity_id="SA-TN01-E")
+    assert "DISCARDED" in {r.state.value for r in pipeline.outbox.find(
+        entity_type="SA", entity_id="SA-TN01-E")}
+    return relay
+
+
+def _assert_the_cancel_reached_mdm(pipeline: LocalPipeline) -> None:
+    tenant = pipeline.mdm.get_us("SA-TN01-E")
+    assert tenant is not None
+    assert tenant.end_date is None
+    assert_ccb_and_mdm_agree(pipeline.outbox, pipeline.mdm, pipeline.admin)
+
+
 async def test_step_3_0_a_stop_canceled_while_its_marking_waits_for_the_database_converges(
         tmp_path: Path) -> None:
     """The relay publishes a tenant's stop, the database goes away before the stop is marked
@@ -156,22 +181,11 @@ async def test_step_3_0_a_stop_canceled_while_its_marking_waits_for_the_database
     pipeline = await loaded_pipeline(pipeline_settings("memory://", tmp_path, "undone"))
     try:
         await pipeline.settle()
-        run(pipeline, RequestStop(account_id="A-TN-01", sa_ids=("SA-TN01-E",),
-                                  stop_date=dt.date(2025, 3, 14)))
-        relay = Relay(OutboxDown(pipeline.outbox, ["mark_sent"]),  # type: ignore[arg-type]
-                      pipeline.bus, pipeline.settings.topics.sync_requests, pipeline.clock)
-        with pytest.raises(OperationalError):
-            await relay.relay_batch()  # published, not marked
-        run(pipeline, CancelPendingStop(sa_id="SA-TN01-E"))
-        assert "DISCARDED" in {r.state.value for r in pipeline.outbox.find(
-            entity_type="SA", entity_id="SA-TN01-E")}
+        relay = await _stop_published_unmarked_then_canceled(pipeline)
         await relay.relay_batch()  # the database is back: the published batch is marked
         await pipeline.settle()
 
-        tenant = pipeline.mdm.get_us("SA-TN01-E")
-        assert tenant is not None
-        assert tenant.end_date is None  # the cancel reached MDM
-        assert_ccb_and_mdm_agree(pipeline.outbox, pipeline.mdm, pipeline.admin)
+        _assert_the_cancel_reached_mdm(pipeline)
     finally:
         await pipeline.stop()
 
@@ -185,15 +199,7 @@ async def test_step_3_0_a_stop_canceled_after_its_relay_died_unmarked_converges(
     pipeline = await loaded_pipeline(pipeline_settings("memory://", tmp_path, "died"))
     try:
         await pipeline.settle()
-        run(pipeline, RequestStop(account_id="A-TN-01", sa_ids=("SA-TN01-E",),
-                                  stop_date=dt.date(2025, 3, 14)))
-        dying = Relay(OutboxDown(pipeline.outbox, ["mark_sent"]),  # type: ignore[arg-type]
-                      pipeline.bus, pipeline.settings.topics.sync_requests, pipeline.clock)
-        with pytest.raises(OperationalError):
-            await dying.relay_batch()  # published, never marked: the process is gone
-        run(pipeline, CancelPendingStop(sa_id="SA-TN01-E"))
-        assert not pipeline.outbox.find(state=SyncRequestState.PENDING, entity_type="SA",
-                                        entity_id="SA-TN01-E")
+        await _stop_published_unmarked_then_canceled(pipeline)  # and its process is gone
 
         await pipeline.mdm_worker.drain()  # MDM applies the stop and answers it
         stopped = pipeline.mdm.get_us("SA-TN01-E")
@@ -205,9 +211,6 @@ async def test_step_3_0_a_stop_canceled_after_its_relay_died_unmarked_converges(
                                     entity_id="SA-TN01-E")
 
         await pipeline.settle()  # relay, MDM and the answers again
-        tenant = pipeline.mdm.get_us("SA-TN01-E")
-        assert tenant is not None
-        assert tenant.end_date is None  # the cancel reached MDM
-        assert_ccb_and_mdm_agree(pipeline.outbox, pipeline.mdm, pipeline.admin)
+        _assert_the_cancel_reached_mdm(pipeline)
     finally:
         await pipeline.stop()

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import OperationalError
 
 from sync.clock import FixedClock
 from sync.config.settings import Settings
@@ -24,6 +23,7 @@ from sync.transport.memory import MemoryBus
 from sync.transport.topics import sync_topic_specs
 from sync.worker.mdm_loop import LoopTiming, MdmBusWorker
 from sync.worker.mdm_processor import ApplyRetry
+from tests.unit.crashing import CrashingDatabase
 from tests.unit.mdm.builders import default_admin
 
 ADMIN = default_admin()
@@ -91,41 +91,33 @@ def by_request(acks: Sequence[Acknowledgement]) -> dict[str, str]:
 
 
 class CrashingStore:
-    """The MDM store of a database that crashes just after confirming one batch and comes back
-    without it, as PostgreSQL with ``synchronous_commit = off`` does after a crash; it refuses
-    every call for a few calls meanwhile. Everything else is the real SQLite store."""
+    """The MDM store on a database that loses its last confirmed batch in a crash
+    (:class:`tests.unit.crashing.CrashingDatabase`). Everything else is the real SQLite
+    store."""
 
     def __init__(self, store: MdmStore, path: Path, *, crash_after_batch: int,
                  down_for_calls: int) -> None:
         self._store = store
-        self._path = path
-        self._crash_after = crash_after_batch
-        self._outage_calls = down_for_calls
-        self._down_for = 0
-        self.batches = 0
-        self.refused = 0
+        self.database = CrashingDatabase(path, store.dispose,
+                                         crash_after_batch=crash_after_batch,
+                                         down_for_calls=down_for_calls)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
+    @property
+    def batches(self) -> int:
+        return self.database.batches
+
+    @property
+    def refused(self) -> int:
+        return self.database.refused
+
     def _answer(self) -> None:
-        if self._down_for > 0:
-            self._down_for -= 1
-            self.refused += 1
-            raise OperationalError("SELECT 1", None, ConnectionRefusedError("restarting"))
+        self.database.answer()
 
     def consume_batch(self, items: Sequence[BatchItem]) -> list[BatchResult]:
-        self._answer()
-        self.batches += 1
-        if self.batches != self._crash_after:
-            return self._store.consume_batch(items)
-        self._store.dispose()  # closing the last connection folds the WAL into the file
-        before = self._path.read_bytes()
-        results = self._store.consume_batch(items)  # confirmed to the worker...
-        self._store.dispose()
-        self._path.write_bytes(before)  # ...and gone after the crash
-        self._down_for = self._outage_calls
-        return results
+        return self.database.batch(lambda: self._store.consume_batch(items))
 
     def ping(self) -> None:
         self._answer()
