@@ -5,11 +5,14 @@ in one CCB transaction (:meth:`~sync.storage.outbox.SqlOutbox.acknowledge`), whi
 per partition, the offset of the last answer applied (``ccb_ack_positions``). The group offsets
 are committed after that transaction, for monitoring tools and for partitions the database has
 not recorded yet; the database's positions are the truth. Once the consumer is assigned its
-partitions, and again after the CCB database was out of reach, the consumer compares them with
-where it is about to read before it reads: a partition the database has applied less of (it
-lost transactions it had confirmed: a crash with ``synchronous_commit = off``, a failover to a
-standby that was behind) is sought back to just after its stored position, with a warning, and
-the lost answers are read and applied again.
+partitions, again after the CCB database was out of reach, and every 30 s while it has nothing
+to read (a database that crashed and came back meanwhile refused no batch), the consumer
+compares them with where it is about to read before it reads: a partition the database has
+applied less of (it lost transactions it had confirmed: a crash with
+``synchronous_commit = off``, a failover to a standby that was behind) is sought back to just
+after its stored position, with a warning, and the lost answers are read and applied again.
+A loss followed by newer answers applied before any comparison is not seen: the positions
+move on past the hole (``docs/sync-pipeline.md``).
 
 Reading an answer again is harmless: an answer to a request that has already moved on is stale
 and ignored. An acknowledgement that cannot be decoded goes to the dead-letter topic with its
@@ -22,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -39,6 +43,10 @@ log = logging.getLogger(__name__)
 GROUP_ID = "c2m-sync-ccb"
 OUTAGE_WAIT_S = 0.5
 OUTAGE_MAX_WAIT_S = 10.0
+# How often an idle consumer compares its positions with the CCB database's: a database that
+# crashes and comes back while there is nothing to read refuses no batch, so nothing else
+# would notice that it lost answers it had confirmed.
+IDLE_CHECK_S = 30.0
 
 
 @dataclass
@@ -61,7 +69,8 @@ class AckConsumerReport:
 
 class AckConsumer:
     def __init__(self, outbox: SqlOutbox, bus: Bus, topics: TopicNames, clock: Clock, *,
-                 group_id: str = GROUP_ID, max_records: int = 500) -> None:
+                 group_id: str = GROUP_ID, max_records: int = 500,
+                 idle_check_s: float = IDLE_CHECK_S) -> None:
         self.outbox = outbox
         self.bus = bus
         self.topics = topics
@@ -72,6 +81,8 @@ class AckConsumer:
         # Whether the next batch is compared with the database's positions: once the consumer
         # is assigned its partitions, and after the database refused a batch.
         self._check_positions = True
+        self.idle_check_s = idle_check_s
+        self._compared_at = time.monotonic()
 
     async def _ensure_consumer(self) -> Consumer:
         if self._consumer is None:
@@ -88,6 +99,7 @@ class AckConsumer:
         recorded reads on from the consumer group's committed offset, which is recorded as its
         position. Returns how many partitions were sought back."""
         topic = self.topics.acknowledgements
+        self._compared_at = time.monotonic()
         beginning = await self.bus.beginning_offsets(topic)
         read_from = {partition.partition: (beginning.get(partition.partition, 0),
                                            await consumer.position(partition))
@@ -175,12 +187,16 @@ class AckConsumer:
 
     async def run(self, stop: asyncio.Event) -> AckConsumerReport:
         """Consume until ``stop`` is set. A CCB database out of reach is waited out with
-        growing waits (0.5 s to 10 s) and the batch read again; any other error stops it."""
+        growing waits (0.5 s to 10 s) and the batch read again; any other error stops it.
+        While idle, the positions are compared with the database's every ``idle_check_s``."""
         total = AckConsumerReport()
         outage_wait_s = OUTAGE_WAIT_S
         while not stop.is_set():
             try:
-                total.add(await self.consume_batch(timeout_ms=200))
+                report = await self.consume_batch(timeout_ms=200)
+                total.add(report)
+                if not report.read and time.monotonic() - self._compared_at >= self.idle_check_s:
+                    self._check_positions = True  # idle: compare with the database again
             except Exception as error:
                 if not is_unavailable(error):
                     raise

@@ -4,6 +4,7 @@ batch read and applied again, instead of leaving its requests SENT until SYNC-TI
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from collections.abc import Sequence
@@ -83,3 +84,54 @@ async def test_step_1_4_answers_the_ccb_database_lost_in_a_crash_are_applied_aga
         assert stored == {partition: end - 1 for partition, end in ends.items()}
     finally:
         await pipeline.stop()
+
+
+async def _lost_while_idle(tmp_path: Path, name: str, idle_check_s: float, run_for_s: float,
+                           until_settled: bool) -> tuple[int, dict[str, int], list[str]]:
+    """A CCB database that loses a batch of answers in a crash nobody sees (it refuses no call: it
+    came back while the consumer was idle); the consumer runs on for ``run_for_s`` with
+    nothing new to read (``until_settled``: or until nothing is SENT any more). Returns the
+    requests sent, the states at the end, and the lost answers."""
+    pipeline = await loaded_pipeline(pipeline_settings("memory://", tmp_path, name))
+    try:
+        await pipeline.relay.drain()
+        await pipeline.mdm_worker.drain()
+        sent = pipeline.outbox.counts()["SENT"]
+        # Call 1 compares the positions at assignment; call 2 applies every answer in one
+        # batch and is lost: the last batch, after which there is nothing more to read.
+        crashing = CrashingOutbox(pipeline.outbox, tmp_path / "ccb.db", crash_after_batch=2,
+                                  down_for_calls=0)
+        acks = AckConsumer(crashing, pipeline.bus,  # type: ignore[arg-type]
+                           pipeline.settings.topics, pipeline.clock,
+                           idle_check_s=idle_check_s)
+        stop = asyncio.Event()
+        running = asyncio.create_task(acks.run(stop))
+        for _ in range(int(run_for_s / 0.1)):  # bounded; done early once nothing is SENT
+            await asyncio.sleep(0.1)
+            if until_settled and crashing.lost and not pipeline.outbox.counts()["SENT"]:
+                break
+        stop.set()
+        await asyncio.wait_for(running, 10)
+        await acks.close()
+        return sent, pipeline.outbox.counts(), crashing.lost
+    finally:
+        await pipeline.stop()
+
+
+async def test_step_1_4_an_idle_consumer_finds_answers_lost_in_a_crash_nobody_saw(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING)
+    sent, counts, lost = await _lost_while_idle(tmp_path, "idle-check", idle_check_s=0.2,
+                                                run_for_s=15.0, until_settled=True)
+    assert len(lost) == sent
+    assert (counts["SENT"], counts["SYNCHRONIZED"]) == (0, sent)
+    assert "the CCB database lost transactions it had confirmed" in caplog.text
+
+
+async def test_without_the_idle_comparison_the_lost_answers_wait_for_the_timeout(
+        tmp_path: Path) -> None:
+    """What the idle comparison is for: nothing else notices a crash that refused no call."""
+    sent, counts, lost = await _lost_while_idle(tmp_path, "no-idle-check", idle_check_s=3600,
+                                                run_for_s=1.0, until_settled=False)
+    assert len(lost) == sent
+    assert (counts["SENT"], counts["SYNCHRONIZED"]) == (sent, 0)
