@@ -202,26 +202,18 @@ def _array_types(connection: Connection, table: Table,
     return None if None in arrays else [array for array in arrays if array is not None]
 
 
+# PostgreSQL array types by column type, the first that matches (a Float is a Numeric too).
+_ARRAY_TYPES: tuple[tuple[type[TypeEngine[Any]], str], ...] = (
+    (Boolean, "boolean[]"), (Integer, "bigint[]"), (Float, "double precision[]"),
+    (Numeric, "numeric[]"), (Date, "date[]"), (String, "text[]"), (LargeBinary, "bytea[]"))
+
+
 def _array_type(kind: TypeEngine[Any]) -> str | None:
     if isinstance(kind, JSON | Enum):  # a wrapped document; a type of its own
         return None
-    if isinstance(kind, Boolean):
-        return "boolean[]"
-    if isinstance(kind, Integer):
-        return "bigint[]"
-    if isinstance(kind, Float):
-        return "double precision[]"
-    if isinstance(kind, Numeric):
-        return "numeric[]"
     if isinstance(kind, DateTime):
         return "timestamptz[]" if kind.timezone else "timestamp[]"
-    if isinstance(kind, Date):
-        return "date[]"
-    if isinstance(kind, String):
-        return "text[]"
-    if isinstance(kind, LargeBinary):
-        return "bytea[]"
-    return None
+    return next((array for base, array in _ARRAY_TYPES if isinstance(kind, base)), None)
 
 
 def update_many(connection: Connection, table: Table, set_columns: Sequence[str],

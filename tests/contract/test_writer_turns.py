@@ -59,7 +59,7 @@ def _busy_writer_and_one_other(engine: Engine) -> tuple[int, int]:
     return asked_at[0], order.index("relay")
 
 
-def test_a_writer_waiting_behind_a_batch_gets_the_next_turn(engine: Engine) -> None:
+def test_step_1_4_a_relay_waiting_behind_a_batch_gets_the_next_turn(engine: Engine) -> None:
     # Without turns the other writer gets in only if one of its busy handler's attempts lands
     # in the instant between two of the batch's transactions: now and then, never every time.
     for _ in range(3):

@@ -128,7 +128,7 @@ async def test_step_1_4_an_idle_consumer_finds_answers_lost_in_a_crash_nobody_sa
     assert "the CCB database lost transactions it had confirmed" in caplog.text
 
 
-async def test_without_the_idle_comparison_the_lost_answers_wait_for_the_timeout(
+async def test_step_1_4_without_the_idle_comparison_the_lost_answers_wait_for_the_timeout(
         tmp_path: Path) -> None:
     """What the idle comparison is for: nothing else notices a crash that refused no call."""
     sent, counts, lost = await _lost_while_idle(tmp_path, "no-idle-check", idle_check_s=3600,
