@@ -43,7 +43,7 @@ from typing import Any
 
 from sqlalchemy import Table, create_engine, insert, select
 
-from bench import saact_data
+from bench import cpu, saact_data
 from bench.process import add_gc_option, apply_gc_option
 from bench.replay import broker, produce
 from sync.batches import JobContext, load_jobs
@@ -239,6 +239,17 @@ class Throughput:
     submit_seconds: float
     per_second: float
     states: dict[str, int]
+    # CPU seconds of each process (bench/cpu.py) from the first change to the last answer
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
+
+    def cpu_us_per_change(self) -> dict[str, float]:
+        return {part: round(seconds * 1e6 / self.changes, 1)
+                for part, seconds in self.cpu_seconds.items()}
+
+
+# The processes of a run, by the words of their command lines (the driver is this process).
+PARTS = {"worker ccb": ("sync.cli", "worker", "ccb"), "worker mdm": ("sync.cli", "worker", "mdm"),
+         "kafka": ("java", "kafka.Kafka"), "postgresql": ("postgres",)}
 
 
 def wait_synchronized(outbox: SqlOutbox, expected: int, workers: Workers,
@@ -323,6 +334,8 @@ def run_throughput(bootstrap: str, kind: str, count: int, unit: int, source: str
     with staged(bootstrap, kind, count, stopping=source == "saact",
                 mdm_options=mdm_options) as stage:
         outbox = stage.outbox
+        classify = cpu.classify_by_command(PARTS, os.getpid())
+        cpu_before = cpu.snapshot(classify)
         started = time.perf_counter()
         if source == "saact":
             report = load_jobs().run("SAACT", JobContext(
@@ -336,11 +349,12 @@ def run_throughput(bootstrap: str, kind: str, count: int, unit: int, source: str
         submitted = time.perf_counter() - started
         states = wait_synchronized(outbox, count, stage.workers, timeout_s=120 + count / 100)
         seconds = time.perf_counter() - started
+        cpu_seconds = cpu.seconds_by_part(cpu_before, cpu.snapshot(classify))
         with outbox.store.engine.connect() as connection:
             payloads = list(connection.execute(
                 select(sync_requests.c.payload).order_by(sync_requests.c.seq)).scalars())
     return Throughput(kind, source, count, seconds, submitted, count / seconds,
-                      states), payloads
+                      states, cpu_seconds), payloads
 
 
 @dataclass
@@ -454,6 +468,8 @@ class Baseline:
     messages: int
     seconds: float
     per_second: float
+    # CPU µs per message by process: "driver" is the bare clients (this process)
+    cpu_us_per_message: dict[str, float] = field(default_factory=dict)
 
 
 async def bare_round_trip(bootstrap: str, payloads: list[bytes]) -> Baseline:
@@ -493,7 +509,9 @@ async def bare_round_trip(bootstrap: str, payloads: list[bytes]) -> Baseline:
             batches = await reader.getmany(timeout_ms=200, max_records=5000)
             seen += sum(len(records) for records in batches.values())
 
+    classify = cpu.classify_by_command(PARTS, os.getpid())
     try:
+        cpu_before = cpu.snapshot(classify)
         started = time.perf_counter()
         tasks = [asyncio.create_task(run_echo()), asyncio.create_task(read_answers())]
         for index, payload in enumerate(payloads):
@@ -501,10 +519,13 @@ async def bare_round_trip(bootstrap: str, payloads: list[bytes]) -> Baseline:
         await producer.flush()
         await asyncio.wait_for(asyncio.gather(*tasks), timeout=600)
         seconds = time.perf_counter() - started
+        cpu_seconds = cpu.seconds_by_part(cpu_before, cpu.snapshot(classify))
     finally:
         for client in (producer, echo_producer, echo, reader):
             await client.stop()
-    return Baseline(expected, seconds, expected / seconds)
+    return Baseline(expected, seconds, expected / seconds,
+                    {part: round(value * 1e6 / expected, 1)
+                     for part, value in cpu_seconds.items()})
 
 
 # --- the report --------------------------------------------------------------------------------
@@ -554,13 +575,18 @@ def main(argv: list[str] | None = None) -> int:
                                                     mdm_engine)
                 bare = asyncio.run(bare_round_trip(bootstrap, payloads[:size]))
                 ratio = measured.per_second / bare.per_second
-                result["throughput"].append({**asdict(measured), "ratio": round(ratio, 3)})
+                result["throughput"].append({**asdict(measured), "ratio": round(ratio, 3),
+                                             "cpu_us_per_change": measured.cpu_us_per_change()})
                 result["baseline"].append({"database": kind, **asdict(bare)})
                 print(f"throughput {kind:10} {source:12} {size:>8} changes: "
                       f"{measured.per_second:8.0f}/s "
                       f"({measured.seconds:.1f} s, submitted in {measured.submit_seconds:.1f} s)"
                       f" | bare aiokafka {bare.per_second:8.0f}/s | ratio {ratio:.3f} "
                       f"| {measured.states}", flush=True)
+                for name, figures in (("change", measured.cpu_us_per_change()),
+                                      ("bare message", bare.cpu_us_per_message)):
+                    print(f"    CPU µs per {name}: " + ", ".join(
+                        f"{part} {value:.0f}" for part, value in figures.items()), flush=True)
             for latency_source in ([] if args.skip_latency
                                    else args.latency_sources.split(",")):
                 latency = run_latency(bootstrap, kind, args.latency_rate, args.latency_seconds,
