@@ -161,6 +161,13 @@ class Consumer(Protocol):
 
     async def position(self, partition: TopicPartition) -> int: ...
 
+    def known_ends(self) -> dict[TopicPartition, int]:
+        """Per assigned partition a read has looked at, its end offset as that read saw it,
+        without asking the broker: what lag is measured against. Never beyond the current end;
+        after a read returned records of a partition, at least the offset after the last of
+        them. Partitions not looked at yet are left out; ``Bus.end_offsets`` asks the broker
+        for the current ends."""
+
     async def getmany(self, timeout_ms: int = 0,
                       max_records: int | None = None) -> list[Record]:
         """Records after the current positions, waiting up to ``timeout_ms`` when none are

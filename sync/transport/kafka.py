@@ -365,6 +365,13 @@ class KafkaConsumer(Consumer):
         position: int = await self._client.position(KafkaTopicPartition(*partition))
         return position
 
+    def known_ends(self) -> dict[TopicPartition, int]:
+        self._check_running()
+        # The high watermark every fetch response carries, kept by the client per partition.
+        ends = {partition: self._client.highwater(KafkaTopicPartition(*partition))
+                for partition in self._assigned}
+        return {partition: end for partition, end in ends.items() if end is not None}
+
     async def getmany(self, timeout_ms: int = 0,
                       max_records: int | None = None) -> list[Record]:
         self._check_running()

@@ -230,6 +230,8 @@ class MemoryConsumer(Consumer):
         self._topics = topics
         self._group_id = group_id
         self._positions: dict[TopicPartition, int] = {}
+        # Partitions a read has looked at: like Kafka's fetches, only these know their end.
+        self._read_from: set[TopicPartition] = set()
         self._stopped = False
 
     @property
@@ -251,6 +253,7 @@ class MemoryConsumer(Consumer):
                          else self._bus._committed_offset(self._group_id, partition))
             positions[partition] = 0 if committed is None else committed
         self._positions = positions
+        self._read_from &= set(positions)
 
     async def seek(self, partition: TopicPartition, offset: int) -> None:
         self._check_assigned(partition)
@@ -263,6 +266,10 @@ class MemoryConsumer(Consumer):
     async def position(self, partition: TopicPartition) -> int:
         self._check_assigned(partition)
         return self._positions[partition]
+
+    def known_ends(self) -> dict[TopicPartition, int]:
+        self._check_running()
+        return {partition: len(self._bus._log(partition)) for partition in self._read_from}
 
     async def getmany(self, timeout_ms: int = 0,
                       max_records: int | None = None) -> list[Record]:
@@ -283,6 +290,7 @@ class MemoryConsumer(Consumer):
             for partition in sorted(self._positions):
                 if len(taken) >= limit:
                     break
+                self._read_from.add(partition)
                 start = self._positions[partition]
                 chunk = self._bus._log(partition)[start:start + limit - len(taken)]
                 taken.extend(chunk)

@@ -251,6 +251,29 @@ async def test_consumer_without_group_reads_up_to_frozen_end_offsets(
     assert {r.value for r in seen} == {b"old"}
 
 
+async def test_known_ends_follow_what_the_reads_brought_back(bus: Bus, topic: str) -> None:
+    first = partition_for_key(b"first", PARTITIONS)
+    await bus.publish_batch(topic, [Message(b"first", str(n).encode()) for n in range(7)])
+    consumer = await bus.consumer([topic])
+    try:
+        records = await read(consumer, 7)
+        after_read = consumer.known_ends()
+        ends = await bus.end_offsets(topic)
+        await bus.publish_batch(topic, [Message(b"first", b"later") for _ in range(3)])
+        later = await read(consumer, 3)
+        after_more = consumer.known_ends()
+    finally:
+        await consumer.stop()
+    assert {r.partition for r in records + later} == {first}
+    mine = TopicPartition(topic, first)
+    assert after_read[mine] == 7 == ends[first]
+    assert after_more[mine] == 10
+    for known in (after_read, after_more):
+        assert set(known) <= {TopicPartition(topic, p) for p in range(PARTITIONS)}
+        # No partition is believed longer than it is.
+        assert all(end <= 10 if tp == mine else end == 0 for tp, end in known.items())
+
+
 async def test_getmany_waits_for_a_record_published_meanwhile(bus: Bus, topic: str) -> None:
     consumer = await bus.consumer([topic])
     try:
