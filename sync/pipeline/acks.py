@@ -83,6 +83,10 @@ class AckConsumer:
         self._check_positions = True
         self.idle_check_s = idle_check_s
         self._compared_at = time.monotonic()
+        # The topic's oldest offsets as the last comparison found them: what a batch's own
+        # check reads again from at the earliest (a loss it finds is confirmed by a full
+        # comparison, which asks the broker again).
+        self._beginnings: dict[int, int] = {}
 
     async def _ensure_consumer(self) -> Consumer:
         if self._consumer is None:
@@ -101,6 +105,7 @@ class AckConsumer:
         topic = self.topics.acknowledgements
         self._compared_at = time.monotonic()
         beginning = await self.bus.beginning_offsets(topic)
+        self._beginnings = dict(beginning)
         read_from = {partition.partition: (beginning.get(partition.partition, 0),
                                            await consumer.position(partition))
                      for partition in sorted(consumer.assignment()) if partition.topic == topic}
@@ -125,11 +130,17 @@ class AckConsumer:
 
         Before reading, once the consumer is assigned its partitions and again after the
         database refused a batch, the database's positions are compared with the consumer's
-        (:meth:`_resume_from_database`)."""
+        (:meth:`_resume_from_database`). Every batch is also checked against them in its own
+        transaction: a partition whose answers the database has applied less of than where the
+        batch was read from (it lost a batch in a crash that refused no call, and the consumer
+        read on) makes the batch be read again after a full comparison."""
         consumer = await self._ensure_consumer()
         report = AckConsumerReport()
         if self._check_positions:
             report.read_again = await self._resume_from_database(consumer)
+        topic = self.topics.acknowledgements
+        read_from = {partition.partition: await consumer.position(partition)
+                     for partition in consumer.assignment() if partition.topic == topic}
         records = await consumer.getmany(timeout_ms=timeout_ms, max_records=self.max_records)
         report.read = len(records)
         if not records:
@@ -145,10 +156,17 @@ class AckConsumer:
                 undecodable.append((record, error))
         # The positions of every record read, undecodable ones included (they are dead-lettered
         # below): a batch of those alone is recorded too.
+        checked = {partition: (self._beginnings.get(partition, 0), read_from[partition])
+                   for partition in last if partition in read_from}
         try:
             applied = await asyncio.to_thread(
                 self.outbox.acknowledge, acks, self.clock.now(),
-                AckPositions(self.topics.acknowledgements, last))
+                AckPositions(topic, last, checked))
+        except LostAnswersError as lost:
+            await _rewind(consumer, records)
+            self._check_positions = True  # the full comparison seeks back to the lost answers
+            log.warning("acknowledgements: %s; comparing every position again", lost)
+            return report
         except Exception:
             await _rewind(consumer, records)
             # The database may come back without batches it had confirmed before this one.

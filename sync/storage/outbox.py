@@ -84,9 +84,10 @@ class AckReport:
 @dataclass(frozen=True)
 class AckPositions:
     """Where a batch of answers was read on the acknowledgement ``topic``: per partition the
-    offset of the last record read (``last``) and, for the first batch after the consumer was
-    assigned its partitions or the database was out of reach, per partition the oldest offset
-    still on the topic and the position the batch was read from (``read_from``)."""
+    offset of the last record read (``last``) and, to be compared with what the database has
+    applied, per partition the oldest offset known to be on the topic and the position the
+    batch was read from (``read_from``): every partition assigned for the comparison after
+    assignment or an outage, the batch's own partitions for every other batch."""
 
     topic: str
     last: Mapping[int, int]

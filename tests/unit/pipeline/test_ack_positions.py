@@ -86,6 +86,46 @@ async def test_step_1_4_answers_the_ccb_database_lost_in_a_crash_are_applied_aga
         await pipeline.stop()
 
 
+async def test_step_1_4_answers_lost_in_a_crash_nobody_saw_are_found_by_the_next_batch(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The database loses a batch and refuses no call, and newer answers keep coming: the
+    next batch of the same partition finds the hole before its positions would move past it."""
+    pipeline = await loaded_pipeline(pipeline_settings("memory://", tmp_path, "hole"))
+    try:
+        await pipeline.relay.drain()
+        await pipeline.mdm_worker.drain()
+        sent = pipeline.outbox.counts()["SENT"]
+        topic = pipeline.settings.topics.acknowledgements
+        ends = await pipeline.bus.end_offsets(topic)
+        # The lost batch (call 2; call 1 is the comparison at assignment) is the first three
+        # answers in partition order; the partition it ends in has more to read after it.
+        taken = 0
+        for partition in sorted(ends):
+            taken += ends[partition]
+            if taken >= 3:
+                break
+        assert taken > 3
+        crashing = CrashingOutbox(pipeline.outbox, tmp_path / "ccb.db", crash_after_batch=2,
+                                  down_for_calls=0)
+        acks = AckConsumer(crashing, pipeline.bus,  # type: ignore[arg-type]
+                           pipeline.settings.topics, pipeline.clock, max_records=3,
+                           idle_check_s=3600)  # no comparison while idle: the batches find it
+        caplog.set_level(logging.WARNING)
+        for _ in range(50):  # bounded: the topic holds a few dozen answers
+            if not (await acks.consume_batch(timeout_ms=0)).read:
+                break
+        await acks.close()
+
+        assert len(crashing.lost) == 3
+        counts = pipeline.outbox.counts()
+        assert (counts["SENT"], counts["SYNCHRONIZED"]) == (0, sent)
+        assert "the CCB database lost transactions it had confirmed" in caplog.text
+        assert pipeline.outbox.ack_positions(topic) == {
+            partition: end - 1 for partition, end in ends.items()}
+    finally:
+        await pipeline.stop()
+
+
 async def _lost_while_idle(tmp_path: Path, name: str, idle_check_s: float, run_for_s: float,
                            until_settled: bool) -> tuple[int, dict[str, int], list[str]]:
     """A CCB database that loses a batch of answers in a crash nobody sees (it refuses no call: it
