@@ -1,6 +1,9 @@
 """Where a run's CPU went, by process: the benchmark's driver, each worker, the Kafka broker,
 the PostgreSQL server and everything else on the machine.
 
+Processes are told apart by who started them as well as by their command lines, so that
+another broker or database server on the same machine counts as ``other``, not as the run's.
+
 Read from ``/proc``: each live process's user and system time (``/proc/PID/stat``) at the start
 and the end of the measured interval, and the machine's busy time (``/proc/stat``). A process
 that lived only inside the interval (a short PostgreSQL backend, say) is not seen by its own
@@ -17,8 +20,8 @@ from pathlib import Path
 
 TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 
-# A process's part: the first rule whose words are all in its command line names it.
-Classifier = Callable[[int, str], str | None]
+# A process's part, from its id, its parent's id and its command line (None: not a part).
+Classifier = Callable[[int, int, str], str | None]
 
 
 def _read_cmdline(pid: int) -> str:
@@ -29,14 +32,15 @@ def _read_cmdline(pid: int) -> str:
         return ""
 
 
-def _process_ticks(pid: int) -> int | None:
+def _parent_and_ticks(pid: int) -> tuple[int, int] | None:
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     # The command name (field 2) is in parentheses and may hold spaces: split after it.
     fields = text[text.rindex(")") + 2:].split()
-    return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of the line)
+    # ppid (field 4 of the line), utime and stime (fields 14 and 15)
+    return int(fields[1]), int(fields[11]) + int(fields[12])
 
 
 def _machine_busy_ticks() -> int:
@@ -45,16 +49,38 @@ def _machine_busy_ticks() -> int:
     return user + nice + system + irq + softirq + steal
 
 
-def classify_by_command(parts: Mapping[str, tuple[str, ...]], driver_pid: int) -> Classifier:
-    """``parts``: part name → words that must all appear in a process's command line."""
-    def classify(pid: int, cmdline: str) -> str | None:
+def classify_run(driver_pid: int, postmaster_pid: int | None = None,
+                 databases: Mapping[str, str] | None = None) -> Classifier:
+    """The parts of a benchmark run: this process (``driver``), the workers it started
+    (``worker ccb``, ``worker mdm``), the Kafka broker it started (or any Kafka broker when it
+    started none: one given by ``KAFKA_BOOTSTRAP_SERVERS``), and the PostgreSQL server whose
+    postmaster is ``postmaster_pid``: its backends by database (``databases``: database name ->
+    part) and the rest of the server (``postgresql``)."""
+    databases = databases or {}
+
+    def classify(pid: int, ppid: int, cmdline: str) -> str | None:
         if pid == driver_pid:
             return "driver"
-        for name, words in parts.items():
-            if words and all(word in cmdline for word in words):
-                return name
+        if ppid == driver_pid and "sync.cli worker " in cmdline:
+            return "worker " + cmdline.split("sync.cli worker ", 1)[1].split(" ", 1)[0]
+        if "java" in cmdline and "kafka.Kafka" in cmdline and (
+                ppid == driver_pid or os.environ.get("KAFKA_BOOTSTRAP_SERVERS")):
+            return "kafka"
+        if postmaster_pid is not None and postmaster_pid in (pid, ppid):
+            # A backend's title is "postgres: <user> <database> <client> <state>".
+            words = cmdline.split()
+            database = words[2] if len(words) > 2 and words[0] == "postgres:" else ""
+            return databases.get(database, "postgresql")
         return None
     return classify
+
+
+def postmaster_of(data_dir: Path) -> int | None:
+    """The server's process id, from its ``postmaster.pid`` file."""
+    try:
+        return int((data_dir / "postmaster.pid").read_text().split()[0])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -69,12 +95,12 @@ def snapshot(classify: Classifier) -> Snapshot:
         if not entry.name.isdigit():
             continue
         pid = int(entry.name)
-        part = classify(pid, _read_cmdline(pid))
-        if part is None:
+        read = _parent_and_ticks(pid)
+        if read is None:
             continue
-        ticks = _process_ticks(pid)
-        if ticks is not None:
-            by_pid[pid] = (part, ticks)
+        part = classify(pid, read[0], _read_cmdline(pid))
+        if part is not None:
+            by_pid[pid] = (part, read[1])
     return Snapshot(_machine_busy_ticks(), by_pid)
 
 

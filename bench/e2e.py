@@ -111,6 +111,12 @@ def populate(url: str, count: int, today: dt.date,
 class Databases:
     ccb: str
     mdm: str
+    # PostgreSQL's server process (its CPU is counted by database), None for SQLite
+    postmaster_pid: int | None = None
+
+    def classify(self) -> cpu.Classifier:
+        return cpu.classify_run(os.getpid(), self.postmaster_pid,
+                                {"bench_ccb": "postgresql ccb", "bench_mdm": "postgresql mdm"})
 
 
 @contextlib.contextmanager
@@ -129,7 +135,8 @@ def databases(kind: str, folder: Path) -> Iterator[Databases]:
             for name in ("bench_ccb", "bench_mdm"):
                 connection.exec_driver_sql(f"CREATE DATABASE {name}")
         engine.dispose()
-        yield Databases(f"{base}/bench_ccb", f"{base}/bench_mdm")
+        yield Databases(f"{base}/bench_ccb", f"{base}/bench_mdm",
+                        cpu.postmaster_of(server.data_dir))
     finally:
         server.stop()
 
@@ -247,11 +254,6 @@ class Throughput:
                 for part, seconds in self.cpu_seconds.items()}
 
 
-# The processes of a run, by the words of their command lines (the driver is this process).
-PARTS = {"worker ccb": ("sync.cli", "worker", "ccb"), "worker mdm": ("sync.cli", "worker", "mdm"),
-         "kafka": ("java", "kafka.Kafka"), "postgresql": ("postgres",)}
-
-
 def wait_synchronized(outbox: SqlOutbox, expected: int, workers: Workers,
                       timeout_s: float) -> dict[str, int]:
     deadline = time.monotonic() + timeout_s
@@ -275,6 +277,8 @@ class Stage:
     targets: list[tuple[str, str]]
     workers: Workers
     outbox: SqlOutbox
+    # The run's processes for the CPU figures (bench/cpu.py)
+    classify: cpu.Classifier
 
     @property
     def stop_date(self) -> dt.date:
@@ -323,7 +327,7 @@ def staged(bootstrap: str, kind: str, count: int, stopping: bool = False,
         outbox = open_outbox(dbs.ccb, admin, clock)
         try:
             workers.start(Path(name), "ccb", "mdm")
-            yield Stage(admin, clock, targets, workers, outbox)
+            yield Stage(admin, clock, targets, workers, outbox, dbs.classify())
         finally:
             workers.stop()
             outbox.store.dispose()
@@ -334,7 +338,7 @@ def run_throughput(bootstrap: str, kind: str, count: int, unit: int, source: str
     with staged(bootstrap, kind, count, stopping=source == "saact",
                 mdm_options=mdm_options) as stage:
         outbox = stage.outbox
-        classify = cpu.classify_by_command(PARTS, os.getpid())
+        classify = stage.classify
         cpu_before = cpu.snapshot(classify)
         started = time.perf_counter()
         if source == "saact":
@@ -509,7 +513,7 @@ async def bare_round_trip(bootstrap: str, payloads: list[bytes]) -> Baseline:
             batches = await reader.getmany(timeout_ms=200, max_records=5000)
             seen += sum(len(records) for records in batches.values())
 
-    classify = cpu.classify_by_command(PARTS, os.getpid())
+    classify = cpu.classify_run(os.getpid())
     try:
         cpu_before = cpu.snapshot(classify)
         started = time.perf_counter()
