@@ -11,13 +11,15 @@ compares them with where it is about to read before it reads: a partition the da
 applied less of (it lost transactions it had confirmed: a crash with
 ``synchronous_commit = off``, a failover to a standby that was behind) is sought back to just
 after its stored position, with a warning, and the lost answers are read and applied again.
-A loss followed by newer answers applied before any comparison is not seen: the positions
-move on past the hole (``docs/sync-pipeline.md``).
+Every batch also checks, in its own transaction, the stored positions of its partitions: a
+loss followed by newer answers is found by the next batch of the same partition, before the
+positions would move on past the hole (``docs/sync-pipeline.md``).
 
 Reading an answer again is harmless: an answer to a request that has already moved on is stale
 and ignored. An acknowledgement that cannot be decoded goes to the dead-letter topic with its
 error and source position, and the consumer goes on. A CCB database out of reach is waited out:
-the batch is read again once the database answers (``run``).
+the batch is read again once the database answers (``run``). So is a broker out of reach: a
+batch whose dead letters or group commit did not reach it is read again once it is back.
 """
 
 from __future__ import annotations
@@ -35,7 +37,15 @@ from sync.mapping.codec import DecodeError, decode_acknowledgement, encode
 from sync.mapping.messages import Acknowledgement
 from sync.storage.common import first_line, is_unavailable
 from sync.storage.outbox import AckPositions, LostAnswersError, SqlOutbox
-from sync.transport.bus import Bus, Consumer, Record, TopicPartition
+from sync.transport.bus import (
+    BrokerUnavailableError,
+    Bus,
+    BusError,
+    Consumer,
+    PublishError,
+    Record,
+    TopicPartition,
+)
 from sync.worker.dead_letters import dead_letter_for, decode_failure
 
 log = logging.getLogger(__name__)
@@ -177,10 +187,17 @@ class AckConsumer:
         report.unknown_requests = len(applied.unknown)
         for request_id in applied.unknown:
             log.warning("acknowledgement for unknown sync request %s ignored", request_id)
-        for record, failure in undecodable:
-            await self._dead_letter(record, failure)
-            report.dead_lettered += 1
-        await consumer.commit()
+        try:
+            for record, failure in undecodable:
+                await self._dead_letter(record, failure)
+                report.dead_lettered += 1
+            await consumer.commit()
+        except BusError:
+            # Applied, but a dead letter or the commit did not reach the broker: the batch is
+            # read again once it is back (answers applied twice change nothing), so that no
+            # undecodable answer misses the dead-letter topic.
+            await _rewind(consumer, records)
+            raise
         return report
 
     async def _dead_letter(self, record: Record, error: DecodeError) -> None:
@@ -204,8 +221,9 @@ class AckConsumer:
         return total
 
     async def run(self, stop: asyncio.Event) -> AckConsumerReport:
-        """Consume until ``stop`` is set. A CCB database out of reach is waited out with
-        growing waits (0.5 s to 10 s) and the batch read again; any other error stops it.
+        """Consume until ``stop`` is set. A CCB database or a broker out of reach is waited
+        out with growing waits (0.5 s to 10 s) and the batch read again; any other error stops
+        it.
         While idle, the positions are compared with the database's every ``idle_check_s``."""
         total = AckConsumerReport()
         outage_wait_s = OUTAGE_WAIT_S
@@ -216,10 +234,17 @@ class AckConsumer:
                 if not report.read and time.monotonic() - self._compared_at >= self.idle_check_s:
                     self._check_positions = True  # idle: compare with the database again
             except Exception as error:
-                if not is_unavailable(error):
+                if isinstance(error, (BrokerUnavailableError, PublishError)):
+                    # The broker is down or restarting (the clients reconnect by themselves):
+                    # waited out like the database, never a reason to stop the worker.
+                    log.warning("acknowledgements: the broker is unavailable, reading again in "
+                                "%.1f s: %s", outage_wait_s, first_line(error))
+                elif is_unavailable(error):
+                    log.warning("acknowledgements: the CCB database is unavailable, reading "
+                                "the batch again in %.1f s: %s", outage_wait_s,
+                                first_line(error))
+                else:
                     raise
-                log.warning("acknowledgements: the CCB database is unavailable, reading the "
-                            "batch again in %.1f s: %s", outage_wait_s, first_line(error))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), outage_wait_s)
                 outage_wait_s = min(outage_wait_s * 2, OUTAGE_MAX_WAIT_S)

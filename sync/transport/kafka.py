@@ -275,21 +275,33 @@ class KafkaBus:
 
     async def beginning_offsets(self, topic: str) -> dict[int, int]:
         client = await self._offsets_client()
-        found = await client.beginning_offsets(await self._partitions(topic))
+        partitions = await self._partitions(topic)
+        found = await self._asking(f"reading the beginning offsets of {topic!r}",
+                                   lambda: client.beginning_offsets(partitions))
         return {tp.partition: offset for tp, offset in sorted(found.items())}
 
     async def end_offsets(self, topic: str) -> dict[int, int]:
         client = await self._offsets_client()
-        found = await client.end_offsets(await self._partitions(topic))
+        partitions = await self._partitions(topic)
+        found = await self._asking(f"reading the end offsets of {topic!r}",
+                                   lambda: client.end_offsets(partitions))
         return {tp.partition: offset for tp, offset in sorted(found.items())}
 
     async def offsets_for_time(self, topic: str, timestamp_ms: int) -> dict[int, int]:
         client = await self._offsets_client()
         partitions = await self._partitions(topic)
-        found = await client.offsets_for_times({tp: timestamp_ms for tp in partitions})
-        ends = await client.end_offsets(partitions)
+        found = await self._asking(
+            f"reading the offsets of {topic!r} by time",
+            lambda: client.offsets_for_times({tp: timestamp_ms for tp in partitions}))
+        ends = await self._asking(f"reading the end offsets of {topic!r}",
+                                  lambda: client.end_offsets(partitions))
         return {tp.partition: ends[tp] if found.get(tp) is None else found[tp].offset
                 for tp in partitions}
+
+    async def _asking(self, what: str, action: Callable[[], Awaitable[T]]) -> T:
+        """A request to the broker, retried; the client's errors become the port's."""
+        return await _with_retries(self.retry, f"{what} at {self.bootstrap_servers}", action,
+                                   BrokerUnavailableError)
 
     # -- consuming ---------------------------------------------------------------------------
 
@@ -389,8 +401,9 @@ class KafkaConsumer(Consumer):
             offsets = {p: await self.position(p) for p in self._assigned}
         for partition in offsets:
             self._check_assigned(partition)
-        await self._client.commit({KafkaTopicPartition(*p): offset
-                                   for p, offset in offsets.items()})
+        committing = {KafkaTopicPartition(*p): offset for p, offset in offsets.items()}
+        await self._bus._asking(f"committing offsets of {', '.join(self._topics)}",
+                                lambda: self._client.commit(committing))
 
     async def committed(self, partition: TopicPartition) -> int | None:
         self._require_group("read committed offsets")

@@ -17,6 +17,7 @@ from sqlalchemy.exc import OperationalError
 from sync.mapping.messages import Acknowledgement
 from sync.pipeline.acks import AckConsumer
 from sync.storage.outbox import AckReport, SqlOutbox
+from sync.transport.bus import BrokerUnavailableError
 from tests.integration.pipeline_support import loaded_pipeline, pipeline_settings
 from tests.unit.crashing import CrashingDatabase
 
@@ -175,3 +176,74 @@ async def test_step_1_4_without_the_idle_comparison_the_lost_answers_wait_for_th
                                                 run_for_s=1.0, until_settled=False)
     assert len(lost) == sent
     assert (counts["SENT"], counts["SYNCHRONIZED"]) == (sent, 0)
+
+
+class BrokerDown:
+    """The bus and its consumers with the broker out of reach for the first ``calls`` calls
+    that ask it something (offsets, commits): what a broker restart looks like to the port."""
+
+    def __init__(self, bus: Any, calls: int) -> None:
+        self._bus = bus
+        self.left = calls
+        self.refused = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._bus, name)
+
+    def ask(self) -> None:
+        if self.left > 0:
+            self.left -= 1
+            self.refused += 1
+            raise BrokerUnavailableError("reading offsets failed: KafkaConnectionError")
+
+    async def beginning_offsets(self, topic: str) -> dict[int, int]:
+        self.ask()
+        offsets: dict[int, int] = await self._bus.beginning_offsets(topic)
+        return offsets
+
+    async def consumer(self, topics: Sequence[str], group_id: str | None = None) -> Any:
+        return _ConsumerOf(self, await self._bus.consumer(topics, group_id))
+
+
+class _ConsumerOf:
+    def __init__(self, down: BrokerDown, consumer: Any) -> None:
+        self._down = down
+        self._consumer = consumer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._consumer, name)
+
+    async def commit(self, offsets: Any = None) -> None:
+        self._down.ask()
+        await self._consumer.commit(offsets)
+
+
+async def test_step_1_4_the_consumer_waits_out_a_broker_outage_instead_of_stopping(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The comparison at assignment (and the one every 30 s while idle) and the group commit
+    ask the broker: one that is down or restarting is waited out and the answers applied."""
+    pipeline = await loaded_pipeline(pipeline_settings("memory://", tmp_path, "broker-down"))
+    try:
+        await pipeline.relay.drain()
+        await pipeline.mdm_worker.drain()
+        sent = pipeline.outbox.counts()["SENT"]
+        down = BrokerDown(pipeline.bus, calls=3)
+        acks = AckConsumer(pipeline.outbox, down,  # type: ignore[arg-type]
+                           pipeline.settings.topics, pipeline.clock, idle_check_s=0.2)
+        caplog.set_level(logging.WARNING)
+        stop = asyncio.Event()
+        running = asyncio.create_task(acks.run(stop))
+        for _ in range(100):  # bounded: three refusals, waits of 0.5, 1 and 2 s
+            await asyncio.sleep(0.1)
+            if running.done() or (not down.left and not pipeline.outbox.counts()["SENT"]):
+                break
+        stop.set()
+        await asyncio.wait_for(running, 10)  # raises what stopped it, if anything did
+        await acks.close()
+
+        assert down.refused == 3
+        counts = pipeline.outbox.counts()
+        assert (counts["SENT"], counts["SYNCHRONIZED"]) == (0, sent)
+        assert "acknowledgements: the broker is unavailable" in caplog.text
+    finally:
+        await pipeline.stop()
