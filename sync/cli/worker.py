@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import logging
 import signal
-import sys
 import uuid
 from collections.abc import Awaitable
 
@@ -25,6 +24,7 @@ from sync.pipeline.ccb_worker import ensure_topics, run_ccb_worker
 from sync.pipeline.stores import open_outbox
 from sync.transport.bus import bus_for
 from sync.worker.diagnostics import enable_stack_dumps
+from sync.worker.logs import configure_worker_logging
 from sync.worker.mdm import Engine, run_mdm_worker
 
 log = logging.getLogger("sync.worker")
@@ -44,8 +44,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _run(context: Context, args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_worker_logging()
     settings, admin, clock = context.settings, context.admin, context.clock
     if settings.broker_url.startswith("memory://"):
         settings = _fresh_in_process_topics(settings, uuid.uuid4().hex[:12])

@@ -28,6 +28,7 @@ from sync.storage.mdm import MdmStore
 from sync.transport.bus import bus_for
 from sync.worker.diagnostics import enable_stack_dumps
 from sync.worker.health import HealthCheck, start_health_server
+from sync.worker.logs import configure_worker_logging
 from sync.worker.mdm_loop import run_mdm_loop
 from sync.worker.stats import WorkerStats
 
@@ -87,8 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--app-id", help="faust app id and consumer group (default "
                         "c2m-sync-mdm)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_worker_logging()
     try:
         settings = load_settings({"broker_url": args.broker, "mdm_db_url": args.mdm_db_url,
                                   "admin_config": args.admin_config})

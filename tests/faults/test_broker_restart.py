@@ -76,6 +76,12 @@ async def test_broker_stopped_and_started_again_under_the_pipeline_converges(
         await wait_for(lambda: unsettled(outbox) == 0 or not pipeline.alive, 300,
                        "every sync request to be answered after the restart")
         pipeline.assert_converged_and_stop(ADMIN)
+        # The clients' reconnection attempts (about 35 lines a second per worker while the
+        # broker is down) are written once a minute per kind, with a count of the rest.
+        for worker in (pipeline.ccb_worker, pipeline.mdm_worker):
+            client_lines = [line for line in worker.log_path.read_text("utf-8").splitlines()
+                            if " aiokafka" in line.split(":", 3)[-2]]
+            assert 0 < len(client_lines) <= 30, "\n".join(client_lines[:60])
     finally:
         pipeline.close()
 
