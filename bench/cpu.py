@@ -39,6 +39,12 @@ def _process_ticks(pid: int) -> int | None:
     return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of the line)
 
 
+def process_cpu_seconds(pid: int) -> float | None:
+    """User and system CPU seconds ``pid`` has used so far (None once it is gone)."""
+    ticks = _process_ticks(pid)
+    return None if ticks is None else ticks / TICKS_PER_SECOND
+
+
 def _machine_busy_ticks() -> int:
     first = Path("/proc/stat").read_text().splitlines()[0].split()
     user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in first[1:9])
