@@ -52,6 +52,7 @@ from sync.mdm.model import (
 )
 from sync.mdm.ports import (
     Acknowledge,
+    Answer,
     BatchItem,
     BatchResult,
     Consumed,
@@ -284,6 +285,23 @@ class MdmStore:
                 if seqs:
                     connection.execute(update(table).where(table.c.seq.in_(seqs))
                                        .values(published_at=at))
+
+    def mark_answers_published(self, answers: Sequence[Answer], at: dt.datetime) -> None:
+        # By source position, the unique key of both outboxes: the answers of a batch are
+        # published from memory, without the sequence numbers the rows got.
+        offsets: dict[tuple[OutboxKind, str, int], list[int]] = {}
+        for answer in answers:
+            source = answer.source
+            offsets.setdefault((answer.kind, source.topic, source.partition),
+                               []).append(source.offset)
+        if not offsets:
+            return
+        with self._transaction() as connection:
+            for (kind, topic, partition), chosen in sorted(offsets.items()):
+                c = _OUTBOXES[kind].c
+                connection.execute(update(_OUTBOXES[kind]).where(
+                    c.source_topic == topic, c.source_partition == partition,
+                    c.source_offset.in_(sorted(chosen))).values(published_at=at))
 
     def ping(self) -> None:
         with self.engine.connect() as connection:
