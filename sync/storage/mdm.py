@@ -64,6 +64,7 @@ from sync.mdm.ports import (
     OutboxKind,
 )
 from sync.storage import mdm_schema as t
+from sync.storage.bulk_sql import update_in
 from sync.storage.common import create_engine_for, is_sqlite, write_transaction
 from sync.storage.mdm_batch import consume_batch_in
 from sync.storage.mdm_rows import (
@@ -298,10 +299,9 @@ class MdmStore:
             return
         with self._transaction() as connection:
             for (kind, topic, partition), chosen in sorted(offsets.items()):
-                c = _OUTBOXES[kind].c
-                connection.execute(update(_OUTBOXES[kind]).where(
-                    c.source_topic == topic, c.source_partition == partition,
-                    c.source_offset.in_(sorted(chosen))).values(published_at=at))
+                update_in(connection, _OUTBOXES[kind], {"published_at": at},
+                          {"source_topic": topic, "source_partition": partition},
+                          "source_offset", sorted(chosen))
 
     def ping(self) -> None:
         with self.engine.connect() as connection:
