@@ -43,6 +43,12 @@ def _parent_and_ticks(pid: int) -> tuple[int, int] | None:
     return int(fields[1]), int(fields[11]) + int(fields[12])
 
 
+def process_cpu_seconds(pid: int) -> float | None:
+    """User and system CPU seconds ``pid`` has used so far (None once it is gone)."""
+    read = _parent_and_ticks(pid)
+    return None if read is None else read[1] / TICKS_PER_SECOND
+
+
 def _machine_busy_ticks() -> int:
     first = Path("/proc/stat").read_text().splitlines()[0].split()
     user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in first[1:9])

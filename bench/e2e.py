@@ -424,7 +424,8 @@ class Memory:
 
 def run_memory(bootstrap: str, checkpoints: list[int]) -> Memory:
     """The MDM worker alone on ``max(checkpoints)`` messages (a fifth as many SAs), its resident
-    set sampled when it has consumed each checkpoint's count."""
+    set and CPU time (its own process's, whatever else runs on the machine) sampled when it has
+    consumed each checkpoint's count."""
     total = max(checkpoints)
     with tempfile.TemporaryDirectory(prefix="c2m-bench-memory-") as name:
         folder = Path(name)
@@ -454,6 +455,7 @@ def run_memory(bootstrap: str, checkpoints: list[int]) -> Memory:
                     current, peak = rss_kib(workers.mdm_pid())
                     samples.append({"messages": pending.pop(0), "consumed": consumed,
                                     "rss_kib": current, "peak_rss_kib": peak,
+                                    "cpu_s": cpu.process_cpu_seconds(workers.mdm_pid()),
                                     "seconds": round(time.perf_counter() - started, 1)})
                 time.sleep(0.2)
             engine.dispose()
@@ -606,11 +608,20 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_memory:
             memory = run_memory(bootstrap, [int(n) for n in args.memory.split(",") if n])
             result["memory"] = asdict(memory)
+            previous: dict[str, Any] | None = None
             for sample in memory.checkpoints:
+                # Between checkpoints the worker's start (imports, connections) is left out.
+                since = ""
+                if previous is not None:
+                    per_message = ((sample["cpu_s"] - previous["cpu_s"]) * 1e6
+                                   / (sample["consumed"] - previous["consumed"]))
+                    since = (f", CPU µs per message since {previous['messages']}: "
+                             f"{per_message:.0f}")
                 print(f"memory     MDM worker after {sample['messages']:>8} messages: "
                       f"RSS {sample['rss_kib'] / 1024:.0f} MiB, peak "
-                      f"{sample['peak_rss_kib'] / 1024:.0f} MiB ({sample['seconds']} s)",
+                      f"{sample['peak_rss_kib'] / 1024:.0f} MiB ({sample['seconds']} s){since}",
                       flush=True)
+                previous = sample
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(f"written to {args.output}")

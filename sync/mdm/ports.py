@@ -113,6 +113,17 @@ class OutboxEntry:
     source: ConsumedPosition
 
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An answer as published: an acknowledgement or a dead letter of the source record at
+    ``source``. What a batch stored, handed to the publisher without reading it back."""
+
+    kind: OutboxKind
+    key: bytes | None
+    value: bytes
+    source: ConsumedPosition
+
+
 @dataclass(frozen=True)
 class Consumed:
     """What consuming one message did: the decision (None when there was no command) and the
@@ -175,6 +186,11 @@ class ConsumerStorePort(Protocol):
         ...
 
     def mark_published(self, entries: Sequence[OutboxEntry], at: dt.datetime) -> None: ...
+
+    def mark_answers_published(self, answers: Sequence[Answer], at: dt.datetime) -> None:
+        """Set the publication time of the stored answers to ``answers``' source positions
+        (each of its kind's outbox)."""
+        ...
 
     def ping(self) -> None:
         """Raise when the store cannot be reached."""

@@ -299,6 +299,27 @@ def delete_in(connection: Connection, table: Table, key: str, keys: Sequence[Any
             f"DELETE FROM {_name(connection, table.name)} WHERE {condition}", tuple(parameters))
 
 
+def update_in(connection: Connection, table: Table, values: Mapping[str, Any],
+              equal: Mapping[str, Any], key: str, keys: Sequence[Any]) -> int:
+    """``UPDATE table SET values WHERE equal (equalities) AND key IN keys``, in chunks of
+    keys, every value converted by its column's bind processor; returns the rows updated."""
+    mark = _placeholder(connection)
+    names = [*values, *equal]
+    fixed = [value if (process := _processor(connection, table.c[name])) is None
+             else process(value)
+             for name, value in [*values.items(), *equal.items()]]
+    head = (f"UPDATE {_name(connection, table.name)} SET "
+            + ", ".join(f"{_name(connection, name)} = {mark}" for name in values)
+            + " WHERE "
+            + "".join(f"{_name(connection, name)} = {mark} AND " for name in names[len(values):]))
+    updated = 0
+    for part in in_batches(keys, IN_CHUNK):
+        condition, parameters = _key_list(connection, table, key, part)
+        result = connection.exec_driver_sql(head + condition, tuple(fixed + parameters))
+        updated += int(result.rowcount)
+    return updated
+
+
 def one_of(connection: Connection, column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
     """``column IN :name`` for a list of values bound as ``name``. On PostgreSQL the list is
     one array parameter (``= ANY``): the statement's text is the same for any length and the

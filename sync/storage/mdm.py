@@ -52,6 +52,7 @@ from sync.mdm.model import (
 )
 from sync.mdm.ports import (
     Acknowledge,
+    Answer,
     BatchItem,
     BatchResult,
     Consumed,
@@ -63,6 +64,7 @@ from sync.mdm.ports import (
     OutboxKind,
 )
 from sync.storage import mdm_schema as t
+from sync.storage.bulk_sql import update_in
 from sync.storage.common import create_engine_for, is_sqlite, write_transaction
 from sync.storage.mdm_batch import consume_batch_in
 from sync.storage.mdm_rows import (
@@ -284,6 +286,22 @@ class MdmStore:
                 if seqs:
                     connection.execute(update(table).where(table.c.seq.in_(seqs))
                                        .values(published_at=at))
+
+    def mark_answers_published(self, answers: Sequence[Answer], at: dt.datetime) -> None:
+        # By source position, the unique key of both outboxes: the answers of a batch are
+        # published from memory, without the sequence numbers the rows got.
+        offsets: dict[tuple[OutboxKind, str, int], list[int]] = {}
+        for answer in answers:
+            source = answer.source
+            offsets.setdefault((answer.kind, source.topic, source.partition),
+                               []).append(source.offset)
+        if not offsets:
+            return
+        with self._transaction() as connection:
+            for (kind, topic, partition), chosen in sorted(offsets.items()):
+                update_in(connection, _OUTBOXES[kind], {"published_at": at},
+                          {"source_topic": topic, "source_partition": partition},
+                          "source_offset", sorted(chosen))
 
     def ping(self) -> None:
         with self.engine.connect() as connection:

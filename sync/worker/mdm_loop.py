@@ -3,7 +3,7 @@
 One consumer without a group reads every partition of the sync topic from where the MDM store
 says it stopped (:mod:`sync.worker.resume`). Each poll's records are processed in a worker
 thread (the store is blocking) as one batch, one store transaction; after each batch the
-outboxes are published. On start, what a
+answers it stored are published (:mod:`sync.worker.publisher`). On start, what a
 crash left unpublished is published before anything is read.
 
 A store outage stops the loop on the batch that failed: the store is asked again with growing
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from sync.clock import Clock
 from sync.config.settings import Settings
-from sync.mdm.ports import ConsumerStorePort
+from sync.mdm.ports import Answer, ConsumerStorePort
 from sync.storage.common import first_line
 from sync.transport.bus import Bus, Consumer, TopicPartition
 from sync.worker.mdm_processor import (
@@ -113,19 +113,24 @@ class MdmBusWorker:
         consumer = self._require_started()
         records = await consumer.getmany(timeout_ms=timeout_ms,
                                          max_records=self.timing.max_records)
-        if records and not await self._process([SourceRecord.from_bus(r) for r in records],
-                                                stop_event):
-            return len(records)  # stopping during an outage: the batch was not consumed
+        answers: list[Answer] | None = []
         if records:
+            consumed, answers = await self._process(
+                [SourceRecord.from_bus(r) for r in records], stop_event)
+            if not consumed:
+                return len(records)  # stopping during an outage: the batch was not consumed
             # Lag is measured against the ends the fetches brought back: asking the broker
             # after every batch cost a metadata and an offsets request per batch.
             self._note_ends({tp.partition: end for tp, end in consumer.known_ends().items()
                              if tp.topic == self.topic})
-        await self._publish()
+        await self._publish(answers)
         return len(records)
 
-    async def _process(self, records: list[SourceRecord], stop_event: asyncio.Event) -> bool:
-        """Process ``records`` (one transaction); False if told to stop during a store outage.
+    async def _process(self, records: list[SourceRecord], stop_event: asyncio.Event
+                       ) -> tuple[bool, list[Answer] | None]:
+        """Process ``records`` (one transaction); False if told to stop during a store outage,
+        else True with the answers the batch stored (None when they are not known: after an
+        outage, what the store kept is read from its outboxes).
 
         After an outage nothing held in memory is trusted: once the store answers again, the
         consumer is sought back to what the store says it has consumed and the records are
@@ -134,12 +139,12 @@ class MdmBusWorker:
         transactions it had confirmed (``synchronous_commit = off``, a failover to a standby
         that was behind), and reading on after them would skip their records for good."""
         try:
-            await asyncio.to_thread(self.processor.process_batch, records)
+            processed = await asyncio.to_thread(self.processor.process_batch_answered, records)
         except StoreUnavailableError as error:
             outage = error
         else:
             self.stats.recovered()
-            return True
+            return True, processed.answers
         wait = self.timing.outage_wait_s
         while True:
             self.stats.failed(str(outage), self._clock.now())
@@ -148,7 +153,7 @@ class MdmBusWorker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop_event.wait(), wait)
             if stop_event.is_set():
-                return False
+                return False, None
             wait = min(wait * 2, self.timing.outage_max_wait_s)
             try:
                 consumed = await asyncio.to_thread(self._store.last_positions, self.topic)
@@ -157,7 +162,7 @@ class MdmBusWorker:
                 continue
             await self._reposition(consumed)
             self.stats.recovered()
-            return True
+            return True, None
 
     async def _reposition(self, consumed: dict[int, int]) -> None:
         """Seek every partition to just after the store's consumed position, saying so when
@@ -180,9 +185,11 @@ class MdmBusWorker:
         for partition, offset in offsets.items():
             await consumer.seek(TopicPartition(self.topic, partition), offset)
 
-    async def _publish(self) -> None:
+    async def _publish(self, answers: list[Answer] | None) -> None:
+        """Publish the answers of the batch just processed (and whatever a failure left in the
+        outboxes before them)."""
         try:
-            await self.publisher.publish_pending()
+            await self.publisher.publish(answers)
         except Exception as error:  # stays in the outbox; the next batch tries again
             self.stats.failed(f"publishing answers failed: {error}", self._clock.now())
             log.warning("publishing answers failed (kept for the next try): %s", error)

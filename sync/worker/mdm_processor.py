@@ -30,6 +30,7 @@ from sync.mapping.sa_to_us import acknowledgement_for, command_for
 from sync.mdm.decision import ApplyDecision, Outcome
 from sync.mdm.ports import (
     AckRecord,
+    Answer,
     BatchItem,
     BatchResult,
     Consumed,
@@ -38,6 +39,7 @@ from sync.mdm.ports import (
     ConsumerStorePort,
     DeadLetterItem,
     DeadLetterRecord,
+    OutboxKind,
 )
 from sync.storage.common import first_line
 from sync.transport.bus import Record
@@ -74,6 +76,17 @@ class SourceRecord:
     @property
     def position(self) -> ConsumedPosition:
         return ConsumedPosition(self.topic, self.partition, self.offset)
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessedBatch:
+    """What processing a batch did: a verdict per record, and the answers it stored."""
+
+    verdicts: list[Verdict]
+    # The acknowledgements and dead letters stored for the batch's records, in consumption
+    # order; None when they are not known here (records consumed one by one), and the
+    # publisher reads them from the outboxes instead.
+    answers: list[Answer] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,19 +131,25 @@ class MdmProcessor:
         fails while the store answers, something in it is a message's fault (or a bug): the
         records are then processed one by one, so that one message cannot hold up the rest
         and is dead-lettered alone."""
+        return self.process_batch_answered(records).verdicts
+
+    def process_batch_answered(self, records: Sequence[SourceRecord]) -> ProcessedBatch:
+        """:meth:`process_batch`, also returning the answers the batch stored, as the
+        outboxes hold them, so that they can be published without being read back."""
         if len(records) <= 1:
-            return [self.process(record) for record in records]
+            return ProcessedBatch([self.process(record) for record in records], None)
+        items = [self._prepare(record) for record in records]
         try:
-            results = self.store.consume_batch([self._prepare(record) for record in records])
+            results = self.store.consume_batch(items)
         except Exception as error:
             self._require_reachable(error)
             log.warning("a batch of %d records failed (%s); processing them one by one",
                         len(records), first_line(error))
-            return [self.process(record) for record in records]
+            return ProcessedBatch([self.process(record) for record in records], None)
         verdicts = [_verdict(result) for result in results]
         for record, verdict in zip(records, verdicts, strict=True):
             self._counted(record, verdict)
-        return verdicts
+        return ProcessedBatch(verdicts, _answers(items, results))
 
     def _counted(self, record: SourceRecord, verdict: Verdict) -> None:
         self.stats.count(verdict)
@@ -216,6 +235,20 @@ class MdmProcessor:
             raise StoreUnavailableError(
                 f"MDM store unreachable: {first_line(error)} (while: {first_line(cause)})"
             ) from cause
+
+
+def _answers(items: Sequence[BatchItem], results: Sequence[BatchResult]) -> list[Answer]:
+    """The answers the batch stored: one per record answered now (a record answered before
+    had its answer stored then, and it is published from the outboxes)."""
+    answers = []
+    for item, result in zip(items, results, strict=True):
+        if isinstance(result, Consumed):
+            answers.append(Answer(OutboxKind.ACKNOWLEDGEMENT, result.ack.key.encode(),
+                                  result.ack.document.encode(), item.position))
+        elif result is True and isinstance(item, DeadLetterItem):
+            answers.append(Answer(OutboxKind.DEAD_LETTER, item.record.source_key,
+                                  item.record.document.encode(), item.position))
+    return answers
 
 
 def _verdict(result: BatchResult) -> Verdict:

@@ -30,10 +30,11 @@ from sqlalchemy import (
     delete,
     insert,
     select,
+    update,
 )
 from sqlalchemy.exc import DBAPIError
 
-from sync.storage.bulk_sql import delete_in, insert_many, select_in
+from sync.storage.bulk_sql import delete_in, insert_many, select_in, update_in
 from sync.storage.common import create_engine_for
 
 metadata = MetaData()
@@ -166,5 +167,27 @@ def test_delete_in_deletes_what_a_delete_deletes(engine: Engine) -> None:
         connection.execute(insert(FAST), ROWS)
         connection.execute(delete(GENERAL).where(GENERAL.c.code.in_(keys)))
         delete_in(connection, FAST, "code", keys)
+        assert [row[1:] for row in _rows(connection, FAST)] == \
+            [row[1:] for row in _rows(connection, GENERAL)]
+
+
+def test_update_in_updates_what_an_update_updates(engine: Engine) -> None:
+    keys = ["A", "NULL", "missing", "C"]
+    values = {"at": dt.datetime(2025, 3, 1, 7, 30, tzinfo=dt.timezone(dt.timedelta(hours=2))),
+              "note": "it's {done}\n", "amount": decimal.Decimal("1.005")}
+    equal = {"flag": True, "big": 2**40}
+    with engine.begin() as connection:
+        connection.execute(insert(GENERAL), ROWS)
+        connection.execute(insert(FAST), ROWS)
+        expected = connection.execute(update(GENERAL).where(
+            GENERAL.c.flag == equal["flag"], GENERAL.c.big == equal["big"],
+            GENERAL.c.code.in_(keys)).values(**values)).rowcount
+        assert update_in(connection, FAST, values, equal, "code", keys) == expected == 1
+        assert [row[1:] for row in _rows(connection, FAST)] == \
+            [row[1:] for row in _rows(connection, GENERAL)]
+        # Without equalities, and more keys than one IN list holds.
+        many = ["C", *(f"K{n}" for n in range(1_200)), "B"]
+        connection.execute(update(GENERAL).where(GENERAL.c.code.in_(many)).values(count=5))
+        assert update_in(connection, FAST, {"count": 5}, {}, "code", many) == 2
         assert [row[1:] for row in _rows(connection, FAST)] == \
             [row[1:] for row in _rows(connection, GENERAL)]

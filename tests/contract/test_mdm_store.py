@@ -19,6 +19,7 @@ from sync.mdm.memory import InMemoryMdmStore
 from sync.mdm.model import ContactPhone, FactorOverride, UsStatus
 from sync.mdm.ports import (
     AckRecord,
+    Answer,
     ConsumedPosition,
     DeadLetterRecord,
     MdmStorePort,
@@ -339,6 +340,33 @@ def test_unpublished_in_consumption_order_until_marked_published(store: MdmStore
     assert [e.source.offset for e in store.unpublished(100)] == [2, 3]
     store.mark_published(store.unpublished(100), dt.datetime(2025, 3, 1, 12, tzinfo=dt.UTC))
     assert store.unpublished(100) == []
+
+
+def test_answers_are_marked_published_by_kind_and_source_position(store: MdmStore) -> None:
+    """Only the rows of the answers given: the same offset of another partition, or of the
+    other kind's outbox, stays unpublished."""
+    for partition in (0, 1):
+        for offset in range(3):
+            store.consume(ConsumedPosition(TOPIC, partition, offset), us_command(version=1),
+                          ack_for(1))
+        store.dead_letter(ConsumedPosition(TOPIC, partition, 3),
+                          DeadLetterRecord(None, "bad_json", "{}"))
+    pending = store.unpublished(100)
+    at = dt.datetime(2025, 3, 1, 12, tzinfo=dt.UTC)
+    chosen = [e for e in pending if (e.source.partition, e.source.offset) in {(0, 0), (0, 2),
+                                                                              (1, 3)}]
+    store.mark_answers_published(
+        [Answer(e.kind, e.key, e.value, e.source) for e in chosen], at)
+    assert store.unpublished(100) == [e for e in pending if e not in chosen]
+    store.mark_answers_published([], at)
+    with store.engine.connect() as connection:
+        marked = {(row.source_partition, row.source_offset, row.published_at)
+                  for table in (acknowledgements, dead_letters)
+                  for row in connection.execute(select(table).where(
+                      table.c.published_at.is_not(None)))}
+    assert {(p, o) for p, o, _ in marked} == {(0, 0), (0, 2), (1, 3)}
+    assert {when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when
+            for _, _, when in marked} == {at}
 
 
 def test_two_consumers_of_one_position_apply_it_once(store: MdmStore) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from sync.mapping.codec import encode
-from sync.mdm.ports import ConsumedPosition, DeadLetterRecord
+from sync.mdm.ports import ConsumedPosition, DeadLetterRecord, OutboxEntry
 from sync.transport.bus import PublishError, TopicPartition
 from sync.worker.mdm_loop import run_mdm_loop
 from sync.worker.resume import ResumeError
@@ -222,3 +222,51 @@ async def test_step_1_4_a_batch_the_store_lost_in_a_crash_is_read_again(
         subscription = rig.store.get_us(f"SA-{n}")
         assert subscription is not None, f"SA-{n} lost"
     assert "the store lost transactions it had confirmed; reading them again" in caplog.text
+
+
+async def test_answers_a_failed_publication_left_go_out_before_the_next_batch_s(
+        rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch's answers are published from memory only while nothing stored earlier waits:
+    after a failed publication the outboxes are read again, oldest first."""
+    worker = rig.worker()
+    await worker.start()
+    publish_batch = worker.publisher._publish_batch
+
+    async def broker_gone(*_: object) -> list[object]:
+        raise PublishError("broker gone")
+
+    monkeypatch.setattr(worker.publisher, "_publish_batch", broker_gone)
+    await rig.send(sa_message("SA-1"), b"garbage")
+    assert await worker.poll(asyncio.Event(), 0) == 2
+    assert worker.stats.status.value == "failing"
+    assert len(rig.store.unpublished(10)) == 2
+    monkeypatch.setattr(worker.publisher, "_publish_batch", publish_batch)
+    await rig.send(sa_message("SA-1", version=2, sa_status="30",
+                              end=sa_message().start_date.replace(month=9)))
+    assert await worker.poll(asyncio.Event(), 0) == 1
+    assert [ack.sync_request_id for ack in await rig.acks()] == ["SR-SA-1-1", "SR-SA-1-2"]
+    assert len(await rig.dead_letters()) == 1
+    assert rig.store.unpublished(10) == []
+    assert (worker.stats.acks_published, worker.stats.dead_letters_published) == (2, 1)
+    await worker.stop()
+
+
+async def test_a_batch_s_answers_are_published_without_reading_the_outboxes(rig: Rig) -> None:
+    reads: list[int] = []
+    unpublished = rig.store.unpublished
+
+    def counted(limit: int) -> list[OutboxEntry]:
+        reads.append(limit)
+        return unpublished(limit)
+
+    worker = rig.worker()
+    await worker.start()
+    rig.store.unpublished = counted  # type: ignore[method-assign]
+    await rig.send(sa_message("SA-1"), sa_message("SA-2", sp_ids=("SP-2",)), b"garbage")
+    assert await worker.poll(asyncio.Event(), 0) == 3
+    assert reads == []
+    assert by_request(await rig.acks()) == {"SR-SA-1-1": "SYNCHRONIZED",
+                                            "SR-SA-2-1": "SYNCHRONIZED"}
+    assert len(await rig.dead_letters()) == 1
+    assert unpublished(10) == []
+    await worker.stop()

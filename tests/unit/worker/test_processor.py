@@ -214,6 +214,41 @@ def test_a_batch_gets_the_verdicts_and_answers_of_its_records_one_by_one(
     assert sum(processor.stats.counts.values()) == len(expected)
 
 
+def test_a_batch_hands_over_exactly_the_answers_the_outboxes_hold(store: MdmStore) -> None:
+    """The answers a batch returns are published instead of the outboxes' rows: the same kind,
+    key, bytes and source position, in the same order per kind, as reading them back gives
+    (the repeated position, answered before, has no answer of its own)."""
+    processor = MdmProcessor(store, CLOCK, retry=FAST_RETRY)
+    stream = mixed_stream()
+    stream[3] = SourceRecord(TOPIC, 0, 3, None, None, 1_700_000_000_000)  # no key at all
+    processed = processor.process_batch_answered(stream)
+    assert processed.answers is not None
+    stored = [(e.kind, e.key, e.value, e.source) for e in store.unpublished(100)]
+    assert [(a.kind, a.key, a.value, a.source) for a in processed.answers
+            if a.kind is OutboxKind.ACKNOWLEDGEMENT] + [
+        (a.kind, a.key, a.value, a.source) for a in processed.answers
+        if a.kind is OutboxKind.DEAD_LETTER] == stored
+    assert len(stored) == len(stream) - 1
+    assert None in {a.key for a in processed.answers}  # the tombstone's dead letter
+    # A batch of positions all answered before answers nothing new.
+    again = processor.process_batch_answered(mixed_stream())
+    assert again.answers == []
+    assert set(again.verdicts) == {Verdict.ALREADY_CONSUMED}
+
+
+def test_answers_of_records_consumed_one_by_one_are_left_to_the_outboxes(
+        store: MdmStore, tmp_path: Path) -> None:
+    processor = MdmProcessor(store, CLOCK, retry=FAST_RETRY)
+    assert processor.process_batch_answered([record(0, encode(sa_message()))]).answers is None
+    failing = FailingBatchStore(f"sqlite:///{tmp_path / 'failing.db'}", ADMIN)
+    failing.create_schema()
+    processed = MdmProcessor(failing, CLOCK, retry=FAST_RETRY).process_batch_answered(
+        [record(0, encode(sa_message())), record(1, b"{}")])
+    assert processed.answers is None
+    assert processed.verdicts == [Verdict.APPLIED, Verdict.DEAD_LETTERED]
+    failing.dispose()
+
+
 class FailingBatchStore(MdmStore):
     """A real store whose batches always fail, as a bug in one message's apply would."""
 
