@@ -251,6 +251,29 @@ async def test_consumer_without_group_reads_up_to_frozen_end_offsets(
     assert {r.value for r in seen} == {b"old"}
 
 
+async def test_a_batch_larger_than_the_producers_batches_is_returned_as_it_was_written(
+        bus: Bus, topic: str) -> None:
+    # 300 records of 1 KB in 6 keys: many of the producer's record batches (16 KB) per partition.
+    messages = [Message(f"SA:{n % 6}".encode(), f"{n:04d}".encode() * 256,
+                        (("sync-request-id", f"SR-{n}".encode()),)) for n in range(300)]
+    written = await bus.publish_batch(topic, messages)
+    consumer = await bus.consumer([topic])
+    try:
+        read_back = await read(consumer, 300)
+    finally:
+        await consumer.stop()
+    assert [(r.key, r.value, r.headers) for r in written] == [
+        (m.key, m.value, m.headers) for m in messages]
+    assert sorted(written, key=lambda r: (r.partition, r.offset)) == sorted(
+        read_back, key=lambda r: (r.partition, r.offset))  # time stamps included
+    for partition, offsets in by_partition(written).items():
+        assert sorted(offsets) == list(range(len(offsets))), partition
+    for key in {m.key for m in messages}:
+        mine = [r for r in written if r.key == key]
+        assert [r.offset for r in mine] == sorted(r.offset for r in mine)  # order per key
+        assert partition_for_key(key or b"", PARTITIONS) == mine[0].partition
+
+
 async def test_known_ends_follow_what_the_reads_brought_back(bus: Bus, topic: str) -> None:
     first = partition_for_key(b"first", PARTITIONS)
     await bus.publish_batch(topic, [Message(b"first", str(n).encode()) for n in range(7)])

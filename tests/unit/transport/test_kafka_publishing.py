@@ -53,8 +53,38 @@ class _Client:
         return _Metadata(self.names)
 
 
+@dataclass(frozen=True)
+class _Appended:
+    offset: int
+    timestamp: int
+
+
+@dataclass
+class ScriptedBatch:
+    """A record batch that takes ``capacity`` records (aiokafka's takes bytes)."""
+
+    capacity: int
+    messages: list[Message] = field(default_factory=list)
+    closed: bool = False
+
+    def append(self, *, timestamp: int | None, key: bytes | None, value: bytes | None,
+               headers: list[tuple[str, bytes]]) -> _Appended | None:
+        if self.closed or len(self.messages) >= self.capacity:
+            return None
+        self.messages.append(Message(key, value, tuple(headers), timestamp))
+        # A record without a time stamp gets its create time (here one per record).
+        return _Appended(len(self.messages) - 1,
+                         timestamp if timestamp is not None else 2_000 + len(self.messages))
+
+    def close(self) -> None:
+        self.closed = True
+
+
 @dataclass
 class ScriptedProducer:
+    """Keyed records arrive in batches (``send_batch``), a record without a key alone
+    (``send``). A batch fails as a whole when any of its records' fate is an error."""
+
     fate: Fate = lambda attempt, message: None
     start_failures: int = 0
     topics: set[str] = field(default_factory=lambda: {TOPIC})
@@ -63,6 +93,8 @@ class ScriptedProducer:
     start_calls: int = 0
     stopped: bool = False
     next_offsets: dict[int, int] = field(default_factory=dict)
+    batch_capacity: int = 1000
+    batches: list[tuple[int, int]] = field(default_factory=list)  # (partition, records)
 
     @property
     def client(self) -> _Client:
@@ -91,6 +123,31 @@ class ScriptedProducer:
         self.next_offsets[partition] = offset + 1
         future.set_result(RecordMetadata(topic, partition, TopicPartition(topic, partition),
                                          offset, 1_000, 0, 0))
+        return future
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return {0, 1, 2}
+
+    def create_batch(self) -> ScriptedBatch:
+        return ScriptedBatch(self.batch_capacity)
+
+    async def send_batch(self, batch: ScriptedBatch, topic: str, *,
+                         partition: int) -> asyncio.Future[Any]:
+        assert batch.closed
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        error = None
+        for message in batch.messages:
+            self.sent.append(message)
+            error = error or self.fate(len(self.sent), message)
+        if error is not None:
+            future.set_exception(error)
+            return future
+        self.batches.append((partition, len(batch.messages)))
+        offset = self.next_offsets.get(partition, 0)
+        self.next_offsets[partition] = offset + len(batch.messages)
+        # A topic with create times: the broker answers -1 for the batch's time stamp.
+        future.set_result(RecordMetadata(topic, partition, TopicPartition(topic, partition),
+                                         offset, -1, 0, 0))
         return future
 
 
@@ -150,18 +207,45 @@ async def test_an_error_that_will_not_pass_is_reported_at_once() -> None:
     assert len(producer.sent) == 1
 
 
-async def test_batch_retry_resends_failures_and_later_records_of_their_keys_only() -> None:
-    messages = [Message(b"A", b"a1"), Message(b"B", b"b1"), Message(b"B", b"b2"),
-                Message(b"A", b"a2"), Message(b"C", b"c1")]
+def key_in(partition: int, name: str) -> bytes:
+    """A key Kafka's default partitioner puts in ``partition`` of three."""
+    return next(key for n in range(100) if partition_for_key(key := f"{name}{n}".encode(), 3)
+                == partition)
+
+
+async def test_batch_retry_resends_failed_batches_and_later_records_of_their_keys_only() -> None:
+    a, b, c = key_in(0, "A"), key_in(1, "B"), key_in(2, "C")
+    messages = [Message(a, b"a1"), Message(b, b"b1"), Message(b, b"b2"), Message(a, b"a2"),
+                Message(c, b"c1"), Message(None, b"no key")]
     producer = ScriptedProducer(
-        fate=lambda attempt, m: KafkaConnectionError("lost") if attempt == 2 else None)
+        fate=lambda attempt, m: KafkaConnectionError("lost") if m.value == b"b1"
+        and attempt <= len(messages) else None)
     bus = await started_bus(producer)
     records = await bus.publish_batch(TOPIC, messages)
+    # B's partition's batch failed as a whole; nothing else is sent again.
     assert [m.value for m in producer.sent[len(messages):]] == [b"b1", b"b2"]
-    assert [r.value for r in records] == [b"a1", b"b1", b"b2", b"a2", b"c1"]
+    assert [r.value for r in records] == [m.value for m in messages]
+    assert [r.partition for r in records[:5]] == [0, 1, 1, 0, 2]
     b1, b2 = records[1], records[2]
-    assert b1.partition == b2.partition
-    assert b1.offset < b2.offset  # the latest value of key B is the last on the topic
+    assert (b1.offset, b2.offset) == (0, 1)  # the latest value of key B is the last
+    # The record without a key went alone, first, where the producer put it (partition 0).
+    assert (records[5].partition, records[5].offset) == (0, 0)
+    assert (records[0].offset, records[3].offset) == (1, 2)
+
+
+async def test_keyed_records_go_in_batches_per_partition_with_their_offsets_and_stamps() -> None:
+    key = key_in(1, "SA:")
+    producer = ScriptedProducer(batch_capacity=2)
+    bus = await started_bus(producer)
+    messages = [Message(key, f"v{n}".encode(), (("n", str(n).encode()),),
+                        5_000 if n == 3 else None) for n in range(5)]
+    records = await bus.publish_batch(TOPIC, messages)
+    assert producer.batches == [(1, 2), (1, 2), (1, 1)]  # full batches sent, the rest after
+    assert [r.offset for r in records] == [0, 1, 2, 3, 4]
+    assert [r.partition for r in records] == [1] * 5
+    assert [r.headers for r in records] == [m.headers for m in messages]
+    # The broker reports -1 for create times: each record keeps the stamp it was appended with.
+    assert [r.timestamp_ms for r in records] == [2_001, 2_002, 2_001, 5_000, 2_001]
 
 
 async def test_start_retries_the_connection_then_reports_the_broker() -> None:
