@@ -213,10 +213,19 @@ class AckVerdict(StrEnum):
     # MDM applied a request that was discarded after the relay had published it: MDM holds a
     # snapshot CCB no longer stands by (see :func:`take_back`).
     APPLIED_DISCARDED = "APPLIED_DISCARDED"
+    # MDM applied an earlier version of a request whose publication was never recorded, and
+    # the request has been refreshed since (and perhaps discarded): MDM holds a snapshot CCB
+    # no longer has, not even its fingerprint (see :data:`UNKNOWN_SENT_FINGERPRINT`).
+    APPLIED_EARLIER_VERSION = "APPLIED_EARLIER_VERSION"
 
 
 # The outcomes that mean MDM holds the version answered.
 _APPLIED = ("SYNCHRONIZED", "DUPLICATE")
+
+# Recorded as the snapshot last sent when MDM holds one CCB cannot name (an earlier version of
+# a refreshed request): no snapshot's fingerprint equals it, so no change of the entity is
+# ever discarded as "equal to the one last sent" until a snapshot CCB knows is sent.
+UNKNOWN_SENT_FINGERPRINT = "unknown: MDM applied an earlier, unrecorded version"
 
 
 def ack_verdict(request: RequestFacts, version: int, outcome: str,
@@ -227,8 +236,15 @@ def ack_verdict(request: RequestFacts, version: int, outcome: str,
 
     A request discarded while the relay was publishing it (the change was undone, and the relay
     stopped before recording the publication) is on the topic all the same: MDM applying it is
-    ``APPLIED_DISCARDED``, not stale, because nothing else would take it back."""
+    ``APPLIED_DISCARDED``, not stale, because nothing else would take it back. The same holds
+    for an earlier version of a request still pending or discarded whose publication was never
+    recorded (it was published, then refreshed by a newer change before the relay recorded
+    it): ``APPLIED_EARLIER_VERSION``. Any other answer about an earlier version is stale: the
+    version after it was recorded published, and MDM ends on that one."""
     if version != request.version:
+        if (version < request.version and request.sent_at is None and outcome in _APPLIED
+                and request.state in (SyncRequestState.PENDING, SyncRequestState.DISCARDED)):
+            return AckVerdict.APPLIED_EARLIER_VERSION
         return AckVerdict.STALE
     if request.state is SyncRequestState.DISCARDED:
         if request.sent_at is None and outcome in _APPLIED:

@@ -29,6 +29,7 @@ from sync.ccb.changes import Changes
 from sync.ccb.errors import InvalidCommand, NotFound
 from sync.ccb.ports import IdSource
 from sync.ccb.sync_requests import (
+    UNKNOWN_SENT_FINGERPRINT,
     AckVerdict,
     EnqueueAction,
     QueuedRequest,
@@ -354,6 +355,9 @@ class SqlOutbox:
                 self._take_back(view, ids, request, now, "MDM applied it",
                                 _answered(ack, now))
                 continue
+            if verdict is AckVerdict.APPLIED_EARLIER_VERSION:
+                self._earlier_version_applied(view, ids, request, ack, now)  # rare, likewise
+                continue
             state = (SyncRequestState.SYNCHRONIZED if verdict is AckVerdict.SYNCHRONIZED
                      else SyncRequestState.ERROR)
             updates.append(rows.RequestUpdate(request, {
@@ -388,14 +392,33 @@ class SqlOutbox:
         plan.errors = errors
         plan.write(connection)
 
+    def _earlier_version_applied(self, view: SqlCcbView, ids: IdSource,
+                                 request: RequestFacts, ack: Acknowledgement,
+                                 now: dt.datetime) -> None:
+        """MDM applied ``ack.version``, an earlier version of ``request`` published and then
+        refreshed before its publication was recorded: MDM holds a snapshot whose fingerprint
+        CCB no longer has. It is recorded as sent under :data:`UNKNOWN_SENT_FINGERPRINT`, so
+        that no later change is discarded as "equal to the one last sent" (the entity going
+        back to the snapshot sent before it, say). A discarded request is taken back besides,
+        as one MDM applied (:meth:`_take_back`); a pending one carries the current state."""
+        if request.state is SyncRequestState.DISCARDED:
+            self._take_back(view, ids, request, now,
+                            f"MDM applied its earlier version {ack.version}",
+                            _answered(ack, now), sent_fingerprint=UNKNOWN_SENT_FINGERPRINT)
+            return
+        rows.write(view.connection, [rows.SentFingerprint(
+            request.entity_type, request.entity_id, UNKNOWN_SENT_FINGERPRINT)])
+
     def _take_back(self, view: SqlCcbView, ids: IdSource, request: RequestFacts,
-                   now: dt.datetime, how: str, recorded: dict[str, Any]) -> None:
+                   now: dt.datetime, how: str, recorded: dict[str, Any],
+                   sent_fingerprint: str | None = None) -> None:
         """``request`` was discarded (the change was undone) after the relay had read it, and
         it was published all the same (``how`` we know: the broker acknowledged it, or MDM
         applied it). Unless a later snapshot of the entity was published since, record its
-        snapshot as the last one sent and queue the entity's current state with a new version
-        (:func:`~sync.ccb.sync_requests.take_back`). The request stays ``DISCARDED``, with
-        ``recorded`` (what is known of its publication or answer) and a note saying so."""
+        snapshot (or ``sent_fingerprint``, when what was published is not the request's
+        current snapshot) as the last one sent and queue the entity's current state with a new
+        version (:func:`~sync.ccb.sync_requests.take_back`). The request stays ``DISCARDED``,
+        with ``recorded`` (what is known of its publication or answer) and a note saying so."""
         connection = view.connection
         later = rows.later_statuses(connection, request)
         action = take_back(later)
@@ -414,7 +437,8 @@ class SqlOutbox:
         operations.append(rows.RequestUpdate(request, {
             **recorded, "updated_at": now,
             "note": f"published before it was discarded, and {how}: {follow_up}"}))
-        operations.extend(_published_unrecorded(request))
+        operations.extend(_published_unrecorded(request) if sent_fingerprint is None else [
+            rows.SentFingerprint(request.entity_type, request.entity_id, sent_fingerprint)])
         rows.write(connection, operations)
 
     def _acknowledge_one(self, view: SqlCcbView, ids: IdSource, ack: Acknowledgement,
@@ -434,6 +458,9 @@ class SqlOutbox:
             return verdict
         if verdict is AckVerdict.APPLIED_DISCARDED:
             self._take_back(view, ids, request, now, "MDM applied it", _answered(ack, now))
+            return verdict
+        if verdict is AckVerdict.APPLIED_EARLIER_VERSION:
+            self._earlier_version_applied(view, ids, request, ack, now)
             return verdict
         state = (SyncRequestState.SYNCHRONIZED if verdict is AckVerdict.SYNCHRONIZED
                  else SyncRequestState.ERROR)

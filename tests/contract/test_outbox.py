@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from sync.ccb.alerts import SyncErrorAlert, account_alerts
 from sync.ccb.changes import Changes
-from sync.ccb.commands import CancelPendingStop, RequestStop
+from sync.ccb.commands import CancelPendingStop, ChangeStopDate, RequestStop
 from sync.ccb.dispatch import unit_of_work
 from sync.ccb.errors import ConcurrentUpdateError, InvalidCommand
 from sync.ccb.loading import load_master_data, parse_text
@@ -438,6 +438,65 @@ def test_step_3_0_mdm_applying_a_request_discarded_after_it_was_published_queues
     # still pending takes the pending cancel back instead of leaving it to be sent after it.
     run(outbox, clock, RequestStop(account_id="A-TN-01", sa_ids=(TENANT_E,),
                                    stop_date=dt.date(2025, 3, 14)))
+    assert outbox.find(state=SyncRequestState.PENDING, entity_id=TENANT_E) == []
+
+
+def published_then_refreshed(outbox: SqlOutbox, clock: FixedClock) -> tuple[SyncRequest, int]:
+    """The tenant's stop on the 14th is read and published by the relay, which stops before
+    recording the publication; the stop date is then moved to the 21st, which refreshes the
+    still pending request to a newer version. Returns the request and the version MDM got."""
+    send_all(outbox, clock)
+    run(outbox, clock, RequestStop(account_id="A-TN-01", sa_ids=(TENANT_E,),
+                                   stop_date=dt.date(2025, 3, 14)))
+    [published] = [r for r in outbox.next_batch(10_000) if r.entity_id == TENANT_E]
+    run(outbox, clock, ChangeStopDate(sa_id=TENANT_E, stop_date=dt.date(2025, 3, 21)))
+    refreshed = pending(outbox, TENANT_E)
+    assert (refreshed.id, refreshed.version) == (published.id, published.version + 1)
+    return refreshed, published.version
+
+
+def test_step_3_0_an_earlier_version_of_a_refreshed_then_discarded_request_queues_the_sa(
+        outbox: SqlOutbox, clock: FixedClock) -> None:
+    """Published, refreshed, then undone: the cancel discards the pending request as "back to
+    what was sent", but MDM holds the stop it was published with (its earlier version)."""
+    refreshed, earlier = published_then_refreshed(outbox, clock)
+    run(outbox, clock, CancelPendingStop(sa_id=TENANT_E))
+    assert outbox.find(state=SyncRequestState.PENDING, entity_id=TENANT_E) == []
+    report = outbox.acknowledge([ack(refreshed, version=earlier)], clock.now())
+    assert report.verdicts == {"APPLIED_EARLIER_VERSION": 1}
+    again = pending(outbox, TENANT_E)
+    assert again.id != refreshed.id
+    assert decode_sync_message(again.payload).end_date is None  # the canceled stop
+    kept = outbox.get(refreshed.id)
+    assert kept is not None
+    assert (kept.state, kept.sent_at) == (SyncRequestState.DISCARDED, clock.now())
+    assert kept.note == (f"published before it was discarded, and MDM applied its earlier "
+                         f"version {earlier}: the current state is queued again as version "
+                         f"{again.version} ({again.id})")
+    # The same answer read again changes nothing more.
+    before = outbox.find()
+    assert outbox.acknowledge([ack(refreshed, version=earlier)],
+                              clock.now()).verdicts == {"STALE": 1}
+    assert outbox.find() == before
+
+
+def test_step_3_0_an_earlier_version_mdm_applied_keeps_the_undo_of_a_refreshed_request_queued(
+        outbox: SqlOutbox, clock: FixedClock) -> None:
+    """The answer arrives while the refreshed request is still pending: a cancel then must
+    not discard it as "back to what was sent", because MDM holds the stop."""
+    refreshed, earlier = published_then_refreshed(outbox, clock)
+    report = outbox.acknowledge([ack(refreshed, version=earlier)], clock.now())
+    assert report.verdicts == {"APPLIED_EARLIER_VERSION": 1}
+    assert pending(outbox, TENANT_E) == refreshed  # it carries the current state
+    run(outbox, clock, CancelPendingStop(sa_id=TENANT_E))
+    canceled = pending(outbox, TENANT_E)
+    assert canceled.id == refreshed.id
+    assert decode_sync_message(canceled.payload).end_date is None
+    # Once that is sent, the entity's snapshots compare with it again as usual.
+    send_all(outbox, clock)
+    run(outbox, clock, RequestStop(account_id="A-TN-01", sa_ids=(TENANT_E,),
+                                   stop_date=dt.date(2025, 3, 21)))
+    run(outbox, clock, CancelPendingStop(sa_id=TENANT_E))
     assert outbox.find(state=SyncRequestState.PENDING, entity_id=TENANT_E) == []
 
 

@@ -41,13 +41,29 @@ def test_step_3_0_mdm_applying_a_discarded_request_never_recorded_sent_is_no_sta
 @pytest.mark.parametrize(("of", "outcome", "version"), [
     (request(SyncRequestState.DISCARDED), "ERROR", 2),  # MDM did not apply it
     (request(SyncRequestState.DISCARDED, sent=True), "SYNCHRONIZED", 2),  # dealt with
-    (request(SyncRequestState.DISCARDED), "SYNCHRONIZED", 1),  # an older version's answer
+    (request(SyncRequestState.DISCARDED), "ERROR", 1),  # an earlier version MDM refused
+    (request(SyncRequestState.DISCARDED, sent=True), "SYNCHRONIZED", 1),  # recorded sent
+    (request(SyncRequestState.PENDING), "ERROR", 1),
     (request(SyncRequestState.SYNCHRONIZED, sent=True), "DUPLICATE", 2),
     (request(SyncRequestState.SENT, sent=True), "SYNCHRONIZED", 1),
-], ids=["error", "publication-recorded", "older-version", "settled", "refreshed"])
+], ids=["error", "publication-recorded", "earlier-version-refused",
+        "earlier-version-recorded-sent", "pending-earlier-version-refused", "settled",
+        "refreshed"])
 def test_step_3_0_other_answers_about_requests_that_moved_on_stay_stale(
         of: RequestStatus, outcome: str, version: int) -> None:
     assert verdict(of, outcome, version) is AckVerdict.STALE
+
+
+@pytest.mark.parametrize("state", [SyncRequestState.PENDING, SyncRequestState.DISCARDED])
+@pytest.mark.parametrize("outcome", ["SYNCHRONIZED", "DUPLICATE"])
+def test_step_3_0_mdm_applying_an_earlier_version_never_recorded_sent_is_no_stale_answer(
+        state: SyncRequestState, outcome: str) -> None:
+    """Published, refreshed by a newer change before the relay recorded it, and (perhaps)
+    discarded by an undo: MDM holds the earlier version, which CCB no longer has."""
+    assert verdict(request(state, version=3), outcome, version=2) \
+        is AckVerdict.APPLIED_EARLIER_VERSION
+    # A later version than the request's is no proof of anything: stale.
+    assert verdict(request(state, version=3), outcome, version=4) is AckVerdict.STALE
 
 
 def test_answers_for_the_current_version_still_settle_requests() -> None:
