@@ -39,7 +39,7 @@ from sync.ccb.sync_requests import (
     sync_todo_types,
 )
 from sync.config.admin import AdminConfig
-from sync.storage.bulk_sql import in_batches, insert_many, one_of, update_many
+from sync.storage.bulk_sql import in_batches, insert_many, one_of, select_in, update_many
 from sync.storage.ccb_schema import TODOS, todos
 from sync.storage.ccb_view import SqlCcbView
 from sync.storage.outbox_schema import ack_positions, sync_entities, sync_requests
@@ -109,25 +109,23 @@ def queued(connection: Connection, limit: int) -> list[QueuedRequest]:
             in connection.execute(query).all()]
 
 
-def _columns_of_ids(connection: Connection, columns: Sequence[Any], request_ids: Sequence[str],
-                    lock: bool) -> list[Any]:
-    """``columns`` of the requests with these ids, read an IN list at a time; ``lock``: and hold
-    their rows until the end of the transaction, on databases with row locks. The ids are one
-    bound as one list: the statement is built and compiled once, not once per id."""
-    query = select(*columns).where(one_of(connection, sync_requests.c.id, "ids"))
-    if lock:  # in id order, as in by_ids
-        query = query.order_by(sync_requests.c.id).with_for_update()
-    found: list[Any] = []
-    for part in in_batches(list(dict.fromkeys(request_ids))):
-        found += connection.execute(query, {"ids": part}).all()
-    return found
+def _columns_of_ids(connection: Connection, columns: Sequence[str], request_ids: Sequence[str],
+                    lock: bool) -> list[tuple[Any, ...]]:
+    """``columns`` of the requests with these ids; ``lock``: and hold their rows until the end
+    of the transaction, on databases with row locks. Read through the driver
+    (:func:`~sync.storage.bulk_sql.select_in`): SQLAlchemy's handling of the IN list and of
+    each row cost more than the database's read of them, and every batch of the relay and of
+    the acknowledgements reads one."""
+    ids = list(dict.fromkeys(request_ids))
+    if lock:  # in id order across the chunks too, as in by_ids
+        ids.sort()
+    return select_in(connection, sync_requests, columns, "id", ids,
+                     order_by=("id",) if lock else (), lock=lock)
 
 
 # What an acknowledgement reads of its request: no payload, no bookkeeping columns.
-_STATUS_COLUMNS = (sync_requests.c.id, sync_requests.c.seq, sync_requests.c.entity_type,
-                   sync_requests.c.entity_id, sync_requests.c.state, sync_requests.c.version,
-                   sync_requests.c.fingerprint, sync_requests.c.sent_at, sync_requests.c.errors,
-                   sync_requests.c.retries)
+_STATUS_COLUMNS = ("id", "seq", "entity_type", "entity_id", "state", "version", "fingerprint",
+                   "sent_at", "errors", "retries")
 
 
 def _status_of(row: Any) -> RequestStatus:
@@ -151,7 +149,7 @@ def later_statuses(connection: Connection, request: RequestFacts) -> list[Reques
     in queue order (through the entities' index)."""
     c = sync_requests.c
     return [_status_of(row) for row in connection.execute(
-        select(*_STATUS_COLUMNS).where(
+        select(*(c[name] for name in _STATUS_COLUMNS)).where(
             c.entity_type == request.entity_type, c.entity_id == request.entity_id,
             c.version > request.version).order_by(c.seq)).all()]
 
@@ -159,9 +157,8 @@ def later_statuses(connection: Connection, request: RequestFacts) -> list[Reques
 def states_of(connection: Connection, request_ids: Sequence[str], *,
               lock: bool = False) -> dict[str, tuple[int, SyncRequestState]]:
     """(version, state) of the requests with these ids (``lock`` as in :func:`by_ids`)."""
-    c = sync_requests.c
     return {id_: (int(version), SyncRequestState(state)) for id_, version, state
-            in _columns_of_ids(connection, (c.id, c.version, c.state), request_ids, lock)}
+            in _columns_of_ids(connection, ("id", "version", "state"), request_ids, lock)}
 
 
 def pending_of(connection: Connection, entity_type: str, entity_id: str) -> SyncRequest | None:
