@@ -363,7 +363,8 @@ class SqlOutbox:
             if state is SyncRequestState.ERROR:
                 raise_sync_todo(todos, ids, self.admin, answered, now, changes)
             else:
-                resolve_sync_todos(todos, self.admin, answered, now, changes)
+                if todos.may_have_open(answered):
+                    resolve_sync_todos(todos, self.admin, answered, now, changes)
                 synchronized.append(answered)
         rows.update_requests(view.connection, updates)
         rows.write(view.connection, published)

@@ -464,6 +464,14 @@ class SyncTodoView(SqlCcbView):
                     # By id, like the single read: the first open entry of a type and key.
                     self._open.setdefault(
                         (entry.todo_type, entry.drill_key.kind, entry.drill_key.id), entry)
+        self._keys_with_open = {(kind, key) for _, kind, key in self._open}
+
+    def may_have_open(self, request: RequestFacts) -> bool:
+        """Whether the request's drill key may have an open sync To Do: False only when this
+        view read that it has none, and then resolving its sync To Dos finds nothing to do (most
+        answers: an entity synchronized without trouble)."""
+        target = drill_target(request)
+        return target not in self._keys or target in self._keys_with_open
 
     def open_todo(self, todo_type: str, drill_key: DrillKey) -> ToDoEntry | None:
         if todo_type in self._types and (drill_key.kind, drill_key.id) in self._keys:
