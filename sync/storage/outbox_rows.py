@@ -39,7 +39,14 @@ from sync.ccb.sync_requests import (
     sync_todo_types,
 )
 from sync.config.admin import AdminConfig
-from sync.storage.bulk_sql import in_batches, insert_many, one_of, select_in, update_many
+from sync.storage.bulk_sql import (
+    RawSelect,
+    in_batches,
+    insert_many,
+    one_of,
+    select_in,
+    update_many,
+)
 from sync.storage.ccb_schema import TODOS, todos
 from sync.storage.ccb_view import SqlCcbView
 from sync.storage.outbox_schema import ack_positions, sync_entities, sync_requests
@@ -375,6 +382,13 @@ def mark_requests_sent(connection: Connection,
                                        for request, _, _ in sent])
 
 
+# The entities among a list of ids (``entity_ids``) with a request in ERROR, for
+# :func:`supersede_errors`: read for every batch of answers, so rendered once per list length.
+_ERRED_ENTITIES = RawSelect(select(sync_requests.c.entity_type, sync_requests.c.entity_id).where(
+    sync_requests.c.state == SyncRequestState.ERROR.value,
+    sync_requests.c.entity_id.in_(bindparam("entity_ids", expanding=True))), "entity_ids")
+
+
 def supersede_errors(connection: Connection, synchronized: Sequence[RequestFacts],
                      now: dt.datetime) -> None:
     """Earlier requests of each entity left in ERROR are settled by a later one synchronizing:
@@ -385,11 +399,8 @@ def supersede_errors(connection: Connection, synchronized: Sequence[RequestFacts
     # Requests in ERROR are few (each raised a To Do): find the entities that have any with one
     # read through the state index, and update only theirs rather than look for each entity.
     erred: set[tuple[str, str]] = set()
-    query = select(c.entity_type, c.entity_id).where(
-        c.state == SyncRequestState.ERROR.value, one_of(connection, c.entity_id, "entity_ids"))
     for part in in_batches(list({request.entity_id for request in synchronized})):
-        erred.update((str(row[0]), str(row[1]))
-                     for row in connection.execute(query, {"entity_ids": part}).all())
+        erred.update((str(row[0]), str(row[1])) for row in _ERRED_ENTITIES.rows(connection, part))
     synchronized = [request for request in synchronized
                     if (request.entity_type, request.entity_id) in erred]
     if not synchronized:
@@ -457,10 +468,16 @@ class SyncTodoView(SqlCcbView):
         drill_ids = one_of(view.connection, t.drill_id, "drill_ids")
         for kind, ids in keys.items():
             for part in in_batches(ids):
+                # Most keys have none: which have one is read first, without building the
+                # statement and its IN list anew; the entries only of those.
+                having = list(dict.fromkeys(drill_id for drill_id, in _open_sync_todo_keys(
+                    tuple(sorted(self._types)), kind).rows(view.connection, part)))
+                if not having:
+                    continue
                 for entry in self._many(TODOS, t.todo_type.in_(self._types),
                                         t.drill_kind == kind, drill_ids,
                                         t.status != ToDoStatus.COMPLETE.value,
-                                        params={"drill_ids": part}):
+                                        params={"drill_ids": having}):
                     # By id, like the single read: the first open entry of a type and key.
                     self._open.setdefault(
                         (entry.todo_type, entry.drill_key.kind, entry.drill_key.id), entry)
@@ -477,3 +494,14 @@ class SyncTodoView(SqlCcbView):
         if todo_type in self._types and (drill_key.kind, drill_key.id) in self._keys:
             return self._open.get((todo_type, drill_key.kind, drill_key.id))
         return super().open_todo(todo_type, drill_key)
+
+
+@functools.cache
+def _open_sync_todo_keys(types: tuple[str, ...], kind: str) -> RawSelect:
+    """The drill ids of ``kind`` among a list (``drill_ids``) that have an unfinished To Do of
+    one of ``types``; built once per configuration and kind."""
+    t = todos.c
+    return RawSelect(select(t.drill_id).where(
+        or_(*(t.todo_type == todo_type for todo_type in types)), t.drill_kind == kind,
+        t.drill_id.in_(bindparam("drill_ids", expanding=True)),
+        t.status != ToDoStatus.COMPLETE.value), "drill_ids")

@@ -350,8 +350,9 @@ def test_acknowledging_a_batch_equals_acknowledging_one_answer_at_a_time(
 
 def test_a_batch_resolves_the_sync_todos_that_answers_one_at_a_time_resolve(
         database_url: str, postgres_or_sqlite_second_url: str) -> None:
-    """Requests rejected (an error To Do each) or timed out (a timeout To Do each) are resent,
-    others synchronized already are queued again, and MDM synchronizes them all: applied as
+    """Requests rejected (an error To Do each) or timed out (a timeout To Do each) are resent
+    or left in ERROR for a new request, others synchronized already are queued again, and MDM
+    synchronizes them all (superseding the errors left): applied as
     one batch of different entities (the open To Dos read at once, only the entities with
     one resolved) or answer by answer (a batch answering one entity twice: each answer
     resolves through its own read), the rows are the same: requests, To Dos and their logs."""
@@ -370,9 +371,10 @@ def test_a_batch_resolves_the_sync_todos_that_answers_one_at_a_time_resolve(
         outbox.acknowledge(_acks(batch[:third], AckOutcome.ERROR)
                            + _acks(batch[third:2 * third]), clock.now())
         assert len(outbox.time_out(later)) == len(batch) - 2 * third
-        for request in batch[:third] + batch[2 * third:]:
+        for request in batch[third // 2:third] + batch[2 * third:]:
             outbox.resend(request.id, later)
-        for request in batch[third:2 * third]:
+        # A new request for each of these; the one in ERROR is left to be superseded.
+        for request in batch[:third // 2] + batch[third:2 * third]:
             outbox.requeue(request.entity_type, request.entity_id, later)
         again = outbox.next_batch(10_000)
         assert len(again) == len(batch)
@@ -388,9 +390,11 @@ def test_a_batch_resolves_the_sync_todos_that_answers_one_at_a_time_resolve(
         outbox.store.dispose()
     assert results[0] == results[1]
     (requests, _), todos = results[0]
-    assert {r["state"] for r in requests} == {"SYNCHRONIZED"}
-    assert {t["todo_type"] for t in todos} == set(sync_todo_types(ADMIN))
-    assert {t["status"] for t in todos} == {ToDoStatus.COMPLETE.value}
+    assert {r["state"] for r in requests} == {"SYNCHRONIZED", "DISCARDED"}
+    assert any(r["note"].startswith("superseded by") for r in requests
+               if r["state"] == "DISCARDED")
+    assert {t["todo_type"] for t in todos
+            if t["status"] == ToDoStatus.COMPLETE.value} == set(sync_todo_types(ADMIN))
 
 
 def test_step_3_0_answers_for_requests_discarded_after_publishing_in_a_batch_or_one_at_a_time(
