@@ -328,17 +328,29 @@ _REQUEST_AS_READ = ("id", "version", "state")
 
 def update_requests(connection: Connection, updates: Sequence[RequestUpdate]) -> None:
     """Conditional updates of request rows, one ``executemany`` per set of columns written."""
+    # A batch of answers writes thousands of rows of one or two shapes: each shape's columns
+    # are sorted once, and each row is built in one pass (as row_values would convert it).
     shapes: dict[tuple[str, ...], list[RequestUpdate]] = {}
+    sorted_columns: dict[tuple[str, ...], tuple[str, ...]] = {}
     for op in updates:
-        shapes.setdefault(tuple(sorted(op.values)), []).append(op)
+        given = tuple(op.values)
+        columns = sorted_columns.get(given)
+        if columns is None:
+            columns = sorted_columns[given] = tuple(sorted(given))
+        shapes.setdefault(columns, []).append(op)
     for columns, ops in shapes.items():
-        keys = [f"set:{name}" for name in columns]
+        pairs = [(f"set:{name}", name) for name in columns]
+        with_errors = "errors" in columns
         rows = []
         for op in ops:
-            values = row_values(op.values)
-            row = dict(zip(keys, [values[name] for name in columns], strict=True))
-            row.update({"where:id": op.request.id, "where:version": op.request.version,
-                        "where:state": op.request.state.value})
+            values = op.values
+            row = {key: values[name] for key, name in pairs}
+            if with_errors and not isinstance(row["set:errors"], str):
+                row["set:errors"] = errors_document(row["set:errors"])
+            request = op.request
+            row["where:id"] = request.id
+            row["where:version"] = request.version
+            row["where:state"] = request.state.value
             rows.append(row)
         count = update_many(connection, sync_requests, columns, _REQUEST_AS_READ, rows)
         if count != len(ops):
