@@ -23,8 +23,8 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import RowMapping
-from sqlalchemy.sql.expression import Executable
+from sqlalchemy.engine import Dialect, RowMapping
+from sqlalchemy.sql.dml import Insert
 
 from sync.ccb.errors import ConcurrentUpdateError
 from sync.ccb.model import DrillKey, ToDoEntry, ToDoStatus
@@ -455,19 +455,30 @@ def record_ack_positions(connection: Connection, topic: str,
     the worst a position set back does is have answers read again, which is harmless."""
     if not positions:
         return
-    connection.execute(_ack_position_upsert(connection.dialect.name), [
-        {"topic": topic, "partition": partition, "offset": offset}
-        for partition, offset in sorted(positions.items())])
+    sql, positional = _ack_position_upsert_sql(connection.dialect)
+    given = [{"topic": topic, "partition": partition, "offset": offset}
+             for partition, offset in sorted(positions.items())]
+    # Through the driver: executing the built statement still cost SQLAlchemy's handling of a
+    # statement and its parameters, more than the upsert of a row or two itself.
+    connection.exec_driver_sql(sql, [tuple(row[name] for name in positional) for row in given]
+                               if positional is not None else given)
 
 
-@functools.cache
-def _ack_position_upsert(dialect: str) -> Executable:
-    """Built once per dialect: building the statement costs several times executing it, and
-    every batch of answers executes it."""
+def _ack_position_upsert(dialect: str) -> Insert:
     upsert = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(ack_positions)
     c = ack_positions.c
     return upsert.on_conflict_do_update(index_elements=[c.topic, c.partition],
                                         set_={"offset": upsert.excluded.offset})
+
+
+@functools.cache
+def _ack_position_upsert_sql(dialect: Dialect) -> tuple[str, tuple[str, ...] | None]:
+    """The upsert's SQL as SQLAlchemy renders it for ``dialect``, and the order of its
+    parameters when they are positional (None: by name); rendered once, every batch of answers
+    executes it. Its columns (text and integers) need no conversion of their values."""
+    compiled = _ack_position_upsert(dialect.name).compile(dialect=dialect)
+    order = compiled.positiontup
+    return compiled.string, tuple(order) if order is not None else None
 
 
 def ack_positions_of(connection: Connection, topic: str) -> dict[int, int]:
@@ -493,7 +504,6 @@ class SyncTodoView(SqlCcbView):
         self._keys = {(kind, key) for kind, ids in keys.items() for key in ids}
         self._open: dict[tuple[str, str, str], ToDoEntry] = {}
         t = todos.c
-        drill_ids = one_of(view.connection, t.drill_id, "drill_ids")
         for kind, ids in keys.items():
             for part in in_batches(ids):
                 # Most keys have none: which have one is read first, without building the
@@ -503,7 +513,8 @@ class SyncTodoView(SqlCcbView):
                 if not having:
                     continue
                 for entry in self._many(TODOS, t.todo_type.in_(self._types),
-                                        t.drill_kind == kind, drill_ids,
+                                        t.drill_kind == kind,
+                                        one_of(view.connection, t.drill_id, "drill_ids"),
                                         t.status != ToDoStatus.COMPLETE.value,
                                         params={"drill_ids": having}):
                     # By id, like the single read: the first open entry of a type and key.
