@@ -258,13 +258,10 @@ def _key_list(connection: Connection, table: Table, key: str,
 
 
 def select_in(connection: Connection, table: Table, columns: Sequence[str], key: str,
-              keys: Sequence[Any], order_by: Sequence[str] = (), *,
-              lock: bool = False) -> list[tuple[Any, ...]]:
+              keys: Sequence[Any], order_by: Sequence[str] = ()) -> list[tuple[Any, ...]]:
     """``SELECT columns FROM table WHERE key IN keys ORDER BY order_by``, asked in chunks of
     keys (each chunk ordered; the chunks in the order of ``keys``), the values as SQLAlchemy
-    would return them for these columns. ``lock``: ``FOR UPDATE``, the rows held until the end
-    of the transaction, where the database has row locks (SQLite has none, and SQLAlchemy
-    renders nothing for it there either)."""
+    would return them for these columns."""
     if not keys:
         return []
     dialect = connection.dialect
@@ -273,8 +270,6 @@ def select_in(connection: Connection, table: Table, columns: Sequence[str], key:
             f" FROM {_name(connection, table.name)} WHERE ")
     tail = (f" ORDER BY {', '.join(_name(connection, name) for name in order_by)}"
             if order_by else "")
-    if lock and dialect.name != "sqlite":
-        tail += " FOR UPDATE"
     found: list[tuple[Any, ...]] = []
     for part in in_batches(keys, IN_CHUNK):
         condition, parameters = _key_list(connection, table, key, part)

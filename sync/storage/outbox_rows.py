@@ -150,14 +150,11 @@ def _columns_of_ids(connection: Connection, columns: Sequence[str], request_ids:
     parameter (``one_of``), a statement built and compiled once, which the driver and the
     server handle with less work than a list of hundreds of parameters (measured)."""
     ids = list(dict.fromkeys(request_ids))
-    if lock:  # in id order across the chunks too, as in by_ids
-        ids.sort()
-    if connection.dialect.name == "sqlite":
-        return select_in(connection, sync_requests, columns, "id", ids,
-                         order_by=("id",) if lock else (), lock=lock)
+    if connection.dialect.name == "sqlite":  # one writer at a time: no row locks to take
+        return select_in(connection, sync_requests, columns, "id", ids)
     query = select(*(sync_requests.c[name] for name in columns)).where(
         one_of(connection, sync_requests.c.id, "ids"))
-    if lock:
+    if lock:  # in id order, as in by_ids
         query = query.order_by(sync_requests.c.id).with_for_update()
     found: list[tuple[Any, ...]] = []
     for part in in_batches(ids):

@@ -151,27 +151,6 @@ def test_select_in_finds_what_a_select_finds(engine: Engine) -> None:
         assert select_in(connection, GENERAL, ["code"], "code", []) == []
 
 
-def test_select_in_with_a_lock_finds_the_same_and_holds_the_rows(engine: Engine) -> None:
-    keys = ["C", "A", "missing"]
-    with engine.begin() as connection:
-        connection.execute(insert(GENERAL), ROWS)
-    with engine.begin() as connection:
-        locked = select_in(connection, GENERAL, ["code", "seq"], "code", keys,
-                           order_by=("code",), lock=True)
-        assert locked == select_in(connection, GENERAL, ["code", "seq"], "code", keys,
-                                   order_by=("code",))
-        assert [code for code, _ in locked] == ["A", "C"]
-        if engine.dialect.name == "sqlite":
-            return  # one writer at a time: no row locks
-        # Another transaction cannot lock the rows read, and can lock the others.
-        with pytest.raises(DBAPIError), engine.connect() as other, other.begin():
-            other.execute(select(GENERAL.c.seq).where(GENERAL.c.code == "A")
-                          .with_for_update(nowait=True)).all()
-        with engine.connect() as other, other.begin():
-            assert other.execute(select(GENERAL.c.code).where(GENERAL.c.code == "B")
-                                 .with_for_update(nowait=True)).all() == [("B",)]
-
-
 def test_select_in_asks_in_chunks_and_keeps_their_order(engine: Engine) -> None:
     keys = [f"K{index:04d}" for index in range(1200)]
     with engine.begin() as connection:
