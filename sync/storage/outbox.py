@@ -364,12 +364,16 @@ class SqlOutbox:
                 "state": state.value, "errors": errors, "acknowledged_at": now,
                 "updated_at": now, "mdm_us_id": ack.mdm_us_id}))
             published.extend(_published_unrecorded(request))
-            answered = request.answered(state, errors)
             if state is SyncRequestState.ERROR:
-                raise_sync_todo(todos, ids, self.admin, answered, now, changes)
+                raise_sync_todo(todos, ids, self.admin, request.answered(state, errors), now,
+                                changes)
             else:
-                resolve_sync_todos(todos, self.admin, answered, now, changes)
-                synchronized.append(answered)
+                if todos.may_have_open(request):
+                    resolve_sync_todos(todos, self.admin, request.answered(state, errors), now,
+                                       changes)
+                # What superseding errors reads of it (id, entity, seq, version) the answer
+                # leaves as it was: most answers build no answered copy.
+                synchronized.append(request)
         rows.update_requests(view.connection, updates)
         rows.write(view.connection, published)
         rows.supersede_errors(view.connection, synchronized, now)

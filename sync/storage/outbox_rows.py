@@ -16,15 +16,27 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, insert, or_, select, update
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Connection,
+    Select,
+    and_,
+    any_,
+    bindparam,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import RowMapping
-from sqlalchemy.sql.expression import Executable
+from sqlalchemy.engine import Dialect, RowMapping
+from sqlalchemy.sql.dml import Insert
 
 from sync.ccb.errors import ConcurrentUpdateError
 from sync.ccb.model import DrillKey, ToDoEntry, ToDoStatus
@@ -39,7 +51,14 @@ from sync.ccb.sync_requests import (
     sync_todo_types,
 )
 from sync.config.admin import AdminConfig
-from sync.storage.bulk_sql import in_batches, insert_many, one_of, update_many
+from sync.storage.bulk_sql import (
+    RawSelect,
+    in_batches,
+    insert_many,
+    one_of,
+    select_in,
+    update_many,
+)
 from sync.storage.ccb_schema import TODOS, todos
 from sync.storage.ccb_view import SqlCcbView
 from sync.storage.outbox_schema import ack_positions, sync_entities, sync_requests
@@ -99,35 +118,74 @@ def by_ids(connection: Connection, request_ids: Sequence[str], *,
 
 
 def queued(connection: Connection, limit: int) -> list[QueuedRequest]:
-    """Up to ``limit`` pending requests in queue order, as the relay publishes them."""
-    c = sync_requests.c
-    query = select(c.id, c.entity_type, c.entity_id, c.version, c.fingerprint, c.payload).where(
-        c.state == SyncRequestState.PENDING.value).order_by(c.seq).limit(limit)
+    """Up to ``limit`` pending requests in queue order, as the relay publishes them. Read
+    through the driver: SQLAlchemy's building of the statement and of each row cost more than
+    the database's read, and the relay reads a batch many times a second."""
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(_queued_sql(connection.dialect.paramstyle),
+                       (SyncRequestState.PENDING.value, limit))
+        found = cursor.fetchall()
+    finally:
+        cursor.close()
     return [QueuedRequest(id_, entity_type, entity_id, int(version), fingerprint,
                           bytes(payload))
-            for id_, entity_type, entity_id, version, fingerprint, payload
-            in connection.execute(query).all()]
+            for id_, entity_type, entity_id, version, fingerprint, payload in found]
 
 
-def _columns_of_ids(connection: Connection, columns: Sequence[Any], request_ids: Sequence[str],
-                    lock: bool) -> list[Any]:
-    """``columns`` of the requests with these ids, read an IN list at a time; ``lock``: and hold
-    their rows until the end of the transaction, on databases with row locks. The ids are one
-    bound as one list: the statement is built and compiled once, not once per id."""
-    query = select(*columns).where(one_of(connection, sync_requests.c.id, "ids"))
+@functools.cache
+def _queued_sql(paramstyle: str) -> str:
+    mark = "?" if paramstyle == "qmark" else "%s"
+    return ("SELECT id, entity_type, entity_id, version, fingerprint, payload"
+            f" FROM {sync_requests.name} WHERE state = {mark} ORDER BY seq LIMIT {mark}")
+
+
+def _columns_of_ids(connection: Connection, columns: Sequence[str], request_ids: Sequence[str],
+                    lock: bool) -> list[tuple[Any, ...]]:
+    """``columns`` of the requests with these ids; ``lock``: and hold their rows until the end
+    of the transaction, on databases with row locks. Every batch of the relay and of the
+    acknowledgements reads one. On SQLite through the driver
+    (:func:`~sync.storage.bulk_sql.select_in`): SQLAlchemy's rendering of the expanding IN list
+    and its rows cost more than the database's read. On PostgreSQL the ids are one array
+    parameter (``one_of``), a statement built and compiled once, which the driver and the
+    server handle with less work than a list of hundreds of parameters (measured)."""
+    ids = list(dict.fromkeys(request_ids))
+    if connection.dialect.name == "sqlite":  # one writer at a time: no row locks to take
+        return select_in(connection, sync_requests, columns, "id", ids)
+    query = select(*(sync_requests.c[name] for name in columns)).where(
+        one_of(connection, sync_requests.c.id, "ids"))
     if lock:  # in id order, as in by_ids
         query = query.order_by(sync_requests.c.id).with_for_update()
-    found: list[Any] = []
-    for part in in_batches(list(dict.fromkeys(request_ids))):
-        found += connection.execute(query, {"ids": part}).all()
+    found: list[tuple[Any, ...]] = []
+    for part in in_batches(ids):
+        found += map(tuple, connection.execute(query, {"ids": part}).all())
     return found
 
 
+class _AmongMany:
+    """A select of the rows whose ``column`` is one of a list of values (``name``), read for
+    every batch of answers. On SQLite rendered once per list length and read through the
+    driver (:class:`~sync.storage.bulk_sql.RawSelect`; SQLAlchemy renders an expanding IN list
+    anew for every execution); on PostgreSQL the list is one array parameter (``one_of``), as
+    the driver and the server handle it best. For columns read as the driver gives them
+    (text)."""
+
+    def __init__(self, build: Callable[[ColumnElement[bool]], Select[Any]],
+                 column: ColumnElement[Any], name: str) -> None:
+        self.name = name
+        self.raw = RawSelect(build(column.in_(bindparam(name, expanding=True))), name)
+        self.array = build(column == any_(bindparam(name, type_=ARRAY(column.type))))
+
+    def rows(self, connection: Connection, values: Sequence[Any]) -> list[tuple[Any, ...]]:
+        if connection.dialect.name == "postgresql":
+            return [tuple(row) for row in connection.execute(
+                self.array, {self.name: list(values)})]
+        return self.raw.rows(connection, values)
+
+
 # What an acknowledgement reads of its request: no payload, no bookkeeping columns.
-_STATUS_COLUMNS = (sync_requests.c.id, sync_requests.c.seq, sync_requests.c.entity_type,
-                   sync_requests.c.entity_id, sync_requests.c.state, sync_requests.c.version,
-                   sync_requests.c.fingerprint, sync_requests.c.sent_at, sync_requests.c.errors,
-                   sync_requests.c.retries)
+_STATUS_COLUMNS = ("id", "seq", "entity_type", "entity_id", "state", "version", "fingerprint",
+                   "sent_at", "errors", "retries")
 
 
 def _status_of(row: Any) -> RequestStatus:
@@ -151,7 +209,7 @@ def later_statuses(connection: Connection, request: RequestFacts) -> list[Reques
     in queue order (through the entities' index)."""
     c = sync_requests.c
     return [_status_of(row) for row in connection.execute(
-        select(*_STATUS_COLUMNS).where(
+        select(*(c[name] for name in _STATUS_COLUMNS)).where(
             c.entity_type == request.entity_type, c.entity_id == request.entity_id,
             c.version > request.version).order_by(c.seq)).all()]
 
@@ -159,9 +217,8 @@ def later_statuses(connection: Connection, request: RequestFacts) -> list[Reques
 def states_of(connection: Connection, request_ids: Sequence[str], *,
               lock: bool = False) -> dict[str, tuple[int, SyncRequestState]]:
     """(version, state) of the requests with these ids (``lock`` as in :func:`by_ids`)."""
-    c = sync_requests.c
     return {id_: (int(version), SyncRequestState(state)) for id_, version, state
-            in _columns_of_ids(connection, (c.id, c.version, c.state), request_ids, lock)}
+            in _columns_of_ids(connection, ("id", "version", "state"), request_ids, lock)}
 
 
 def pending_of(connection: Connection, entity_type: str, entity_id: str) -> SyncRequest | None:
@@ -276,14 +333,18 @@ def errors_document(errors: Iterable[SyncError]) -> str:
 
 def write(connection: Connection, operations: Sequence[Operation]) -> None:
     """Execute ``operations``: versions first, then request updates, then inserts in order."""
-    _update_versions(connection, [op for op in operations if isinstance(op, VersionUpdate)])
-    firsts = [op for op in operations if isinstance(op, VersionInsert)]
+    # The operations by kind in one pass (a batch's thousands of them).
+    by_kind: dict[type[Operation], list[Any]] = {}
+    for op in operations:
+        by_kind.setdefault(type(op), []).append(op)
+    _update_versions(connection, by_kind.get(VersionUpdate, []))
+    firsts: list[VersionInsert] = by_kind.get(VersionInsert, [])
     if firsts:
         insert_many(connection, sync_entities, [
             {"entity_type": op.entity_type, "entity_id": op.entity_id,
              "last_version": op.version} for op in firsts])
-    update_requests(connection, [op for op in operations if isinstance(op, RequestUpdate)])
-    inserts = [op.values for op in operations if isinstance(op, RequestInsert)]
+    update_requests(connection, by_kind.get(RequestUpdate, []))
+    inserts = [op.values for op in by_kind.get(RequestInsert, [])]
     if inserts:
         # One executemany per set of columns (every new request carries the same ones), in
         # publishing order: the queue's sequence numbers follow it.
@@ -294,7 +355,7 @@ def write(connection: Connection, operations: Sequence[Operation]) -> None:
     update_many(connection, sync_entities, ("sent_fingerprint",), ("entity_type", "entity_id"), [
         {"set:sent_fingerprint": op.fingerprint, "where:entity_type": op.entity_type,
          "where:entity_id": op.entity_id}
-        for op in operations if isinstance(op, SentFingerprint)])
+        for op in by_kind.get(SentFingerprint, [])])
 
 
 def _update_versions(connection: Connection, updates: list[VersionUpdate]) -> None:
@@ -324,17 +385,29 @@ _REQUEST_AS_READ = ("id", "version", "state")
 
 def update_requests(connection: Connection, updates: Sequence[RequestUpdate]) -> None:
     """Conditional updates of request rows, one ``executemany`` per set of columns written."""
+    # A batch of answers writes thousands of rows of one or two shapes: each shape's columns
+    # are sorted once, and each row is built in one pass (as row_values would convert it).
     shapes: dict[tuple[str, ...], list[RequestUpdate]] = {}
+    sorted_columns: dict[tuple[str, ...], tuple[str, ...]] = {}
     for op in updates:
-        shapes.setdefault(tuple(sorted(op.values)), []).append(op)
+        given = tuple(op.values)
+        columns = sorted_columns.get(given)
+        if columns is None:
+            columns = sorted_columns[given] = tuple(sorted(given))
+        shapes.setdefault(columns, []).append(op)
     for columns, ops in shapes.items():
-        keys = [f"set:{name}" for name in columns]
+        pairs = [(f"set:{name}", name) for name in columns]
+        with_errors = "errors" in columns
         rows = []
         for op in ops:
-            values = row_values(op.values)
-            row = dict(zip(keys, [values[name] for name in columns], strict=True))
-            row.update({"where:id": op.request.id, "where:version": op.request.version,
-                        "where:state": op.request.state.value})
+            values = op.values
+            row = {key: values[name] for key, name in pairs}
+            if with_errors and not isinstance(row["set:errors"], str):
+                row["set:errors"] = errors_document(row["set:errors"])
+            request = op.request
+            row["where:id"] = request.id
+            row["where:version"] = request.version
+            row["where:state"] = request.state.value
             rows.append(row)
         count = update_many(connection, sync_requests, columns, _REQUEST_AS_READ, rows)
         if count != len(ops):
@@ -378,6 +451,14 @@ def mark_requests_sent(connection: Connection,
                                        for request, _, _ in sent])
 
 
+# The entities among a list of ids (``entity_ids``) with a request in ERROR, for
+# :func:`supersede_errors`: read for every batch of answers, so rendered once per list length.
+_ERRED_ENTITIES = _AmongMany(lambda among: select(
+    sync_requests.c.entity_type, sync_requests.c.entity_id).where(
+    sync_requests.c.state == SyncRequestState.ERROR.value, among),
+    sync_requests.c.entity_id, "entity_ids")
+
+
 def supersede_errors(connection: Connection, synchronized: Sequence[RequestFacts],
                      now: dt.datetime) -> None:
     """Earlier requests of each entity left in ERROR are settled by a later one synchronizing:
@@ -388,11 +469,8 @@ def supersede_errors(connection: Connection, synchronized: Sequence[RequestFacts
     # Requests in ERROR are few (each raised a To Do): find the entities that have any with one
     # read through the state index, and update only theirs rather than look for each entity.
     erred: set[tuple[str, str]] = set()
-    query = select(c.entity_type, c.entity_id).where(
-        c.state == SyncRequestState.ERROR.value, one_of(connection, c.entity_id, "entity_ids"))
     for part in in_batches(list({request.entity_id for request in synchronized})):
-        erred.update((str(row[0]), str(row[1]))
-                     for row in connection.execute(query, {"entity_ids": part}).all())
+        erred.update((str(row[0]), str(row[1])) for row in _ERRED_ENTITIES.rows(connection, part))
     synchronized = [request for request in synchronized
                     if (request.entity_type, request.entity_id) in erred]
     if not synchronized:
@@ -419,19 +497,30 @@ def record_ack_positions(connection: Connection, topic: str,
     the worst a position set back does is have answers read again, which is harmless."""
     if not positions:
         return
-    connection.execute(_ack_position_upsert(connection.dialect.name), [
-        {"topic": topic, "partition": partition, "offset": offset}
-        for partition, offset in sorted(positions.items())])
+    sql, positional = _ack_position_upsert_sql(connection.dialect)
+    given = [{"topic": topic, "partition": partition, "offset": offset}
+             for partition, offset in sorted(positions.items())]
+    # Through the driver: executing the built statement still cost SQLAlchemy's handling of a
+    # statement and its parameters, more than the upsert of a row or two itself.
+    connection.exec_driver_sql(sql, [tuple(row[name] for name in positional) for row in given]
+                               if positional is not None else given)
 
 
-@functools.cache
-def _ack_position_upsert(dialect: str) -> Executable:
-    """Built once per dialect: building the statement costs several times executing it, and
-    every batch of answers executes it."""
+def _ack_position_upsert(dialect: str) -> Insert:
     upsert = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(ack_positions)
     c = ack_positions.c
     return upsert.on_conflict_do_update(index_elements=[c.topic, c.partition],
                                         set_={"offset": upsert.excluded.offset})
+
+
+@functools.cache
+def _ack_position_upsert_sql(dialect: Dialect) -> tuple[str, tuple[str, ...] | None]:
+    """The upsert's SQL as SQLAlchemy renders it for ``dialect``, and the order of its
+    parameters when they are positional (None: by name); rendered once, every batch of answers
+    executes it. Its columns (text and integers) need no conversion of their values."""
+    compiled = _ack_position_upsert(dialect.name).compile(dialect=dialect)
+    order = compiled.positiontup
+    return compiled.string, tuple(order) if order is not None else None
 
 
 def ack_positions_of(connection: Connection, topic: str) -> dict[int, int]:
@@ -457,18 +546,42 @@ class SyncTodoView(SqlCcbView):
         self._keys = {(kind, key) for kind, ids in keys.items() for key in ids}
         self._open: dict[tuple[str, str, str], ToDoEntry] = {}
         t = todos.c
-        drill_ids = one_of(view.connection, t.drill_id, "drill_ids")
         for kind, ids in keys.items():
             for part in in_batches(ids):
+                # Most keys have none: which have one is read first, without building the
+                # statement and its IN list anew; the entries only of those.
+                having = list(dict.fromkeys(drill_id for drill_id, in _open_sync_todo_keys(
+                    tuple(sorted(self._types)), kind).rows(view.connection, part)))
+                if not having:
+                    continue
                 for entry in self._many(TODOS, t.todo_type.in_(self._types),
-                                        t.drill_kind == kind, drill_ids,
+                                        t.drill_kind == kind,
+                                        one_of(view.connection, t.drill_id, "drill_ids"),
                                         t.status != ToDoStatus.COMPLETE.value,
-                                        params={"drill_ids": part}):
+                                        params={"drill_ids": having}):
                     # By id, like the single read: the first open entry of a type and key.
                     self._open.setdefault(
                         (entry.todo_type, entry.drill_key.kind, entry.drill_key.id), entry)
+        self._keys_with_open = {(kind, key) for _, kind, key in self._open}
+
+    def may_have_open(self, request: RequestFacts) -> bool:
+        """Whether the request's drill key may have an open sync To Do: False only when this
+        view read that it has none, and then resolving its sync To Dos finds nothing to do (most
+        answers: an entity synchronized without trouble)."""
+        target = drill_target(request)
+        return target not in self._keys or target in self._keys_with_open
 
     def open_todo(self, todo_type: str, drill_key: DrillKey) -> ToDoEntry | None:
         if todo_type in self._types and (drill_key.kind, drill_key.id) in self._keys:
             return self._open.get((todo_type, drill_key.kind, drill_key.id))
         return super().open_todo(todo_type, drill_key)
+
+
+@functools.cache
+def _open_sync_todo_keys(types: tuple[str, ...], kind: str) -> _AmongMany:
+    """The drill ids of ``kind`` among a list (``drill_ids``) that have an unfinished To Do of
+    one of ``types``; built once per configuration and kind."""
+    t = todos.c
+    return _AmongMany(lambda among: select(t.drill_id).where(
+        or_(*(t.todo_type == todo_type for todo_type in types)), t.drill_kind == kind, among,
+        t.status != ToDoStatus.COMPLETE.value), t.drill_id, "drill_ids")

@@ -18,9 +18,9 @@ from sync.ccb.commands import CancelPendingStop, RequestStop
 from sync.ccb.dispatch import unit_of_work
 from sync.ccb.errors import ConcurrentUpdateError
 from sync.ccb.loading import load_master_data, parse_text
-from sync.ccb.model import Person, SaStatus
+from sync.ccb.model import Person, SaStatus, ToDoStatus
 from sync.ccb.ports import CcbView, IdSource
-from sync.ccb.sync_requests import SyncRequestState
+from sync.ccb.sync_requests import SyncRequestState, sync_todo_types
 from sync.clock import FixedClock
 from sync.config.admin import load_admin_config
 from sync.mapping.messages import Acknowledgement, AckOutcome, EntityType
@@ -346,6 +346,55 @@ def test_acknowledging_a_batch_equals_acknowledging_one_answer_at_a_time(
     (requests, _), todos = results[0]
     assert {r["state"] for r in requests} == {"SYNCHRONIZED", "ERROR"}
     assert len([t for t in todos if t["todo_type"] == ADMIN.todo_type_for("sync_error")]) > 0
+
+
+def test_a_batch_resolves_the_sync_todos_that_answers_one_at_a_time_resolve(
+        database_url: str, postgres_or_sqlite_second_url: str) -> None:
+    """Requests rejected (an error To Do each) or timed out (a timeout To Do each) are resent
+    or left in ERROR for a new request, others synchronized already are queued again, and MDM
+    synchronizes them all (superseding the errors left): applied as
+    one batch of different entities (the open To Dos read at once, only the entities with
+    one resolved) or answer by answer (a batch answering one entity twice: each answer
+    resolves through its own read), the rows are the same: requests, To Dos and their logs."""
+    clock = FixedClock(TODAY)
+    later = clock.now() + dt.timedelta(
+        minutes=ADMIN.installation.sync_ack_timeout_minutes + 1)
+    results = []
+    for url, answer_by_answer in ((database_url, False), (postgres_or_sqlite_second_url, True)):
+        outbox = _outbox(url, one_at_a_time=False)
+        outbox.store.execute(load_master_data(parse_text(EXAMPLE.read_text("utf-8"),
+                                                         "example"),
+                                              "example", ADMIN, clock.now(), "loader"))
+        batch = outbox.next_batch(10_000)
+        outbox.mark_sent([(request, 0, n) for n, request in enumerate(batch)], clock.now())
+        third = len(batch) // 3
+        outbox.acknowledge(_acks(batch[:third], AckOutcome.ERROR)
+                           + _acks(batch[third:2 * third]), clock.now())
+        assert len(outbox.time_out(later)) == len(batch) - 2 * third
+        for request in batch[third // 2:third] + batch[2 * third:]:
+            outbox.resend(request.id, later)
+        # A new request for each of these; the one in ERROR is left to be superseded.
+        for request in batch[:third // 2] + batch[third:2 * third]:
+            outbox.requeue(request.entity_type, request.entity_id, later)
+        again = outbox.next_batch(10_000)
+        assert len(again) == len(batch)
+        outbox.mark_sent([(request, 0, n) for n, request in enumerate(again)], later)
+        answers = _acks(again)
+        chunks = [answers + answers[:1]] if answer_by_answer else [answers, answers[:1]]
+        for chunk in chunks:
+            assert outbox.acknowledge(chunk, later).todos_raised == 0
+        with outbox.store.engine.connect() as connection:
+            todos = [dict(row) for row in connection.execute(
+                select(ccb_schema.todos).order_by(ccb_schema.todos.c.id)).mappings()]
+        results.append((_outbox_rows(outbox), todos))
+        outbox.store.dispose()
+    assert results[0] == results[1]
+    (requests, _), todos = results[0]
+    assert {r["state"] for r in requests} == {"SYNCHRONIZED", "DISCARDED"}
+    assert any(r["note"].startswith("superseded by") for r in requests
+               if r["state"] == "DISCARDED")
+    assert {t["todo_type"] for t in todos
+            if t["status"] == ToDoStatus.COMPLETE.value} == set(sync_todo_types(ADMIN))
 
 
 def test_step_3_0_answers_for_requests_discarded_after_publishing_in_a_batch_or_one_at_a_time(

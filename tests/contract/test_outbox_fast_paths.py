@@ -20,7 +20,7 @@ from sync.config.admin import load_admin_config
 from sync.pipeline.stores import open_outbox
 from sync.storage import outbox_rows as rows
 from sync.storage.outbox import SqlOutbox
-from sync.storage.outbox_schema import sync_entities, sync_requests
+from sync.storage.outbox_schema import ack_positions, sync_entities, sync_requests
 
 ADMIN = load_admin_config()
 NOW = dt.datetime(2025, 3, 3, 12, 0, tzinfo=dt.UTC)
@@ -242,3 +242,29 @@ def test_recording_a_publication_of_a_row_changed_since_it_was_read_names_it(
                                              enumerate([*batch[:3], stale, *batch[4:]])], NOW)
     assert (raised.value.entity_id, raised.value.version_read) == (stale.id, stale.version)
     assert _dump(outbox) == before
+
+
+def test_recording_ack_positions_writes_the_rows_the_upsert_statement_writes(
+        database_url: str, postgres_or_sqlite_second_url: str) -> None:
+    """New partitions, positions moving on and moving back (a topic created again), another
+    topic left alone: through the driver as through SQLAlchemy's execution of the upsert."""
+    batches = [("c2m.sync-acks", {0: 41, 1: 7}), ("c2m.other", {0: 3}),
+               ("c2m.sync-acks", {1: 9, 2: 0, 0: 2**40}), ("c2m.sync-acks", {0: 5})]
+    dumps = []
+    for url, through_driver in ((database_url, True), (postgres_or_sqlite_second_url, False)):
+        outbox = _filled(url, count=1)
+        for topic, positions in batches:
+            with outbox.store.engine.begin() as connection:
+                if through_driver:
+                    rows.record_ack_positions(connection, topic, positions)
+                else:
+                    connection.execute(rows._ack_position_upsert(connection.dialect.name), [
+                        {"topic": topic, "partition": partition, "offset": offset}
+                        for partition, offset in sorted(positions.items())])
+        with outbox.store.engine.connect() as connection:
+            dumps.append(sorted(tuple(row) for row in connection.execute(
+                select(ack_positions)).all()))
+            assert rows.ack_positions_of(connection, "c2m.sync-acks") == {0: 5, 1: 9, 2: 0}
+        outbox.store.dispose()
+    assert dumps[0] == dumps[1]
+    assert len(dumps[0]) == 4
