@@ -29,6 +29,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from sync.clock import Clock
@@ -218,6 +219,24 @@ class AckConsumer:
             if not report.read:
                 break
             total.add(report)
+        return total
+
+    async def drain_to(self, ends: Mapping[int, int], wait_ms: int = 200,
+                       timeout_s: float = 30.0) -> AckConsumerReport:
+        """Apply every answer before ``ends`` (per partition of the acknowledgement topic, end
+        offsets read after the answers were written). On a real broker a record just written
+        can take a moment to reach a consumer's fetch: reading goes on, ``wait_ms`` at a time,
+        until the consumer is past them, for at most ``timeout_s``."""
+        consumer = await self._ensure_consumer()
+        topic = self.topics.acknowledgements
+        total = AckConsumerReport()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            positions = {partition.partition: await consumer.position(partition)
+                         for partition in consumer.assignment() if partition.topic == topic}
+            if all(positions.get(partition, end) >= end for partition, end in ends.items()):
+                break
+            total.add(await self.consume_batch(timeout_ms=wait_ms))
         return total
 
     async def run(self, stop: asyncio.Event) -> AckConsumerReport:

@@ -56,18 +56,17 @@ class LocalPipeline:
     async def settle(self, max_rounds: int = 50, ack_wait_ms: int = 200) -> SettleReport:
         """Relay, apply and acknowledge until every request is answered and a round moves
         nothing (at most ``max_rounds``; a retry of an order-sensitive rejection needs a round).
-        On a real broker an acknowledgement can take a moment to become readable: a round
-        waits up to ``ack_wait_ms`` for answers while requests are still ``SENT``."""
+        Every answer MDM wrote in a round is read in that round: on a real broker an answer can
+        take a moment to become readable, so the acknowledgements are read, ``ack_wait_ms`` at
+        a time, up to the topic's end as it was once MDM had answered (answers to messages
+        delivered twice included, which settle no request)."""
         report = SettleReport()
         for _ in range(max_rounds):
             relayed = await self.relay.drain()
             verdicts = await self.mdm_worker.drain()
-            answered = await self.acks.drain()
+            answered = await self.acks.drain_to(
+                await self.bus.end_offsets(self.settings.topics.acknowledgements), ack_wait_ms)
             awaiting = await asyncio.to_thread(self._awaiting_answers)
-            if awaiting and not answered.read:
-                late = await self.acks.consume_batch(timeout_ms=ack_wait_ms)
-                answered.add(late)
-                awaiting = await asyncio.to_thread(self._awaiting_answers)
             report.rounds += 1
             report.published += relayed.published
             report.mdm_verdicts.update({verdict.value: count
