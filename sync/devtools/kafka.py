@@ -161,8 +161,13 @@ class BrokerState:
 
 
 def _cluster_id() -> str:
-    # Kafka's Uuid text form: URL-safe base64 of 16 random bytes without padding.
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+    """Kafka's Uuid text form: URL-safe base64 of 16 random bytes without padding, drawn again
+    when it starts with "-" as Kafka's own ``Uuid.randomUuid`` does: the storage tool would
+    take such an id for an option and refuse to format (one start in 64)."""
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+        if not text.startswith("-"):
+            return text
 
 
 def _process_alive(pid: int) -> bool:
