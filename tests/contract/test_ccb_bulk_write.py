@@ -20,7 +20,7 @@ from sync.ccb.errors import ConcurrentUpdateError
 from sync.ccb.loading import load_master_data, parse_text
 from sync.ccb.model import Person, SaStatus, ToDoStatus
 from sync.ccb.ports import CcbView, IdSource
-from sync.ccb.sync_requests import SyncRequestState, sync_todo_types
+from sync.ccb.sync_requests import QueuedRequest, SyncRequestState, sync_todo_types
 from sync.clock import FixedClock
 from sync.config.admin import load_admin_config
 from sync.mapping.messages import Acknowledgement, AckOutcome, EntityType
@@ -319,17 +319,29 @@ def test_mark_sent_in_bulk_skips_a_request_refreshed_since_it_was_read(
     outbox.store.dispose()
 
 
+def _loaded_and_sent(url: str, clock: FixedClock) -> tuple[SqlOutbox, list[QueuedRequest]]:
+    """An outbox over the example master data, every request published and recorded sent."""
+    outbox = _outbox(url, one_at_a_time=False)
+    outbox.store.execute(load_master_data(parse_text(EXAMPLE.read_text("utf-8"), "example"),
+                                          "example", ADMIN, clock.now(), "loader"))
+    batch = outbox.next_batch(10_000)
+    outbox.mark_sent([(request, 0, n) for n, request in enumerate(batch)], clock.now())
+    return outbox, batch
+
+
+def _requests_and_todos(outbox: SqlOutbox) -> tuple[Any, list[dict[str, Any]]]:
+    with outbox.store.engine.connect() as connection:
+        todos = [dict(row) for row in connection.execute(
+            select(ccb_schema.todos).order_by(ccb_schema.todos.c.id)).mappings()]
+    return _outbox_rows(outbox), todos
+
+
 def test_acknowledging_a_batch_equals_acknowledging_one_answer_at_a_time(
         database_url: str, postgres_or_sqlite_second_url: str) -> None:
     clock = FixedClock(TODAY)
     results = []
     for url, one_by_one in ((database_url, False), (postgres_or_sqlite_second_url, True)):
-        outbox = _outbox(url, one_at_a_time=False)
-        outbox.store.execute(load_master_data(parse_text(EXAMPLE.read_text("utf-8"),
-                                                         "example"),
-                                              "example", ADMIN, clock.now(), "loader"))
-        batch = outbox.next_batch(10_000)
-        outbox.mark_sent([(request, 0, n) for n, request in enumerate(batch)], clock.now())
+        outbox, batch = _loaded_and_sent(url, clock)
         half = len(batch) // 2
         acks = (_acks(batch[:half]) + _acks(batch[half:], AckOutcome.ERROR)
                 + _acks(batch[:2]))  # answered twice: the batch is applied answer by answer
@@ -337,10 +349,7 @@ def test_acknowledging_a_batch_equals_acknowledging_one_answer_at_a_time(
         for chunk in ([[a] for a in [*acks, unknown]] if one_by_one
                       else [[*acks[:-2], unknown], acks[-2:]]):
             outbox.acknowledge(chunk, clock.now())
-        with outbox.store.engine.connect() as connection:
-            todos = [dict(row) for row in connection.execute(
-                select(ccb_schema.todos).order_by(ccb_schema.todos.c.id)).mappings()]
-        results.append((_outbox_rows(outbox), todos))
+        results.append(_requests_and_todos(outbox))
         outbox.store.dispose()
     assert results[0] == results[1]
     (requests, _), todos = results[0]
@@ -361,12 +370,7 @@ def test_a_batch_resolves_the_sync_todos_that_answers_one_at_a_time_resolve(
         minutes=ADMIN.installation.sync_ack_timeout_minutes + 1)
     results = []
     for url, answer_by_answer in ((database_url, False), (postgres_or_sqlite_second_url, True)):
-        outbox = _outbox(url, one_at_a_time=False)
-        outbox.store.execute(load_master_data(parse_text(EXAMPLE.read_text("utf-8"),
-                                                         "example"),
-                                              "example", ADMIN, clock.now(), "loader"))
-        batch = outbox.next_batch(10_000)
-        outbox.mark_sent([(request, 0, n) for n, request in enumerate(batch)], clock.now())
+        outbox, batch = _loaded_and_sent(url, clock)
         third = len(batch) // 3
         outbox.acknowledge(_acks(batch[:third], AckOutcome.ERROR)
                            + _acks(batch[third:2 * third]), clock.now())
@@ -383,10 +387,7 @@ def test_a_batch_resolves_the_sync_todos_that_answers_one_at_a_time_resolve(
         chunks = [answers + answers[:1]] if answer_by_answer else [answers, answers[:1]]
         for chunk in chunks:
             assert outbox.acknowledge(chunk, later).todos_raised == 0
-        with outbox.store.engine.connect() as connection:
-            todos = [dict(row) for row in connection.execute(
-                select(ccb_schema.todos).order_by(ccb_schema.todos.c.id)).mappings()]
-        results.append((_outbox_rows(outbox), todos))
+        results.append(_requests_and_todos(outbox))
         outbox.store.dispose()
     assert results[0] == results[1]
     (requests, _), todos = results[0]
