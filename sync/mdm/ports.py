@@ -102,21 +102,11 @@ class OutboxKind(StrEnum):
     DEAD_LETTER = "dead_letter"
 
 
-@dataclass(frozen=True)
-class OutboxEntry:
-    """One unpublished record: what to publish, and where it came from."""
-
-    kind: OutboxKind
-    seq: int
-    key: bytes | None
-    value: bytes
-    source: ConsumedPosition
-
-
 @dataclass(frozen=True, slots=True)
-class Answer:
-    """An answer as published: an acknowledgement or a dead letter of the source record at
-    ``source``. What a batch stored, handed to the publisher without reading it back."""
+class OutboxEntry:
+    """An answer to publish: an acknowledgement or a dead letter of the source record at
+    ``source`` (its position is the entry's key in its kind's outbox), as read back from the
+    outboxes or as a batch has just stored it."""
 
     kind: OutboxKind
     key: bytes | None
@@ -185,11 +175,9 @@ class ConsumerStorePort(Protocol):
         """Unpublished acknowledgements and dead letters, each kind in consumption order."""
         ...
 
-    def mark_published(self, entries: Sequence[OutboxEntry], at: dt.datetime) -> None: ...
-
-    def mark_answers_published(self, answers: Sequence[Answer], at: dt.datetime) -> None:
-        """Set the publication time of the stored answers to ``answers``' source positions
-        (each of its kind's outbox)."""
+    def mark_published(self, entries: Sequence[OutboxEntry], at: dt.datetime) -> None:
+        """Set the publication time of the stored answers at ``entries``' source positions
+        (each in its kind's outbox)."""
         ...
 
     def ping(self) -> None:

@@ -150,8 +150,7 @@ class AckConsumer:
         if self._check_positions:
             report.read_again = await self._resume_from_database(consumer)
         topic = self.topics.acknowledgements
-        read_from = {partition.partition: await consumer.position(partition)
-                     for partition in consumer.assignment() if partition.topic == topic}
+        read_from = await self._positions(consumer)
         records = await consumer.getmany(timeout_ms=timeout_ms, max_records=self.max_records)
         report.read = len(records)
         if not records:
@@ -201,6 +200,12 @@ class AckConsumer:
             raise
         return report
 
+    async def _positions(self, consumer: Consumer) -> dict[int, int]:
+        """Where the consumer reads next, per partition of the acknowledgement topic."""
+        topic = self.topics.acknowledgements
+        return {partition.partition: await consumer.position(partition)
+                for partition in consumer.assignment() if partition.topic == topic}
+
     async def _dead_letter(self, record: Record, error: DecodeError) -> None:
         failure, problems, message = decode_failure(error)
         letter = dead_letter_for(
@@ -228,12 +233,10 @@ class AckConsumer:
         can take a moment to reach a consumer's fetch: reading goes on, ``wait_ms`` at a time,
         until the consumer is past them, for at most ``timeout_s``."""
         consumer = await self._ensure_consumer()
-        topic = self.topics.acknowledgements
         total = AckConsumerReport()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            positions = {partition.partition: await consumer.position(partition)
-                         for partition in consumer.assignment() if partition.topic == topic}
+            positions = await self._positions(consumer)
             if all(positions.get(partition, end) >= end for partition, end in ends.items()):
                 break
             total.add(await self.consume_batch(timeout_ms=wait_ms))

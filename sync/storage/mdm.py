@@ -36,7 +36,6 @@ from sqlalchemy import (
     select,
     text,
     true,
-    update,
 )
 from sqlalchemy.exc import DBAPIError
 
@@ -52,7 +51,6 @@ from sync.mdm.model import (
 )
 from sync.mdm.ports import (
     Acknowledge,
-    Answer,
     BatchItem,
     BatchResult,
     Consumed,
@@ -280,20 +278,12 @@ class MdmStore:
         return entries
 
     def mark_published(self, entries: Sequence[OutboxEntry], at: dt.datetime) -> None:
-        with self._transaction() as connection:
-            for kind, table in _OUTBOXES.items():
-                seqs = sorted(entry.seq for entry in entries if entry.kind is kind)
-                if seqs:
-                    connection.execute(update(table).where(table.c.seq.in_(seqs))
-                                       .values(published_at=at))
-
-    def mark_answers_published(self, answers: Sequence[Answer], at: dt.datetime) -> None:
         # By source position, the unique key of both outboxes: the answers of a batch are
         # published from memory, without the sequence numbers the rows got.
         offsets: dict[tuple[OutboxKind, str, int], list[int]] = {}
-        for answer in answers:
-            source = answer.source
-            offsets.setdefault((answer.kind, source.topic, source.partition),
+        for entry in entries:
+            source = entry.source
+            offsets.setdefault((entry.kind, source.topic, source.partition),
                                []).append(source.offset)
         if not offsets:
             return
@@ -361,7 +351,7 @@ def _outbox_entry(kind: OutboxKind, row: Any) -> OutboxEntry:
     key = (row["source_key"] if kind is OutboxKind.DEAD_LETTER
            else f"{row['entity_type']}:{row['entity_id']}".encode())
     return OutboxEntry(
-        kind, int(row["seq"]), None if key is None else bytes(key), row["document"].encode(),
+        kind, None if key is None else bytes(key), row["document"].encode(),
         ConsumedPosition(row["source_topic"], int(row["source_partition"]),
                          int(row["source_offset"])))
 

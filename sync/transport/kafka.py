@@ -349,23 +349,26 @@ async def _send_in_batches(producer: Any, topic: str, messages: Sequence[Message
         batch = producer.create_batch()
         written: list[tuple[int, Any]] = []
         for index in chosen:
-            message = messages[index]
-            appended = batch.append(key=message.key, value=message.value,
-                                    timestamp=message.timestamp_ms, headers=list(message.headers))
-            if appended is None:  # the batch is full: send it and start the next
-                batch.close()
-                sends.append((written, await producer.send_batch(batch, topic,
-                                                                 partition=partition)))
+            appended = _append(batch, messages[index])
+            if appended is None:  # the batch is full: send it; the next takes any first record
+                sends.append((written, await _close_and_send(producer, batch, topic, partition)))
                 batch, written = producer.create_batch(), []
-                appended = batch.append(key=message.key, value=message.value,
-                                        timestamp=message.timestamp_ms,
-                                        headers=list(message.headers))
-                if appended is None:  # pragma: no cover - a batch always takes its first record
-                    raise PublishError(f"record {index} does not fit a batch for {topic!r}")
+                appended = _append(batch, messages[index])
+                assert appended is not None
             written.append((index, appended))
-        batch.close()
-        sends.append((written, await producer.send_batch(batch, topic, partition=partition)))
+        sends.append((written, await _close_and_send(producer, batch, topic, partition)))
     return sends
+
+
+def _append(batch: Any, message: Message) -> Any:
+    """The record's metadata in ``batch`` (its offset there, its time stamp); None when full."""
+    return batch.append(key=message.key, value=message.value, timestamp=message.timestamp_ms,
+                        headers=list(message.headers))
+
+
+async def _close_and_send(producer: Any, batch: Any, topic: str, partition: int) -> Any:
+    batch.close()
+    return await producer.send_batch(batch, topic, partition=partition)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from sync.clock import Clock
 from sync.config.settings import Settings
-from sync.mdm.ports import Answer, ConsumerStorePort
+from sync.mdm.ports import ConsumerStorePort, OutboxEntry
 from sync.storage.common import first_line
 from sync.transport.bus import Bus, Consumer, TopicPartition
 from sync.worker.mdm_processor import (
@@ -113,7 +113,7 @@ class MdmBusWorker:
         consumer = self._require_started()
         records = await consumer.getmany(timeout_ms=timeout_ms,
                                          max_records=self.timing.max_records)
-        answers: list[Answer] | None = []
+        answers: list[OutboxEntry] | None = []
         if records:
             consumed, answers = await self._process(
                 [SourceRecord.from_bus(r) for r in records], stop_event)
@@ -127,7 +127,7 @@ class MdmBusWorker:
         return len(records)
 
     async def _process(self, records: list[SourceRecord], stop_event: asyncio.Event
-                       ) -> tuple[bool, list[Answer] | None]:
+                       ) -> tuple[bool, list[OutboxEntry] | None]:
         """Process ``records`` (one transaction); False if told to stop during a store outage,
         else True with the answers the batch stored (None when they are not known: after an
         outage, what the store kept is read from its outboxes).
@@ -185,7 +185,7 @@ class MdmBusWorker:
         for partition, offset in offsets.items():
             await consumer.seek(TopicPartition(self.topic, partition), offset)
 
-    async def _publish(self, answers: list[Answer] | None) -> None:
+    async def _publish(self, answers: list[OutboxEntry] | None) -> None:
         """Publish the answers of the batch just processed (and whatever a failure left in the
         outboxes before them)."""
         try:

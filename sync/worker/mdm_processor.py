@@ -30,7 +30,6 @@ from sync.mapping.sa_to_us import acknowledgement_for, command_for
 from sync.mdm.decision import ApplyDecision, Outcome
 from sync.mdm.ports import (
     AckRecord,
-    Answer,
     BatchItem,
     BatchResult,
     Consumed,
@@ -39,6 +38,7 @@ from sync.mdm.ports import (
     ConsumerStorePort,
     DeadLetterItem,
     DeadLetterRecord,
+    OutboxEntry,
     OutboxKind,
 )
 from sync.storage.common import first_line
@@ -86,7 +86,7 @@ class ProcessedBatch:
     # The acknowledgements and dead letters stored for the batch's records, in consumption
     # order; None when they are not known here (records consumed one by one), and the
     # publisher reads them from the outboxes instead.
-    answers: list[Answer] | None
+    answers: list[OutboxEntry] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,16 +237,17 @@ class MdmProcessor:
             ) from cause
 
 
-def _answers(items: Sequence[BatchItem], results: Sequence[BatchResult]) -> list[Answer]:
+def _answers(items: Sequence[BatchItem], results: Sequence[BatchResult]
+             ) -> list[OutboxEntry]:
     """The answers the batch stored: one per record answered now (a record answered before
     had its answer stored then, and it is published from the outboxes)."""
     answers = []
     for item, result in zip(items, results, strict=True):
         if isinstance(result, Consumed):
-            answers.append(Answer(OutboxKind.ACKNOWLEDGEMENT, result.ack.key.encode(),
+            answers.append(OutboxEntry(OutboxKind.ACKNOWLEDGEMENT, result.ack.key.encode(),
                                   result.ack.document.encode(), item.position))
         elif result is True and isinstance(item, DeadLetterItem):
-            answers.append(Answer(OutboxKind.DEAD_LETTER, item.record.source_key,
+            answers.append(OutboxEntry(OutboxKind.DEAD_LETTER, item.record.source_key,
                                   item.record.document.encode(), item.position))
     return answers
 

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from sync.clock import Clock
 from sync.config.settings import Settings
-from sync.mdm.ports import Answer, ConsumerStorePort, OutboxEntry, OutboxKind
+from sync.mdm.ports import ConsumerStorePort, OutboxEntry, OutboxKind
 from sync.transport.bus import Message, Record
 from sync.worker.stats import WorkerStats
 
@@ -52,7 +52,7 @@ class OutboxPublisher:
         async with self._lock:
             return await self._publish_stored()
 
-    async def publish(self, answers: Sequence[Answer] | None) -> int:
+    async def publish(self, answers: Sequence[OutboxEntry] | None) -> int:
         """Publish the answers a batch has just stored (committed), in consumption order, then
         mark them published; returns how many were published. With ``answers`` None (not
         known), or while earlier answers may wait in the outboxes, every unpublished entry is
@@ -65,8 +65,7 @@ class OutboxPublisher:
                 return 0
             self._outboxes_behind = True
             await self._send(answers)
-            await asyncio.to_thread(self._store.mark_answers_published, answers,
-                                    self._clock.now())
+            await asyncio.to_thread(self._store.mark_published, answers, self._clock.now())
             self._count(answers)
             self._outboxes_behind = False
             return len(answers)
@@ -84,7 +83,7 @@ class OutboxPublisher:
             self._count(entries)
             published += len(entries)
 
-    async def _send(self, entries: Sequence[OutboxEntry] | Sequence[Answer]) -> None:
+    async def _send(self, entries: Sequence[OutboxEntry]) -> None:
         for kind, topic in self._topics.items():
             # A dead letter of a record without a key still needs a record: Kafka takes a
             # value alone.
@@ -92,7 +91,7 @@ class OutboxPublisher:
             if chosen:
                 await self._publish_batch(topic, chosen)
 
-    def _count(self, entries: Sequence[OutboxEntry] | Sequence[Answer]) -> None:
+    def _count(self, entries: Sequence[OutboxEntry]) -> None:
         acks = sum(1 for entry in entries if entry.kind is OutboxKind.ACKNOWLEDGEMENT)
         self._stats.acks_published += acks
         self._stats.dead_letters_published += len(entries) - acks

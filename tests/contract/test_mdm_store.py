@@ -19,7 +19,6 @@ from sync.mdm.memory import InMemoryMdmStore
 from sync.mdm.model import ContactPhone, FactorOverride, UsStatus
 from sync.mdm.ports import (
     AckRecord,
-    Answer,
     ConsumedPosition,
     DeadLetterRecord,
     MdmStorePort,
@@ -355,10 +354,9 @@ def test_answers_are_marked_published_by_kind_and_source_position(store: MdmStor
     at = dt.datetime(2025, 3, 1, 12, tzinfo=dt.UTC)
     chosen = [e for e in pending if (e.source.partition, e.source.offset) in {(0, 0), (0, 2),
                                                                               (1, 3)}]
-    store.mark_answers_published(
-        [Answer(e.kind, e.key, e.value, e.source) for e in chosen], at)
+    store.mark_published(chosen, at)
     assert store.unpublished(100) == [e for e in pending if e not in chosen]
-    store.mark_answers_published([], at)
+    store.mark_published([], at)
     with store.engine.connect() as connection:
         marked = {(row.source_partition, row.source_offset, row.published_at)
                   for table in (acknowledgements, dead_letters)
