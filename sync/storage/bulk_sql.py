@@ -122,11 +122,13 @@ class RawSelect:
     (on SQLite dates come as their ISO text, flags as 0/1, JSON documents as text; on
     PostgreSQL as Python values). The SQL of each dialect and list length is rendered once,
     where SQLAlchemy renders it for every execution. For module-level queries read thousands
-    of times."""
+    of times. With ``array`` the list is not an ``IN`` list but one array parameter (a
+    PostgreSQL statement written with ``bindparam(list_name, type_=ARRAY(...))``)."""
 
-    def __init__(self, statement: Executable, list_name: str) -> None:
+    def __init__(self, statement: Executable, list_name: str, *, array: bool = False) -> None:
         self.statement = statement
         self.list_name = list_name
+        self.array = array
         self.columns: list[str] = list(
             statement.selected_columns.keys())  # type: ignore[attr-defined]
         self._compiled: dict[str, SQLCompiler] = {}
@@ -139,15 +141,22 @@ class RawSelect:
             compiled = cast(SQLCompiler, self.statement.compile(  # type: ignore[attr-defined]
                 dialect=dialect))
             self._compiled[dialect.name] = compiled
-        rendered = self._rendered.get((dialect.name, len(values)))
+        length = -1 if self.array else len(values)
+        rendered = self._rendered.get((dialect.name, length))
         if rendered is None:
-            state = compiled.construct_expanded_state({self.list_name: list(values)})
-            rendered = (state.statement, state.positiontup)
-            self._rendered[(dialect.name, len(values))] = rendered
+            if self.array:
+                rendered = (compiled.string, compiled.positiontup)
+            else:
+                state = compiled.construct_expanded_state({self.list_name: list(values)})
+                rendered = (state.statement, state.positiontup)
+            self._rendered[(dialect.name, length)] = rendered
         sql, order = rendered
         given = dict(compiled.construct_params(_check=False))
-        given.update((f"{self.list_name}_{number}", value)
-                     for number, value in enumerate(values, start=1))
+        if self.array:
+            given[self.list_name] = list(values)
+        else:
+            given.update((f"{self.list_name}_{number}", value)
+                         for number, value in enumerate(values, start=1))
         parameters: Any = tuple(given[name] for name in order) if order is not None else given
         cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:

@@ -25,12 +25,16 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Select,
+    Text,
     and_,
     any_,
     bindparam,
+    func,
     insert,
+    literal_column,
     or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -243,6 +247,11 @@ def pending_of_many(connection: Connection, keys: Sequence[EntityKey], *,
     of the transaction where the database has row locks)."""
     c = sync_requests.c
     found: dict[EntityKey, SyncRequest] = {}
+    if connection.dialect.name == "postgresql":
+        for row in _keyed_rows(connection, "pending", keys, lock):
+            request = request_of(row)
+            found[(request.entity_type, request.entity_id)] = request
+        return found
     for part in in_batches(list(keys), _KEY_BATCH):
         # ``state || ''``: the entities' index, not the (state, seq) one. Given a list of
         # entities, SQLite's planner would otherwise read every pending request of the queue
@@ -262,6 +271,10 @@ def sync_entities_of_many(connection: Connection, keys: Sequence[EntityKey], *,
                           lock: bool = False) -> dict[EntityKey, RowMapping]:
     """The ``ccb_sync_entities`` row of each entity that has one (``lock`` as above)."""
     found: dict[EntityKey, RowMapping] = {}
+    if connection.dialect.name == "postgresql":
+        for row in _keyed_rows(connection, "entities", keys, lock):
+            found[(row["entity_type"], row["entity_id"])] = row
+        return found
     for part in in_batches(list(keys), _KEY_BATCH):
         query = select(sync_entities).where(_key_filter(sync_entities.c, part))
         if lock:
@@ -270,6 +283,50 @@ def sync_entities_of_many(connection: Connection, keys: Sequence[EntityKey], *,
         for row in connection.execute(query).mappings():
             found[(row["entity_type"], row["entity_id"])] = row
     return found
+
+
+@functools.cache
+def _keyed_lookup(kind: str, lock: bool) -> Select[Any]:
+    """PostgreSQL: the row of each (entity type, entity id) of two array parameters, looked up
+    one key at a time through the table's key index, in entity order.
+
+    Written as a lateral subquery with ``LIMIT 1`` (at most one row per key: the primary key of
+    ``ccb_sync_entities``, the unique pending index of ``ccb_sync_requests``) because that
+    cannot be turned into a join: its plan is one index probe per key whatever the planner
+    believes about the table. As a plain ``entity_id = ANY(...)`` the planner relied on the
+    table's statistics, and while they lagged behind a table filling up (a long batch on a
+    fresh table, before autovacuum's next analyze) it read every row of the entity type for
+    every unit: the cost of a unit grew with the table. The keys are sorted in a subquery the
+    planner keeps (``OFFSET 0``), so rows are locked in entity order as before."""
+    if kind == "pending":
+        table = sync_requests
+        condition: list[ColumnElement[bool]] = [
+            sync_requests.c.state == SyncRequestState.PENDING.value]
+    else:
+        table, condition = sync_entities, []
+    keys = (func.unnest(bindparam("entity_types", type_=ARRAY(Text)),
+                        bindparam("entity_ids", type_=ARRAY(Text)))
+            .table_valued("entity_type", "entity_id").render_derived(name="given"))
+    ordered = (select(keys.c.entity_type, keys.c.entity_id)
+               .order_by(keys.c.entity_type, keys.c.entity_id).offset(literal_column("0"))
+               .subquery("wanted"))
+    one = (select(table)
+           .where(table.c.entity_type == ordered.c.entity_type,
+                  table.c.entity_id == ordered.c.entity_id, *condition)
+           .limit(literal_column("1")))
+    if lock:
+        one = one.with_for_update()
+    found = one.lateral("found")
+    return select(found).select_from(ordered).join(found, true())
+
+
+def _keyed_rows(connection: Connection, kind: str, keys: Sequence[EntityKey],
+                lock: bool) -> list[RowMapping]:
+    if not keys:
+        return []
+    return list(connection.execute(_keyed_lookup(kind, lock), {
+        "entity_types": [entity_type for entity_type, _ in keys],
+        "entity_ids": [entity_id for _, entity_id in keys]}).mappings())
 
 
 # --- writing ---------------------------------------------------------------------------------

@@ -1,0 +1,150 @@
+"""PostgreSQL: the reads each unit of work makes per key are index probes, whatever the
+planner's statistics and cost settings say, so their cost follows the keys asked for and not
+the size of the tables.
+
+The tables are filled after their statistics were taken (as on a fresh installation during
+its first long batch, before autovacuum analyzes them), with the server's default costs. The
+plan of each read is then asked for with a chunk of 500 keys: every scan of a table that
+grows with the SAs must be an index probe with the key in its index condition; a sequential
+or bitmap scan, or a hash join, would read the table (or all of an entity type) per chunk.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection, text
+
+from sync.clock import FixedClock
+from sync.storage.ccb import SqlCcbStore
+from sync.storage.outbox_rows import _keyed_lookup
+from sync.storage.saact_fast import _FACTS, _LINKS
+from tests.contract.test_batch_runner import TODAY
+
+ROWS = 30_000
+CHUNK = 500
+# Tables that grow with the SAs, with the columns a read looks them up by: a read of a chunk
+# must probe them by one of these, never scan them.
+GROWING = {
+    "ccb_service_agreements": ("id", "master_sa_id", "account_id"),
+    "ccb_accounts": ("id",),
+    "ccb_sa_sp_links": ("sa_id",),
+    "ccb_service_points": ("id",),
+    "ccb_sync_requests": ("entity_id",),
+    "ccb_sync_entities": ("entity_id",),
+}
+
+_FILL = [
+    """INSERT INTO ccb_persons (id, name, name_key, is_business, phones, version)
+       SELECT 'P-' || n, 'person ' || n, 'person ' || n, false, '[]', 1
+       FROM generate_series(1, :rows) AS n""",
+    """INSERT INTO ccb_premises (id, address, address_key, postal_code, time_zone, version)
+       SELECT 'PR-' || n, '{}', 'street ' || n, '1000', 'Europe/Brussels', 1
+       FROM generate_series(1, :rows) AS n""",
+    """INSERT INTO ccb_accounts (id, main_person_id, other_person_ids, customer_class,
+                                bill_cycle, division, final_bill_pending, version)
+       SELECT 'A-' || n, 'P-' || n, '[]', 'RES', 'BC1', 'D1', false, 1
+       FROM generate_series(1, :rows) AS n""",
+    """INSERT INTO ccb_service_points (id, premise_id, sp_type, time_zone,
+                                      measuring_components, version)
+       SELECT 'SP-' || n, 'PR-' || n, 'W-RES', 'Europe/Brussels', '[]', 1
+       FROM generate_series(1, :rows) AS n""",
+    """INSERT INTO ccb_service_agreements (id, account_id, sa_type, status, start_date,
+                                          premise_id, created_by, audit, version)
+       SELECT 'SA-' || n, 'A-' || n, 'W-RES', '10', DATE '2025-03-03', 'PR-' || n, '{}', '[]', 1
+       FROM generate_series(1, :rows) AS n""",
+    """INSERT INTO ccb_sa_sp_links (id, sa_id, sp_id, start_date, usage_flag, use_percent)
+       SELECT 'L-' || n, 'SA-' || n, 'SP-' || n, DATE '2025-03-03', '+', 100
+       FROM generate_series(1, :rows) AS n""",
+    """INSERT INTO ccb_sync_entities (entity_type, entity_id, last_version)
+       SELECT 'SA', 'SA-' || n, 1 FROM generate_series(1, :rows) AS n""",
+    """INSERT INTO ccb_sync_requests (id, entity_type, entity_id, state, version, fingerprint,
+                                     payload, created_at, updated_at)
+       SELECT 'SR-' || n, 'SA', 'SA-' || n, 'PENDING', 1, 'f', '\\x7b7d', now(), now()
+       FROM generate_series(1, :rows) AS n""",
+]
+
+
+@pytest.fixture
+def filled(postgres_url: str) -> Iterator[Connection]:
+    store = SqlCcbStore(postgres_url, clock=FixedClock(TODAY))
+    store.create_schema()
+    try:
+        with store.engine.connect() as connection:
+            connection.execute(text("ANALYZE"))  # statistics of the empty tables
+            for statement in _FILL:
+                connection.execute(text(statement), {"rows": ROWS})
+            connection.commit()
+            yield connection
+    finally:
+        store.dispose()
+
+
+def _plan(connection: Connection, statement: Any, values: dict[str, Any]) -> dict[str, Any]:
+    compiled = statement.compile(dialect=connection.dialect)
+    parameters = {**compiled.construct_params(_check=False), **values}
+    row = connection.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {compiled.string}",
+                                     parameters).scalar_one()
+    document = row if isinstance(row, list) else json.loads(row)
+    plan: dict[str, Any] = document[0]["Plan"]
+    return plan
+
+
+def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
+    for child in plan.get("Plans", ()):
+        yield from _nodes(child)
+
+
+def _scans_that_read_more_than_their_keys(plan: dict[str, Any]) -> list[str]:
+    """Joins that read a whole side, and scans of a growing table whose index condition does
+    not name a key column (a scan by entity type alone reads every request of the type)."""
+    found = []
+    for node in _nodes(plan):
+        kind = node["Node Type"]
+        if kind in ("Hash Join", "Merge Join"):
+            found.append(kind)
+        relation = node.get("Relation Name")
+        if relation not in GROWING:
+            continue
+        condition = node.get("Index Cond") or node.get("Recheck Cond") or ""
+        if kind not in ("Index Scan", "Index Only Scan", "Bitmap Heap Scan") or not any(
+                f"({column})::text =" in condition or f"({column} =" in condition
+                for column in GROWING[relation]):
+            found.append(f"{kind} on {relation} ({condition or 'no index condition'})")
+    return found
+
+
+def _sa_ids() -> list[str]:
+    return [f"SA-{n}" for n in range(ROWS // 2, ROWS // 2 + CHUNK)]
+
+
+@pytest.mark.parametrize("lock", [True, False])
+@pytest.mark.parametrize("kind", ["pending", "entities"])
+def test_sync_request_and_entity_reads_probe_the_key_index(filled: Connection, kind: str,
+                                                           lock: bool) -> None:
+    ids = _sa_ids()
+    plan = _plan(filled, _keyed_lookup(kind, lock),
+                 {"entity_types": ["SA"] * len(ids), "entity_ids": ids})
+    assert _scans_that_read_more_than_their_keys(plan) == []
+
+
+@pytest.mark.parametrize("read", ["facts", "links"])
+def test_step_5_9_saact_chunk_reads_probe_the_key_indexes(filled: Connection,
+                                                          read: str) -> None:
+    statement = (_FACTS if read == "facts" else _LINKS)[False]
+    plan = _plan(filled, statement, {"ids": _sa_ids()})
+    assert _scans_that_read_more_than_their_keys(plan) == []
+
+
+def test_the_keyed_reads_find_every_row_once_in_entity_order(filled: Connection) -> None:
+    """What the probes return: the row of each key asked for (duplicates and unknown keys
+    included in the question), sorted by entity."""
+    asked = ["SA-7", "SA-12", "SA-7", "SA-unknown", "SA-100"]
+    rows = filled.execute(_keyed_lookup("pending", False), {
+        "entity_types": ["SA"] * len(asked), "entity_ids": asked}).mappings().all()
+    assert [row["entity_id"] for row in rows] == ["SA-100", "SA-12", "SA-7", "SA-7"]
+    assert {row["state"] for row in rows} == {"PENDING"}
