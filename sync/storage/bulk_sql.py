@@ -309,9 +309,18 @@ def delete_in(connection: Connection, table: Table, key: str, keys: Sequence[Any
 
 
 def update_in(connection: Connection, table: Table, values: Mapping[str, Any],
-              equal: Mapping[str, Any], key: str, keys: Sequence[Any]) -> int:
+              equal: Mapping[str, Any], key: str, keys: Sequence[Any], *,
+              ranged: bool = False) -> int:
     """``UPDATE table SET values WHERE equal (equalities) AND key IN keys``, in chunks of
-    keys, every value converted by its column's bind processor; returns the rows updated."""
+    keys, every value converted by its column's bind processor; returns the rows updated.
+
+    ``ranged`` (integer keys only: text would compare by the database's collation) bounds
+    each chunk's condition by its smallest and largest key too (``key BETWEEN``): with
+    ``equal`` and that range on the leading
+    columns of an index, the scan covers the chunk's range whatever the planner believes
+    about the table. Without it PostgreSQL, its statistics taken while the table was small,
+    scanned the index by ``equal`` alone and filtered every row of it (all of a partition's
+    answers for each batch of the MDM outbox), so the cost of a batch grew with the table."""
     mark = _placeholder(connection)
     names = [*values, *equal]
     fixed = [value if (process := _processor(connection, table.c[name])) is None
@@ -322,9 +331,13 @@ def update_in(connection: Connection, table: Table, values: Mapping[str, Any],
             + " WHERE "
             + "".join(f"{_name(connection, name)} = {mark} AND " for name in names[len(values):]))
     updated = 0
+    convert = _processor(connection, table.c[key]) or int
+    between = f"{_name(connection, key)} BETWEEN {mark} AND {mark} AND " if ranged else ""
     for part in in_batches(keys, IN_CHUNK):
         condition, parameters = _key_list(connection, table, key, part)
-        result = connection.exec_driver_sql(head + condition, tuple(fixed + parameters))
+        bounds = (convert(min(part)), convert(max(part))) if ranged else ()
+        result = connection.exec_driver_sql(head + between + condition,
+                                            (*fixed, *bounds, *parameters))
         updated += int(result.rowcount)
     return updated
 

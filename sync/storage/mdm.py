@@ -291,7 +291,7 @@ class MdmStore:
             for (kind, topic, partition), chosen in sorted(offsets.items()):
                 update_in(connection, _OUTBOXES[kind], {"published_at": at},
                           {"source_topic": topic, "source_partition": partition},
-                          "source_offset", sorted(chosen))
+                          "source_offset", sorted(chosen), ranged=True)
 
     def ping(self) -> None:
         with self.engine.connect() as connection:

@@ -191,3 +191,11 @@ def test_update_in_updates_what_an_update_updates(engine: Engine) -> None:
         assert update_in(connection, FAST, {"count": 5}, {}, "code", many) == 2
         assert [row[1:] for row in _rows(connection, FAST)] == \
             [row[1:] for row in _rows(connection, GENERAL)]
+        # Integer keys bounded by their range: the same rows, in every chunk of keys.
+        numbers = [-(2**62), *range(-600, 600, 3), 2**40]
+        expected = connection.execute(
+            update(GENERAL).where(GENERAL.c.big.in_(numbers)).values(count=9)).rowcount
+        assert update_in(connection, FAST, {"count": 9}, {}, "big", numbers,
+                         ranged=True) == expected == 3
+        assert [row[1:] for row in _rows(connection, FAST)] == \
+            [row[1:] for row in _rows(connection, GENERAL)]

@@ -1,6 +1,6 @@
-"""PostgreSQL: the reads each unit of work makes per key are index probes, whatever the
-planner's statistics and cost settings say, so their cost follows the keys asked for and not
-the size of the tables.
+"""PostgreSQL: the reads (and the MDM outbox's marking) each unit of work makes per key are
+index probes, whatever the planner's statistics and cost settings say, so their cost follows
+the keys asked for and not the size of the tables.
 
 The tables are filled after their statistics were taken (as on a fresh installation during
 its first long batch, before autovacuum analyzes them), with the server's default costs. The
@@ -11,15 +11,18 @@ or bitmap scan, or a hash join, would read the table (or all of an entity type) 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, event, text
 
 from sync.clock import FixedClock
+from sync.mdm.ports import ConsumedPosition, OutboxEntry, OutboxKind
 from sync.storage.ccb import SqlCcbStore
+from sync.storage.mdm import MdmStore
 from sync.storage.outbox_rows import _keyed_lookup
 from sync.storage.saact_fast import _FACTS, _LINKS
 from tests.contract.test_batch_runner import TODAY
@@ -35,6 +38,7 @@ GROWING = {
     "ccb_service_points": ("id",),
     "ccb_sync_requests": ("entity_id",),
     "ccb_sync_entities": ("entity_id",),
+    "mdm_acknowledgements": ("source_offset",),
 }
 
 _FILL = [
@@ -108,11 +112,11 @@ def _scans_that_read_more_than_their_keys(plan: dict[str, Any]) -> list[str]:
         if kind in ("Hash Join", "Merge Join"):
             found.append(kind)
         relation = node.get("Relation Name")
-        if relation not in GROWING:
+        if relation not in GROWING or kind == "ModifyTable":  # the rows found are changed
             continue
         condition = node.get("Index Cond") or node.get("Recheck Cond") or ""
         if kind not in ("Index Scan", "Index Only Scan", "Bitmap Heap Scan") or not any(
-                f"({column})::text =" in condition or f"({column} =" in condition
+                f"({column})::text " in condition or f"({column} " in condition
                 for column in GROWING[relation]):
             found.append(f"{kind} on {relation} ({condition or 'no index condition'})")
     return found
@@ -148,3 +152,46 @@ def test_the_keyed_reads_find_every_row_once_in_entity_order(filled: Connection)
         "entity_types": ["SA"] * len(asked), "entity_ids": asked}).mappings().all()
     assert [row["entity_id"] for row in rows] == ["SA-100", "SA-12", "SA-7", "SA-7"]
     assert {row["state"] for row in rows} == {"PENDING"}
+
+
+def test_marking_mdm_answers_published_scans_only_the_batch_range(postgres_url: str) -> None:
+    """The MDM outbox's answers are marked published by source position: the scan covers the
+    batch's offsets, not every answer of the partition."""
+    store = MdmStore(postgres_url)
+    store.create_schema()
+    topic = "c2m.sync-requests"
+    captured: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any,
+                _many: bool) -> None:
+        if statement.startswith("UPDATE mdm_acknowledgements"):
+            captured.append((statement, parameters))
+
+    try:
+        with store.engine.connect() as connection:
+            connection.execute(text("ANALYZE"))
+            connection.execute(text(
+                "INSERT INTO mdm_acknowledgements (source_topic, source_partition, source_offset,"
+                " sync_request_id, entity_type, entity_id, version, outcome, document)"
+                " SELECT :topic, 0, n, 'SR-' || n, 'SA', 'SA-' || n, 1, 'APPLIED', '{}'"
+                " FROM generate_series(0, :rows - 1) AS n"), {"topic": topic, "rows": ROWS})
+            connection.commit()
+        batch = range(ROWS // 2, ROWS // 2 + CHUNK)
+        event.listen(store.engine, "before_cursor_execute", capture)
+        store.mark_published([
+            OutboxEntry(OutboxKind.ACKNOWLEDGEMENT, None, b"{}",
+                        ConsumedPosition(topic, 0, offset)) for offset in batch],
+            dt.datetime(2025, 3, 3, tzinfo=dt.UTC))
+        event.remove(store.engine, "before_cursor_execute", capture)
+        assert len(captured) == 1
+        statement, parameters = captured[0]
+        with store.engine.connect() as connection:
+            published = connection.execute(text(
+                "SELECT min(source_offset), max(source_offset), count(*)"
+                " FROM mdm_acknowledgements WHERE published_at IS NOT NULL")).one()
+            assert tuple(published) == (batch[0], batch[-1], CHUNK)
+            plan = connection.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {statement}",
+                                              parameters).scalar_one()
+        assert _scans_that_read_more_than_their_keys(plan[0]["Plan"]) == []
+    finally:
+        store.dispose()
