@@ -20,6 +20,7 @@ and converts the values with each column's own result processor (SQLite's dates)
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, cast
 
@@ -40,6 +41,7 @@ from sqlalchemy import (
     Numeric,
     String,
     Table,
+    UniqueConstraint,
     any_,
     bindparam,
 )
@@ -275,14 +277,20 @@ def select_in(connection: Connection, table: Table, columns: Sequence[str], key:
         return []
     dialect = connection.dialect
     types = [table.c[name].type.dialect_impl(dialect) for name in columns]
+    probes = _probes(connection, table, columns, key, tuple(order_by))
     head = (f"SELECT {', '.join(_name(connection, name) for name in columns)}"
             f" FROM {_name(connection, table.name)} WHERE ")
     tail = (f" ORDER BY {', '.join(_name(connection, name) for name in order_by)}"
             if order_by else "")
+    convert = _processor(connection, table.c[key])
     found: list[tuple[Any, ...]] = []
-    for part in in_batches(keys, IN_CHUNK):
-        condition, parameters = _key_list(connection, table, key, part)
-        result = connection.exec_driver_sql(head + condition + tail, tuple(parameters))
+    for part in in_batches(list(dict.fromkeys(keys)) if probes else keys, IN_CHUNK):
+        if probes is not None:
+            result = connection.exec_driver_sql(probes, (
+                list(part) if convert is None else list(map(convert, part)),))
+        else:
+            condition, parameters = _key_list(connection, table, key, part)
+            result = connection.exec_driver_sql(head + condition + tail, tuple(parameters))
         # A result processor may depend on the type the driver reports (numbers on psycopg).
         description = result.cursor.description
         converting = [(index, process) for index, kind in enumerate(types)
@@ -340,6 +348,43 @@ def update_in(connection: Connection, table: Table, values: Mapping[str, Any],
                                             (*fixed, *bounds, *parameters))
         updated += int(result.rowcount)
     return updated
+
+
+def _probes(connection: Connection, table: Table, columns: Sequence[str], key: str,
+            order_by: tuple[str, ...]) -> str | None:
+    """PostgreSQL: :func:`select_in`'s statement as one index probe per key, or None (another
+    database, or a key that is not the first column of an index or has no array type here).
+
+    The keys are one array, each looked up by a lateral subquery the planner cannot merge
+    into a join (``OFFSET 0``). As ``key IN (...)`` the plan followed the planner's estimates,
+    and while a table's statistics lagged behind its growth (a long run on fresh tables,
+    before autovacuum's next analyze) it chose to read the whole table, or all of an index,
+    for every chunk of keys: the cost of a unit grew with the tables."""
+    if connection.dialect.name != "postgresql" or not _leads_an_index(table, key):
+        return None
+    arrays = _array_types(connection, table, [key])
+    if arrays is None:
+        return None
+    inner = list(dict.fromkeys([*columns, *order_by]))
+    name = functools.partial(_name, connection)
+    return (f"SELECT {', '.join(f'found.{name(column)}' for column in columns)}"
+            f" FROM unnest({_ARRAY_MARK}::{arrays[0]}) AS wanted(key)"
+            f" CROSS JOIN LATERAL (SELECT {', '.join(map(name, inner))}"
+            f" FROM {name(table.name)} WHERE {name(key)} = wanted.key OFFSET 0) AS found"
+            + (f" ORDER BY {', '.join(f'found.{name(column)}' for column in order_by)}"
+               if order_by else ""))
+
+
+@functools.cache
+def _leads_an_index(table: Table, key: str) -> bool:
+    """Whether ``key`` is the first column of the table's primary key, of a unique constraint
+    or of an index (a probe by it is an index lookup)."""
+    firsts = {columns[0].name for columns in (
+        list(table.primary_key.columns),
+        *(list(index.columns) for index in table.indexes),
+        *(list(constraint.columns) for constraint in table.constraints
+          if isinstance(constraint, UniqueConstraint))) if columns}
+    return key in firsts
 
 
 def one_of(connection: Connection, column: ColumnElement[Any], name: str) -> ColumnElement[bool]:

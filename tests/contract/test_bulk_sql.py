@@ -20,6 +20,7 @@ from sqlalchemy import (
     DateTime,
     Engine,
     Float,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -34,13 +35,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError
 
-from sync.storage.bulk_sql import delete_in, insert_many, select_in, update_in
+from sync.storage.bulk_sql import _probes, delete_in, insert_many, select_in, update_in
 from sync.storage.common import create_engine_for
 
 metadata = MetaData()
 
 
-def _table(name: str) -> Table:
+def _table(name: str, *indexes: Index) -> Table:
     return Table(
         name, metadata,
         Column("seq", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True,
@@ -55,10 +56,14 @@ def _table(name: str) -> Table:
         Column("day", Date),
         Column("at", DateTime(timezone=True)),
         Column("raw", LargeBinary),
+        *indexes,
     )
 
 
 GENERAL, FAST = _table("bulk_general"), _table("bulk_fast")
+# Read by an indexed key: on PostgreSQL ``select_in`` probes the index once per key.
+INDEXED = _table("bulk_indexed", Index("ix_bulk_indexed_code", "code"),
+                 Index("ix_bulk_indexed_count", "count"))
 DOCUMENTS = Table("bulk_documents", metadata, Column("code", String(8), primary_key=True),
                   Column("document", JSON))
 UTC = dt.UTC
@@ -134,29 +139,37 @@ def test_insert_many_refuses_what_an_insert_refuses(postgres_engine: Engine,
             write(connection)
 
 
-def test_select_in_finds_what_a_select_finds(engine: Engine) -> None:
+@pytest.mark.parametrize("table", [GENERAL, INDEXED], ids=["in-list", "index-probes"])
+def test_select_in_finds_what_a_select_finds(engine: Engine, table: Table) -> None:
     with engine.begin() as connection:
-        connection.execute(insert(GENERAL), ROWS * 3)
+        assert (_probes(connection, table, ["code"], "code", ()) is not None) == (
+            table is INDEXED and engine.dialect.name == "postgresql")
+        connection.execute(insert(table), ROWS * 3)
         columns = ["code", "note", "ratio", "amount", "flag", "day", "at", "raw", "seq"]
         keys = ["NULL", "A", "missing", "C", "A"]
         general = [tuple(row) for row in connection.execute(
-            select(*(GENERAL.c[name] for name in columns))
-            .where(GENERAL.c.code.in_(keys)).order_by(GENERAL.c.code, GENERAL.c.seq))]
-        fast = select_in(connection, GENERAL, columns, "code", keys, order_by=("code", "seq"))
+            select(*(table.c[name] for name in columns))
+            .where(table.c.code.in_(keys)).order_by(table.c.code, table.c.seq))]
+        fast = select_in(connection, table, columns, "code", keys, order_by=("code", "seq"))
         assert fast == general
         assert [tuple(map(type, row)) for row in fast] == \
             [tuple(map(type, row)) for row in general]
-        by_number = select_in(connection, GENERAL, ["seq"], "count", [1, -7])
+        by_number = select_in(connection, table, ["seq"], "count", [1, -7, 1])
         assert sorted(by_number) == sorted(tuple(row) for row in connection.execute(
-            select(GENERAL.c.seq).where(GENERAL.c.count.in_([1, -7]))))
-        assert select_in(connection, GENERAL, ["code"], "code", []) == []
+            select(table.c.seq).where(table.c.count.in_([1, -7]))))
+        # Ordered by a column not selected.
+        assert select_in(connection, table, ["note"], "code", ["C", "A"], order_by=("seq",)) \
+            == [tuple(row) for row in connection.execute(
+                select(table.c.note).where(table.c.code.in_(["C", "A"])).order_by(table.c.seq))]
+        assert select_in(connection, table, ["code"], "code", []) == []
 
 
-def test_select_in_asks_in_chunks_and_keeps_their_order(engine: Engine) -> None:
+@pytest.mark.parametrize("table", [GENERAL, INDEXED], ids=["in-list", "index-probes"])
+def test_select_in_asks_in_chunks_and_keeps_their_order(engine: Engine, table: Table) -> None:
     keys = [f"K{index:04d}" for index in range(1200)]
     with engine.begin() as connection:
-        connection.execute(insert(GENERAL), [{"code": key} for key in keys])
-        assert select_in(connection, GENERAL, ["code"], "code", keys,
+        connection.execute(insert(table), [{"code": key} for key in keys])
+        assert select_in(connection, table, ["code"], "code", keys,
                          order_by=("code",)) == [(key,) for key in keys]
 
 

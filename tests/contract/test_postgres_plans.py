@@ -21,6 +21,8 @@ from sqlalchemy import Connection, event, text
 
 from sync.clock import FixedClock
 from sync.mdm.ports import ConsumedPosition, OutboxEntry, OutboxKind
+from sync.storage import ccb_schema
+from sync.storage.bulk_sql import select_in
 from sync.storage.ccb import SqlCcbStore
 from sync.storage.mdm import MdmStore
 from sync.storage.outbox_rows import _keyed_lookup
@@ -142,6 +144,32 @@ def test_step_5_9_saact_chunk_reads_probe_the_key_indexes(filled: Connection,
     statement = (_FACTS if read == "facts" else _LINKS)[False]
     plan = _plan(filled, statement, {"ids": _sa_ids()})
     assert _scans_that_read_more_than_their_keys(plan) == []
+
+
+@pytest.mark.parametrize(("table", "key"), [
+    (ccb_schema.service_agreements, "id"), (ccb_schema.sa_sp_links, "sa_id"),
+    (ccb_schema.accounts, "id")])
+def test_reads_of_a_list_of_keys_probe_the_key_index(filled: Connection, table: Any,
+                                                     key: str) -> None:
+    """``bulk_sql.select_in``, which the CCB store's bulk reads, its existence checks before
+    inserting and the MDM store's reads go through."""
+    captured: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any,
+                _many: bool) -> None:
+        captured.append((statement, parameters))
+
+    keys = _sa_ids() if table is not ccb_schema.accounts else \
+        [f"A-{n}" for n in range(ROWS // 2, ROWS // 2 + CHUNK)]
+    event.listen(filled, "before_cursor_execute", capture)
+    try:
+        rows = select_in(filled, table, ("id",), key, keys)
+    finally:
+        event.remove(filled, "before_cursor_execute", capture)
+    assert len(rows) == CHUNK
+    [(statement, parameters)] = captured
+    plan = filled.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {statement}", parameters).scalar_one()
+    assert _scans_that_read_more_than_their_keys(plan[0]["Plan"]) == []
 
 
 def test_the_keyed_reads_find_every_row_once_in_entity_order(filled: Connection) -> None:
