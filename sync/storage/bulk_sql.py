@@ -309,7 +309,18 @@ def select_in(connection: Connection, table: Table, columns: Sequence[str], key:
 
 
 def delete_in(connection: Connection, table: Table, key: str, keys: Sequence[Any]) -> None:
-    """``DELETE FROM table WHERE key IN keys``, in chunks of keys."""
+    """``DELETE FROM table WHERE key IN keys``, in chunks of keys.
+
+    On PostgreSQL, by a key that leads an index: ``key = %s`` once per key in one
+    ``executemany`` (pipelined by the driver), each an index lookup. A list of keys let the
+    planner, while a table's statistics lagged behind its growth, read the whole table for
+    every chunk (each key's share of the rows guessed, times the length of the list)."""
+    if keys and connection.dialect.name == "postgresql" and _leads_an_index(table, key):
+        convert = _processor(connection, table.c[key])
+        connection.exec_driver_sql(
+            f"DELETE FROM {_name(connection, table.name)} WHERE {_name(connection, key)} = %s",
+            [(key_ if convert is None else convert(key_),) for key_ in dict.fromkeys(keys)])
+        return
     for part in in_batches(keys, IN_CHUNK):
         condition, parameters = _key_list(connection, table, key, part)
         connection.exec_driver_sql(

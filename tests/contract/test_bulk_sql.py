@@ -173,15 +173,21 @@ def test_select_in_asks_in_chunks_and_keeps_their_order(engine: Engine, table: T
                          order_by=("code",)) == [(key,) for key in keys]
 
 
-def test_delete_in_deletes_what_a_delete_deletes(engine: Engine) -> None:
-    keys = ["A", "C", "missing"]
+@pytest.mark.parametrize("table", [FAST, INDEXED], ids=["in-list", "index-probes"])
+def test_delete_in_deletes_what_a_delete_deletes(engine: Engine, table: Table) -> None:
+    keys = ["A", "C", "missing", "A"]
     with engine.begin() as connection:
-        connection.execute(insert(GENERAL), ROWS)
-        connection.execute(insert(FAST), ROWS)
+        connection.execute(insert(GENERAL), ROWS * 2)
+        connection.execute(insert(table), ROWS * 2)
         connection.execute(delete(GENERAL).where(GENERAL.c.code.in_(keys)))
-        delete_in(connection, FAST, "code", keys)
-        assert [row[1:] for row in _rows(connection, FAST)] == \
+        delete_in(connection, table, "code", keys)
+        assert [row[1:] for row in _rows(connection, table)] == \
             [row[1:] for row in _rows(connection, GENERAL)]
+        connection.execute(delete(GENERAL).where(GENERAL.c.count.in_([0, -7])))
+        delete_in(connection, table, "count", [0, -7])
+        assert [row[1:] for row in _rows(connection, table)] == \
+            [row[1:] for row in _rows(connection, GENERAL)]
+        delete_in(connection, table, "code", [])
 
 
 def test_update_in_updates_what_an_update_updates(engine: Engine) -> None:

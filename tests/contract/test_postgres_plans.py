@@ -22,7 +22,7 @@ from sqlalchemy import Connection, event, text
 from sync.clock import FixedClock
 from sync.mdm.ports import ConsumedPosition, OutboxEntry, OutboxKind
 from sync.storage import ccb_schema
-from sync.storage.bulk_sql import select_in
+from sync.storage.bulk_sql import delete_in, select_in
 from sync.storage.ccb import SqlCcbStore
 from sync.storage.mdm import MdmStore
 from sync.storage.outbox_rows import _keyed_lookup
@@ -170,6 +170,29 @@ def test_reads_of_a_list_of_keys_probe_the_key_index(filled: Connection, table: 
     [(statement, parameters)] = captured
     plan = filled.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {statement}", parameters).scalar_one()
     assert _scans_that_read_more_than_their_keys(plan[0]["Plan"]) == []
+
+
+def test_deletes_of_a_list_of_keys_probe_the_key_index(filled: Connection) -> None:
+    """``bulk_sql.delete_in``, which the MDM store's replacing of a subscription's rows goes
+    through: each key's delete is an index lookup."""
+    captured: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any,
+                _many: bool) -> None:
+        captured.append((statement, parameters))
+
+    event.listen(filled, "before_cursor_execute", capture)
+    try:
+        delete_in(filled, ccb_schema.sa_sp_links, "sa_id", _sa_ids())
+    finally:
+        event.remove(filled, "before_cursor_execute", capture)
+    left = filled.execute(text("SELECT count(*) FROM ccb_sa_sp_links")).scalar_one()
+    assert left == ROWS - CHUNK
+    [(statement, parameters)] = captured
+    first = parameters[0] if isinstance(parameters, list) else parameters
+    plan = filled.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {statement}", first).scalar_one()
+    assert _scans_that_read_more_than_their_keys(plan[0]["Plan"]) == []
+    filled.rollback()
 
 
 def test_the_keyed_reads_find_every_row_once_in_entity_order(filled: Connection) -> None:
