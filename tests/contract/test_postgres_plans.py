@@ -25,7 +25,7 @@ from sync.storage import ccb_schema
 from sync.storage.bulk_sql import delete_in, select_in
 from sync.storage.ccb import SqlCcbStore
 from sync.storage.mdm import MdmStore
-from sync.storage.outbox_rows import _keyed_lookup
+from sync.storage.outbox_rows import _keyed_lookup, _queued_sql, queued
 from sync.storage.saact_fast import _FACTS, _LINKS
 from tests.contract.test_batch_runner import TODAY
 
@@ -192,6 +192,19 @@ def test_deletes_of_a_list_of_keys_probe_the_key_index(filled: Connection) -> No
     first = parameters[0] if isinstance(parameters, list) else parameters
     plan = filled.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {statement}", first).scalar_one()
     assert _scans_that_read_more_than_their_keys(plan[0]["Plan"]) == []
+    filled.rollback()
+
+
+def test_the_relay_reads_the_head_of_the_queue_in_index_order(filled: Connection) -> None:
+    """The relay's batch: the first pending requests in queue order, through the (state, seq)
+    index and a stop at the limit, not every pending request read and sorted."""
+    batch = queued(filled, CHUNK)
+    assert [request.id for request in batch] == [f"SR-{n}" for n in range(1, CHUNK + 1)]
+    # In the same transaction, so with the settings the read ran with.
+    plan = filled.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {_queued_sql('pyformat')}",
+                                  ("PENDING", CHUNK)).scalar_one()
+    nodes = [node["Node Type"] for node in _nodes(plan[0]["Plan"])]
+    assert nodes == ["Limit", "Index Scan"], nodes
     filled.rollback()
 
 
