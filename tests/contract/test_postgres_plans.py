@@ -24,6 +24,7 @@ from sync.mdm.ports import ConsumedPosition, OutboxEntry, OutboxKind
 from sync.storage import ccb_schema
 from sync.storage.bulk_sql import delete_in, select_in
 from sync.storage.ccb import SqlCcbStore
+from sync.storage.ccb_batch_queries import SqlBatchQueries, page_query, read_page
 from sync.storage.mdm import MdmStore
 from sync.storage.outbox_rows import _keyed_lookup, _queued_sql, queued
 from sync.storage.saact_fast import _FACTS, _LINKS
@@ -205,6 +206,22 @@ def test_the_relay_reads_the_head_of_the_queue_in_index_order(filled: Connection
                                   ("PENDING", CHUNK)).scalar_one()
     nodes = [node["Node Type"] for node in _nodes(plan[0]["Plan"])]
     assert nodes == ["Limit", "Index Scan"], nodes
+    filled.rollback()
+
+
+def test_step_5_9_a_selection_page_is_read_in_index_order(filled: Connection) -> None:
+    """A batch's selection page (here SAACT's due pending starts after a given SA): the
+    range's index read in order up to the page size, not every due row read and sorted."""
+    part = SqlBatchQueries(filled.engine).due_pending_sas(TODAY)._parts[0]
+    query = page_query(part, (TODAY, "SA-20000"), CHUNK)
+    rows = read_page(filled, query)
+    assert [row[1] for row in rows] == sorted(f"SA-{n}" for n in range(1, ROWS + 1)
+                                              if f"SA-{n}" > "SA-20000")[:CHUNK]
+    compiled = query.compile(dialect=filled.dialect)
+    plan = filled.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {compiled.string}",
+                                  compiled.construct_params()).scalar_one()
+    nodes = [node["Node Type"] for node in _nodes(plan[0]["Plan"])]
+    assert nodes == ["Limit", "Index Only Scan"] or nodes == ["Limit", "Index Scan"], nodes
     filled.rollback()
 
 
