@@ -335,11 +335,11 @@ def update_in(connection: Connection, table: Table, values: Mapping[str, Any],
 
     ``ranged`` (integer keys only: text would compare by the database's collation) bounds
     each chunk's condition by its smallest and largest key too (``key BETWEEN``): with
-    ``equal`` and that range on the leading
-    columns of an index, the scan covers the chunk's range whatever the planner believes
-    about the table. Without it PostgreSQL, its statistics taken while the table was small,
-    scanned the index by ``equal`` alone and filtered every row of it (all of a partition's
-    answers for each batch of the MDM outbox), so the cost of a batch grew with the table."""
+    ``equal`` and that range on the leading columns of an index, the scan covers the chunk's
+    range whatever the planner believes about the table. Without it PostgreSQL, its
+    statistics taken while the table was small, scanned the index by ``equal`` alone and
+    filtered every row of it (all of a partition's answers for each batch of the MDM outbox),
+    so the cost of a batch grew with the table."""
     mark = _placeholder(connection)
     names = [*values, *equal]
     fixed = [value if (process := _processor(connection, table.c[name])) is None
