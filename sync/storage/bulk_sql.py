@@ -40,10 +40,15 @@ from sqlalchemy import (
     LargeBinary,
     Numeric,
     String,
+    Subquery,
     Table,
+    Text,
     UniqueConstraint,
     any_,
     bindparam,
+    func,
+    literal_column,
+    select,
 )
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.types import TypeEngine
@@ -396,6 +401,27 @@ def _leads_an_index(table: Table, key: str) -> bool:
         *(list(constraint.columns) for constraint in table.constraints
           if isinstance(constraint, UniqueConstraint))) if columns}
     return key in firsts
+
+
+def probed_keys(*arrays: tuple[str, str]) -> Subquery:
+    """PostgreSQL: text array parameters, each given as (parameter name, column name),
+    unnested side by side and sorted, as the subquery ``wanted`` that drives one index probe
+    per key (a lateral subquery joined to it). ``OFFSET 0`` keeps the planner from merging it
+    into the query, so its order is the order the probes run and lock rows in."""
+    given = (func.unnest(*(bindparam(name, type_=ARRAY(Text)) for name, _ in arrays))
+             .table_valued(*(column for _, column in arrays)).render_derived(name="given"))
+    return (select(*given.c).order_by(*given.c).offset(literal_column("0"))
+            .subquery("wanted"))
+
+
+def in_index_order(connection: Connection) -> None:
+    """PostgreSQL: no sorting for the rest of this transaction, so a read ordered as one of
+    its indexes is read from that index in order and stops at its limit. For reads whose only
+    sensible plan is that (the head of a queue, a page of a range): left to its estimates,
+    taken while few rows matched, the planner read every matching row and sorted them, for
+    every page. Only in a read transaction of its own."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("SET LOCAL enable_sort = off")
 
 
 def one_of(connection: Connection, column: ColumnElement[Any], name: str) -> ColumnElement[bool]:

@@ -42,6 +42,7 @@ from sync.ccb.model import (
 from sync.ccb.ports import CcbView
 from sync.config.admin import AdminConfig
 from sync.storage import ccb_schema as schema
+from sync.storage.bulk_sql import in_index_order
 from sync.storage.ccb_view import SqlCcbView
 from sync.storage.saact_fast import SqlSaactFastPath
 from sync.storage.stop_prefetch import PrefetchedAccountsView, grouped
@@ -69,12 +70,10 @@ def page_query(part: _Part, last: tuple[Any, str] | None, size: int) -> Any:
 
 
 def read_page(connection: Connection, query: Any) -> list[Any]:
-    """A page's rows. On PostgreSQL without sorting, in this transaction: the page is then
-    read in order from the range's index and stops at its size. Left to estimates taken while
-    few rows were due (before a bulk load or a mass change was analyzed), the planner read
-    every due row and sorted them for each page, so a run cost the square of its rows."""
-    if connection.dialect.name == "postgresql":
-        connection.exec_driver_sql("SET LOCAL enable_sort = off")
+    """A page's rows, read in order from the range's index up to the page size (else a run
+    whose statistics said few rows were due read and sorted every due row for each page, and
+    cost the square of its rows)."""
+    in_index_order(connection)
     return list(connection.execute(query).all())
 
 

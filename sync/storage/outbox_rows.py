@@ -25,11 +25,9 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Select,
-    Text,
     and_,
     any_,
     bindparam,
-    func,
     insert,
     literal_column,
     or_,
@@ -58,8 +56,10 @@ from sync.config.admin import AdminConfig
 from sync.storage.bulk_sql import (
     RawSelect,
     in_batches,
+    in_index_order,
     insert_many,
     one_of,
+    probed_keys,
     select_in,
     update_many,
 )
@@ -125,16 +125,11 @@ def queued(connection: Connection, limit: int) -> list[QueuedRequest]:
     """Up to ``limit`` pending requests in queue order, as the relay publishes them. Read
     through the driver: SQLAlchemy's building of the statement and of each row cost more than
     the database's read, and the relay reads a batch many times a second."""
+    # The head of the queue from the (state, seq) index: a relay that fell behind would
+    # otherwise read and sort the whole queue for every batch, just when it has most to do.
+    in_index_order(connection)
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
-        if connection.dialect.name == "postgresql":
-            # The head of the queue through the (state, seq) index, in order, stopping at the
-            # limit. Left to its estimates, the planner, whose statistics said few requests
-            # were pending (taken before a burst, or before the relay fell behind), read every
-            # pending request and sorted them for each batch: the longer the queue, the slower
-            # the relay, just when it had the most to catch up. Without sorting the index is
-            # the only way to the order asked for. For this transaction only.
-            cursor.execute("SET LOCAL enable_sort = off")
         cursor.execute(_queued_sql(connection.dialect.paramstyle),
                        (SyncRequestState.PENDING.value, limit))
         found = cursor.fetchall()
@@ -312,12 +307,7 @@ def _keyed_lookup(kind: str, lock: bool) -> Select[Any]:
             sync_requests.c.state == SyncRequestState.PENDING.value]
     else:
         table, condition = sync_entities, []
-    keys = (func.unnest(bindparam("entity_types", type_=ARRAY(Text)),
-                        bindparam("entity_ids", type_=ARRAY(Text)))
-            .table_valued("entity_type", "entity_id").render_derived(name="given"))
-    ordered = (select(keys.c.entity_type, keys.c.entity_id)
-               .order_by(keys.c.entity_type, keys.c.entity_id).offset(literal_column("0"))
-               .subquery("wanted"))
+    ordered = probed_keys(("entity_types", "entity_type"), ("entity_ids", "entity_id"))
     one = (select(table)
            .where(table.c.entity_type == ordered.c.entity_type,
                   table.c.entity_id == ordered.c.entity_id, *condition)

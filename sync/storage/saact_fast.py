@@ -24,7 +24,6 @@ from functools import lru_cache, partial
 from typing import Any
 
 from sqlalchemy import (
-    ARRAY,
     Connection,
     String,
     Text,
@@ -48,7 +47,7 @@ from sync.ccb.ports import CcbView
 from sync.config.admin import AdminConfig
 from sync.mapping.snapshots import sa_snapshot_document
 from sync.storage import ccb_schema as schema
-from sync.storage.bulk_sql import RawSelect, in_batches, update_many
+from sync.storage.bulk_sql import RawSelect, in_batches, probed_keys, update_many
 from sync.storage.ccb_view import SqlCcbView
 
 _SA = schema.service_agreements
@@ -94,13 +93,6 @@ class SqlSaactFastPath:
             write_set_based(view.connection, changes)
 
 
-def _wanted_ids() -> Any:
-    """PostgreSQL: the chunk's ids (one array parameter ``ids``) sorted, as a subquery the
-    planner keeps (``OFFSET 0``), to drive one index probe per id (:func:`_facts_query`)."""
-    return (select(func.unnest(bindparam("ids", type_=ARRAY(Text))).label("id"))
-            .order_by(literal_column("1")).offset(literal_column("0")).subquery("wanted"))
-
-
 def _exists(select_: Any, probes: bool) -> Any:
     # ``OFFSET 0`` keeps PostgreSQL from turning the EXISTS into a hashed subplan, which reads
     # the whole table once per chunk when the planner thinks that cheaper than probing its
@@ -121,7 +113,7 @@ def _facts_query(sqlite: bool) -> Any:
     chunk of 500 at 100,000 SAs against 10 ms at 10,000)."""
     probes = not sqlite
     if probes:
-        wanted = _wanted_ids()
+        wanted = probed_keys(("ids", "id"))
         sa_row = (select(_SA).where(_SA.c.id == wanted.c.id).limit(literal_column("1"))
                   .with_for_update().lateral("sa"))
         account_row = (select(_ACCOUNT).where(_ACCOUNT.c.id == sa_row.c.account_id)
@@ -189,7 +181,7 @@ def _links_query(sqlite: bool) -> Any:
                 .join_from(links, schema.service_points,
                            _POINT.id == links.c.sp_id, isouter=True)
                 .where(links.c.sa_id.in_(bindparam("ids", expanding=True))))
-    wanted = _wanted_ids()
+    wanted = probed_keys(("ids", "id"))
     link_row = (select(links).where(links.c.sa_id == wanted.c.id)
                 .offset(literal_column("0")).lateral("link"))
     point_row = (select(schema.service_points).where(_POINT.id == link_row.c.sp_id)
