@@ -153,20 +153,34 @@ def _columns_of_ids(connection: Connection, columns: Sequence[str], request_ids:
     of the transaction, on databases with row locks. Every batch of the relay and of the
     acknowledgements reads one. On SQLite through the driver
     (:func:`~sync.storage.bulk_sql.select_in`): SQLAlchemy's rendering of the expanding IN list
-    and its rows cost more than the database's read. On PostgreSQL the ids are one array
-    parameter (``one_of``), a statement built and compiled once, which the driver and the
-    server handle with less work than a list of hundreds of parameters (measured)."""
+    and its rows cost more than the database's read. On PostgreSQL one statement built once
+    (:func:`_requests_by_id`) with the ids as one array parameter."""
     ids = list(dict.fromkeys(request_ids))
     if connection.dialect.name == "sqlite":  # one writer at a time: no row locks to take
         return select_in(connection, sync_requests, columns, "id", ids)
-    query = select(*(sync_requests.c[name] for name in columns)).where(
-        one_of(connection, sync_requests.c.id, "ids"))
-    if lock:  # in id order, as in by_ids
-        query = query.order_by(sync_requests.c.id).with_for_update()
+    query = _requests_by_id(tuple(columns), lock)
     found: list[tuple[Any, ...]] = []
     for part in in_batches(ids):
         found += map(tuple, connection.execute(query, {"ids": part}).all())
     return found
+
+
+@functools.cache
+def _requests_by_id(columns: tuple[str, ...], lock: bool) -> Select[Any]:
+    """PostgreSQL: ``columns`` of the request of each id of an array parameter, one probe of
+    the primary key per id (a lateral subquery with ``LIMIT 1``), in id order, so rows are
+    locked in id order.
+
+    As ``id = ANY(:ids)`` the statement, once the driver had prepared it, could keep a
+    generic plan made while the table was small: a sequential scan of every request for each
+    batch, until the table's next analyze. The probe has no other plan."""
+    wanted = probed_keys(("ids", "id"))
+    one = (select(*(sync_requests.c[name] for name in columns))
+           .where(sync_requests.c.id == wanted.c.id).limit(literal_column("1")))
+    if lock:
+        one = one.with_for_update()
+    found = one.lateral("found")
+    return select(*(found.c[name] for name in columns)).select_from(wanted).join(found, true())
 
 
 class _AmongMany:

@@ -11,11 +11,14 @@ or bitmap scan, or a hash join, would read the table (or all of an entity type) 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import Connection, event, text
 
@@ -26,7 +29,7 @@ from sync.storage.bulk_sql import delete_in, select_in
 from sync.storage.ccb import SqlCcbStore
 from sync.storage.ccb_batch_queries import SqlBatchQueries, page_query, read_page
 from sync.storage.mdm import MdmStore
-from sync.storage.outbox_rows import _keyed_lookup, _queued_sql, queued
+from sync.storage.outbox_rows import _keyed_lookup, _queued_sql, queued, statuses_of
 from sync.storage.saact_fast import _FACTS, _LINKS
 from tests.contract.test_batch_runner import TODAY
 
@@ -39,55 +42,68 @@ GROWING = {
     "ccb_accounts": ("id",),
     "ccb_sa_sp_links": ("sa_id",),
     "ccb_service_points": ("id",),
-    "ccb_sync_requests": ("entity_id",),
+    "ccb_sync_requests": ("entity_id", "id"),
     "ccb_sync_entities": ("entity_id",),
     "mdm_acknowledgements": ("source_offset",),
 }
 
-_FILL = [
+# The rows numbered :first to :rows of each table (a range, so the tables can grow in steps).
+_SERIES = "generate_series(CAST(:first AS integer), CAST(:rows AS integer))"
+_FILL = [statement.replace("{series}", _SERIES) for statement in [
     """INSERT INTO ccb_persons (id, name, name_key, is_business, phones, version)
        SELECT 'P-' || n, 'person ' || n, 'person ' || n, false, '[]', 1
-       FROM generate_series(1, :rows) AS n""",
+       FROM {series} AS n""",
     """INSERT INTO ccb_premises (id, address, address_key, postal_code, time_zone, version)
        SELECT 'PR-' || n, '{}', 'street ' || n, '1000', 'Europe/Brussels', 1
-       FROM generate_series(1, :rows) AS n""",
+       FROM {series} AS n""",
     """INSERT INTO ccb_accounts (id, main_person_id, other_person_ids, customer_class,
                                 bill_cycle, division, final_bill_pending, version)
        SELECT 'A-' || n, 'P-' || n, '[]', 'RES', 'BC1', 'D1', false, 1
-       FROM generate_series(1, :rows) AS n""",
+       FROM {series} AS n""",
     """INSERT INTO ccb_service_points (id, premise_id, sp_type, time_zone,
                                       measuring_components, version)
        SELECT 'SP-' || n, 'PR-' || n, 'W-RES', 'Europe/Brussels', '[]', 1
-       FROM generate_series(1, :rows) AS n""",
+       FROM {series} AS n""",
     """INSERT INTO ccb_service_agreements (id, account_id, sa_type, status, start_date,
                                           premise_id, created_by, audit, version)
        SELECT 'SA-' || n, 'A-' || n, 'W-RES', '10', DATE '2025-03-03', 'PR-' || n, '{}', '[]', 1
-       FROM generate_series(1, :rows) AS n""",
+       FROM {series} AS n""",
     """INSERT INTO ccb_sa_sp_links (id, sa_id, sp_id, start_date, usage_flag, use_percent)
        SELECT 'L-' || n, 'SA-' || n, 'SP-' || n, DATE '2025-03-03', '+', 100
-       FROM generate_series(1, :rows) AS n""",
+       FROM {series} AS n""",
     """INSERT INTO ccb_sync_entities (entity_type, entity_id, last_version)
-       SELECT 'SA', 'SA-' || n, 1 FROM generate_series(1, :rows) AS n""",
+       SELECT 'SA', 'SA-' || n, 1 FROM {series} AS n""",
     """INSERT INTO ccb_sync_requests (id, entity_type, entity_id, state, version, fingerprint,
                                      payload, created_at, updated_at)
        SELECT 'SR-' || n, 'SA', 'SA-' || n, 'PENDING', 1, 'f', '\\x7b7d', now(), now()
-       FROM generate_series(1, :rows) AS n""",
-]
+       FROM {series} AS n""",
+]]
 
 
-@pytest.fixture
-def filled(postgres_url: str) -> Iterator[Connection]:
-    store = SqlCcbStore(postgres_url, clock=FixedClock(TODAY))
+def _fill(connection: Connection, first: int, rows: int) -> None:
+    for statement in _FILL:
+        connection.execute(text(statement), {"first": first, "rows": rows})
+    connection.commit()
+
+
+@contextlib.contextmanager
+def _analyzed_empty(url: str, rows: int) -> Iterator[Connection]:
+    """A CCB database whose tables were analyzed empty, then filled with ``rows`` rows."""
+    store = SqlCcbStore(url, clock=FixedClock(TODAY))
     store.create_schema()
     try:
         with store.engine.connect() as connection:
             connection.execute(text("ANALYZE"))  # statistics of the empty tables
-            for statement in _FILL:
-                connection.execute(text(statement), {"rows": ROWS})
-            connection.commit()
+            _fill(connection, 1, rows)
             yield connection
     finally:
         store.dispose()
+
+
+@pytest.fixture
+def filled(postgres_url: str) -> Iterator[Connection]:
+    with _analyzed_empty(postgres_url, ROWS) as connection:
+        yield connection
 
 
 def _plan(connection: Connection, statement: Any, values: dict[str, Any]) -> dict[str, Any]:
@@ -125,6 +141,22 @@ def _scans_that_read_more_than_their_keys(plan: dict[str, Any]) -> list[str]:
     return found
 
 
+def _captured(connection: Connection, call: Any) -> list[tuple[str, Any]]:
+    """The statements and parameters ``call()`` sends to the driver on ``connection``."""
+    captured: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any,
+                _many: bool) -> None:
+        captured.append((statement, parameters))
+
+    event.listen(connection, "before_cursor_execute", capture)
+    try:
+        call()
+    finally:
+        event.remove(connection, "before_cursor_execute", capture)
+    return captured
+
+
 def _sa_ids() -> list[str]:
     return [f"SA-{n}" for n in range(ROWS // 2, ROWS // 2 + CHUNK)]
 
@@ -154,19 +186,11 @@ def test_reads_of_a_list_of_keys_probe_the_key_index(filled: Connection, table: 
                                                      key: str) -> None:
     """``bulk_sql.select_in``, which the CCB store's bulk reads, its existence checks before
     inserting and the MDM store's reads go through."""
-    captured: list[tuple[str, Any]] = []
-
-    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any,
-                _many: bool) -> None:
-        captured.append((statement, parameters))
-
     keys = _sa_ids() if table is not ccb_schema.accounts else \
         [f"A-{n}" for n in range(ROWS // 2, ROWS // 2 + CHUNK)]
-    event.listen(filled, "before_cursor_execute", capture)
-    try:
-        rows = select_in(filled, table, ("id",), key, keys)
-    finally:
-        event.remove(filled, "before_cursor_execute", capture)
+    rows: list[tuple[Any, ...]] = []
+    captured = _captured(filled, lambda: rows.extend(select_in(filled, table, ("id",), key,
+                                                               keys)))
     assert len(rows) == CHUNK
     [(statement, parameters)] = captured
     plan = filled.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {statement}", parameters).scalar_one()
@@ -176,17 +200,8 @@ def test_reads_of_a_list_of_keys_probe_the_key_index(filled: Connection, table: 
 def test_deletes_of_a_list_of_keys_probe_the_key_index(filled: Connection) -> None:
     """``bulk_sql.delete_in``, which the MDM store's replacing of a subscription's rows goes
     through: each key's delete is an index lookup."""
-    captured: list[tuple[str, Any]] = []
-
-    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any,
-                _many: bool) -> None:
-        captured.append((statement, parameters))
-
-    event.listen(filled, "before_cursor_execute", capture)
-    try:
-        delete_in(filled, ccb_schema.sa_sp_links, "sa_id", _sa_ids())
-    finally:
-        event.remove(filled, "before_cursor_execute", capture)
+    captured = _captured(filled, lambda: delete_in(filled, ccb_schema.sa_sp_links, "sa_id",
+                                                   _sa_ids()))
     left = filled.execute(text("SELECT count(*) FROM ccb_sa_sp_links")).scalar_one()
     assert left == ROWS - CHUNK
     [(statement, parameters)] = captured
@@ -276,3 +291,78 @@ def test_marking_mdm_answers_published_scans_only_the_batch_range(postgres_url: 
         assert _scans_that_read_more_than_their_keys(plan[0]["Plan"]) == []
     finally:
         store.dispose()
+
+
+# --- plans kept by prepared statements ----------------------------------------------------
+#
+# The driver prepares a statement on a connection after its fifth execution, and PostgreSQL
+# may then keep one generic plan for it, made without the parameters' values and with the
+# table sizes of that moment. A read that only probes when the planner knows how many keys
+# it has, or how big the table is now, would then read the table whole for every key once
+# it has grown, until the table's next analyze.
+
+SMALL = 20
+
+
+def _driver_statement(connection: Connection, read: Any) -> tuple[str, list[Any]]:
+    """The statement and positional parameters ``read(connection)`` sends to the driver."""
+    statement, parameters = _captured(connection, lambda: read(connection))[0]
+    if isinstance(parameters, list):  # an executemany: its first parameter set
+        parameters = parameters[0]
+    if isinstance(parameters, dict):
+        names: list[str] = []
+
+        def number(match: re.Match[str]) -> str:
+            names.append(match.group(1))
+            return f"${len(names)}"
+
+        return re.sub(r"%\((\w+)\)s", number, statement), [parameters[n] for n in names]
+    count = iter(range(1, 1 + len(parameters)))
+    return re.sub(r"%s", lambda _: f"${next(count)}", statement), list(parameters)
+
+
+def _statement_of(compiled_read: Any, values: dict[str, Any]) -> Any:
+    def read(connection: Connection) -> None:
+        connection.execute(compiled_read, values).fetchall()
+    return read
+
+
+_KEYS = [f"SA-{n}" for n in range(ROWS // 2, ROWS // 2 + CHUNK)]
+# Read by the relay (marking a batch sent) and the acknowledgements, for every batch.
+_REQUEST_IDS = [f"SR-{n}" for n in range(ROWS // 2, ROWS // 2 + CHUNK)]
+_GENERIC_READS: dict[str, Any] = {
+    "select_in SAs": lambda c: select_in(c, ccb_schema.service_agreements, ("id",), "id", _KEYS),
+    "select_in links": lambda c: select_in(c, ccb_schema.sa_sp_links, ("id",), "sa_id", _KEYS),
+    "delete_in links": lambda c: delete_in(c, ccb_schema.sa_sp_links, "sa_id", _KEYS),
+    "pending requests": _statement_of(_keyed_lookup("pending", True), {
+        "entity_types": ["SA"] * CHUNK, "entity_ids": _KEYS}),
+    "sync entities": _statement_of(_keyed_lookup("entities", True), {
+        "entity_types": ["SA"] * CHUNK, "entity_ids": _KEYS}),
+    "SAACT facts": _statement_of(_FACTS[False], {"ids": _KEYS}),
+    "SAACT links": _statement_of(_LINKS[False], {"ids": _KEYS}),
+    "request states, locked": lambda c: statuses_of(c, _REQUEST_IDS, lock=True),
+    "request states": lambda c: statuses_of(c, _REQUEST_IDS),
+}
+
+
+@pytest.mark.parametrize("read", list(_GENERIC_READS))
+def test_a_plan_kept_from_small_tables_still_probes_the_key_index(postgres_url: str,
+                                                                  read: str) -> None:
+    """Each per-key read prepared (with the generic plan forced) while the tables hold a few
+    rows, right after their statistics were taken empty: the plan it keeps once they hold
+    30,000 is still an index probe per key."""
+    with _analyzed_empty(postgres_url, SMALL) as connection:
+        statement, parameters = _driver_statement(connection, _GENERIC_READS[read])
+        connection.rollback()
+        driver = connection.connection.driver_connection
+        assert isinstance(driver, psycopg.Connection)
+        literals = psycopg.ClientCursor(driver).mogrify(
+            ", ".join(["%s"] * len(parameters)), parameters)
+        connection.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
+        connection.exec_driver_sql(f"PREPARE probe AS {statement}")
+        connection.exec_driver_sql(f"EXECUTE probe({literals})")  # the plan made now
+        connection.rollback()
+        _fill(connection, SMALL + 1, ROWS)
+        plan = connection.exec_driver_sql(
+            f"EXPLAIN (FORMAT JSON) EXECUTE probe({literals})").scalar_one()
+        assert _scans_that_read_more_than_their_keys(plan[0]["Plan"]) == []
