@@ -15,7 +15,7 @@ database held when the unit started; the unit's own decisions are overlaid by
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sync.ccb.model import (
@@ -29,6 +29,7 @@ from sync.ccb.model import (
     ServicePoint,
 )
 from sync.storage import ccb_schema as schema
+from sync.storage.bulk_sql import select_in
 from sync.storage.ccb_schema import EntityTable
 from sync.storage.ccb_view import SqlCcbView
 
@@ -71,11 +72,13 @@ class PrefetchedAccountsView(SqlCcbView):
         premise_ids.update(sp.premise_id for sp in points if sp.premise_id is not None)
         self._premises = self._premise_chains(premise_ids)
         # Everyone at the unit's premises and service points: the landlord, other tenants.
-        at_premises: list[ServiceAgreement] = self._bulk(schema.SAS, "premise_id",
-                                                         sorted(self._premises))
+        at_premises: list[ServiceAgreement] = self._bulk(
+            schema.SAS, "premise_id", sorted(self._premises),
+            known={sa.id: sa for sa in of_accounts})
         self._at_premise = grouped(at_premises, "premise_id")
         self._premise_ids = frozenset(self._premises)
-        at_sps: list[SaSpLink] = self._bulk(schema.LINKS, "sp_id", sp_ids)
+        at_sps: list[SaSpLink] = self._bulk(schema.LINKS, "sp_id", sp_ids,
+                                            known={link.id: link for link in own_links})
         self._at_sp = grouped(at_sps, "sp_id")
         self._sp_ids = frozenset(sp_ids)
         self._sas: dict[str, ServiceAgreement] = {sa.id: sa for sa in at_premises}
@@ -102,10 +105,23 @@ class PrefetchedAccountsView(SqlCcbView):
 
     # --- loading ------------------------------------------------------------------------------
 
-    def _bulk(self, kind: EntityTable, column: str, values: Sequence[str]) -> list[Any]:
+    def _bulk(self, kind: EntityTable, column: str, values: Sequence[str],
+              known: Mapping[str, Any] | None = None) -> list[Any]:
         """Every row of ``kind`` whose ``column`` is in ``values``, ordered as the base view
-        orders its lists (by id)."""
-        found: list[Any] = self._many_in(kind, column, values)
+        orders its lists (by id). Rows whose entity is in ``known`` (read by an earlier query
+        of this view, in the same transaction) are not read and built again: the SAs at the
+        unit's premises are mostly the unit's own SAs, the links at its service points its
+        own links, and building an entity from its row (decoding its JSON documents,
+        validating the model) costs far more than reading its id."""
+        if known:
+            ids = [str(row[0]) for row in select_in(self.connection, kind.table, ("id",),
+                                                    column, list(dict.fromkeys(values)))]
+            missing = [id_ for id_ in dict.fromkeys(ids) if id_ not in known]
+            read = {entity.id: entity for entity in self._many_in(kind, "id", missing)}
+            found = [known[id_] if id_ in known else read[id_] for id_ in dict.fromkeys(ids)
+                     if id_ in known or id_ in read]
+        else:
+            found = self._many_in(kind, column, values)
         found.sort(key=lambda entity: entity.id)
         return found
 
