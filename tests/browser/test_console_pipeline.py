@@ -1,8 +1,8 @@
 """The console in headless Chromium over the real pipeline: ``c2m-sync worker all`` (the faust
 MDM agent, the relay and the acknowledgement consumer) on Apache Kafka in a subprocess, the
 console served by uvicorn in this process, both on the same SQLite files loaded with
-``examples/premise-landlord.yaml``. Screenshots for the README are written to
-``docs/screenshots/`` on every run."""
+``examples/premise-landlord.yaml``. Screenshots are written to ``var/screenshots/``
+(``make screenshots``: to ``docs/screenshots/``, the README's and the console guide's)."""
 
 from __future__ import annotations
 
