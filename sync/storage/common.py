@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import Engine, MetaData, create_engine, event, make_url
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
@@ -107,6 +107,18 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
 @lru_cache(maxsize=64)
 def _writer_turns(database: str | None) -> WriterTurns | None:
     return turns_for(database, SQLITE_BUSY_TIMEOUT_MS / 1000)
+
+
+def create_missing(connection: Connection, metadata: MetaData) -> None:
+    """Create the tables of ``metadata`` that do not exist yet and, on the tables that do, the
+    indexes they lack. ``create_all`` creates a table's indexes only with the table: a database
+    created by an earlier version would never get an index added since (a slower read, or a
+    uniqueness no longer guaranteed, and nothing to say so). Columns and table constraints are
+    not added to existing tables."""
+    metadata.create_all(connection)
+    for table in metadata.sorted_tables:
+        for index in sorted(table.indexes, key=lambda index: str(index.name)):
+            index.create(connection, checkfirst=True)
 
 
 def is_unavailable(error: BaseException) -> bool:

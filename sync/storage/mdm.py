@@ -63,7 +63,7 @@ from sync.mdm.ports import (
 )
 from sync.storage import mdm_schema as t
 from sync.storage.bulk_sql import update_in
-from sync.storage.common import create_engine_for, is_sqlite, write_transaction
+from sync.storage.common import create_engine_for, create_missing, is_sqlite, write_transaction
 from sync.storage.mdm_batch import consume_batch_in
 from sync.storage.mdm_rows import (
     load_service_points,
@@ -164,7 +164,9 @@ class MdmStore:
         self.engine = create_engine_for(url)
 
     def create_schema(self) -> None:
-        t.metadata.create_all(self.engine)
+        """Create the tables and indexes that do not exist yet (idempotent)."""
+        with write_transaction(self.engine) as connection:
+            create_missing(connection, t.metadata)
 
     def dispose(self) -> None:
         self.engine.dispose()
