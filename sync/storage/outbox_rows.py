@@ -187,15 +187,23 @@ class _AmongMany:
     """A select of the rows whose ``column`` is one of a list of values (``name``), read for
     every batch of answers. On SQLite rendered once per list length and read through the
     driver (:class:`~sync.storage.bulk_sql.RawSelect`; SQLAlchemy renders an expanding IN list
-    anew for every execution); on PostgreSQL the list is one array parameter (``one_of``), as
-    the driver and the server handle it best. For columns read as the driver gives them
-    (text)."""
+    anew for every execution). On PostgreSQL the list is one array parameter: with ``probe``
+    each value is looked up by a lateral subquery (``OFFSET 0``: an index probe per value,
+    the only plan, also for a plan the prepared statement keeps), for a column that an index
+    finds together with the select's own equalities (the To Dos' drill kind and id); without
+    it ``column = ANY(...)``, for a read that goes through another index on purpose. For text
+    columns read as the driver gives them."""
 
     def __init__(self, build: Callable[[ColumnElement[bool]], Select[Any]],
-                 column: ColumnElement[Any], name: str) -> None:
+                 column: ColumnElement[Any], name: str, *, probe: bool = False) -> None:
         self.name = name
         self.raw = RawSelect(build(column.in_(bindparam(name, expanding=True))), name)
-        self.array = build(column == any_(bindparam(name, type_=ARRAY(column.type))))
+        if probe:
+            wanted = probed_keys((name, "key"))
+            found = build(column == wanted.c.key).offset(literal_column("0")).lateral("found")
+            self.array = select(*found.c).select_from(wanted).join(found, true())
+        else:
+            self.array = build(column == any_(bindparam(name, type_=ARRAY(column.type))))
 
     def rows(self, connection: Connection, values: Sequence[Any]) -> list[tuple[Any, ...]]:
         if connection.dialect.name == "postgresql":
@@ -522,6 +530,8 @@ def mark_requests_sent(connection: Connection,
 
 # The entities among a list of ids (``entity_ids``) with a request in ERROR, for
 # :func:`supersede_errors`: read for every batch of answers, so rendered once per list length.
+# Through the state index (no index leads with the entity id alone): one scan of the requests in
+# ERROR per batch, where a probe per id would scan them once per id.
 _ERRED_ENTITIES = _AmongMany(lambda among: select(
     sync_requests.c.entity_type, sync_requests.c.entity_id).where(
     sync_requests.c.state == SyncRequestState.ERROR.value, among),
@@ -653,4 +663,4 @@ def _open_sync_todo_keys(types: tuple[str, ...], kind: str) -> _AmongMany:
     t = todos.c
     return _AmongMany(lambda among: select(t.drill_id).where(
         or_(*(t.todo_type == todo_type for todo_type in types)), t.drill_kind == kind, among,
-        t.status != ToDoStatus.COMPLETE.value), t.drill_id, "drill_ids")
+        t.status != ToDoStatus.COMPLETE.value), t.drill_id, "drill_ids", probe=True)

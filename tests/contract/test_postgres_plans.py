@@ -29,7 +29,13 @@ from sync.storage.bulk_sql import delete_in, select_in
 from sync.storage.ccb import SqlCcbStore
 from sync.storage.ccb_batch_queries import SqlBatchQueries, page_query, read_page
 from sync.storage.mdm import MdmStore
-from sync.storage.outbox_rows import _keyed_lookup, _queued_sql, queued, statuses_of
+from sync.storage.outbox_rows import (
+    _keyed_lookup,
+    _open_sync_todo_keys,
+    _queued_sql,
+    queued,
+    statuses_of,
+)
 from sync.storage.saact_fast import _FACTS, _LINKS
 from tests.contract.test_batch_runner import TODAY
 
@@ -44,6 +50,7 @@ GROWING = {
     "ccb_service_points": ("id",),
     "ccb_sync_requests": ("entity_id", "id"),
     "ccb_sync_entities": ("entity_id",),
+    "ccb_todos": ("drill_id",),
     "mdm_acknowledgements": ("source_offset",),
 }
 
@@ -76,6 +83,11 @@ _FILL = [statement.replace("{series}", _SERIES) for statement in [
     """INSERT INTO ccb_sync_requests (id, entity_type, entity_id, state, version, fingerprint,
                                      payload, created_at, updated_at)
        SELECT 'SR-' || n, 'SA', 'SA-' || n, 'PENDING', 1, 'f', '\\x7b7d', now(), now()
+       FROM {series} AS n""",
+    # A To Do per SA (batches raise them for most SAs of a large installation), done.
+    """INSERT INTO ccb_todos (id, todo_type, role, status, message, drill_kind, drill_id,
+                             created_at, log, version)
+       SELECT 'TD-' || n, 'C2M-SYNC', 'SYNC', 'COMPLETE', '', 'sa', 'SA-' || n, now(), '[]', 1
        FROM {series} AS n""",
 ]]
 
@@ -342,6 +354,7 @@ _GENERIC_READS: dict[str, Any] = {
     "SAACT links": _statement_of(_LINKS[False], {"ids": _KEYS}),
     "request states, locked": lambda c: statuses_of(c, _REQUEST_IDS, lock=True),
     "request states": lambda c: statuses_of(c, _REQUEST_IDS),
+    "open sync To Dos": lambda c: _open_sync_todo_keys(("C2M-SYNC",), "sa").rows(c, _KEYS),
 }
 
 
