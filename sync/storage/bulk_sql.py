@@ -39,6 +39,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     Numeric,
+    Select,
     String,
     Subquery,
     Table,
@@ -49,6 +50,7 @@ from sqlalchemy import (
     func,
     literal_column,
     select,
+    true,
 )
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.types import TypeEngine
@@ -274,22 +276,28 @@ def _key_list(connection: Connection, table: Table, key: str,
 
 
 def select_in(connection: Connection, table: Table, columns: Sequence[str], key: str,
-              keys: Sequence[Any], order_by: Sequence[str] = ()) -> list[tuple[Any, ...]]:
+              keys: Sequence[Any], order_by: Sequence[str] = (), *,
+              lock: bool = False) -> list[tuple[Any, ...]]:
     """``SELECT columns FROM table WHERE key IN keys ORDER BY order_by``, asked in chunks of
     keys (each chunk ordered; the chunks in the order of ``keys``), the values as SQLAlchemy
-    would return them for these columns."""
+    would return them for these columns. ``lock``: and hold the rows until the end of the
+    transaction (``FOR UPDATE``), taken in key order, on databases with row locks."""
     if not keys:
         return []
     dialect = connection.dialect
+    lock = lock and dialect.name == "postgresql"
     types = [table.c[name].type.dialect_impl(dialect) for name in columns]
-    probes = _probes(connection, table, columns, key, tuple(order_by))
+    probes = _probes(connection, table, columns, key, tuple(order_by), lock)
     head = (f"SELECT {', '.join(_name(connection, name) for name in columns)}"
             f" FROM {_name(connection, table.name)} WHERE ")
     tail = (f" ORDER BY {', '.join(_name(connection, name) for name in order_by)}"
-            if order_by else "")
+            if order_by else "") + (" FOR UPDATE" if lock else "")
     convert = _processor(connection, table.c[key])
     found: list[tuple[Any, ...]] = []
-    for part in in_batches(list(dict.fromkeys(keys)) if probes else keys, IN_CHUNK):
+    # Locks in key order, as every other locking read takes them: two units locking the same
+    # rows cannot wait for each other. The probes run in the order of the keys' array.
+    asked = sorted(dict.fromkeys(keys)) if lock else list(dict.fromkeys(keys))
+    for part in in_batches(asked, IN_CHUNK):
         if probes is not None:
             result = connection.exec_driver_sql(probes, (
                 list(part) if convert is None else list(map(convert, part)),))
@@ -367,7 +375,7 @@ def update_in(connection: Connection, table: Table, values: Mapping[str, Any],
 
 
 def _probes(connection: Connection, table: Table, columns: Sequence[str], key: str,
-            order_by: tuple[str, ...]) -> str | None:
+            order_by: tuple[str, ...], lock: bool = False) -> str | None:
     """PostgreSQL: :func:`select_in`'s statement as one index probe per key, or None (another
     database, or a key that is not the first column of an index or has no array type here).
 
@@ -386,7 +394,8 @@ def _probes(connection: Connection, table: Table, columns: Sequence[str], key: s
     return (f"SELECT {', '.join(f'found.{name(column)}' for column in columns)}"
             f" FROM unnest({_ARRAY_MARK}::{arrays[0]}) AS wanted(key)"
             f" CROSS JOIN LATERAL (SELECT {', '.join(map(name, inner))}"
-            f" FROM {name(table.name)} WHERE {name(key)} = wanted.key OFFSET 0) AS found"
+            f" FROM {name(table.name)} WHERE {name(key)} = wanted.key OFFSET 0"
+            f"{' FOR UPDATE' if lock else ''}) AS found"
             + (f" ORDER BY {', '.join(f'found.{name(column)}' for column in order_by)}"
                if order_by else ""))
 
@@ -412,6 +421,18 @@ def probed_keys(*arrays: tuple[str, str]) -> Subquery:
              .table_valued(*(column for _, column in arrays)).render_derived(name="given"))
     return (select(*given.c).order_by(*given.c).offset(literal_column("0"))
             .subquery("wanted"))
+
+
+def each_probed(wanted: Subquery, per_key: Select[Any], *, one: bool = False,
+                lock: bool = False) -> Select[Any]:
+    """PostgreSQL: ``per_key`` (a select whose condition names ``wanted``'s columns) run once
+    per key of ``wanted`` (:func:`probed_keys`), as a lateral subquery: with ``one`` at most
+    one row per key (``LIMIT 1``), else every row (``OFFSET 0``); either keeps the planner from
+    merging it into a join, so its plan is an index probe per key, in the keys' order.
+    ``lock``: ``FOR UPDATE``, the rows locked in that order."""
+    limited = per_key.limit(literal_column("1")) if one else per_key.offset(literal_column("0"))
+    found = (limited.with_for_update() if lock else limited).lateral("found")
+    return select(*found.c).select_from(wanted).join(found, true())
 
 
 def in_index_order(connection: Connection) -> None:

@@ -29,10 +29,8 @@ from sqlalchemy import (
     any_,
     bindparam,
     insert,
-    literal_column,
     or_,
     select,
-    true,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -55,6 +53,7 @@ from sync.ccb.sync_requests import (
 from sync.config.admin import AdminConfig
 from sync.storage.bulk_sql import (
     RawSelect,
+    each_probed,
     in_batches,
     in_index_order,
     insert_many,
@@ -151,36 +150,10 @@ def _columns_of_ids(connection: Connection, columns: Sequence[str], request_ids:
                     lock: bool) -> list[tuple[Any, ...]]:
     """``columns`` of the requests with these ids; ``lock``: and hold their rows until the end
     of the transaction, on databases with row locks. Every batch of the relay and of the
-    acknowledgements reads one. On SQLite through the driver
-    (:func:`~sync.storage.bulk_sql.select_in`): SQLAlchemy's rendering of the expanding IN list
-    and its rows cost more than the database's read. On PostgreSQL one statement built once
-    (:func:`_requests_by_id`) with the ids as one array parameter."""
-    ids = list(dict.fromkeys(request_ids))
-    if connection.dialect.name == "sqlite":  # one writer at a time: no row locks to take
-        return select_in(connection, sync_requests, columns, "id", ids)
-    query = _requests_by_id(tuple(columns), lock)
-    found: list[tuple[Any, ...]] = []
-    for part in in_batches(ids):
-        found += map(tuple, connection.execute(query, {"ids": part}).all())
-    return found
-
-
-@functools.cache
-def _requests_by_id(columns: tuple[str, ...], lock: bool) -> Select[Any]:
-    """PostgreSQL: ``columns`` of the request of each id of an array parameter, one probe of
-    the primary key per id (a lateral subquery with ``LIMIT 1``), in id order, so rows are
-    locked in id order.
-
-    As ``id = ANY(:ids)`` the statement, once the driver had prepared it, could keep a
-    generic plan made while the table was small: a sequential scan of every request for each
-    batch, until the table's next analyze. The probe has no other plan."""
-    wanted = probed_keys(("ids", "id"))
-    one = (select(*(sync_requests.c[name] for name in columns))
-           .where(sync_requests.c.id == wanted.c.id).limit(literal_column("1")))
-    if lock:
-        one = one.with_for_update()
-    found = one.lateral("found")
-    return select(*(found.c[name] for name in columns)).select_from(wanted).join(found, true())
+    acknowledgements reads one, through the driver (:func:`~sync.storage.bulk_sql.select_in`:
+    on PostgreSQL one probe of the primary key per id, so no plan the prepared statement keeps
+    can scan every request)."""
+    return select_in(connection, sync_requests, columns, "id", request_ids, lock=lock)
 
 
 class _AmongMany:
@@ -200,8 +173,7 @@ class _AmongMany:
         self.raw = RawSelect(build(column.in_(bindparam(name, expanding=True))), name)
         if probe:
             wanted = probed_keys((name, "key"))
-            found = build(column == wanted.c.key).offset(literal_column("0")).lateral("found")
-            self.array = select(*found.c).select_from(wanted).join(found, true())
+            self.array = each_probed(wanted, build(column == wanted.c.key))
         else:
             self.array = build(column == any_(bindparam(name, type_=ARRAY(column.type))))
 
@@ -330,14 +302,9 @@ def _keyed_lookup(kind: str, lock: bool) -> Select[Any]:
     else:
         table, condition = sync_entities, []
     ordered = probed_keys(("entity_types", "entity_type"), ("entity_ids", "entity_id"))
-    one = (select(table)
-           .where(table.c.entity_type == ordered.c.entity_type,
-                  table.c.entity_id == ordered.c.entity_id, *condition)
-           .limit(literal_column("1")))
-    if lock:
-        one = one.with_for_update()
-    found = one.lateral("found")
-    return select(found).select_from(ordered).join(found, true())
+    return each_probed(ordered, select(table).where(
+        table.c.entity_type == ordered.c.entity_type,
+        table.c.entity_id == ordered.c.entity_id, *condition), one=True, lock=lock)
 
 
 def _keyed_rows(connection: Connection, kind: str, keys: Sequence[EntityKey],

@@ -116,10 +116,9 @@ class PrefetchedAccountsView(SqlCcbView):
         if known:
             ids = [str(row[0]) for row in select_in(self.connection, kind.table, ("id",),
                                                     column, list(dict.fromkeys(values)))]
-            missing = [id_ for id_ in dict.fromkeys(ids) if id_ not in known]
-            read = {entity.id: entity for entity in self._many_in(kind, "id", missing)}
-            found = [known[id_] if id_ in known else read[id_] for id_ in dict.fromkeys(ids)
-                     if id_ in known or id_ in read]
+            by_id = {**known, **{entity.id: entity for entity in self._many_in(
+                kind, "id", [id_ for id_ in ids if id_ not in known])}}
+            found = [by_id[id_] for id_ in dict.fromkeys(ids) if id_ in by_id]
         else:
             found = self._many_in(kind, column, values)
         found.sort(key=lambda entity: entity.id)

@@ -173,6 +173,26 @@ def test_select_in_asks_in_chunks_and_keeps_their_order(engine: Engine, table: T
                          order_by=("code",)) == [(key,) for key in keys]
 
 
+@pytest.mark.parametrize("table", [GENERAL, INDEXED], ids=["in-list", "index-probes"])
+def test_select_in_with_lock_holds_the_rows_it_read(postgres_engine: Engine,
+                                                    table: Table) -> None:
+    """PostgreSQL: ``lock`` reads the same rows, held until the transaction ends (another
+    transaction cannot lock one of them meanwhile)."""
+    with postgres_engine.begin() as connection:
+        connection.execute(insert(table), ROWS)
+    with postgres_engine.connect() as holder, postgres_engine.connect() as other:
+        locked = select_in(holder, table, ["code", "seq"], "code", ["C", "A", "C"], lock=True)
+        assert sorted(locked) == sorted(select_in(other, table, ["code", "seq"], "code",
+                                                  ["A", "C"]))
+        with pytest.raises(DBAPIError, match="could not obtain lock"):
+            other.execute(select(table.c.seq).where(table.c.code == "A")
+                          .with_for_update(nowait=True))
+        other.rollback()
+        assert other.execute(select(table.c.seq).where(table.c.code == "B")
+                             .with_for_update(nowait=True)).all() != []
+        holder.rollback()
+
+
 @pytest.mark.parametrize("table", [FAST, INDEXED], ids=["in-list", "index-probes"])
 def test_delete_in_deletes_what_a_delete_deletes(engine: Engine, table: Table) -> None:
     keys = ["A", "C", "missing", "A"]
