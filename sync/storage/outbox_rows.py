@@ -25,12 +25,15 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Select,
+    TextualSelect,
     and_,
     any_,
     bindparam,
     insert,
+    literal_column,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -64,7 +67,12 @@ from sync.storage.bulk_sql import (
 )
 from sync.storage.ccb_schema import TODOS, todos
 from sync.storage.ccb_view import SqlCcbView
-from sync.storage.outbox_schema import ack_positions, sync_entities, sync_requests
+from sync.storage.outbox_schema import (
+    ERRORS_INDEX,
+    ack_positions,
+    sync_entities,
+    sync_requests,
+)
 
 EntityKey = tuple[str, str]
 
@@ -165,12 +173,15 @@ class _AmongMany:
     the only plan, also for a plan the prepared statement keeps), for a column that an index
     finds together with the select's own equalities (the To Dos' drill kind and id); without
     it ``column = ANY(...)``, for a read that goes through another index on purpose. For text
-    columns read as the driver gives them."""
+    columns read as the driver gives them. ``sqlite``: the SQLite statement written out, for
+    what SQLAlchemy cannot say (an index to use), with the same expanding list parameter."""
 
     def __init__(self, build: Callable[[ColumnElement[bool]], Select[Any]],
-                 column: ColumnElement[Any], name: str, *, probe: bool = False) -> None:
+                 column: ColumnElement[Any], name: str, *, probe: bool = False,
+                 sqlite: TextualSelect | None = None) -> None:
         self.name = name
-        self.raw = RawSelect(build(column.in_(bindparam(name, expanding=True))), name)
+        self.raw = RawSelect(build(column.in_(bindparam(name, expanding=True)))
+                             if sqlite is None else sqlite, name)
         if probe:
             wanted = probed_keys((name, "key"))
             self.array = each_probed(wanted, build(column == wanted.c.key))
@@ -497,12 +508,23 @@ def mark_requests_sent(connection: Connection,
 
 # The entities among a list of ids (``entity_ids``) with a request in ERROR, for
 # :func:`supersede_errors`: read for every batch of answers, so rendered once per list length.
-# Through the state index (no index leads with the entity id alone): one scan of the requests in
-# ERROR per batch, where a probe per id would scan them once per id.
+# A probe per entity id of the partial index of the requests in ERROR. The state is written as
+# a literal: only then may either database use a partial index (a bound value might be any
+# state, as far as a statement prepared once knows). Through the (state, seq) index instead,
+# each batch read every request in ERROR: after a wave of 100,000 rejections an acknowledgement
+# cost 37 times as much on PostgreSQL (each row's entity id compared with the whole list of
+# the batch's) and 6 times on SQLite.
+_IN_ERROR = sync_requests.c.state == literal_column(f"'{SyncRequestState.ERROR.value}'")
 _ERRED_ENTITIES = _AmongMany(lambda among: select(
-    sync_requests.c.entity_type, sync_requests.c.entity_id).where(
-    sync_requests.c.state == SyncRequestState.ERROR.value, among),
-    sync_requests.c.entity_id, "entity_ids")
+    sync_requests.c.entity_type, sync_requests.c.entity_id).where(_IN_ERROR, among),
+    sync_requests.c.entity_id, "entity_ids", probe=True,
+    # SQLite is told the index (SQLAlchemy cannot say ``INDEXED BY``): left to its default
+    # estimates, its planner prefers the (state, seq) index.
+    sqlite=text(f"SELECT entity_type, entity_id FROM {sync_requests.name} "
+                f"INDEXED BY {ERRORS_INDEX} WHERE state = '{SyncRequestState.ERROR.value}' "
+                "AND entity_id IN :entity_ids").bindparams(
+        bindparam("entity_ids", expanding=True)).columns(
+        sync_requests.c.entity_type, sync_requests.c.entity_id))
 
 
 def supersede_errors(connection: Connection, synchronized: Sequence[RequestFacts],

@@ -3,7 +3,9 @@
 ``ccb_sync_requests`` is the queue and its history: one row per sync request, in the state the
 rules of :mod:`sync.ccb.sync_requests` give it. ``seq`` is the queue position the relay follows.
 A partial unique index allows at most one ``PENDING`` request per entity, which is what makes the
-outbox accumulative even under concurrent writers.
+outbox accumulative even under concurrent writers. Another partial index holds the requests
+in ``ERROR`` by entity, so that finding which of a batch's entities have one costs the batch,
+not the errors outstanding.
 
 ``ccb_sync_entities`` holds, per entity, the last version given to a snapshot (versions grow per
 entity and never go back) and the fingerprint of the snapshot last handed to the relay (what a
@@ -31,6 +33,8 @@ from sqlalchemy import (
 
 from sync.storage.ccb_schema import Code, Id, Sequence, UtcDateTime, metadata
 
+ERRORS_INDEX = "ix_ccb_sync_requests_errors"
+
 sync_requests = Table(
     "ccb_sync_requests", metadata,
     Column("seq", Sequence, primary_key=True, autoincrement=True),
@@ -56,6 +60,10 @@ sync_requests = Table(
     Index("ix_ccb_sync_requests_entity", "entity_type", "entity_id", "seq"),
     Index("ux_ccb_sync_requests_pending", "entity_type", "entity_id", unique=True,
           sqlite_where=text("state = 'PENDING'"), postgresql_where=text("state = 'PENDING'")),
+    # The requests left in ERROR by entity: every batch of answers looks up its entities
+    # here, and a wave of rejections can leave hundreds of thousands of them.
+    Index(ERRORS_INDEX, "entity_id", "entity_type",
+          sqlite_where=text("state = 'ERROR'"), postgresql_where=text("state = 'ERROR'")),
 )
 
 sync_entities = Table(

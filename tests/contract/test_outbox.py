@@ -242,6 +242,47 @@ def test_error_raises_a_todo_with_every_validation_and_resend_clears_it(
     assert "synchronized" in resolved.log[-1].comment
 
 
+def test_an_entity_synchronized_again_settles_only_its_own_requests_in_error(
+        outbox: SqlOutbox, clock: FixedClock) -> None:
+    """A later request of an SA synchronizing discards that SA's earlier requests in ERROR
+    (MDM holds a newer state); another SA's request in ERROR stays for the operator."""
+    sent = {r.entity_id: r for r in send_all(outbox, clock)}
+    other = "SA-TN02-E"
+    outbox.acknowledge([ack(sent[TENANT_E], AckOutcome.ERROR, (MC,)),
+                        ack(sent[other], AckOutcome.ERROR, (MC,))], clock.now())
+    run(outbox, clock, RequestStop(account_id="A-TN-01", sa_ids=(TENANT_E,),
+                                   stop_date=dt.date(2025, 3, 14)))
+    [newer] = [r for r in send_all(outbox, clock) if r.entity_id == TENANT_E]
+    outbox.acknowledge([ack(newer), *(ack(r) for r in sent.values()
+                                      if r.entity_id not in (TENANT_E, other))], clock.now())
+    settled = outbox.get(sent[TENANT_E].id)
+    assert settled is not None
+    assert settled.state is SyncRequestState.DISCARDED
+    assert settled.note == f"superseded by {newer.id}, synchronized as version {newer.version}"
+    left = outbox.get(sent[other].id)
+    assert left is not None
+    assert left.state is SyncRequestState.ERROR
+    assert [r.entity_id for r in outbox.find(state=SyncRequestState.ERROR)] == [other]
+
+
+def test_the_entities_in_error_are_read_through_their_own_index(tmp_path: Path) -> None:
+    """SQLite: the read of which entities of a batch have a request in ERROR probes the
+    partial index of those requests. Through the (state, seq) index, which SQLite's planner
+    prefers when left to itself, it read every request in ERROR for every batch."""
+    outbox = open_outbox(f"sqlite:///{tmp_path / 'ccb.db'}", ADMIN, FixedClock(TODAY))
+    try:
+        statement = rows._ERRED_ENTITIES.raw.statement.compile(
+            dialect=outbox.store.engine.dialect).construct_expanded_state(
+            {"entity_ids": ["SA-1", "SA-2"]}).statement
+        with outbox.store.engine.connect() as connection:
+            plan = [row[3] for row in connection.exec_driver_sql(
+                f"EXPLAIN QUERY PLAN {statement}", ("SA-1", "SA-2"))]
+    finally:
+        outbox.store.dispose()
+    assert plan == ["SEARCH ccb_sync_requests USING INDEX ix_ccb_sync_requests_errors "
+                    "(entity_id=?)"]
+
+
 def test_resend_refuses_a_request_that_is_not_in_error(outbox: SqlOutbox) -> None:
     request = pending(outbox, TENANT_E)
     with pytest.raises(InvalidCommand, match="only a request in ERROR"):

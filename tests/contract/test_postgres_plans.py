@@ -30,6 +30,7 @@ from sync.storage.ccb import SqlCcbStore
 from sync.storage.ccb_batch_queries import SqlBatchQueries, page_query, read_page
 from sync.storage.mdm import MdmStore
 from sync.storage.outbox_rows import (
+    _ERRED_ENTITIES,
     _keyed_lookup,
     _open_sync_todo_keys,
     _queued_sql,
@@ -83,6 +84,11 @@ _FILL = [statement.replace("{series}", _SERIES) for statement in [
     """INSERT INTO ccb_sync_requests (id, entity_type, entity_id, state, version, fingerprint,
                                      payload, created_at, updated_at)
        SELECT 'SR-' || n, 'SA', 'SA-' || n, 'PENDING', 1, 'f', '\\x7b7d', now(), now()
+       FROM {series} AS n""",
+    # An earlier request of every SA left in ERROR: a wave of rejections not resent yet.
+    """INSERT INTO ccb_sync_requests (id, entity_type, entity_id, state, version, fingerprint,
+                                     payload, created_at, updated_at)
+       SELECT 'SR-E' || n, 'SA', 'SA-' || n, 'ERROR', 1, 'f', '\\x7b7d', now(), now()
        FROM {series} AS n""",
     # A To Do per SA (batches raise them for most SAs of a large installation), done.
     """INSERT INTO ccb_todos (id, todo_type, role, status, message, drill_kind, drill_id,
@@ -355,6 +361,7 @@ _GENERIC_READS: dict[str, Any] = {
     "request states, locked": lambda c: statuses_of(c, _REQUEST_IDS, lock=True),
     "request states": lambda c: statuses_of(c, _REQUEST_IDS),
     "open sync To Dos": lambda c: _open_sync_todo_keys(("C2M-SYNC",), "sa").rows(c, _KEYS),
+    "entities in ERROR": lambda c: _ERRED_ENTITIES.rows(c, _KEYS),
 }
 
 
