@@ -1,5 +1,6 @@
 """Sync requests (the outbox) and what MDM holds: list and show requests, resend one in
-ERROR, show and list usage subscriptions (``c2m-sync ccb sync ...``, ``c2m-sync mdm us ...``).
+ERROR or every one (optionally of one error code or entity type), show and list usage
+subscriptions (``c2m-sync ccb sync ...``, ``c2m-sync mdm us ...``).
 
 A resend only queues the request again in the CCB store (``SqlOutbox.resend``); the relay of
 ``c2m-sync worker`` publishes it, as it publishes every other change.
@@ -16,7 +17,12 @@ from sync.api.deps import RuntimeDep
 from sync.api.models import PathId
 from sync.api.problems import responses
 from sync.api.security import Read, Write
-from sync.api.view_models import SyncRequestDetail, SyncRequestOut
+from sync.api.view_models import (
+    ResendErrorsOut,
+    ResendFailure,
+    SyncRequestDetail,
+    SyncRequestOut,
+)
 from sync.ccb.errors import NotFound
 from sync.ccb.sync_requests import SyncRequestState
 from sync.mdm.model import UsageSubscription, UsStatus
@@ -58,6 +64,27 @@ def sync_request(request_id: PathId, runtime: RuntimeDep) -> SyncRequestDetail:
              summary="Queue a request in ERROR again with the entity's current data")
 def resend_sync_request(request_id: PathId, runtime: RuntimeDep) -> SyncRequestOut:
     return SyncRequestOut.of(runtime.outbox.resend(request_id, runtime.clock.now()))
+
+
+@router.post("/sync-requests/resend-errors", tags=["synchronization"], dependencies=[Write],
+             summary="Queue every request in ERROR again (once the cause is fixed)")
+def resend_sync_errors(
+    runtime: RuntimeDep,
+    code: Annotated[str | None, Query(min_length=1, max_length=100,
+                                      pattern=r"^[^\x00-\x1f\x7f]+$",
+                                      description="only requests with an error of this "
+                                                  "code, e.g. D2-USSPDTVAL")] = None,
+    entity_type: Annotated[str | None, Query(
+        pattern=r"^(SA|PERSON|SA_RELATIONSHIP)$",
+        description="only requests of this entity type: SA, PERSON or SA_RELATIONSHIP")] = None,
+) -> ResendErrorsOut:
+    report = runtime.outbox.resend_errors(runtime.clock.now(), code=code,
+                                          entity_type=entity_type)
+    return ResendErrorsOut(
+        examined=report.examined, resent=report.resent,
+        carried_by_pending=report.carried_by_pending,
+        failed=[ResendFailure(request_id=request_id, reason=reason)
+                for request_id, reason in report.failed])
 
 
 @router.get("/usage-subscriptions", tags=["MDM"], dependencies=[Read],

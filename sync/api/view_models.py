@@ -170,6 +170,22 @@ class RecordedChangeOut(BaseModel):
     changed_at: dt.datetime
 
 
+class ResendFailure(BaseModel):
+    request_id: str
+    reason: str
+
+
+class ResendErrorsOut(BaseModel):
+    """What a resend of every request in ``ERROR`` did (``SqlOutbox.resend_errors``)."""
+
+    examined: int = Field(description="requests in ERROR looked at")
+    resent: list[str] = Field(description="ids of the requests queued again")
+    carried_by_pending: int = Field(
+        description="how many of them their entity's pending request carries")
+    failed: list[ResendFailure] = Field(
+        description="requests left in ERROR: their entity still cannot be snapshotted")
+
+
 class SyncRequestOut(BaseModel):
     id: str
     key: str

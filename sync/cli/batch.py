@@ -16,58 +16,21 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import FrameType
 from typing import TypeAlias
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.progress import Progress as RichProgressBar
 
 from sync.batches import BatchReport, BatchUsageError, JobContext, NoProgress, Progress, load_jobs
 from sync.batches.schedule import parse_period, run_every
 from sync.ccb.errors import CcbError
 from sync.cli.ccb import open_store
 from sync.cli.common import CliError, Context, add_json_flag, parse_date
+from sync.cli.progress import BarProgress, progress_wanted
 from sync.storage.ccb import CcbStoreError, SqlCcbStore
 from sync.storage.ccb_batch_queries import SqlBatchQueries
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
-
-
-class BarProgress:
-    """A rich progress bar on stderr for the duration of a ``with`` block."""
-
-    def __init__(self, console: Console) -> None:
-        self._bar = RichProgressBar(TextColumn("{task.description}"), BarColumn(),
-                                    MofNCompleteColumn(), TimeElapsedColumn(),
-                                    TimeRemainingColumn(), console=console)
-        self._task: TaskID | None = None
-
-    def __enter__(self) -> BarProgress:
-        self._bar.start()
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
-        self._bar.stop()
-
-    def start(self, description: str, total: int | None) -> None:
-        self._task = self._bar.add_task(description, total=total)
-
-    def advance(self, count: int) -> None:
-        if self._task is not None:
-            self._bar.advance(self._task, count)
-
-
-def _progress_wanted(context: Context) -> bool:
-    return not context.json_output and sys.stderr.isatty()
 
 
 def _job_context(context: Context, args: argparse.Namespace, progress: Progress,
@@ -83,7 +46,7 @@ def _job_context(context: Context, args: argparse.Namespace, progress: Progress,
 def _run_job(context: Context, args: argparse.Namespace, code: str) -> BatchReport:
     registry = load_jobs()
     registry.get(code)  # an unknown code fails before the store is opened
-    if _progress_wanted(context):
+    if progress_wanted(context):
         with BarProgress(Console(stderr=True)) as bar:
             return _run_with(context, args, code, bar)
     return _run_with(context, args, code, NoProgress())

@@ -1,4 +1,11 @@
-"""``c2m-sync ccb sync ...``: the sync requests of the outbox (list, show, resend)."""
+"""``c2m-sync ccb sync ...``: the sync requests of the outbox (list, show, resend,
+resend-errors).
+
+``resend-errors`` queues every request in ``ERROR`` again (only those with an error of
+``--code``, or of ``--entity-type``, when given), 500 per transaction, once the cause of a wave
+of rejections is fixed. A request whose entity still cannot be snapshotted stays in ``ERROR``
+and is listed; the command then exits 1 (the others are queued all the same). On a terminal a
+progress bar is drawn on stderr, never under ``--json``."""
 
 from __future__ import annotations
 
@@ -7,17 +14,21 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from rich.console import Console
+
 from sync.ccb.sync_requests import SyncRequest, SyncRequestState
 from sync.cli.ccb_views import Subparsers
 from sync.cli.common import CliError, Context, Handler
+from sync.cli.progress import BarProgress, progress_wanted
+from sync.mapping.messages import EntityType
 from sync.pipeline.stores import open_outbox
-from sync.storage.outbox import SqlOutbox
+from sync.storage.outbox import ResendReport, SqlOutbox
 
 CommandFactory = Callable[..., argparse.ArgumentParser]
 
 
 def register(sub: Subparsers, command: CommandFactory) -> None:
-    sync = sub.add_parser("sync", help="sync requests: list, show, resend")
+    sync = sub.add_parser("sync", help="sync requests: list, show, resend, resend-errors")
     requests = sync.add_subparsers(dest="sync_command", required=True, metavar="COMMAND")
     listing = command(requests, "list", "sync requests, newest first", _list, with_user=False)
     listing.add_argument("--state", choices=[state.value for state in SyncRequestState])
@@ -30,6 +41,13 @@ def register(sub: Subparsers, command: CommandFactory) -> None:
                      "send a request in ERROR again, with the entity's current data", _resend,
                      with_user=False)
     resend.add_argument("request_id")
+    every = command(requests, "resend-errors",
+                    "send every request in ERROR again (after the cause was fixed)",
+                    _resend_errors, with_user=False)
+    every.add_argument("--code", help="only requests with an error of this code, e.g. "
+                                      "D2-USSPDTVAL")
+    every.add_argument("--entity-type", choices=[kind.value for kind in EntityType],
+                       help="only requests of this entity type")
 
 
 def _with_outbox(context: Context, action: Callable[[SqlOutbox], Any]) -> Any:
@@ -92,4 +110,31 @@ def _resend(context: Context, args: argparse.Namespace) -> int:
     return 0
 
 
-_HANDLERS: tuple[Handler, ...] = (_list, _show, _resend)
+def _resend_errors(context: Context, args: argparse.Namespace) -> int:
+    now = context.clock.now()
+
+    def run(outbox: SqlOutbox) -> ResendReport:
+        if not progress_wanted(context):
+            return outbox.resend_errors(now, code=args.code, entity_type=args.entity_type)
+        with BarProgress(Console(stderr=True)) as bar:
+            bar.start("requests in ERROR", outbox.counts()[SyncRequestState.ERROR.value])
+            return outbox.resend_errors(now, code=args.code, entity_type=args.entity_type,
+                                        progress=bar.advance)
+
+    report: ResendReport = _with_outbox(context, run)
+
+    def human() -> None:
+        print(f"{len(report.resent):,} of {report.examined:,} requests in ERROR queued again"
+              + (f" ({report.carried_by_pending:,} by their entity's pending request)"
+                 if report.carried_by_pending else ""))
+        for request_id, reason in report.failed:
+            context.stdout.print(f"  [red]{request_id} left in ERROR: {reason}[/red]")
+
+    context.emit({"examined": report.examined, "resent": report.resent,
+                  "carried_by_pending": report.carried_by_pending,
+                  "failed": [{"request_id": request_id, "reason": reason}
+                             for request_id, reason in report.failed]}, human)
+    return 1 if report.failed else 0
+
+
+_HANDLERS: tuple[Handler, ...] = (_list, _show, _resend, _resend_errors)

@@ -24,8 +24,8 @@ from zoneinfo import ZoneInfo
 
 from rich.console import Console
 
-from sync.cli.batch import BarProgress
 from sync.cli.common import CliError, Context, add_json_flag, run_on_bus
+from sync.cli.progress import BarProgress
 from sync.pipeline.stores import open_mdm_store, open_outbox
 from sync.reconcile.compare import Drift
 from sync.reconcile.mdm_replay import ReplayTargetNotEmptyError, replay_into_mdm, require_empty

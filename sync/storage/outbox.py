@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +51,7 @@ from sync.mapping.codec import encode
 from sync.mapping.messages import Acknowledgement, SaSyncMessage, snapshot_fingerprint
 from sync.mapping.snapshots import (
     Delivery,
+    SnapshotError,
     document_fingerprint,
     encode_document,
     snapshot_for,
@@ -80,6 +81,24 @@ class AckReport:
     verdicts: Counter[str] = field(default_factory=Counter)
     todos_raised: int = 0
     unknown: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ResendReport:
+    """What :meth:`SqlOutbox.resend_errors` did: requests in ``ERROR`` looked at, the ids of
+    those queued again, and how many of them a pending request of their entity carries (a
+    later change had queued one: the request in ``ERROR`` is discarded in its favour), and
+    those left in ``ERROR`` because their entity still cannot be snapshotted, with why."""
+
+    examined: int = 0
+    resent: list[str] = field(default_factory=list)
+    carried_by_pending: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (request id, why)
+
+
+def _matches(request: SyncRequest, code: str | None, entity_type: str | None) -> bool:
+    return (entity_type is None or request.entity_type == entity_type) and (
+        code is None or any(error.code == code for error in request.errors))
 
 
 @dataclass(frozen=True)
@@ -513,29 +532,92 @@ class SqlOutbox:
         result: list[SyncRequest] = []
 
         def unit(view: SqlCcbView, ids: IdSource) -> Changes:
-            connection = view.connection
-            request = _by_id(connection, request_id)
+            request = _by_id(view.connection, request_id)
             if request is None:
                 raise NotFound("sync request", request_id, "id")
             if request.state is not SyncRequestState.ERROR:
                 raise InvalidCommand("sync request", request_id, "state",
                                      f"is {request.state.value}; only a request in ERROR "
                                      "can be resent")
-            pending = _pending_of(connection, request.entity_type, request.entity_id)
-            if pending is not None:
-                _save(connection, request, state=SyncRequestState.DISCARDED.value,
-                      updated_at=now, note=f"superseded by {pending.id} on resend")
-            plan = self._plan(connection, view, ids, request.entity_type, request.entity_id,
-                              now, force=True, reuse=None if pending is not None else request)
-            plan.write(connection)
-            found = _by_id(connection, plan.request_id)
-            assert found is not None
+            found = self._resend(view, ids, request, now)
             result.append(found)
             return Changes(notes=[f"sync request {found.id} queued again as version "
                                   f"{found.version}"])
 
         self.store.execute(unit)
         return result[0]
+
+    def resend_errors(self, now: dt.datetime, *, code: str | None = None,
+                      entity_type: str | None = None, chunk: int = 500,
+                      progress: Callable[[int], None] | None = None) -> ResendReport:
+        """:meth:`resend` every request in ``ERROR`` (only those with an error of ``code``,
+        only of ``entity_type``, when given): what an operator does once the cause of a wave
+        of rejections is fixed. ``chunk`` requests at a time in queue order, each chunk in one
+        transaction, so that a failure keeps what the chunks before it queued and a second
+        run goes on with what is left; ``progress`` is told how many requests each chunk
+        looked at. A request whose entity still cannot be snapshotted (the data was not
+        fixed) stays in ``ERROR`` and is reported; the others are queued all the same."""
+        report = ResendReport()
+        after = 0
+        while True:
+            looked, queued, failed = self._resend_chunk(after, chunk, code, entity_type, now)
+            if not looked:
+                return report
+            after = looked[-1].seq
+            report.examined += len(looked)
+            report.failed.extend(failed)
+            for resent_id, carrier in queued:
+                report.resent.append(resent_id)
+                if carrier.id != resent_id:
+                    report.carried_by_pending += 1
+            if progress is not None:
+                progress(len(looked))
+
+    def _resend_chunk(self, after: int, chunk: int, code: str | None, entity_type: str | None,
+                      now: dt.datetime) -> tuple[list[SyncRequest],
+                                                 list[tuple[str, SyncRequest]],
+                                                 list[tuple[str, str]]]:
+        """One transaction of :meth:`resend_errors`: the requests in ``ERROR`` after queue
+        position ``after`` it looked at, each one queued again with the request that carries
+        it, and each one left in ``ERROR`` with the reason its snapshot cannot be built."""
+        looked: list[SyncRequest] = []
+        queued: list[tuple[str, SyncRequest]] = []
+
+        failed: list[tuple[str, str]] = []
+
+        def unit(view: SqlCcbView, ids: IdSource) -> Changes:
+            looked[:] = rows.in_error_after(view.connection, after, chunk)
+            queued.clear()
+            failed.clear()
+            for request in looked:
+                if not _matches(request, code, entity_type):
+                    continue
+                try:
+                    queued.append((request.id, self._resend(view, ids, request, now)))
+                except SnapshotError as error:  # its entity's data is still not fit to send
+                    failed.append((request.id, str(error)))
+            return Changes(notes=[f"{len(queued)} sync requests in ERROR queued again"])
+
+        self.store.execute(unit)
+        return looked, queued, failed
+
+    def _resend(self, view: SqlCcbView, ids: IdSource, request: SyncRequest,
+                now: dt.datetime) -> SyncRequest:
+        """Queue ``request`` (in ``ERROR``) again with a fresh snapshot; the request that
+        carries it."""
+        connection = view.connection
+        pending = _pending_of(connection, request.entity_type, request.entity_id)
+        # The snapshot first: an entity that still cannot be snapshotted raises before
+        # anything of this request is written.
+        plan = self._plan(connection, view, ids, request.entity_type, request.entity_id,
+                          now, force=True, reuse=None if pending is not None else request)
+        if pending is not None:
+            _save(connection, request, state=SyncRequestState.DISCARDED.value,
+                  updated_at=now, note=f"superseded by {pending.id} on resend")
+        plan.write(connection)
+        found = _by_id(connection, plan.request_id)
+        assert found is not None
+        return found
 
     def requeue(self, entity_type: str, entity_id: str, now: dt.datetime) -> SyncRequest:
         """Queue a fresh snapshot of the entity with a new version even when it equals the one

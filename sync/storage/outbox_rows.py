@@ -249,6 +249,15 @@ def _key_filter(columns: Any, keys: Sequence[EntityKey]) -> Any:
                  for entity_type, ids in by_type.items()))
 
 
+def in_error_after(connection: Connection, after_seq: int, limit: int) -> list[SyncRequest]:
+    """Up to ``limit`` requests in ``ERROR`` after queue position ``after_seq``, in queue
+    order (through the ``(state, seq)`` index)."""
+    c = sync_requests.c
+    return [request_of(row) for row in connection.execute(
+        select(sync_requests).where(c.state == SyncRequestState.ERROR.value,
+                                    c.seq > after_seq).order_by(c.seq).limit(limit)).mappings()]
+
+
 def pending_of_many(connection: Connection, keys: Sequence[EntityKey], *,
                     lock: bool = False) -> dict[EntityKey, SyncRequest]:
     """The ``PENDING`` request of each entity that has one (``lock``: rows held until the end

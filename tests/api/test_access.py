@@ -39,9 +39,10 @@ WRONG = {"Authorization": "Bearer not-the-token"}
 
 
 def test_every_write_of_the_api_is_listed() -> None:
-    assert len(WRITES) == 30
+    assert len(WRITES) == 31
     assert "/api/commands/request-stop" in WRITES
     assert "/api/sync-requests/X-1/resend" in WRITES
+    assert "/api/sync-requests/resend-errors" in WRITES
 
 
 @pytest.mark.parametrize("path", WRITES)

@@ -95,6 +95,23 @@ async def test_step_1_4_resend_queues_a_request_in_error_again(client: httpx.Asy
     problem(await post(client, "/api/sync-requests/SR-404/resend"), 404, "not-found")
 
 
+async def test_resend_errors_queues_every_request_in_error_again(client: httpx.AsyncClient,
+                                                                  runtime: Runtime) -> None:
+    failed = fail_sync_request(runtime, "SA-TN01-E")
+    path = "/api/sync-requests/resend-errors"
+    other = await post(client, f"{path}?code=D2-USSPDTVAL")
+    assert other.status_code == 200, other.text
+    assert other.json() == {"examined": 1, "resent": [], "carried_by_pending": 0, "failed": []}
+    response = await post(client, f"{path}?code=D2-VALUSMC&entity_type=SA")
+    assert response.status_code == 200, response.text
+    assert response.json() == {"examined": 1, "resent": [failed.id], "carried_by_pending": 0,
+                               "failed": []}
+    resent = (await client.get(f"/api/sync-requests/{failed.id}")).json()
+    assert (resent["state"], resent["errors"]) == ("PENDING", [])
+    assert (await post(client, path)).json()["examined"] == 0
+    problem(await post(client, f"{path}?entity_type=PREMISE"), 422, "validation")
+
+
 # --- MDM --------------------------------------------------------------------------------------
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -281,6 +282,89 @@ def test_the_entities_in_error_are_read_through_their_own_index(tmp_path: Path) 
         outbox.store.dispose()
     assert plan == ["SEARCH ccb_sync_requests USING INDEX ix_ccb_sync_requests_errors "
                     "(entity_id=?)"]
+
+
+OTHER = AckError(code="D2-VALSPTYPE", path="spLinks[0].spId",
+                 message="SP SP-4410-2E is of a type the US type does not allow")
+
+
+def test_resend_errors_queues_the_requests_in_error_again_chunk_by_chunk(
+        outbox: SqlOutbox, clock: FixedClock) -> None:
+    """After a wave of rejections: every request in ERROR with the code asked for is queued
+    again (a later pending change carries its entity's), the others stay; then the rest; a
+    run with nothing left in ERROR changes nothing."""
+    sent = {r.entity_id: r for r in send_all(outbox, clock) if r.entity_type == "SA"}
+    wave = sorted(sent)[:4]
+    outbox.acknowledge([ack(sent[sa_id], AckOutcome.ERROR, (OTHER,) if n == 3 else (MC,))
+                        for n, sa_id in enumerate(wave)], clock.now())
+    carried = wave[0]  # a later change queues its entity again before the resend
+    run(outbox, clock, RequestStop(account_id=outbox.store.read(
+        lambda view: view.sa(carried)).account_id, sa_ids=(carried,),  # type: ignore[union-attr]
+        stop_date=dt.date(2025, 3, 14)))
+    later = pending(outbox, carried)
+    seen: list[int] = []
+
+    report = outbox.resend_errors(clock.now(), code="D2-VALUSMC", chunk=1,
+                                  progress=seen.append)
+    assert (report.examined, sorted(report.resent), report.carried_by_pending,
+            report.failed) == (4, sorted(sent[sa_id].id for sa_id in wave[:3]), 1, [])
+    assert seen == [1, 1, 1, 1]  # one chunk per request in ERROR
+    superseded = outbox.get(sent[carried].id)
+    assert superseded is not None
+    assert (superseded.state, superseded.note) == (SyncRequestState.DISCARDED,
+                                                   f"superseded by {later.id} on resend")
+    assert pending(outbox, carried).version > later.version
+    for sa_id in wave[1:3]:
+        again = outbox.get(sent[sa_id].id)
+        assert again is not None
+        assert (again.state, again.errors) == (SyncRequestState.PENDING, ())
+        assert again.version > sent[sa_id].version
+    [left] = outbox.find(state=SyncRequestState.ERROR)
+    assert left.id == sent[wave[3]].id
+
+    rest = outbox.resend_errors(clock.now())
+    assert (rest.examined, rest.resent) == (1, [left.id])
+    before = outbox.find()
+    nothing = outbox.resend_errors(clock.now())
+    assert (nothing.examined, nothing.resent, nothing.failed) == (0, [], [])
+    assert outbox.find() == before
+
+
+def test_resend_errors_leaves_a_request_whose_entity_cannot_be_snapshotted(
+        outbox: SqlOutbox, clock: FixedClock) -> None:
+    """A request whose entity still cannot be snapshotted stays in ERROR, reported with why,
+    and nothing of it is written (not even the discard in favour of its entity's pending
+    request); the others are queued all the same."""
+    sent = {r.entity_id: r for r in send_all(outbox, clock) if r.entity_type == "SA"}
+    broken, fine = sorted(sent)[:2]
+    outbox.acknowledge([ack(sent[broken], AckOutcome.ERROR, (MC,)),
+                        ack(sent[fine], AckOutcome.ERROR, (MC,))], clock.now())
+    run(outbox, clock, RequestStop(account_id=outbox.store.read(
+        lambda view: view.sa(broken)).account_id, sa_ids=(broken,),  # type: ignore[union-attr]
+        stop_date=dt.date(2025, 3, 14)))
+    later = pending(outbox, broken)
+    sa_table = ccb_schema.service_agreements
+    with outbox.store.engine.begin() as connection:
+        connection.execute(sa_table.update().where(sa_table.c.id == broken)
+                           .values(sa_type="NOT-CONFIGURED"))
+    entities_before = _rows(outbox, sync_entities)
+
+    report = outbox.resend_errors(clock.now())
+    assert report.resent == [sent[fine].id]
+    [(request_id, reason)] = report.failed
+    assert request_id == sent[broken].id
+    assert "'NOT-CONFIGURED' is not configured" in reason
+    left = outbox.get(sent[broken].id)
+    assert left is not None
+    assert (left.state, left.version) == (SyncRequestState.ERROR, sent[broken].version)
+    assert pending(outbox, broken) == later
+    after = {row["entity_id"]: row for row in _rows(outbox, sync_entities)}
+    assert after[broken] == {row["entity_id"]: row for row in entities_before}[broken]
+
+
+def _rows(outbox: SqlOutbox, table: Any) -> list[dict[str, Any]]:
+    with outbox.store.engine.connect() as connection:
+        return [dict(row) for row in connection.execute(select(table)).mappings()]
 
 
 def test_resend_refuses_a_request_that_is_not_in_error(outbox: SqlOutbox) -> None:

@@ -56,6 +56,19 @@ def test_sync_relay_publishes_every_pending_request_then_has_nothing_to_do(
     assert all(r["errors"][0]["code"] == "SYNC-TIMEOUT" for r in errors)
     assert run_json(capsys, *later, "batch", "run", "SYNC-TIMEOUT")["nothing_to_do"] is True
 
+    # The broker is back: every timed-out request is queued again in one command, once.
+    other_code = run_json(capsys, "ccb", "sync", "resend-errors", "--code", "D2-VALUSMC")
+    assert (other_code["examined"], other_code["resent"]) == (len(errors), [])
+    capsys.readouterr()
+    assert main([*later, "ccb", "sync", "resend-errors", "--code", "SYNC-TIMEOUT"]) == 0
+    assert capsys.readouterr().out.strip() == (
+        f"{len(errors)} of {len(errors)} requests in ERROR queued again")
+    assert run_json(capsys, "ccb", "sync", "list", "--state", "ERROR") == []
+    requeued = run_json(capsys, "ccb", "sync", "list", "--state", "PENDING", "--limit", "1000")
+    assert {r["id"] for r in requeued} == {r["id"] for r in errors}
+    nothing = run_json(capsys, "ccb", "sync", "resend-errors")
+    assert (nothing["examined"], nothing["resent"], nothing["failed"]) == (0, [], [])
+
 
 def test_sync_relay_refuses_the_in_process_bus(ccb: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
