@@ -10,7 +10,8 @@ Then, timed separately, as the relay and the acknowledgement consumer use the ou
 
 - **relay**: ``next_batch`` + ``mark_sent`` until nothing is pending;
 - **acknowledge**: ``acknowledge`` of a ``SYNCHRONIZED`` answer for every request, with the
-  batch's position on the acknowledgement topic, as the consumer records it.
+  batch's position on the acknowledgement topic, as the consumer records it;
+- **purge**: ``purge_settled`` (``SYNC-PURGE``) removing every request just answered.
 
 ``--errors 0,100000`` repeats the whole measurement (each on a fresh database) with that many
 other SAs' requests left in ``ERROR`` beforehand, as after a wave of MDM rejections that an
@@ -142,7 +143,15 @@ def measure(databases: Databases, database: str, count: int, batch: int,
                     ACK_TOPIC, {0: number * batch + len(acks) - 1})).verdicts["SYNCHRONIZED"]
                     for number, acks in enumerate(answers))
 
-            return [relayed, timed(database, "acknowledge", count, acknowledge, errors)]
+            acknowledged = timed(database, "acknowledge", count, acknowledge, errors)
+
+            def purge() -> int:
+                # Everything answered is settled: SYNC-PURGE with a cutoff after the answers
+                # removes it (the requests in ERROR stay).
+                return outbox.purge_settled(NOW + dt.timedelta(seconds=1)).removed
+
+            return [relayed, acknowledged,
+                    timed(database, "purge: purge_settled", count, purge, errors)]
         finally:
             outbox.store.dispose()
 

@@ -49,6 +49,10 @@ class InstallationOptions(_Strict):
     # Rejections by checks that compare a US with other USs are re-queued this many times
     # before they become errors: the other entity's message may simply not have arrived yet.
     sync_retry_limit: Annotated[int, Field(ge=0)] = 3
+    # Sync requests that are settled (SYNCHRONIZED, DISCARDED) are kept this many days after
+    # they settled, then removed by SYNC-PURGE: the outbox's history would otherwise grow with
+    # every change for ever (a request holds its whole snapshot).
+    sync_history_days: Annotated[int, Field(ge=1, le=3650)] = 90
 
     @field_validator("base_time_zone")
     @classmethod

@@ -1,9 +1,11 @@
 """The sync batches ``SYNC-RELAY`` and ``SYNC-TIMEOUT`` (SPEC.md section 4), for schedulers and
-one-off runs; ``c2m-sync worker ccb`` does the same work continuously."""
+one-off runs; ``c2m-sync worker ccb`` does the same work continuously. ``SYNC-PURGE`` keeps the
+outbox's history to ``installation.sync_history_days``; schedule it (daily, say)."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from dataclasses import dataclass
 
 from sync.batches.registry import BatchUsageError, JobContext, jobs
@@ -78,5 +80,34 @@ class TimeoutJob:
         return report
 
 
+@dataclass(frozen=True)
+class PurgeJob:
+    code: str = "SYNC-PURGE"
+    description: str = ("remove sync requests settled more than installation.sync_history_days "
+                        "ago (SYNCHRONIZED, DISCARDED)")
+
+    def run(self, context: JobContext) -> BatchReport:
+        """Settled before the start (UTC) of the business date, less the days kept: a request
+        is kept at least that many whole days, and a run on a given date removes the same
+        requests whatever the time of day."""
+        outbox, _settings = _outbox(context)
+        report = BatchReport(self.code, context.date())
+        days = context.admin.installation.sync_history_days
+        before = dt.datetime.combine(context.date() - dt.timedelta(days=days), dt.time(),
+                                     dt.UTC)
+        context.progress.start(f"sync requests settled before {before:%Y-%m-%d}", None)
+        try:
+            purged = outbox.purge_settled(before, progress=context.progress.advance)
+        finally:
+            outbox.store.dispose()
+        report.examined = purged.examined
+        report.changed = purged.removed
+        if purged.removed:
+            report.details = [f"{purged.removed} sync requests settled before "
+                              f"{before:%Y-%m-%d} removed"]
+        return report
+
+
 SYNC_RELAY = jobs.register(RelayJob())
 SYNC_TIMEOUT = jobs.register(TimeoutJob())
+SYNC_PURGE = jobs.register(PurgeJob())

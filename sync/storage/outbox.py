@@ -83,6 +83,18 @@ class AckReport:
     unknown: list[str] = field(default_factory=list)
 
 
+_SETTLED = frozenset({SyncRequestState.SYNCHRONIZED.value, SyncRequestState.DISCARDED.value})
+
+
+@dataclass
+class PurgeReport:
+    """What :meth:`SqlOutbox.purge_settled` did: requests older than the cutoff looked at, and
+    how many of them it removed."""
+
+    examined: int = 0
+    removed: int = 0
+
+
 @dataclass
 class ResendReport:
     """What :meth:`SqlOutbox.resend_errors` did: requests in ``ERROR`` looked at, the ids of
@@ -524,6 +536,47 @@ class SqlOutbox:
 
         self.store.execute(unit)
         return timed_out
+
+    def purge_settled(self, before: dt.datetime, *, chunk: int = 5_000,
+                      progress: Callable[[int], None] | None = None) -> PurgeReport:
+        """``SYNC-PURGE``: remove the requests that settled (``SYNCHRONIZED``, ``DISCARDED``)
+        before ``before``. Requests in ``ERROR`` wait for an operator and stay, as do those
+        still pending or sent, and every entity's versions and last snapshot sent
+        (``ccb_sync_entities``), so that nothing about what MDM is sent next changes.
+
+        The requests are read in queue order, ``chunk`` at a time, each chunk in one
+        transaction, up to the first one created at or after ``before``: every request after
+        it in the queue was queued after ``before``, so it cannot have settled before. The
+        cost is the history older than ``before``, not the whole table; ``progress`` is told
+        how many requests each chunk looked at."""
+        report = PurgeReport()
+        after: int | None = 0
+        while after is not None:
+            looked, removed, after = self._purge_chunk(after, before, chunk)
+            report.examined += looked
+            report.removed += removed
+            if progress is not None and looked:
+                progress(looked)
+        return report
+
+    def _purge_chunk(self, after: int, before: dt.datetime,
+                     chunk: int) -> tuple[int, int, int | None]:
+        """One transaction of :meth:`purge_settled`: how many requests after queue position
+        ``after`` it looked at and removed, and where the next chunk starts (None: done)."""
+        result: list[tuple[int, int, int | None]] = []
+
+        def unit(view: SqlCcbView, _ids: IdSource) -> Changes:
+            head = rows.queue_after(view.connection, after, chunk)
+            older = [row for row in head if row.created_at < before]
+            settled = [row.seq for row in older
+                       if row.state in _SETTLED and row.updated_at < before]
+            removed = rows.remove_settled(view.connection, settled, before)
+            done = len(older) < len(head) or len(head) < chunk
+            result[:] = [(len(older), removed, None if done else head[-1].seq)]
+            return Changes()
+
+        self.store.execute(unit)
+        return result[0]
 
     def resend(self, request_id: str, now: dt.datetime) -> SyncRequest:
         """Send an ``ERROR`` request again with a fresh snapshot of the entity (after the data

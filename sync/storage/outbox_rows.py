@@ -249,6 +249,40 @@ def _key_filter(columns: Any, keys: Sequence[EntityKey]) -> Any:
                  for entity_type, ids in by_type.items()))
 
 
+@dataclass(frozen=True)
+class QueueEntry:
+    """What the purge reads of a request: its place in the queue, state and times."""
+
+    seq: int
+    state: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+def queue_after(connection: Connection, after_seq: int, limit: int) -> list[QueueEntry]:
+    """Up to ``limit`` requests after queue position ``after_seq``, in queue order (through
+    the primary key)."""
+    c = sync_requests.c
+    return [QueueEntry(int(seq), state, created_at, updated_at)
+            for seq, state, created_at, updated_at in connection.execute(
+                select(c.seq, c.state, c.created_at, c.updated_at).where(c.seq > after_seq)
+                .order_by(c.seq).limit(limit))]
+
+
+def remove_settled(connection: Connection, seqs: Sequence[int], before: dt.datetime) -> int:
+    """Delete the requests at these queue positions that are still settled before ``before``
+    (checked again: on PostgreSQL another transaction may have changed one since it was
+    read); how many were deleted."""
+    c = sync_requests.c
+    removed = 0
+    for part in in_batches(list(seqs)):
+        removed += connection.execute(sync_requests.delete().where(
+            one_of(connection, c.seq, "seqs"),
+            c.state.in_([SyncRequestState.SYNCHRONIZED.value, SyncRequestState.DISCARDED.value]),
+            c.updated_at < before), {"seqs": part}).rowcount
+    return removed
+
+
 def in_error_after(connection: Connection, after_seq: int, limit: int) -> list[SyncRequest]:
     """Up to ``limit`` requests in ``ERROR`` after queue position ``after_seq``, in queue
     order (through the ``(state, seq)`` index)."""

@@ -125,19 +125,20 @@ def test_step_1_4_stop_request_enqueues_tenant_and_landlord_requests(
     assert all(request.version == 2 for request in queued if request.entity_id == TENANT_E)
 
 
+def touch_account(view: CcbView, _ids: IdSource) -> Changes:
+    """A change of account A-TN-01 that leaves its SAs' snapshots as they were: the mailing
+    premise does not travel to MDM."""
+    account = view.account("A-TN-01")
+    assert account is not None
+    changes = Changes()
+    changes.put_account(account.model_copy(update={"mailing_premise_id": "PR-4410-2",
+                                                   "version": account.version + 1}))
+    return changes
+
+
 def test_a_change_that_leaves_the_snapshot_as_sent_is_discarded(
         outbox: SqlOutbox, clock: FixedClock) -> None:
     send_all(outbox, clock)
-
-    def touch_account(view: CcbView, _ids: IdSource) -> Changes:
-        account = view.account("A-TN-01")
-        assert account is not None
-        changes = Changes()
-        # The mailing premise does not travel to MDM: the SA snapshots stay the same.
-        changes.put_account(account.model_copy(update={"mailing_premise_id": "PR-4410-2",
-                                                       "version": account.version + 1}))
-        return changes
-
     outbox.store.execute(touch_account)
     assert outbox.next_batch(100) == []
     discarded = outbox.find(state=SyncRequestState.DISCARDED, entity_id=TENANT_E)
@@ -365,6 +366,42 @@ def test_resend_errors_leaves_a_request_whose_entity_cannot_be_snapshotted(
 def _rows(outbox: SqlOutbox, table: Any) -> list[dict[str, Any]]:
     with outbox.store.engine.connect() as connection:
         return [dict(row) for row in connection.execute(select(table)).mappings()]
+
+
+def test_purge_removes_the_requests_settled_before_the_cutoff_and_nothing_else(
+        outbox: SqlOutbox, clock: FixedClock) -> None:
+    """SYNC-PURGE: requests SYNCHRONIZED or DISCARDED before the cutoff go; one in ERROR, one
+    settled after the cutoff though queued before it, and those queued after it stay, as do
+    the entities' versions and last snapshots sent. A second run removes nothing."""
+    sent = send_all(outbox, clock)
+    late = next(r for r in sent if r.entity_id == "SA-TN02-E")  # answered 40 days later
+    outbox.acknowledge([ack(r, AckOutcome.ERROR, (MC,)) if r.entity_id == TENANT_E else ack(r)
+                        for r in sent if r is not late], clock.now())
+    outbox.store.execute(touch_account)  # requests equal to the snapshot sent: DISCARDED
+    cutoff = clock.now() + dt.timedelta(days=30)
+    clock.advance(days=40)
+    outbox.acknowledge([ack(late)], clock.now())
+    run(outbox, clock, RequestStop(account_id="A-TN-01", sa_ids=(TENANT_E,),
+                                   stop_date=clock.business_date()))
+    everything = outbox.find()
+    entities = _rows(outbox, sync_entities)
+    doomed = {r.id for r in everything if r.updated_at < cutoff and r.state in (
+        SyncRequestState.SYNCHRONIZED, SyncRequestState.DISCARDED)}
+    assert {r.state for r in everything if r.id in doomed} == {
+        SyncRequestState.SYNCHRONIZED, SyncRequestState.DISCARDED}
+    kept = {r.id: r.state for r in everything if r.id not in doomed}
+    assert kept[late.id] is SyncRequestState.SYNCHRONIZED
+    assert {SyncRequestState.ERROR, SyncRequestState.PENDING} <= set(kept.values())
+
+    report = outbox.purge_settled(cutoff, chunk=3)
+    assert report.removed == len(doomed)
+    assert report.examined == sum(1 for r in everything if r.created_at < cutoff)
+    assert report.examined < len(everything)  # the scan stopped at the first queued later
+    assert {r.id: r.state for r in outbox.find()} == kept
+    assert _rows(outbox, sync_entities) == entities
+    again = outbox.purge_settled(cutoff, chunk=3)
+    assert again.removed == 0
+    assert {r.id: r.state for r in outbox.find()} == kept
 
 
 def test_resend_refuses_a_request_that_is_not_in_error(outbox: SqlOutbox) -> None:

@@ -1,8 +1,10 @@
-"""`c2m-sync batch run SYNC-RELAY | SYNC-TIMEOUT` as a scheduler runs them."""
+"""`c2m-sync batch run SYNC-RELAY | SYNC-TIMEOUT | SYNC-PURGE` as a scheduler runs them."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import os
 import uuid
 from pathlib import Path
 from typing import Any
@@ -10,6 +12,10 @@ from typing import Any
 import pytest
 
 from sync.cli import main
+from sync.clock import FixedClock
+from sync.config.admin import load_admin_config
+from sync.mapping.messages import Acknowledgement, AckOutcome, EntityType
+from sync.pipeline.stores import open_outbox
 
 ROOT = Path(__file__).parents[2]
 
@@ -76,3 +82,30 @@ def test_sync_relay_refuses_the_in_process_bus(ccb: Path,
     assert "needs a broker that outlives this command" in capsys.readouterr().err
     pending = run_json(capsys, "ccb", "sync", "list", "--state", "PENDING")
     assert pending  # nothing was marked sent
+
+
+def test_sync_purge_keeps_the_days_of_history_configured_and_is_repeatable(
+        ccb: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``installation.sync_history_days`` (90 by default): requests synchronized on 2025-03-03
+    are kept by a run dated 2025-06-01 and removed by one dated 2025-06-02, once."""
+    outbox = open_outbox(os.environ["C2M_SYNC_CCB_DB_URL"], load_admin_config(),
+                         FixedClock(dt.date(2025, 3, 3)))
+    try:
+        sent = outbox.next_batch(1000)
+        outbox.mark_sent([(r, 0, n) for n, r in enumerate(sent)], outbox.store.clock.now())
+        outbox.acknowledge([Acknowledgement(
+            sync_request_id=r.id, entity_type=EntityType(r.entity_type), entity_id=r.entity_id,
+            version=r.version, outcome=AckOutcome.SYNCHRONIZED, mdm_us_id=r.entity_id,
+            processed_at=dt.datetime(2025, 3, 3, 12, tzinfo=dt.UTC)) for r in sent],
+            dt.datetime(2025, 3, 3, 12, tzinfo=dt.UTC))
+    finally:
+        outbox.store.dispose()
+    assert sent
+    kept = run_json(capsys, "--business-date", "2025-06-01", "batch", "run", "SYNC-PURGE")
+    # Queued on 2025-03-03 at noon, after the cutoff (2025-03-03 at midnight): not even read.
+    assert (kept["examined"], kept["changed"], kept["nothing_to_do"]) == (0, 0, True)
+    removed = run_json(capsys, "--business-date", "2025-06-02", "batch", "run", "SYNC-PURGE")
+    assert (removed["examined"], removed["changed"]) == (len(sent), len(sent))
+    assert run_json(capsys, "ccb", "sync", "list", "--limit", "1000") == []
+    again = run_json(capsys, "--business-date", "2025-06-02", "batch", "run", "SYNC-PURGE")
+    assert (again["examined"], again["changed"], again["nothing_to_do"]) == (0, 0, True)
