@@ -1,14 +1,21 @@
-"""The CCB sync worker: the relay, the acknowledgement consumer and ``SYNC-TIMEOUT``, together.
+"""The CCB sync worker: the relay, the acknowledgement consumer and ``SYNC-TIMEOUT``, together,
+and ``SYNC-PURGE`` once a business day.
 
 It runs beside the CCB service (CLI, API): they write sync requests into the outbox, this
 process publishes them and records MDM's answers. Run one per CCB database; a second one would
 only publish some requests twice, which MDM answers as duplicates.
+
+The purge of the settled requests' history (``SqlOutbox.purge_settled``) runs at start and
+again whenever the business date has changed, between two timeout checks: an installation
+that runs the worker needs no schedule for it (``c2m-sync batch run SYNC-PURGE`` does the
+same, for one that does not, or wants it at a set hour).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 from dataclasses import dataclass, field
 
@@ -17,8 +24,9 @@ from sync.config.admin import AdminConfig
 from sync.config.settings import Settings
 from sync.pipeline.acks import AckConsumer, AckConsumerReport
 from sync.pipeline.relay import Relay, RelayReport
-from sync.pipeline.stores import open_outbox
+from sync.pipeline.stores import open_outbox, purge_cutoff
 from sync.storage.common import first_line, is_unavailable
+from sync.storage.outbox import SqlOutbox
 from sync.transport.bus import Bus, bus_for
 from sync.transport.topics import sync_topic_specs
 
@@ -32,6 +40,7 @@ class CcbWorkerReport:
     relay: RelayReport = field(default_factory=RelayReport)
     acknowledgements: AckConsumerReport = field(default_factory=AckConsumerReport)
     timed_out: int = 0
+    purged: int = 0  # settled sync requests removed (SYNC-PURGE)
 
 
 async def ensure_topics(bus: Bus, settings: Settings) -> None:
@@ -40,6 +49,15 @@ async def ensure_topics(bus: Bus, settings: Settings) -> None:
         if outcome.problems:
             log.warning("topic %s differs from its spec: %s", outcome.spec.name,
                         "; ".join(outcome.problems))
+
+
+def _purge(outbox: SqlOutbox, admin: AdminConfig, today: dt.date) -> int:
+    before = purge_cutoff(admin, today)
+    purged = outbox.purge_settled(before)
+    if purged.removed:
+        log.info("SYNC-PURGE: %d sync requests settled before %s removed", purged.removed,
+                 f"{before:%Y-%m-%d}")
+    return purged.removed
 
 
 async def run_ccb_worker(settings: Settings, admin: AdminConfig, clock: Clock,
@@ -58,7 +76,9 @@ async def run_ccb_worker(settings: Settings, admin: AdminConfig, clock: Clock,
         await ensure_topics(bus, settings)
         relay = Relay(outbox, bus, settings.topics.sync_requests, clock)
 
-        async def time_out_periodically() -> None:
+        purged_on: list[dt.date] = []  # the business date of the last purge
+
+        async def housekeeping_periodically() -> None:
             while not stop.is_set():
                 try:
                     timed_out = await asyncio.to_thread(outbox.time_out, clock.now())
@@ -73,12 +93,22 @@ async def run_ccb_worker(settings: Settings, admin: AdminConfig, clock: Clock,
                 for request in timed_out:
                     log.warning("sync request %s (%s) not acknowledged in time", request.id,
                                 request.key)
+                today = clock.business_date()
+                if purged_on != [today]:
+                    try:
+                        report.purged += await asyncio.to_thread(_purge, outbox, admin, today)
+                        purged_on[:] = [today]
+                    except Exception as error:
+                        if not is_unavailable(error):
+                            raise
+                        log.warning("SYNC-PURGE: the CCB database is unavailable: %s; "
+                                    "tried again at the next check", first_line(error))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout_check_interval_s)
 
         log.info("CCB sync worker started (broker %s)", bus.url)
         relayed, acknowledged, _ = await asyncio.gather(
-            relay.run(stop), acks.run(stop), time_out_periodically())
+            relay.run(stop), acks.run(stop), housekeeping_periodically())
         report.relay = relayed
         report.acknowledgements = acknowledged
         return report

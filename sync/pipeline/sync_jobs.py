@@ -5,7 +5,6 @@ outbox's history to ``installation.sync_history_days``; schedule it (daily, say)
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 from dataclasses import dataclass
 
 from sync.batches.registry import BatchUsageError, JobContext, jobs
@@ -14,7 +13,7 @@ from sync.ccb.sync_requests import SyncRequestState
 from sync.config.settings import Settings
 from sync.pipeline.ccb_worker import ensure_topics
 from sync.pipeline.relay import Relay
-from sync.pipeline.stores import open_outbox
+from sync.pipeline.stores import open_outbox, purge_cutoff
 from sync.storage.outbox import SqlOutbox
 from sync.transport.bus import bus_for
 
@@ -87,14 +86,9 @@ class PurgeJob:
                         "ago (SYNCHRONIZED, DISCARDED)")
 
     def run(self, context: JobContext) -> BatchReport:
-        """Settled before the start (UTC) of the business date, less the days kept: a request
-        is kept at least that many whole days, and a run on a given date removes the same
-        requests whatever the time of day."""
         outbox, _settings = _outbox(context)
         report = BatchReport(self.code, context.date())
-        days = context.admin.installation.sync_history_days
-        before = dt.datetime.combine(context.date() - dt.timedelta(days=days), dt.time(),
-                                     dt.UTC)
+        before = purge_cutoff(context.admin, context.date())
         context.progress.start(f"sync requests settled before {before:%Y-%m-%d}", None)
         try:
             purged = outbox.purge_settled(before, progress=context.progress.advance)
