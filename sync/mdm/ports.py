@@ -180,6 +180,12 @@ class ConsumerStorePort(Protocol):
         (each in its kind's outbox)."""
         ...
 
+    def purge_history(self, business_date: dt.date) -> int:
+        """Remove the acknowledgements published more than ``installation.sync_history_days``
+        before ``business_date`` (never an unpublished one, nor a dead letter); how many were
+        removed."""
+        ...
+
     def ping(self) -> None:
         """Raise when the store cannot be reached."""
         ...

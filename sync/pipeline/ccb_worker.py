@@ -19,12 +19,13 @@ import datetime as dt
 import logging
 from dataclasses import dataclass, field
 
+from sync.ccb.sync_requests import history_cutoff
 from sync.clock import Clock
 from sync.config.admin import AdminConfig
 from sync.config.settings import Settings
 from sync.pipeline.acks import AckConsumer, AckConsumerReport
 from sync.pipeline.relay import Relay, RelayReport
-from sync.pipeline.stores import open_outbox, purge_cutoff
+from sync.pipeline.stores import open_outbox
 from sync.storage.common import first_line, is_unavailable
 from sync.storage.outbox import SqlOutbox
 from sync.transport.bus import Bus, bus_for
@@ -52,7 +53,7 @@ async def ensure_topics(bus: Bus, settings: Settings) -> None:
 
 
 def _purge(outbox: SqlOutbox, admin: AdminConfig, today: dt.date) -> int:
-    before = purge_cutoff(admin, today)
+    before = history_cutoff(admin, today)
     purged = outbox.purge_settled(before)
     if purged.removed:
         log.info("SYNC-PURGE: %d sync requests settled before %s removed", purged.removed,

@@ -3,7 +3,6 @@ the CCB store always with its sync outbox, so no change can escape synchronizati
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 from sync.clock import Clock
@@ -33,10 +32,3 @@ def open_mdm_store(url: str, admin: AdminConfig) -> MdmStore:
     store.create_schema()
     return store
 
-
-def purge_cutoff(admin: AdminConfig, business_date: dt.date) -> dt.datetime:
-    """``SYNC-PURGE`` removes the requests settled before the start (UTC) of the business date
-    less ``installation.sync_history_days``: each is kept at least that many whole days, and
-    a purge on a given business date removes the same requests whatever the time of day."""
-    days = admin.installation.sync_history_days
-    return dt.datetime.combine(business_date - dt.timedelta(days=days), dt.time(), dt.UTC)

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 
 from sync.batches.registry import BatchUsageError, JobContext, jobs
 from sync.batches.report import BatchReport
-from sync.ccb.sync_requests import SyncRequestState
+from sync.ccb.sync_requests import SyncRequestState, history_cutoff
 from sync.config.settings import Settings
 from sync.pipeline.ccb_worker import ensure_topics
 from sync.pipeline.relay import Relay
-from sync.pipeline.stores import open_outbox, purge_cutoff
+from sync.pipeline.stores import open_outbox
 from sync.storage.outbox import SqlOutbox
 from sync.transport.bus import bus_for
 
@@ -88,7 +88,7 @@ class PurgeJob:
     def run(self, context: JobContext) -> BatchReport:
         outbox, _settings = _outbox(context)
         report = BatchReport(self.code, context.date())
-        before = purge_cutoff(context.admin, context.date())
+        before = history_cutoff(context.admin, context.date())
         context.progress.start(f"sync requests settled before {before:%Y-%m-%d}", None)
         try:
             purged = outbox.purge_settled(before, progress=context.progress.advance)

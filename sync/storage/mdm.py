@@ -23,6 +23,7 @@ writers are serialized by the database lock.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -39,6 +40,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError
 
+from sync.ccb.sync_requests import history_cutoff
 from sync.config.admin import AdminConfig, load_admin_config
 from sync.mdm.apply import decide_contact, decide_service_point, decide_with
 from sync.mdm.commands import MdmCommand, UpsertContact, UpsertServicePoint
@@ -62,7 +64,7 @@ from sync.mdm.ports import (
     OutboxKind,
 )
 from sync.storage import mdm_schema as t
-from sync.storage.bulk_sql import update_in
+from sync.storage.bulk_sql import in_batches, update_in
 from sync.storage.common import create_engine_for, create_missing, is_sqlite, write_transaction
 from sync.storage.mdm_batch import consume_batch_in
 from sync.storage.mdm_rows import (
@@ -291,9 +293,38 @@ class MdmStore:
             return
         with self._transaction() as connection:
             for (kind, topic, partition), chosen in sorted(offsets.items()):
-                update_in(connection, _OUTBOXES[kind], {"published_at": at},
+                update_in(connection, _OUTBOXES[kind], {"published_at": at.astimezone(dt.UTC)},
                           {"source_topic": topic, "source_partition": partition},
                           "source_offset", sorted(chosen), ranged=True)
+
+    def purge_history(self, business_date: dt.date) -> int:
+        return self.purge_published(history_cutoff(self.admin, business_date))
+
+    def purge_published(self, before: dt.datetime, *, chunk: int = 5_000) -> int:
+        """Remove the acknowledgements published before ``before``, in seq order, ``chunk``
+        per transaction, up to the first one published at or after it (the outbox is
+        published in seq order: the rest were published later; an unpublished one is kept
+        and passed). The worker resumes after its stored positions
+        (``mdm_consumed_positions``), so it does not read those records again; a consumer
+        sought back by hand would have them answered as duplicates (the usage subscription
+        holds a version at least as new), not applied twice. Dead letters are kept: they are
+        what an operator comes back to."""
+        c = t.acknowledgements.c
+        removed, after = 0, 0
+        while True:
+            with self._transaction() as connection:
+                head = connection.execute(select(c.seq, c.published_at).where(c.seq > after)
+                                          .order_by(c.seq).limit(chunk)).all()
+                older = list(itertools.takewhile(
+                    lambda row: row.published_at is None or _utc(row.published_at) < before,
+                    head))
+                doomed = [int(row.seq) for row in older if row.published_at is not None]
+                for part in in_batches(doomed):
+                    removed += connection.execute(t.acknowledgements.delete().where(
+                        c.seq.in_(part))).rowcount
+            if len(older) < len(head) or len(head) < chunk:
+                return removed
+            after = int(head[-1].seq)
 
     def ping(self) -> None:
         with self.engine.connect() as connection:
@@ -338,6 +369,11 @@ class MdmStore:
 
 _OUTBOXES = {OutboxKind.ACKNOWLEDGEMENT: t.acknowledgements,
              OutboxKind.DEAD_LETTER: t.dead_letters}
+
+
+def _utc(moment: dt.datetime) -> dt.datetime:
+    # SQLite gives back the UTC time written without its zone.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 
 
 def _position_key(position: ConsumedPosition) -> str:

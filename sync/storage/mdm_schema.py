@@ -13,7 +13,10 @@ prefix so that MDM and CCB may share one database.
 consumed message is written in the transaction that consumes it, and published afterwards
 (``published_at`` set once the broker has it). Each holds at most one row per source position
 (topic, partition, offset), and a position is in at most one of them: the unique key is the
-proof that no message is consumed twice.
+proof that no message is consumed twice. The acknowledgements published more than
+``installation.sync_history_days`` ago are removed (``MdmStore.purge_published``, once a
+business day by the worker); from then on the versions are what keeps an old record from
+being applied twice.
 """
 
 from __future__ import annotations

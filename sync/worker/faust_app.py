@@ -44,6 +44,7 @@ from sync.storage.common import first_line
 from sync.transport.bus import Bus
 from sync.transport.security import faust_credentials
 from sync.worker.health import HealthCheck
+from sync.worker.housekeeping import DailyPurge
 from sync.worker.mdm_processor import (
     ApplyRetry,
     MdmProcessor,
@@ -165,9 +166,12 @@ def build_app(settings: Settings, store: ConsumerStorePort, clock: Clock, publis
             # round trip, and publishing at once keeps a quiet stream's latency low.
             await publish()
 
+    housekeeping = DailyPurge(store, clock)
+
     @app.timer(PUBLISH_EVERY_S)  # type: ignore[untyped-decorator]
     async def flush() -> None:
         await publish()
+        await housekeeping.run_if_due()
 
     if web_port > 0:
         check = HealthCheck(stats, store)

@@ -24,6 +24,7 @@ from sync.config.settings import Settings
 from sync.mdm.ports import ConsumerStorePort, OutboxEntry
 from sync.storage.common import first_line
 from sync.transport.bus import Bus, Consumer, TopicPartition
+from sync.worker.housekeeping import DailyPurge
 from sync.worker.mdm_processor import (
     ApplyRetry,
     MdmProcessor,
@@ -60,6 +61,7 @@ class MdmBusWorker:
         self._store = store
         self._clock = clock
         self._consumer: Consumer | None = None
+        self.housekeeping = DailyPurge(store, clock)
 
     async def start(self) -> None:
         """Publish what a crash left unpublished, then position a consumer after the last
@@ -90,6 +92,7 @@ class MdmBusWorker:
         await self.start()
         try:
             while not stop_event.is_set():
+                await self.housekeeping.run_if_due()
                 await self.poll(stop_event, self.timing.poll_ms)
         finally:
             await self.stop()

@@ -341,6 +341,41 @@ def test_unpublished_in_consumption_order_until_marked_published(store: MdmStore
     assert store.unpublished(100) == []
 
 
+def test_purge_removes_the_acknowledgements_published_before_the_cutoff(
+        store: MdmStore) -> None:
+    """Published before the cutoff: removed, chunk after chunk. Published at or after it,
+    unpublished, or a dead letter: kept. A record of a purged position consumed again (the
+    worker resumes after its stored positions, so only a consumer sought back by hand would)
+    is answered as a duplicate and changes nothing; a second purge removes nothing."""
+    early = dt.datetime(2025, 3, 1, 12, tzinfo=dt.UTC)
+    cutoff = dt.datetime(2025, 3, 2, tzinfo=dt.UTC)
+    for offset in range(7):
+        store.consume(ConsumedPosition(TOPIC, 0, offset), us_command(version=offset + 1),
+                      ack_for(offset + 1))
+    store.dead_letter(ConsumedPosition(TOPIC, 0, 7), DeadLetterRecord(None, "bad_json", "{}"))
+    answers = store.unpublished(100)
+    acks = [entry for entry in answers if entry.kind is OutboxKind.ACKNOWLEDGEMENT]
+    store.mark_published([acks[0], acks[1], acks[3], acks[4],
+                          *(e for e in answers if e.kind is OutboxKind.DEAD_LETTER)], early)
+    store.mark_published([acks[5]], cutoff)  # at the cutoff: kept, and the scan stops there
+    store.mark_published([acks[6]], early)  # after it in seq order: not reached, kept
+    assert store.purge_published(cutoff, chunk=2) == 4
+    assert store.unpublished(100) == [acks[2]]
+    with store.engine.connect() as connection:
+        left = [(row.source_offset, row.published_at is not None) for row in connection.execute(
+            select(acknowledgements).order_by(acknowledgements.c.seq))]
+        letters = connection.execute(select(dead_letters)).all()
+    assert left == [(2, False), (5, True), (6, True)]
+    assert len(letters) == 1
+    before = store.get_us("SA-1")
+    again = store.consume(ConsumedPosition(TOPIC, 0, 0), us_command(version=1), ack_for(1))
+    assert again is not None
+    assert again.decision is not None
+    assert again.decision.outcome is Outcome.DUPLICATE
+    assert store.get_us("SA-1") == before
+    assert store.purge_published(cutoff, chunk=2) == 0
+
+
 def test_answers_are_marked_published_by_kind_and_source_position(store: MdmStore) -> None:
     """Only the rows of the answers given: the same offset of another partition, or of the
     other kind's outbox, stays unpublished."""

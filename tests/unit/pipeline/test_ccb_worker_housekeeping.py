@@ -19,6 +19,7 @@ from sync.mapping.messages import Acknowledgement, AckOutcome, EntityType
 from sync.pipeline.ccb_worker import run_ccb_worker
 from sync.pipeline.stores import open_outbox
 from sync.storage.outbox import PurgeReport, SqlOutbox
+from tests.unit.waiting import until
 
 ADMIN = load_admin_config()
 EXAMPLE = Path(__file__).parents[3] / "examples" / "premise-landlord.yaml"
@@ -51,13 +52,6 @@ def _remaining(url: str) -> int:
         outbox.store.dispose()
 
 
-async def _until(condition: Any, seconds: float = 10.0) -> None:
-    for _ in range(int(seconds / 0.02)):
-        if condition():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("not reached in time")
-
 
 async def test_the_worker_purges_the_history_once_per_business_day(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -83,13 +77,13 @@ async def test_the_worker_purges_the_history_once_per_business_day(
     worker = asyncio.create_task(run_ccb_worker(settings, ADMIN, clock, stop,
                                                 timeout_check_interval_s=0.01))
     try:
-        await _until(lambda: len(purges) == 1)
+        await until(lambda: len(purges) == 1)
         await asyncio.sleep(0.3)  # thirty timeout checks: no second purge on the same day
         assert purges == [dt.datetime(2025, 3, 3, tzinfo=dt.UTC)]
         assert _remaining(url) == settled
         clock.set(dt.date(2025, 6, 2))
-        await _until(lambda: len(purges) == 2)
-        await _until(lambda: _remaining(url) == 0)
+        await until(lambda: len(purges) == 2)
+        await until(lambda: _remaining(url) == 0)
     finally:
         stop.set()
         report = await asyncio.wait_for(worker, 30)
