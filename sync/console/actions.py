@@ -197,6 +197,18 @@ async def complete(request: Request, todo_id: str) -> Response:
 # --- sync monitor --------------------------------------------------------------------------
 
 
+@router.post("/sync/resend-errors")
+async def resend_errors(request: Request) -> Response:
+    def write(runtime: Runtime, _user: str, _form: FormData) -> str:
+        report = runtime.outbox.resend_errors(runtime.clock.now())
+        left = "".join(f"; {request_id} left in ERROR: {reason}"
+                       for request_id, reason in report.failed)
+        return (f"{len(report.resent)} of {report.examined} requests in ERROR queued again "
+                f"with the current data of their entities{left}")
+
+    return await perform(request, "/sync", write)
+
+
 @router.post("/sync/{request_id}/resend")
 async def resend(request: Request, request_id: str) -> Response:
     def write(runtime: Runtime, _user: str, _form: FormData) -> str:

@@ -16,9 +16,11 @@ from sync.api.runtime import AccessPolicy, Runtime
 from sync.ccb.changes import Changes
 from sync.ccb.model import DrillKey, SaStatus, ToDoStatus
 from sync.ccb.ports import CcbView, IdSource
+from sync.ccb.sync_requests import SyncRequestState
 from sync.ccb.todo import raise_todo
 from sync.config.settings import Settings
 from sync.console.session import COOKIE
+from sync.mapping.messages import AckError, Acknowledgement, AckOutcome, EntityType
 from tests.browser.support import ADMIN, BUSINESS_DATE, TOKEN, csrf_of, flashes, load_example
 
 
@@ -237,6 +239,31 @@ def test_the_sync_monitor_lists_waiting_requests_and_refuses_resending_one_not_i
     page = client.post(f"/sync/{request.id}/resend", data={"csrf": csrf}).text
     [message] = flashes(page, "error")
     assert "is PENDING; only a request in ERROR can be resent" in message
+
+
+def test_the_sync_monitor_resends_every_request_in_error_at_once(
+        client: TestClient, runtime: Runtime) -> None:
+    """After a wave of rejections: one button queues every request in ERROR again."""
+    outbox, now = runtime.outbox, runtime.clock.now()
+    sent = outbox.next_batch(100)
+    outbox.mark_sent([(r, 0, n) for n, r in enumerate(sent)], now)
+    rejected = [r for r in sent if r.entity_type == "SA"][:3]
+    outbox.acknowledge([Acknowledgement(
+        sync_request_id=r.id, entity_type=EntityType.SA, entity_id=r.entity_id,
+        version=r.version, outcome=AckOutcome.ERROR, mdm_us_id=r.entity_id, processed_at=now,
+        errors=(AckError(code="D2-VALUSMC", path="spLinks[0].spId", message="no kWh MC"),))
+        for r in rejected], now)
+    page = client.get("/sync").text
+    assert "Resend all 3 in ERROR" in page
+    sign_in(client)
+    csrf = csrf_of(client.get("/sync").text)
+    page = client.post("/sync/resend-errors", data={"csrf": csrf}).text
+    assert flashes(page, "ok") == [
+        "3 of 3 requests in ERROR queued again with the current data of their entities"]
+    assert outbox.counts()["ERROR"] == 0
+    assert {r.id for r in outbox.find(state=SyncRequestState.PENDING)} >= {
+        r.id for r in rejected}
+    assert 'id="resend-errors"' not in page
 
 
 def test_reconciliation_on_the_in_process_bus_explains_why_there_is_no_report(
