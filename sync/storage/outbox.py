@@ -635,7 +635,6 @@ class SqlOutbox:
         it, and each one left in ``ERROR`` with the reason its snapshot cannot be built."""
         looked: list[SyncRequest] = []
         queued: list[tuple[str, SyncRequest]] = []
-
         failed: list[tuple[str, str]] = []
 
         def unit(view: SqlCcbView, ids: IdSource) -> Changes:
