@@ -33,6 +33,10 @@ from sync.storage.ccb_view import SqlCcbView
 
 router = APIRouter(include_in_schema=False)
 SYNC_PAGE_SIZE = 100
+# The newest requests of each state that needs attention on the sync monitor: after a wave of
+# rejections or during a large batch there are hundreds of thousands, and the page must stay
+# usable then (the counts say how many there are; the filter below lists them).
+ATTENTION_PER_STATE = 50
 ACTIVE_TODOS = "active"  # the To Do list's default: open and being worked
 
 
@@ -167,11 +171,13 @@ def sync_page(request: Request, state: str = "", entity: str = "") -> Response:
                             f"{', '.join(item.value for item in SyncRequestState)})") from None
     attention = [request for waiting in (SyncRequestState.ERROR, SyncRequestState.SENT,
                                          SyncRequestState.PENDING)
-                 for request in outbox.find(state=waiting, newest_first=True)]
+                 for request in outbox.find(state=waiting, newest_first=True,
+                                            limit=ATTENTION_PER_STATE)]
     recent = outbox.find(state=wanted, entity_id=entity.strip() or None,
                          limit=SYNC_PAGE_SIZE, newest_first=True)
     return render(request, "sync.html", {
         "counts": outbox.counts(), "attention": attention, "recent": recent,
+        "attention_per_state": ATTENTION_PER_STATE,
         "state": state, "entity": entity, "states": [item.value for item in SyncRequestState],
         "mdm": _mdm_state(request, [*attention, *recent])})
 

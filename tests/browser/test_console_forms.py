@@ -241,6 +241,20 @@ def test_the_sync_monitor_lists_waiting_requests_and_refuses_resending_one_not_i
     assert "is PENDING; only a request in ERROR can be resent" in message
 
 
+def test_the_sync_monitor_shows_the_newest_of_each_state_needing_attention(
+        client: TestClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """However many requests wait, the page lists a bounded number of each state, newest
+    first, and says how many there are."""
+    monkeypatch.setattr("sync.console.pages.ATTENTION_PER_STATE", 3)
+    waiting = runtime.outbox.find(state=SyncRequestState.PENDING, newest_first=True)
+    assert len(waiting) > 3
+    page = client.get("/sync").text
+    attention = page.split('id="attention"')[1].split('id="recent"')[0]
+    listed = re.findall(r'data-request="([^"]+)"', attention)
+    assert listed == [r.id for r in waiting[:3]]
+    assert f"The newest 3 of {len(waiting)} in PENDING are shown" in attention
+
+
 def test_the_sync_monitor_resends_every_request_in_error_at_once(
         client: TestClient, runtime: Runtime) -> None:
     """After a wave of rejections: one button queues every request in ERROR again."""
