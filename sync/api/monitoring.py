@@ -22,6 +22,7 @@ from sync.api.deps import RuntimeDep
 from sync.api.problems import responses
 from sync.api.runtime import Runtime
 from sync.api.security import Read
+from sync.storage.outbox import SETTLED_COUNTS_MAX_AGE_S
 
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 UNMATCHED = "unmatched"
@@ -147,5 +148,6 @@ def prometheus_text(requests: dict[tuple[str, str, int], int],
             summary="Prometheus metrics: requests by route and status, sync requests by state")
 def metrics(request: Request, runtime: RuntimeDep) -> PlainTextResponse:
     counts: RequestCounts = request.app.state.request_counts
-    text = prometheus_text(counts.snapshot(), runtime.outbox.counts())
+    text = prometheus_text(counts.snapshot(), runtime.outbox.counts(
+        settled_max_age_s=SETTLED_COUNTS_MAX_AGE_S))
     return PlainTextResponse(text, media_type=PROMETHEUS_TEXT)

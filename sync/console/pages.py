@@ -30,6 +30,7 @@ from sync.console.views import account_view, pending_starts_and_stops, premise_t
 from sync.mdm.model import UsageSubscription
 from sync.storage.ccb import CcbStoreError
 from sync.storage.ccb_view import SqlCcbView
+from sync.storage.outbox import SETTLED_COUNTS_MAX_AGE_S
 
 router = APIRouter(include_in_schema=False)
 SYNC_PAGE_SIZE = 100
@@ -176,7 +177,8 @@ def sync_page(request: Request, state: str = "", entity: str = "") -> Response:
     recent = outbox.find(state=wanted, entity_id=entity.strip() or None,
                          limit=SYNC_PAGE_SIZE, newest_first=True)
     return render(request, "sync.html", {
-        "counts": outbox.counts(), "attention": attention, "recent": recent,
+        "counts": outbox.counts(settled_max_age_s=SETTLED_COUNTS_MAX_AGE_S),
+        "attention": attention, "recent": recent,
         "attention_per_state": ATTENTION_PER_STATE,
         "state": state, "entity": entity, "states": [item.value for item in SyncRequestState],
         "mdm": _mdm_state(request, [*attention, *recent])})

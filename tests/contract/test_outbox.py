@@ -32,6 +32,7 @@ from sync.mapping.snapshots import SnapshotError
 from sync.pipeline.stores import open_outbox
 from sync.storage import ccb_schema
 from sync.storage import outbox_rows as rows
+from sync.storage.ccb import SqlCcbStore
 from sync.storage.outbox import AckPositions, LostAnswersError, SqlOutbox
 from sync.storage.outbox_schema import sync_entities, sync_requests
 
@@ -402,6 +403,34 @@ def test_purge_removes_the_requests_settled_before_the_cutoff_and_nothing_else(
     again = outbox.purge_settled(cutoff, chunk=3)
     assert again.removed == 0
     assert {r.id: r.state for r in outbox.find()} == kept
+
+
+def test_counts_for_monitoring_keep_the_history_counts_a_while_and_the_rest_exact(
+        database_url: str, clock: FixedClock) -> None:
+    """With a maximum age, SYNCHRONIZED and DISCARDED (the history kept) are counted again
+    only once their counts are that old; the states an operator acts on are always exact."""
+    seconds = [1000.0]
+    store = SqlCcbStore(database_url, clock=clock)
+    store.create_schema()
+    outbox = SqlOutbox(store, ADMIN, monotonic=lambda: seconds[0])
+    outbox.store.execute(load_master_data(parse_text(EXAMPLE.read_text("utf-8"), "example"),
+                                          "example", ADMIN, clock.now(), "loader"))
+    sent = send_all(outbox, clock)
+    outbox.acknowledge([ack(sent[0])], clock.now())
+    first = outbox.counts(settled_max_age_s=300)
+    assert first == outbox.counts()
+    assert (first["SYNCHRONIZED"], first["SENT"]) == (1, len(sent) - 1)
+
+    outbox.acknowledge([ack(r) for r in sent[1:3]], clock.now())
+    outbox.acknowledge([ack(sent[3], AckOutcome.ERROR, (MC,))], clock.now())
+    seconds[0] += 299
+    cached = outbox.counts(settled_max_age_s=300)
+    assert (cached["SYNCHRONIZED"], cached["SENT"], cached["ERROR"]) == (
+        1, len(sent) - 4, 1)  # the history as counted 299 s before, the rest as it is now
+    seconds[0] += 2
+    recounted = outbox.counts(settled_max_age_s=300)
+    assert recounted["SYNCHRONIZED"] == 3
+    assert recounted == outbox.counts()  # without a maximum age: exact
 
 
 def test_resend_refuses_a_request_that_is_not_in_error(outbox: SqlOutbox) -> None:
