@@ -39,11 +39,13 @@ DRILL_KEY_KINDS = ("sa", "fa", "sync_request", "contact", "account")
 class ToDoListView(Protocol):
     """Worklist query (not part of the shared ``CcbView`` port; the store implements it).
 
-    Every entry matching all the filters given (None = any), in any order.
+    Every entry matching all the filters given (None = any), in any order; ``unfinished``:
+    only those not complete (the worklist: completed entries are the history, which grows).
     """
 
     def todos(self, *, role: str | None = None, todo_type: str | None = None,
-              status: ToDoStatus | None = None) -> list[ToDoEntry]: ...
+              status: ToDoStatus | None = None, unfinished: bool = False) -> list[ToDoEntry]:
+        ...
 
 
 @dataclass(frozen=True)

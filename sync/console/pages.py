@@ -39,6 +39,12 @@ SYNC_PAGE_SIZE = 100
 # usable then (the counts say how many there are; the filter below lists them).
 ATTENTION_PER_STATE = 50
 ACTIVE_TODOS = "active"  # the To Do list's default: open and being worked
+# The most urgent entries shown: after a wave of errors there are tens of thousands, and the
+# page must stay usable then (the filters narrow it; the count says how many match).
+TODO_PAGE_SIZE = 500
+# The earliest pending starts and stops shown (a large move-in day, or a batch that created
+# them by the hundred thousand, would otherwise be one page of every one).
+PENDING_PAGE_SIZE = 500
 
 
 def install(app: FastAPI) -> None:
@@ -125,8 +131,9 @@ def premise_page(request: Request, premise_id: str) -> Response:
 def pending_page(request: Request) -> Response:
     runtime = runtime_of(request)
     today = runtime.clock.business_date()
-    rows = runtime.ccb.read(lambda view: pending_starts_and_stops(view, runtime.admin, today))
-    return render(request, "pending.html", {"rows": rows})
+    rows, pending = runtime.ccb.read(lambda view: pending_starts_and_stops(
+        view, runtime.admin, today, PENDING_PAGE_SIZE))
+    return render(request, "pending.html", {"rows": rows, "pending": pending})
 
 
 @router.get("/todos")
@@ -147,13 +154,13 @@ def todo_page(request: Request, status: str = ACTIVE_TODOS, role: str = "",
         raise FilterError(f"todo_type: {todo_type!r} is not a To Do type (todo_types)")
 
     def read(view: SqlCcbView) -> list[ToDoEntry]:
-        return view.todos(role=role or None, todo_type=todo_type or None, status=wanted)
+        return view.todos(role=role or None, todo_type=todo_type or None, status=wanted,
+                          unfinished=status == ACTIVE_TODOS)
 
     entries = todo.list_todos(runtime.ccb.read(read), admin)
-    if status == ACTIVE_TODOS:
-        entries = [entry for entry in entries if entry.status is not ToDoStatus.COMPLETE]
     return render(request, "todos.html", {
-        "entries": entries, "status": status, "role": role, "todo_type": todo_type,
+        "entries": entries[:TODO_PAGE_SIZE], "matching": len(entries),
+        "status": status, "role": role, "todo_type": todo_type,
         "statuses": [ACTIVE_TODOS, "all", *(item.value for item in ToDoStatus)],
         "roles": sorted(admin.todo_roles), "todo_types": admin.todo_types})
 

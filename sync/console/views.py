@@ -216,10 +216,12 @@ class PendingRow:
     reason: str | None  # why the system created or stopped it, if it did
 
 
-def pending_starts_and_stops(view: SqlCcbView, admin: AdminConfig,
-                             today: dt.date) -> list[PendingRow]:
-    """Every pending start (10) and pending stop (30), by date."""
-    rows = []
+def pending_starts_and_stops(view: SqlCcbView, admin: AdminConfig, today: dt.date,
+                             limit: int | None = None) -> tuple[list[PendingRow], int]:
+    """The pending starts (10) and pending stops (30), by date (the first ``limit`` of them),
+    and how many there are. Only the rows kept are described (each description reads the
+    SA's links and premise)."""
+    found: list[tuple[dt.date, Literal["start", "stop"], ServiceAgreement, str | None]] = []
     for sa in view.sas_with_status(SaStatus.PENDING_START, SaStatus.PENDING_STOP):
         if sa.status is SaStatus.PENDING_START:
             kind: Literal["start", "stop"] = "start"
@@ -229,6 +231,8 @@ def pending_starts_and_stops(view: SqlCcbView, admin: AdminConfig,
             kind, date = "stop", sa.end_date or sa.start_date
             reason = (sa.stopped_by.reason if sa.stopped_by is not None
                       and sa.stopped_by.kind == "system" else None)
-        rows.append(PendingRow(sa=sa, kind=kind, date=date, info=describe_sa(admin, view, sa),
-                               due=date <= today, reason=reason))
-    return sorted(rows, key=lambda row: (row.date, row.kind, row.sa.id))
+        found.append((date, kind, sa, reason))
+    found.sort(key=lambda item: (item[0], item[1], item[2].id))
+    return [PendingRow(sa=sa, kind=kind, date=date, info=describe_sa(admin, view, sa),
+                       due=date <= today, reason=reason)
+            for date, kind, sa, reason in found[:limit]], len(found)

@@ -246,10 +246,12 @@ class SqlCcbView:
         return self._many(schema.FIELD_ACTIVITIES, *where, order=[fa.scheduled_date])
 
     def todos(self, role: str | None = None, todo_type: str | None = None,
-              status: ToDoStatus | None = None, drill_key: DrillKey | None = None
-              ) -> list[ToDoEntry]:
+              status: ToDoStatus | None = None, drill_key: DrillKey | None = None,
+              unfinished: bool = False) -> list[ToDoEntry]:
         column = schema.todos.c
         where: list[ColumnElement[bool]] = []
+        if unfinished:
+            where.append(column.status != ToDoStatus.COMPLETE.value)
         if role is not None:
             where.append(column.role == role)
         if todo_type is not None:

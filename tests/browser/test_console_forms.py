@@ -210,6 +210,24 @@ def test_steps_6_1_to_6_4_take_log_and_complete_a_todo(client: TestClient,
     assert f'data-todo="{todo_id}" data-status="complete"' in client.get("/todos?status=all").text
 
 
+def test_the_todo_list_shows_the_most_urgent_entries_and_how_many_match(
+        client: TestClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sync.console.pages.TODO_PAGE_SIZE", 2)
+
+    def unit(view: CcbView, ids: IdSource) -> Changes:
+        changes = Changes()
+        for sa_id in ("SA-TN01-E", "SA-TN02-E", "SA-TN03-E"):
+            changes.merge(raise_todo(view, ids, ADMIN, "sa_activation",
+                                     DrillKey(kind="sa", id=sa_id), "start read missing",
+                                     runtime.clock.now()).changes)
+        return changes
+
+    raised = list(runtime.ccb.execute(unit).todos)
+    page = client.get("/todos").text
+    assert re.findall(r'data-todo="([^"]+)" data-status="open"', page) == raised[:2]
+    assert "The 2 most urgent of 3 matching entries are shown" in page
+
+
 def test_a_user_outside_the_todo_role_is_refused_by_name(client: TestClient,
                                                          runtime: Runtime) -> None:
     todo_id = raise_sample_todo(runtime)
@@ -313,6 +331,20 @@ def test_the_premise_tree_shows_the_landlord_tenants_and_the_reverted_unit(
                      "PR-4410-2": "tenant", "PR-4410-3": "landlord"}
     assert "Landlord: <strong>BRENNAN,MARGARET" in page
     assert page.count('class="badge reverted"') == 2  # unit 3's electric and gas
+
+
+def test_the_pending_list_shows_the_earliest_and_how_many_there_are(
+        client: TestClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sync.console.pages.PENDING_PAGE_SIZE", 1)
+    sign_in(client)
+    client.post("/accounts/A-TN-01/request-stop", data=stop_form(client))
+    pending = [sa.id for sa in runtime.ccb.read(lambda view: view.sas_with_status(
+        SaStatus.PENDING_START, SaStatus.PENDING_STOP))]
+    assert len(pending) >= 2  # the tenant's pending stop, the landlord's pending start
+    page = client.get("/pending").text
+    [shown] = re.findall(r'<tr data-sa="([^"]+)"', page)
+    assert shown in pending
+    assert f"The earliest 1 of {len(pending)} pending starts and stops are shown" in page
 
 
 def test_pending_list_and_refusals_of_bad_reads(client: TestClient) -> None:
