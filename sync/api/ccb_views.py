@@ -7,11 +7,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from sqlalchemy import select
 
 from sync.api.deps import RuntimeDep, read
-from sync.api.models import PathId
+from sync.api.models import DEFAULT_LIST_LIMIT, TOTAL_COUNT, ListLimit, PathId
 from sync.api.problems import responses
 from sync.api.security import Read
 from sync.api.view_models import (
@@ -192,10 +192,12 @@ def sa_pending_stop_impact(sa_id: PathId, runtime: RuntimeDep) -> PendingStopImp
 @router.get("/pending", summary="Pending starts and stops, earliest date first")
 def pending_list(
     runtime: RuntimeDep,
+    response: Response,
     kind: Annotated[Literal["start", "stop"] | None, Query(
         description="only pending starts or only pending stops")] = None,
     due: Annotated[bool | None, Query(description="only those whose date has come (true) or "
                                                   "not yet (false)")] = None,
+    limit: ListLimit = DEFAULT_LIST_LIMIT,
 ) -> list[PendingItem]:
     today = runtime.clock.business_date()
     statuses = {"start": (SaStatus.PENDING_START,), "stop": (SaStatus.PENDING_STOP,),
@@ -209,4 +211,5 @@ def pending_list(
                            date=date, days_from_today=(date - today).days, due=date <= today)
         if due is None or item.due is due:
             items.append(item)
-    return sorted(items, key=lambda item: (item.date, item.sa_id))
+    response.headers[TOTAL_COUNT] = str(len(items))
+    return sorted(items, key=lambda item: (item.date, item.sa_id))[:limit]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import Path
+from fastapi import Path, Query
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from sync.ccb.changes import Changes
@@ -83,3 +83,11 @@ class ChangesOut(BaseModel):
             todos=sorted(changes.todos), contacts=sorted(changes.contacts),
             field_activities=sorted(changes.field_activities),
             financial_transactions=sorted(changes.financial_transactions))
+
+# How many items a list answers at most, unless asked for fewer or more: a worklist after a
+# wave of errors, or the pending SAs of a large batch, run to hundreds of thousands. The
+# ``X-Total-Count`` header says how many matched.
+ListLimit = Annotated[int, Query(ge=1, le=10_000, description=(
+    "at most this many items (the header X-Total-Count says how many matched)"))]
+DEFAULT_LIST_LIMIT = 1000
+TOTAL_COUNT = "X-Total-Count"

@@ -6,12 +6,23 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
 from pydantic import Field
 
 from sync.api.deps import RuntimeDep, read, run_unit
+from sync.api.models import (
+    DEFAULT_LIST_LIMIT,
+    TOTAL_COUNT,
+    BusinessDate,
+    ChangesOut,
+    Code,
+    Id,
+    ListLimit,
+    PathId,
+    Text,
+    User,
+)
 from sync.api.models import Body as RequestBody
-from sync.api.models import BusinessDate, ChangesOut, Code, Id, PathId, Text, User
 from sync.api.problems import responses
 from sync.api.security import Read, Write
 from sync.ccb import contacts, todo
@@ -47,12 +58,19 @@ class CompleteToDoIn(RequestBody):
 
 @router.get("/todos", tags=["To Do"], dependencies=[Read],
             summary="The worklist, most urgent first (6.1)")
-def todo_list(runtime: RuntimeDep, role: FilterCode = None, todo_type: FilterCode = None,
+def todo_list(runtime: RuntimeDep, response: Response, role: FilterCode = None,
+              todo_type: FilterCode = None,
               todo_status: Annotated[ToDoStatus | None, Query(alias="status")] = None,
-              assigned_user: FilterCode = None) -> list[ToDoEntry]:
-    entries = read(runtime, lambda view: view.todos(role=role, todo_type=todo_type,
-                                                    status=todo_status))
-    return todo.list_todos(entries, runtime.admin, assigned_user=assigned_user)
+              unfinished: Annotated[bool, Query(description=(
+                  "only open and being worked entries (the worklist), read without the "
+                  "completed history"))] = False,
+              assigned_user: FilterCode = None,
+              limit: ListLimit = DEFAULT_LIST_LIMIT) -> list[ToDoEntry]:
+    entries = todo.list_todos(read(runtime, lambda view: view.todos(
+        role=role, todo_type=todo_type, status=todo_status, unfinished=unfinished)),
+        runtime.admin, assigned_user=assigned_user)
+    response.headers[TOTAL_COUNT] = str(len(entries))
+    return entries[:limit]
 
 
 @router.get("/todos/{todo_id}", tags=["To Do"], dependencies=[Read],

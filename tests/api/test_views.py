@@ -168,6 +168,11 @@ async def test_pending_list_with_filters(client: httpx.AsyncClient) -> None:
     stops = (await client.get("/api/pending", params={"kind": "stop"})).json()
     assert [item["sa_id"] for item in stops] == ["SA-TN01-E", "SA-TN01-G"]
     assert (await client.get("/api/pending", params={"due": "true"})).json() == []
+    first = await client.get("/api/pending", params={"limit": 3})
+    assert first.json() == everything[:3]
+    assert first.headers["X-Total-Count"] == "4"
+    response = await client.get("/api/pending", params={"limit": 0})
+    assert problem(response, 422, "validation")["errors"][0]["field"] == "query.limit"
 
 
 async def test_pending_list_refuses_an_unknown_kind(shared_client: httpx.AsyncClient) -> None:

@@ -8,7 +8,11 @@ import httpx
 import pytest
 
 from sync.api.runtime import Runtime
-from tests.api.support import fail_sync_request, post, problem
+from sync.ccb.changes import Changes
+from sync.ccb.model import DrillKey
+from sync.ccb.ports import CcbView, IdSource
+from sync.ccb.todo import raise_todo
+from tests.api.support import ADMIN, fail_sync_request, post, problem
 
 
 @pytest.fixture
@@ -27,8 +31,35 @@ async def test_step_6_1_worklist_by_role_type_and_status(client: httpx.AsyncClie
     assert everything[0]["drill_key"] == {"kind": "sa", "id": "SA-TN01-E"}
     for params, count in [({"role": "SYNC"}, 1), ({"role": "CSR"}, 0),
                           ({"todo_type": "TD-SYNCER"}, 1), ({"status": "complete"}, 0),
-                          ({"assigned_user": "integ1"}, 0)]:
-        assert len((await client.get("/api/todos", params=params)).json()) == count, params
+                          ({"assigned_user": "integ1"}, 0), ({"unfinished": "true"}, 1)]:
+        response = await client.get("/api/todos", params=params)
+        assert len(response.json()) == count, params
+        assert response.headers["X-Total-Count"] == str(count)
+
+
+async def test_the_worklist_answers_the_most_urgent_up_to_a_limit(
+        client: httpx.AsyncClient, runtime: Runtime, sync_error_todo: str) -> None:
+    """The limit keeps the most urgent; X-Total-Count says how many matched; the unfinished
+    worklist leaves the completed entries out."""
+    def raise_more(view: CcbView, ids: IdSource) -> Changes:
+        changes = Changes()
+        for sa_id in ("SA-TN02-E", "SA-TN03-E"):
+            changes.merge(raise_todo(view, ids, ADMIN, "sa_activation",
+                                     DrillKey(kind="sa", id=sa_id), "start read missing",
+                                     runtime.clock.now()).changes)
+        return changes
+
+    runtime.ccb.execute(raise_more)
+    everything = (await client.get("/api/todos")).json()
+    assert len(everything) == 3
+    first = await client.get("/api/todos", params={"limit": 2})
+    assert (first.json(), first.headers["X-Total-Count"]) == (everything[:2], "3")
+    done, user = everything[0]["id"], {"CSR": "csr1", "SYNC": "integ1"}[everything[0]["role"]]
+    for action in ("take", "complete"):
+        answer = await post(client, f"/api/todos/{done}/{action}", {"user": user})
+        assert answer.status_code == 200, answer.text
+    worklist = (await client.get("/api/todos", params={"unfinished": "true"})).json()
+    assert [entry["id"] for entry in worklist] == [e["id"] for e in everything[1:]]
 
 
 async def test_steps_6_1_to_6_4_take_log_and_complete(client: httpx.AsyncClient,
