@@ -49,9 +49,6 @@ from sync.storage.ccb_view import SqlCcbView
 router = APIRouter(prefix="/api", tags=["CCB views"], dependencies=[Read],
                    responses=responses(401, 404, 422))
 
-# Statuses in which an SA serves (or is about to serve) its premise.
-SERVING = frozenset({SaStatus.PENDING_START, SaStatus.ACTIVE, SaStatus.PENDING_STOP,
-                     SaStatus.REACTIVATED})
 RECORDED_CHANGES_SHOWN = 100
 SYNC_REQUESTS_SHOWN = 20
 
@@ -127,17 +124,19 @@ def premise_view(premise_id: PathId, runtime: RuntimeDep) -> PremiseView:
         tree = premise_tree(view, premise_id)
         top = tree[0]
         parent = view.premise(top.parent_premise_id) if top.parent_premise_id else None
-        nodes = [_node(view, admin, premise) for premise in tree]
+        today = runtime.clock.business_date()
+        nodes = [_node(view, admin, premise, today) for premise in tree]
         return PremiseView(premise=nodes[0], parent=parent, units=nodes[1:])
 
     return read(runtime, view_of)
 
 
-def _node(view: SqlCcbView, admin: AdminConfig, premise: Premise) -> PremiseNode:
+def _node(view: SqlCcbView, admin: AdminConfig, premise: Premise,
+          today: dt.date) -> PremiseNode:
     agreement = effective_landlord_agreement(view, premise.id)
     landlord = agreement.landlord_account_id if agreement is not None else None
     sas = sorted(view.sas_at_premise(premise.id), key=lambda sa: (sa.start_date, sa.id))
-    serving = [sa for sa in sas if sa.status in SERVING]
+    serving = [sa for sa in sas if sa.serves_on(today)]
     return PremiseNode(
         premise=premise, landlord_agreement=agreement,
         service_points=view.service_points_at(premise.id),

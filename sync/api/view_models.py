@@ -148,10 +148,12 @@ class PremiseNode(BaseModel):
         description="the agreement in effect: the premise's own, else the nearest parent's")
     service_points: list[ServicePoint]
     sas: list[SaSummary]
-    vacant: bool = Field(description="no tenant (an account other than the landlord's) has "
-                                     "a pending, active or reactivated SA here")
-    reverted: bool = Field(description="the landlord carries service here by a reversion the "
-                                       "system started")
+    vacant: bool = Field(description="on the business date no tenant (an account other than "
+                                     "the landlord's) has an SA in service here (active, "
+                                     "pending stop or reactivated, started and not ended; an "
+                                     "incoming tenant's pending start is not yet in service)")
+    reverted: bool = Field(description="on the business date the landlord carries service here "
+                                       "by a reversion the system started")
 
 
 class PremiseView(BaseModel):

@@ -165,6 +165,17 @@ class ServiceAgreement(Entity):
     # Optimistic concurrency: the store refuses to write a version it did not read.
     version: int = 1
 
+    def serves_on(self, day: dt.date) -> bool:
+        """In service at its premise on ``day``: active, pending stop or reactivated, started
+        and not yet ended. A pending start does not serve until SAACT activates it: a unit
+        whose only tenant SA is an incoming start is vacant until then (the console's premise
+        tree and the API's agree on this)."""
+        return (self.status in SERVING_STATUSES and self.start_date <= day
+                and (self.end_date is None or self.end_date > day))
+
+
+SERVING_STATUSES = frozenset({SaStatus.ACTIVE, SaStatus.PENDING_STOP, SaStatus.REACTIVATED})
+
 
 class UsageFlag(StrEnum):
     PLUS = "+"

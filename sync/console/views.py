@@ -33,7 +33,6 @@ from sync.ccb.sync_requests import sync_todo_types
 from sync.config.admin import AdminConfig
 from sync.storage.ccb_view import SqlCcbView
 
-SERVING = (SaStatus.ACTIVE, SaStatus.PENDING_STOP, SaStatus.REACTIVATED)
 Occupancy = Literal["tenant", "landlord", "vacant", "no_service_points"]
 
 
@@ -88,11 +87,6 @@ def _sa_row(view: SqlCcbView, admin: AdminConfig, sa: ServiceAgreement,
                  and sa.created_by.reason == REVERSION_REASON)
 
 
-def _serving(sa: ServiceAgreement, today: dt.date) -> bool:
-    return (sa.status in SERVING and sa.start_date <= today
-            and (sa.end_date is None or sa.end_date > today))
-
-
 def _upcoming(row: SaRow) -> str | None:
     sa = row.sa
     who = "the landlord" if row.is_landlord else f"account {sa.account_id}"
@@ -112,7 +106,7 @@ def _unit(view: SqlCcbView, admin: AdminConfig, premise: Premise, depth: int,
                  key=lambda sa: (sa.status is SaStatus.CANCELED, sa.sa_type, sa.start_date,
                                  sa.id))
     rows = tuple(_sa_row(view, admin, sa, landlord_account) for sa in sas)
-    serving = [row for row in rows if _serving(row.sa, today)]
+    serving = [row for row in rows if row.sa.serves_on(today)]
     tenants = sorted({row.sa.account_id for row in serving if not row.is_landlord})
     service_points = tuple(view.service_points_at(premise.id))
     occupancy: Occupancy = ("tenant" if tenants else "landlord" if serving

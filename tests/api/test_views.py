@@ -105,6 +105,21 @@ async def test_an_id_with_control_characters_is_refused(shared_client: httpx.Asy
     assert problem(response, 422, "validation")["errors"][0]["field"] == "path.account_id"
 
 
+async def test_a_unit_with_only_an_incoming_tenant_is_vacant_until_the_start(
+        client: httpx.AsyncClient) -> None:
+    """Vacancy on the business date, as the console's premise tree reads it: a new tenant's
+    pending start at the reverted unit does not occupy it before its start date."""
+    started = await post(client, "/api/commands/start-service", {
+        "account_id": "A-TN-03", "sa_type": "E-RES", "start_date": "2025-03-15",
+        "premise_id": "PR-4410-3", "user": "csr1"})
+    assert started.status_code == 200, started.text
+    units = {unit["premise"]["id"]: unit
+             for unit in (await client.get("/api/premises/PR-4410")).json()["units"]}
+    unit = units["PR-4410-3"]
+    assert "10" in {sa["status"] for sa in unit["sas"] if sa["account_id"] == "A-TN-03"}
+    assert (unit["vacant"], unit["reverted"]) == (True, True)
+
+
 async def test_premise_tree_of_the_building(shared_client: httpx.AsyncClient) -> None:
     document = (await shared_client.get("/api/premises/PR-4410")).json()
     assert document["parent"] is None

@@ -3,13 +3,15 @@ assigned to many premises, and stopping an account at every child premise in one
 
 from __future__ import annotations
 
+import datetime as dt
+
 from sync.ccb.commands import (
     AssignLandlordAgreement,
     GroupPremises,
     RequestStop,
     StopAtChildPremises,
 )
-from sync.ccb.model import Premise, SaStatus, ServicePoint
+from sync.ccb.model import Premise, SaStatus, ServiceAgreement, ServicePoint
 from sync.ccb.reversion import effective_landlord_agreement
 
 from .world import FORWARDING, TENANT, World, address, day
@@ -92,3 +94,19 @@ def test_group_premises_under_a_parent() -> None:
     assert [p.id for p in world.store.child_premises("PR-P")] == [*UNITS, "U-4"]
     agreement = effective_landlord_agreement(world.store, "U-4")
     assert agreement is not None
+
+
+def test_an_sa_serves_its_premise_from_its_start_date_until_the_day_it_ends() -> None:
+    def sa(status: SaStatus, end: dt.date | None = None) -> ServiceAgreement:
+        return ServiceAgreement(id="SA-1", account_id="A-1", sa_type="W-RES", status=status,
+                                start_date=dt.date(2025, 3, 3), end_date=end)
+
+    day_before, start, end = dt.date(2025, 3, 2), dt.date(2025, 3, 3), dt.date(2025, 3, 10)
+    assert not sa(SaStatus.ACTIVE).serves_on(day_before)
+    assert sa(SaStatus.ACTIVE).serves_on(start)
+    assert sa(SaStatus.PENDING_STOP, end).serves_on(end - dt.timedelta(days=1))
+    assert not sa(SaStatus.PENDING_STOP, end).serves_on(end)
+    assert sa(SaStatus.REACTIVATED).serves_on(end)
+    assert not sa(SaStatus.PENDING_START).serves_on(end)  # not until SAACT activates it
+    assert not any(sa(status).serves_on(end) for status in (
+        SaStatus.STOPPED, SaStatus.CLOSED, SaStatus.CANCELED))
