@@ -29,7 +29,6 @@ import datetime as dt
 import json
 import os
 import platform
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -173,16 +172,12 @@ def main(argv: list[str] | None = None) -> int:
     chosen = database_names(parser, args.databases)
     console = Console()
     results: list[Measurement] = []
-    with tempfile.TemporaryDirectory(prefix="c2m-bench-") as folder:
-        databases = Databases(Path(folder))
-        try:
-            for database in chosen:
-                for errors in args.errors:
-                    console.print(f"[dim]{database}: {args.requests:,} requests, {errors:,} "
-                                  "in ERROR ...[/dim]")
-                    results += measure(databases, database, args.requests, args.batch, errors)
-        finally:
-            databases.close()
+    with Databases.in_a_temp_folder() as databases:
+        for database in chosen:
+            for errors in args.errors:
+                console.print(f"[dim]{database}: {args.requests:,} requests, {errors:,} "
+                              "in ERROR ...[/dim]")
+                results += measure(databases, database, args.requests, args.batch, errors)
     table = Table(title="Outbox: requests handed to the relay and acknowledged",
                   title_justify="left")
     for column in ("database", "operation", "requests", "in ERROR", "requests/second",

@@ -122,6 +122,17 @@ class Databases:
         if self._cluster is not None:
             self._cluster.stop()  # type: ignore[attr-defined]
 
+    @classmethod
+    @contextmanager
+    def in_a_temp_folder(cls) -> Iterator[Databases]:
+        """Databases for one benchmark run, everything they made removed at the end."""
+        with tempfile.TemporaryDirectory(prefix="c2m-bench-") as folder:
+            databases = cls(Path(folder))
+            try:
+                yield databases
+            finally:
+                databases.close()
+
 
 def measure(databases: Databases, database: str, due: int, table_size: int,
             chunk_size: int) -> Measurement:

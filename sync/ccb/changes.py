@@ -26,6 +26,7 @@ from sync.ccb.model import (
     ServicePoint,
     SeveranceProcess,
     ToDoEntry,
+    ToDoStatus,
 )
 
 SA = "SA"
@@ -95,6 +96,12 @@ class Changes:
     # indexes a collection (a batch chunk's work) catch up on what was put since it looked.
     _puts: dict[str, list[str]] = field(default_factory=dict, init=False, repr=False,
                                         compare=False)
+    # The unfinished To Do entries put so far by (type, drill kind, drill id), and how many of
+    # the To Do puts that index has read: a unit that raises thousands of entries (a timeout
+    # of every request MDM left unanswered) looks each key up before raising it.
+    _open_todos: dict[tuple[str, str, str], str] = field(default_factory=dict, init=False,
+                                                         repr=False, compare=False)
+    _open_todos_read: int = field(default=0, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._recorded.update(self.changed)
@@ -110,6 +117,21 @@ class Changes:
         table: dict[str, Entity] = getattr(self, name)
         table[entity_id] = entity
         self._puts.setdefault(name, []).append(entity_id)
+
+    def open_todo(self, todo_type: str, drill_kind: str, drill_id: str) -> ToDoEntry | None:
+        """The unfinished To Do entry of ``todo_type`` for the drill key put in this unit of
+        work, if any (as last put)."""
+        puts = self.puts_of("todos")
+        for todo_id in puts[self._open_todos_read:]:
+            entry = self.todos[todo_id]
+            key = (entry.todo_type, entry.drill_key.kind, entry.drill_key.id)
+            if entry.status is not ToDoStatus.COMPLETE:
+                self._open_todos[key] = todo_id
+            elif self._open_todos.get(key) == todo_id:
+                del self._open_todos[key]
+        self._open_todos_read = len(puts)
+        found = self._open_todos.get((todo_type, drill_kind, drill_id))
+        return None if found is None else self.todos[found]
 
     def record_change(self, entity_type: str, entity_id: str) -> None:
         entry = (entity_type, entity_id)

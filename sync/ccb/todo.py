@@ -98,7 +98,8 @@ def raise_todo(
     role = role if role is not None else admin.todo_types[todo_type].default_role
     if role not in admin.todo_roles:
         raise InvalidCommand("To Do type", todo_type, "role", f"unknown To Do role {role!r}")
-    existing = _open_in(changes, todo_type, drill_key) or view.open_todo(todo_type, drill_key)
+    existing = (changes.open_todo(todo_type, drill_key.kind, drill_key.id)
+                or view.open_todo(todo_type, drill_key))
     if existing is not None and existing.id in changes.todos:
         # The stored open entry may already be completed earlier in this unit of work.
         existing = changes.todos[existing.id]
@@ -117,14 +118,6 @@ def raise_todo(
     changes.note(f"To Do {entry.id} ({todo_type}, role {role}) raised for "
                  f"{drill_key.kind} {drill_key.id}: {message}")
     return RaisedToDo(entry, created=True, changes=changes)
-
-
-def _open_in(changes: Changes, todo_type: str, drill_key: DrillKey) -> ToDoEntry | None:
-    for entry in changes.todos.values():
-        if (entry.todo_type == todo_type and entry.drill_key == drill_key
-                and entry.status is not ToDoStatus.COMPLETE):
-            return entry
-    return None
 
 
 # --- working an entry (steps 6.1–6.4) ------------------------------------------------------

@@ -518,20 +518,35 @@ class SqlOutbox:
             rows.supersede_errors(connection, [answered], now)
         return verdict
 
-    def time_out(self, now: dt.datetime) -> list[SyncRequest]:
+    def time_out(self, now: dt.datetime, *, chunk: int = 500) -> list[SyncRequest]:
         """``SYNC-TIMEOUT``: requests sent longer ago than the configured timeout become errors,
-        each with a To Do. Returns them (empty when there was nothing to do)."""
+        each with a To Do. Returns them (empty when there was nothing to do). ``chunk`` at a
+        time in queue order, each chunk in one transaction: after MDM was away for a while
+        there are tens of thousands, and one transaction for all of them would hold the CCB
+        database's write lock (SQLite) for as long as they take."""
         timeout = dt.timedelta(minutes=self.admin.installation.sync_ack_timeout_minutes)
-        cutoff = now - timeout
-        error = timeout_error(timeout)
-        c = sync_requests.c
         timed_out: list[SyncRequest] = []
+        after = 0
+        while True:
+            done = self._time_out_chunk(after, now - timeout, timeout_error(timeout), now, chunk)
+            timed_out.extend(done)
+            if len(done) < chunk:
+                return timed_out
+            after = done[-1].seq
+
+    def _time_out_chunk(self, after: int, cutoff: dt.datetime, error: SyncError,
+                        now: dt.datetime, chunk: int) -> list[SyncRequest]:
+        """One transaction of :meth:`time_out`: up to ``chunk`` requests sent at or before
+        ``cutoff``, after queue position ``after``, turned into errors with a To Do each."""
+        c = sync_requests.c
+        done: list[SyncRequest] = []
 
         def unit(view: SqlCcbView, ids: IdSource) -> Changes:
             changes = Changes()
+            done.clear()
             rows = view.connection.execute(select(sync_requests).where(
-                c.state == SyncRequestState.SENT.value, c.sent_at <= cutoff).order_by(c.seq)
-            ).mappings().all()
+                c.state == SyncRequestState.SENT.value, c.sent_at <= cutoff,
+                c.seq > after).order_by(c.seq).limit(chunk)).mappings().all()
             for row in rows:
                 request = _request(row)
                 _save(view.connection, request, state=SyncRequestState.ERROR.value,
@@ -539,11 +554,11 @@ class SqlOutbox:
                 failed = request.model_copy(update={"state": SyncRequestState.ERROR,
                                                     "errors": (error,)})
                 raise_sync_todo(view, ids, self.admin, failed, now, changes)
-                timed_out.append(failed)
+                done.append(failed)
             return changes
 
         self.store.execute(unit)
-        return timed_out
+        return done
 
     def purge_settled(self, before: dt.datetime, *, chunk: int = 5_000,
                       progress: Callable[[int], None] | None = None) -> PurgeReport:

@@ -22,6 +22,7 @@ from sync.ccb.sync_requests import (
     QueuedRequest,
     SyncRequest,
     SyncRequestState,
+    drill_target,
     sync_todo_types,
 )
 from sync.clock import FixedClock
@@ -456,15 +457,19 @@ def test_order_sensitive_rejections_are_requeued_before_they_become_errors(
     assert report.todos_raised == 1
 
 
+@pytest.mark.parametrize("chunk", [500, 3], ids=["one-transaction", "chunks-of-3"])
 def test_sync_timeout_turns_old_sent_requests_into_errors_with_a_todo(
-        outbox: SqlOutbox, clock: FixedClock) -> None:
-    send_all(outbox, clock)
-    assert outbox.time_out(clock.now()) == []
+        outbox: SqlOutbox, clock: FixedClock, chunk: int) -> None:
+    sent = send_all(outbox, clock)
+    assert outbox.time_out(clock.now(), chunk=chunk) == []
     clock.advance(seconds=ADMIN.installation.sync_ack_timeout_minutes * 60)
-    timed_out = outbox.time_out(clock.now())
-    assert timed_out
+    timed_out = outbox.time_out(clock.now(), chunk=chunk)
+    assert [r.id for r in timed_out] == [r.id for r in sent]  # every one, in queue order
     assert all(r.state is SyncRequestState.ERROR for r in timed_out)
     assert outbox.counts()["SENT"] == 0
+    todos = outbox.store.read(lambda view: view.todos(todo_type=ADMIN.todo_type_for(
+        "sync_timeout")))
+    assert len(todos) == len({drill_target(r) for r in timed_out})  # one per drill key
     todo_type = ADMIN.todo_type_for("sync_timeout")
     todo = outbox.store.read(lambda view: view.open_todo(todo_type, DrillKey(kind="sa",
                                                                              id=TENANT_E)))

@@ -42,6 +42,34 @@ def _raise(store: InMemoryCcb, purpose: str = "sa_activation", key: DrillKey = S
     return raised[0]
 
 
+def test_one_unit_of_work_raises_an_entry_once_per_key_among_thousands() -> None:
+    """A unit that raises many entries (a timeout of every unanswered request) finds the ones
+    it raised already, by type and key, and not a completed one."""
+    store = InMemoryCcb()
+    keys = [DrillKey(kind="sa", id=f"SA-{n}") for n in range(2000)]
+    outcomes: list[bool] = []
+
+    def command(view: CcbView, ids: IdSource) -> Changes:
+        changes = Changes()
+        for key in [*keys, *keys[:10]]:  # the first ten a second time
+            outcomes.append(raise_todo(view, ids, ADMIN, "sa_activation", key, "no read", NOW,
+                                       changes=changes).created)
+        first = changes.open_todo("TD-SAACT", "sa", "SA-0")
+        assert first is not None
+        changes.put_todo(first.model_copy(update={"status": ToDoStatus.COMPLETE}))
+        assert changes.open_todo("TD-SAACT", "sa", "SA-0") is None
+        assert changes.open_todo("TD-SAACT", "sa", "SA-1") is not None
+        assert changes.open_todo("TD-OTHER", "sa", "SA-1") is None
+        outcomes.append(raise_todo(view, ids, ADMIN, "sa_activation", keys[0], "no read", NOW,
+                                   changes=changes).created)
+        return changes
+
+    written = store.execute(command)
+    assert outcomes == [True] * 2000 + [False] * 10 + [True]
+    assert len(written.todos) == 2001
+    assert store.open_todo("TD-SAACT", keys[0]) is not None  # the one raised again
+
+
 def _stored(store: InMemoryCcb, todo_id: str) -> ToDoEntry:
     entry = store.todo(todo_id)
     assert entry is not None
