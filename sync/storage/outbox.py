@@ -543,18 +543,20 @@ class SqlOutbox:
 
         def unit(view: SqlCcbView, ids: IdSource) -> Changes:
             changes = Changes()
-            done.clear()
-            rows = view.connection.execute(select(sync_requests).where(
-                c.state == SyncRequestState.SENT.value, c.sent_at <= cutoff,
-                c.seq > after).order_by(c.seq).limit(chunk)).mappings().all()
-            for row in rows:
-                request = _request(row)
-                _save(view.connection, request, state=SyncRequestState.ERROR.value,
-                      errors=(error,), updated_at=now)
-                failed = request.model_copy(update={"state": SyncRequestState.ERROR,
-                                                    "errors": (error,)})
-                raise_sync_todo(view, ids, self.admin, failed, now, changes)
-                done.append(failed)
+            requests = [_request(row) for row in view.connection.execute(
+                select(sync_requests).where(
+                    c.state == SyncRequestState.SENT.value, c.sent_at <= cutoff,
+                    c.seq > after).order_by(c.seq).limit(chunk)).mappings()]
+            # One update for the chunk, and the open sync To Dos of its drill keys in one
+            # read (as the acknowledgements do), not a write and a read per request.
+            rows.update_requests(view.connection, [rows.RequestUpdate(request, {
+                "state": SyncRequestState.ERROR.value, "errors": (error,), "updated_at": now})
+                for request in requests])
+            todos = rows.SyncTodoView(view, self.admin, requests)
+            done[:] = [request.model_copy(update={"state": SyncRequestState.ERROR,
+                                                  "errors": (error,)}) for request in requests]
+            for failed in done:
+                raise_sync_todo(todos, ids, self.admin, failed, now, changes)
             return changes
 
         self.store.execute(unit)

@@ -478,6 +478,25 @@ def test_sync_timeout_turns_old_sent_requests_into_errors_with_a_todo(
     assert outbox.time_out(clock.now()) == []  # idempotent
 
 
+def test_a_request_timed_out_again_keeps_its_one_open_todo(
+        outbox: SqlOutbox, clock: FixedClock) -> None:
+    """Resent after a timeout and unanswered again: the drill key's open To Do (read for the
+    whole chunk at once) is the one kept, not a second one."""
+    timeout = dt.timedelta(minutes=ADMIN.installation.sync_ack_timeout_minutes)
+    send_all(outbox, clock)
+    clock.advance(seconds=timeout.total_seconds())
+    first = outbox.time_out(clock.now(), chunk=3)
+    todo_type = ADMIN.todo_type_for("sync_timeout")
+    before = outbox.store.read(lambda view: view.todos(todo_type=todo_type, unfinished=True))
+    assert outbox.resend_errors(clock.now()).resent == [r.id for r in first]
+    send_all(outbox, clock)
+    clock.advance(seconds=timeout.total_seconds())
+    again = outbox.time_out(clock.now(), chunk=3)
+    assert [r.id for r in again] == [r.id for r in first]
+    after = outbox.store.read(lambda view: view.todos(todo_type=todo_type, unfinished=True))
+    assert sorted(t.id for t in after) == sorted(t.id for t in before)
+
+
 def test_concurrent_refresh_of_one_pending_request_is_a_conflict(
         outbox: SqlOutbox, clock: FixedClock) -> None:
     request = pending(outbox, TENANT_E)
