@@ -362,11 +362,3 @@ def resolve_sync_todos(view: CcbView, admin: AdminConfig, request: RequestFacts,
         resolved.append(done)
     return resolved
 
-
-def history_cutoff(admin: AdminConfig, business_date: dt.date) -> dt.datetime:
-    """What ``SYNC-PURGE`` removes was settled (or, on MDM's side, published) before the start
-    (UTC) of the business date less ``installation.sync_history_days``: each is kept at least
-    that many whole days, and a purge on a given business date removes the same rows whatever
-    the time of day."""
-    days = admin.installation.sync_history_days
-    return dt.datetime.combine(business_date - dt.timedelta(days=days), dt.time(), dt.UTC)

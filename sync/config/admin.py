@@ -54,6 +54,14 @@ class InstallationOptions(_Strict):
     # every change for ever (a request holds its whole snapshot).
     sync_history_days: Annotated[int, Field(ge=1, le=3650)] = 90
 
+    def history_cutoff(self, business_date: dt.date) -> dt.datetime:
+        """What ``SYNC-PURGE`` removes settled (or, on MDM's side, was published) before this:
+        the start (UTC) of the business date less ``sync_history_days``. Each row is kept at
+        least that many whole days, and a purge on a given business date removes the same
+        rows whatever the time of day."""
+        return dt.datetime.combine(business_date - dt.timedelta(days=self.sync_history_days),
+                                   dt.time(), dt.UTC)
+
     @field_validator("base_time_zone")
     @classmethod
     def _known_zone(cls, value: str) -> str:

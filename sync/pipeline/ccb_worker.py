@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
 from dataclasses import dataclass, field
 
-from sync.ccb.sync_requests import history_cutoff
 from sync.clock import Clock
 from sync.config.admin import AdminConfig
 from sync.config.settings import Settings
@@ -27,9 +25,9 @@ from sync.pipeline.acks import AckConsumer, AckConsumerReport
 from sync.pipeline.relay import Relay, RelayReport
 from sync.pipeline.stores import open_outbox
 from sync.storage.common import first_line, is_unavailable
-from sync.storage.outbox import SqlOutbox
 from sync.transport.bus import Bus, bus_for
 from sync.transport.topics import sync_topic_specs
+from sync.worker.housekeeping import DailyPurge
 
 log = logging.getLogger("sync.pipeline")
 
@@ -52,15 +50,6 @@ async def ensure_topics(bus: Bus, settings: Settings) -> None:
                         "; ".join(outcome.problems))
 
 
-def _purge(outbox: SqlOutbox, admin: AdminConfig, today: dt.date) -> int:
-    before = history_cutoff(admin, today)
-    purged = outbox.purge_settled(before)
-    if purged.removed:
-        log.info("SYNC-PURGE: %d sync requests settled before %s removed", purged.removed,
-                 f"{before:%Y-%m-%d}")
-    return purged.removed
-
-
 async def run_ccb_worker(settings: Settings, admin: AdminConfig, clock: Clock,
                          stop: asyncio.Event, *, bus: Bus | None = None,
                          timeout_check_interval_s: float = TIMEOUT_CHECK_INTERVAL_S
@@ -77,7 +66,8 @@ async def run_ccb_worker(settings: Settings, admin: AdminConfig, clock: Clock,
         await ensure_topics(bus, settings)
         relay = Relay(outbox, bus, settings.topics.sync_requests, clock)
 
-        purged_on: list[dt.date] = []  # the business date of the last purge
+        housekeeping = DailyPurge(lambda today: outbox.purge_settled(
+            admin.installation.history_cutoff(today)).removed, clock, "settled sync requests")
 
         async def housekeeping_periodically() -> None:
             while not stop.is_set():
@@ -94,16 +84,7 @@ async def run_ccb_worker(settings: Settings, admin: AdminConfig, clock: Clock,
                 for request in timed_out:
                     log.warning("sync request %s (%s) not acknowledged in time", request.id,
                                 request.key)
-                today = clock.business_date()
-                if purged_on != [today]:
-                    try:
-                        report.purged += await asyncio.to_thread(_purge, outbox, admin, today)
-                        purged_on[:] = [today]
-                    except Exception as error:
-                        if not is_unavailable(error):
-                            raise
-                        log.warning("SYNC-PURGE: the CCB database is unavailable: %s; "
-                                    "tried again at the next check", first_line(error))
+                await housekeeping.run_if_due()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout_check_interval_s)
 
@@ -112,6 +93,7 @@ async def run_ccb_worker(settings: Settings, admin: AdminConfig, clock: Clock,
             relay.run(stop), acks.run(stop), housekeeping_periodically())
         report.relay = relayed
         report.acknowledgements = acknowledged
+        report.purged = housekeeping.removed
         return report
     finally:
         await acks.close()

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from sync.batches.registry import BatchUsageError, JobContext, jobs
 from sync.batches.report import BatchReport
-from sync.ccb.sync_requests import SyncRequestState, history_cutoff
+from sync.ccb.sync_requests import SyncRequestState
 from sync.config.settings import Settings
 from sync.pipeline.ccb_worker import ensure_topics
 from sync.pipeline.relay import Relay
@@ -88,7 +88,7 @@ class PurgeJob:
     def run(self, context: JobContext) -> BatchReport:
         outbox, _settings = _outbox(context)
         report = BatchReport(self.code, context.date())
-        before = history_cutoff(context.admin, context.date())
+        before = context.admin.installation.history_cutoff(context.date())
         context.progress.start(f"sync requests settled before {before:%Y-%m-%d}", None)
         try:
             purged = outbox.purge_settled(before, progress=context.progress.advance)

@@ -40,7 +40,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError
 
-from sync.ccb.sync_requests import history_cutoff
 from sync.config.admin import AdminConfig, load_admin_config
 from sync.mdm.apply import decide_contact, decide_service_point, decide_with
 from sync.mdm.commands import MdmCommand, UpsertContact, UpsertServicePoint
@@ -298,7 +297,7 @@ class MdmStore:
                           "source_offset", sorted(chosen), ranged=True)
 
     def purge_history(self, business_date: dt.date) -> int:
-        return self.purge_published(history_cutoff(self.admin, business_date))
+        return self.purge_published(self.admin.installation.history_cutoff(business_date))
 
     def purge_published(self, before: dt.datetime, *, chunk: int = 5_000) -> int:
         """Remove the acknowledgements published before ``before``, in seq order, ``chunk``

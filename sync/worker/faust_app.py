@@ -166,7 +166,7 @@ def build_app(settings: Settings, store: ConsumerStorePort, clock: Clock, publis
             # round trip, and publishing at once keeps a quiet stream's latency low.
             await publish()
 
-    housekeeping = DailyPurge(store, clock)
+    housekeeping = DailyPurge(store.purge_history, clock, "published acknowledgements")
 
     @app.timer(PUBLISH_EVERY_S)  # type: ignore[untyped-decorator]
     async def flush() -> None:

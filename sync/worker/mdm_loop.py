@@ -61,7 +61,8 @@ class MdmBusWorker:
         self._store = store
         self._clock = clock
         self._consumer: Consumer | None = None
-        self.housekeeping = DailyPurge(store, clock)
+        self.housekeeping = DailyPurge(store.purge_history, clock,
+                                       "published acknowledgements")
 
     async def start(self) -> None:
         """Publish what a crash left unpublished, then position a consumer after the last
