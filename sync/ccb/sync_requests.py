@@ -54,6 +54,11 @@ class SyncRequestState(StrEnum):
     DISCARDED = "DISCARDED"
 
 
+# The states a request does not leave (but for the rare take-back of a discarded one MDM
+# applied all the same): the history, which SYNC-PURGE removes once it is old enough.
+SETTLED_STATES = frozenset({SyncRequestState.SYNCHRONIZED, SyncRequestState.DISCARDED})
+
+
 # The checks that compare a US with other USs (the SP's other subscriptions, the master): their
 # rejection may only mean that the other entity's message is still on its way.
 ORDER_SENSITIVE_CHECKS = frozenset({"D2-USSPDTVAL", "D2-VAL-SUBUS"})

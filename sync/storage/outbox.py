@@ -17,6 +17,7 @@ lost. Two writers racing on one entity's pending request make the later one fail
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -30,6 +31,7 @@ from sync.ccb.changes import Changes
 from sync.ccb.errors import InvalidCommand, NotFound
 from sync.ccb.ports import IdSource
 from sync.ccb.sync_requests import (
+    SETTLED_STATES,
     UNKNOWN_SENT_FINGERPRINT,
     AckVerdict,
     EnqueueAction,
@@ -84,7 +86,7 @@ class AckReport:
     unknown: list[str] = field(default_factory=list)
 
 
-_SETTLED = frozenset({SyncRequestState.SYNCHRONIZED.value, SyncRequestState.DISCARDED.value})
+_SETTLED = frozenset(state.value for state in SETTLED_STATES)
 # How old the settled states' counts may be on the monitoring pages (/metrics, the console).
 SETTLED_COUNTS_MAX_AGE_S = 300.0
 _ACTIVE = tuple(sorted(state.value for state in SyncRequestState if state.value not in _SETTLED))
@@ -538,15 +540,12 @@ class SqlOutbox:
                         now: dt.datetime, chunk: int) -> list[SyncRequest]:
         """One transaction of :meth:`time_out`: up to ``chunk`` requests sent at or before
         ``cutoff``, after queue position ``after``, turned into errors with a To Do each."""
-        c = sync_requests.c
         done: list[SyncRequest] = []
 
         def unit(view: SqlCcbView, ids: IdSource) -> Changes:
             changes = Changes()
-            requests = [_request(row) for row in view.connection.execute(
-                select(sync_requests).where(
-                    c.state == SyncRequestState.SENT.value, c.sent_at <= cutoff,
-                    c.seq > after).order_by(c.seq).limit(chunk)).mappings()]
+            requests = rows.in_state_after(view.connection, SyncRequestState.SENT, after, chunk,
+                                           sent_by=cutoff)
             # One update for the chunk, and the open sync To Dos of its drill keys in one
             # read (as the acknowledgements do), not a write and a read per request.
             rows.update_requests(view.connection, [rows.RequestUpdate(request, {
@@ -592,7 +591,7 @@ class SqlOutbox:
 
         def unit(view: SqlCcbView, _ids: IdSource) -> Changes:
             head = rows.queue_after(view.connection, after, chunk)
-            older = [row for row in head if row.created_at < before]
+            older = list(itertools.takewhile(lambda row: row.created_at < before, head))
             settled = [row.seq for row in older
                        if row.state in _SETTLED and row.updated_at < before]
             removed = rows.remove_settled(view.connection, settled, before)
@@ -663,7 +662,8 @@ class SqlOutbox:
         failed: list[tuple[str, str]] = []
 
         def unit(view: SqlCcbView, ids: IdSource) -> Changes:
-            looked[:] = rows.in_error_after(view.connection, after, chunk)
+            looked[:] = rows.in_state_after(view.connection, SyncRequestState.ERROR, after,
+                                            chunk)
             queued.clear()
             failed.clear()
             for request in looked:

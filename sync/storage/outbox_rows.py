@@ -44,6 +44,7 @@ from sqlalchemy.sql.dml import Insert
 from sync.ccb.errors import ConcurrentUpdateError
 from sync.ccb.model import DrillKey, ToDoEntry, ToDoStatus
 from sync.ccb.sync_requests import (
+    SETTLED_STATES,
     QueuedRequest,
     RequestFacts,
     RequestStatus,
@@ -278,18 +279,22 @@ def remove_settled(connection: Connection, seqs: Sequence[int], before: dt.datet
     for part in in_batches(list(seqs)):
         removed += connection.execute(sync_requests.delete().where(
             one_of(connection, c.seq, "seqs"),
-            c.state.in_([SyncRequestState.SYNCHRONIZED.value, SyncRequestState.DISCARDED.value]),
+            c.state.in_(sorted(state.value for state in SETTLED_STATES)),
             c.updated_at < before), {"seqs": part}).rowcount
     return removed
 
 
-def in_error_after(connection: Connection, after_seq: int, limit: int) -> list[SyncRequest]:
-    """Up to ``limit`` requests in ``ERROR`` after queue position ``after_seq``, in queue
-    order (through the ``(state, seq)`` index)."""
+def in_state_after(connection: Connection, state: SyncRequestState, after_seq: int,
+                   limit: int, *, sent_by: dt.datetime | None = None) -> list[SyncRequest]:
+    """Up to ``limit`` requests in ``state`` after queue position ``after_seq`` (``sent_by``:
+    only those sent at or before it), in queue order, through the ``(state, seq)`` index: the
+    chunks of a run that works through every request in a state."""
     c = sync_requests.c
+    query = select(sync_requests).where(c.state == state.value, c.seq > after_seq)
+    if sent_by is not None:
+        query = query.where(c.sent_at <= sent_by)
     return [request_of(row) for row in connection.execute(
-        select(sync_requests).where(c.state == SyncRequestState.ERROR.value,
-                                    c.seq > after_seq).order_by(c.seq).limit(limit)).mappings()]
+        query.order_by(c.seq).limit(limit)).mappings()]
 
 
 def pending_of_many(connection: Connection, keys: Sequence[EntityKey], *,
@@ -554,9 +559,9 @@ def mark_requests_sent(connection: Connection,
 # A probe per entity id of the partial index of the requests in ERROR. The state is written as
 # a literal: only then may either database use a partial index (a bound value might be any
 # state, as far as a statement prepared once knows). Through the (state, seq) index instead,
-# each batch read every request in ERROR: after a wave of 100,000 rejections an acknowledgement
-# cost 37 times as much on PostgreSQL (each row's entity id compared with the whole list of
-# the batch's) and 6 times on SQLite.
+# each batch read every request in ERROR: after a wave of 100,000 rejections the
+# acknowledgements were 51 times slower on PostgreSQL (each row's entity id compared with the
+# whole list of the batch's) and 4 to 5 times on SQLite (docs/performance.md).
 _IN_ERROR = sync_requests.c.state == literal_column(f"'{SyncRequestState.ERROR.value}'")
 _ERRED_ENTITIES = _AmongMany(lambda among: select(
     sync_requests.c.entity_type, sync_requests.c.entity_id).where(_IN_ERROR, among),

@@ -95,7 +95,7 @@ async def test_step_1_4_resend_queues_a_request_in_error_again(client: httpx.Asy
     problem(await post(client, "/api/sync-requests/SR-404/resend"), 404, "not-found")
 
 
-async def test_resend_errors_queues_every_request_in_error_again(client: httpx.AsyncClient,
+async def test_step_1_4_resend_errors_queues_every_request_in_error_again(client: httpx.AsyncClient,
                                                                   runtime: Runtime) -> None:
     failed = fail_sync_request(runtime, "SA-TN01-E")
     path = "/api/sync-requests/resend-errors"

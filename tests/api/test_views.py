@@ -105,7 +105,7 @@ async def test_an_id_with_control_characters_is_refused(shared_client: httpx.Asy
     assert problem(response, 422, "validation")["errors"][0]["field"] == "path.account_id"
 
 
-async def test_a_unit_with_only_an_incoming_tenant_is_vacant_until_the_start(
+async def test_step_4_7_a_reverted_unit_with_only_an_incoming_tenant_is_vacant_until_the_start(
         client: httpx.AsyncClient) -> None:
     """Vacancy on the business date, as the console's premise tree reads it: a new tenant's
     pending start at the reverted unit does not occupy it before its start date."""

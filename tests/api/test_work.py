@@ -37,7 +37,7 @@ async def test_step_6_1_worklist_by_role_type_and_status(client: httpx.AsyncClie
         assert response.headers["X-Total-Count"] == str(count)
 
 
-async def test_the_worklist_answers_the_most_urgent_up_to_a_limit(
+async def test_step_6_1_the_worklist_answers_the_most_urgent_up_to_a_limit(
         client: httpx.AsyncClient, runtime: Runtime, sync_error_todo: str) -> None:
     """The limit keeps the most urgent; X-Total-Count says how many matched; the unfinished
     worklist leaves the completed entries out."""

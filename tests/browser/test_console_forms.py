@@ -210,7 +210,7 @@ def test_steps_6_1_to_6_4_take_log_and_complete_a_todo(client: TestClient,
     assert f'data-todo="{todo_id}" data-status="complete"' in client.get("/todos?status=all").text
 
 
-def test_the_todo_list_shows_the_most_urgent_entries_and_how_many_match(
+def test_step_6_1_the_todo_list_shows_the_most_urgent_entries_and_how_many_match(
         client: TestClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("sync.console.pages.TODO_PAGE_SIZE", 2)
 
@@ -259,7 +259,7 @@ def test_the_sync_monitor_lists_waiting_requests_and_refuses_resending_one_not_i
     assert "is PENDING; only a request in ERROR can be resent" in message
 
 
-def test_the_sync_monitor_shows_the_newest_of_each_state_needing_attention(
+def test_step_1_4_the_sync_monitor_shows_the_newest_of_each_state_needing_attention(
         client: TestClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
     """However many requests wait, the page lists a bounded number of each state, newest
     first, and says how many there are."""
@@ -273,7 +273,7 @@ def test_the_sync_monitor_shows_the_newest_of_each_state_needing_attention(
     assert f"The newest 3 of {len(waiting)} in PENDING are shown" in attention
 
 
-def test_the_sync_monitor_resends_every_request_in_error_at_once(
+def test_step_1_4_the_sync_monitor_resends_every_request_in_error_at_once(
         client: TestClient, runtime: Runtime) -> None:
     """After a wave of rejections: one button queues every request in ERROR again."""
     outbox, now = runtime.outbox, runtime.clock.now()
@@ -333,7 +333,7 @@ def test_the_premise_tree_shows_the_landlord_tenants_and_the_reverted_unit(
     assert page.count('class="badge reverted"') == 2  # unit 3's electric and gas
 
 
-def test_the_pending_list_shows_the_earliest_and_how_many_there_are(
+def test_step_5_9_the_pending_list_shows_the_earliest_and_how_many_there_are(
         client: TestClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("sync.console.pages.PENDING_PAGE_SIZE", 1)
     sign_in(client)

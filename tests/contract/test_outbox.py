@@ -246,7 +246,7 @@ def test_error_raises_a_todo_with_every_validation_and_resend_clears_it(
     assert "synchronized" in resolved.log[-1].comment
 
 
-def test_an_entity_synchronized_again_settles_only_its_own_requests_in_error(
+def test_step_1_4_an_entity_synchronized_again_settles_only_its_own_requests_in_error(
         outbox: SqlOutbox, clock: FixedClock) -> None:
     """A later request of an SA synchronizing discards that SA's earlier requests in ERROR
     (MDM holds a newer state); another SA's request in ERROR stays for the operator."""
@@ -291,7 +291,7 @@ OTHER = AckError(code="D2-VALSPTYPE", path="spLinks[0].spId",
                  message="SP SP-4410-2E is of a type the US type does not allow")
 
 
-def test_resend_errors_queues_the_requests_in_error_again_chunk_by_chunk(
+def test_step_1_4_resend_errors_queues_the_requests_in_error_again_chunk_by_chunk(
         outbox: SqlOutbox, clock: FixedClock) -> None:
     """After a wave of rejections: every request in ERROR with the code asked for is queued
     again (a later pending change carries its entity's), the others stay; then the rest; a
@@ -333,7 +333,7 @@ def test_resend_errors_queues_the_requests_in_error_again_chunk_by_chunk(
     assert outbox.find() == before
 
 
-def test_resend_errors_leaves_a_request_whose_entity_cannot_be_snapshotted(
+def test_step_1_4_resend_errors_leaves_a_request_whose_entity_cannot_be_snapshotted(
         outbox: SqlOutbox, clock: FixedClock) -> None:
     """A request whose entity still cannot be snapshotted stays in ERROR, reported with why,
     and nothing of it is written (not even the discard in favour of its entity's pending
@@ -458,7 +458,7 @@ def test_order_sensitive_rejections_are_requeued_before_they_become_errors(
 
 
 @pytest.mark.parametrize("chunk", [500, 3], ids=["one-transaction", "chunks-of-3"])
-def test_sync_timeout_turns_old_sent_requests_into_errors_with_a_todo(
+def test_step_1_4_sync_timeout_turns_old_sent_requests_into_errors_with_a_todo(
         outbox: SqlOutbox, clock: FixedClock, chunk: int) -> None:
     sent = send_all(outbox, clock)
     assert outbox.time_out(clock.now(), chunk=chunk) == []
@@ -478,7 +478,7 @@ def test_sync_timeout_turns_old_sent_requests_into_errors_with_a_todo(
     assert outbox.time_out(clock.now()) == []  # idempotent
 
 
-def test_a_request_timed_out_again_keeps_its_one_open_todo(
+def test_step_1_4_a_request_timed_out_again_keeps_its_one_open_todo(
         outbox: SqlOutbox, clock: FixedClock) -> None:
     """Resent after a timeout and unanswered again: the drill key's open To Do (read for the
     whole chunk at once) is the one kept, not a second one."""

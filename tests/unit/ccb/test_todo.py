@@ -42,7 +42,7 @@ def _raise(store: InMemoryCcb, purpose: str = "sa_activation", key: DrillKey = S
     return raised[0]
 
 
-def test_one_unit_of_work_raises_an_entry_once_per_key_among_thousands() -> None:
+def test_step_6_0_one_unit_of_work_raises_an_entry_once_per_key_among_thousands() -> None:
     """A unit that raises many entries (a timeout of every unanswered request) finds the ones
     it raised already, by type and key, and not a completed one."""
     store = InMemoryCcb()
