@@ -31,7 +31,7 @@ from sync.ccb.model import (
     CustomerContact,
 )
 from sync.ccb.ports import CcbView, IdSource
-from sync.config.admin import AdminConfig
+from sync.config.admin import AdminConfig, ContactType
 
 CONTACT_METHODS = ("phone", "email", "letter", "in_person", "web", "fax")
 
@@ -137,6 +137,17 @@ def new_contact(
                              f"unknown method {method!r} (known: {', '.join(CONTACT_METHODS)})")
     if not user.strip():
         raise InvalidCommand("contact", "(new)", "user", "must not be blank")
+    return checked_contact(ids, type_config, person_id=person_id, contact_type=contact_type,
+                           method=method, user=user, now=now, account_id=account_id,
+                           premise_id=premise_id, comments=comments, open=open)
+
+
+def checked_contact(ids: IdSource, type_config: ContactType, *, person_id: str,
+                    contact_type: str, method: str, user: str, now: dt.datetime,
+                    account_id: str | None, premise_id: str | None, comments: str,
+                    open: bool = False) -> CustomerContact:
+    """The new contact once everything :func:`new_contact` checks holds (a set-based path
+    that checked the same from its rows builds it here too)."""
     return CustomerContact(
         id=ids.next_id("CONTACT"),
         person_id=person_id,

@@ -60,6 +60,8 @@ from sync.ccb.work import Work
 from sync.config.admin import AdminConfig
 
 CUSTOMER = CreatedBy(kind="customer")
+# The contact type a stop request records (none when the installation does not define it).
+STOP_CONTACT = "STOPSVC"
 
 
 # --- shared helpers ----------------------------------------------------------------------
@@ -200,9 +202,13 @@ def request_stop_in(work: Work, command: RequestStop) -> None:
     chosen = list(targets.values())
     stop_service(work, account, chosen, command.stop_date, command.forwarding_address)
     premise_id = command.premise_id or chosen[0].premise_id
-    record_contact(work, account.id, "STOPSVC", command.contact_method, premise_id,
-                   f"stop on {command.stop_date.isoformat()}: SA "
-                   + ", ".join(sorted(targets)))
+    record_contact(work, account.id, STOP_CONTACT, command.contact_method, premise_id,
+                   stop_contact_comments(command.stop_date, targets))
+
+
+def stop_contact_comments(stop_date: dt.date, sa_ids: Iterable[str]) -> str:
+    """What the customer contact of a stop request says."""
+    return f"stop on {stop_date.isoformat()}: SA " + ", ".join(sorted(sa_ids))
 
 
 def change_stop_date(view: CcbView, ids: IdSource, admin: AdminConfig, command: ChangeStopDate,

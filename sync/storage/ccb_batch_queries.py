@@ -17,12 +17,13 @@ the rules read it, instead of several per SA; any other read goes to the databas
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Engine, false, func, select, tuple_
 
+from sync.ccb.batches.stop_upload import StopRequestRow
 from sync.ccb.model import (
     Account,
     Budget,
@@ -46,6 +47,7 @@ from sync.storage.bulk_sql import in_index_order
 from sync.storage.ccb_view import SqlCcbView
 from sync.storage.saact_fast import SqlSaactFastPath
 from sync.storage.stop_prefetch import PrefetchedAccountsView, grouped
+from sync.storage.stop_upload_fast import SqlStopUploadFastPath
 
 _SA = schema.service_agreements.c
 _FA = schema.field_activities.c
@@ -157,6 +159,12 @@ class SqlBatchQueries:
     def saact_fast_path(self, admin: AdminConfig, today: dt.date) -> SqlSaactFastPath:
         """SAACT's set-based path for its common case (:mod:`sync.storage.saact_fast`)."""
         return SqlSaactFastPath(admin, today)
+
+    def stop_upload_fast_path(self, admin: AdminConfig, today: dt.date, user: str,
+                              rows: Mapping[str, StopRequestRow]) -> SqlStopUploadFastPath:
+        """STOPUPL's set-based path for the common stop request
+        (:mod:`sync.storage.stop_upload_fast`)."""
+        return SqlStopUploadFastPath(admin, today, user, rows)
 
     def prefetch_accounts(self, view: CcbView, account_ids: Sequence[str]) -> CcbView:
         if not isinstance(view, SqlCcbView):

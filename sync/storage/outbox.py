@@ -66,6 +66,7 @@ from sync.storage.ccb_view import SqlCcbView
 from sync.storage.outbox_schema import sync_requests
 from sync.storage.saact_fast import set_based_snapshots as _set_based_snapshots
 from sync.storage.snapshot_view import SnapshotView
+from sync.storage.stop_upload_fast import stop_request_snapshots as _stop_request_snapshots
 
 ID_KIND = "SR"
 
@@ -190,6 +191,9 @@ class SqlOutbox:
         changed = [(r.entity_type, r.entity_id) for r in recorded]
         # SAs a batch moved on set-based: their snapshots come from the rows it read.
         documents, own_targets = _set_based_snapshots(view.written, self.admin)
+        stop_documents, stop_targets = _stop_request_snapshots(view.written, self.admin)
+        documents.update(stop_documents)
+        own_targets.update(stop_targets)
         source = SnapshotView(view)
         source.load_changed([entry for entry in changed if entry not in own_targets])
         targets = list(dict.fromkeys(

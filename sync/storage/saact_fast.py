@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from typing import Any
@@ -93,17 +93,54 @@ class SqlSaactFastPath:
             write_set_based(view.connection, changes)
 
 
-def _exists(select_: Any, probes: bool) -> Any:
+def exists_probe(select_: Any, probes: bool) -> Any:
     # ``OFFSET 0`` keeps PostgreSQL from turning the EXISTS into a hashed subplan, which reads
     # the whole table once per chunk when the planner thinks that cheaper than probing its
     # index once per SA (it does up to a few hundred thousand rows, with the default costs).
     return (select_.offset(literal_column("0")) if probes else select_).exists()
 
 
-def _facts_query(sqlite: bool) -> Any:
-    """The chunk's SAs with their accounts and every fact, one row per SA: the facts are
-    correlated index lookups (``EXISTS``, one count of the account's SAs). On SQLite the
-    audit log comes as its stored JSON text, to be appended to without decoding it.
+# The facts of a chunk's SAs, as labelled SQL expressions over the SA's and the account's
+# columns; the flag says whether each lookup must be written as a probe (PostgreSQL).
+FactColumns = Callable[[Any, Any, bool], tuple[Any, ...]]
+
+
+def _saact_facts(sa: Any, account: Any, probes: bool) -> tuple[Any, ...]:
+    """SAACT's facts: correlated index lookups (``EXISTS``, one count of the account's
+    SAs)."""
+    others = _SA.alias("others")
+    todo = schema.todos.c
+    one: Any = literal_column("1")
+    forwarding = sa.forwarding_address
+    return (
+        and_(forwarding.is_not(None), cast(forwarding, String) != "null")
+        .label("has_forwarding_address"),
+        exists_probe(select(others.c.id).where(others.c.master_sa_id == sa.id), probes)
+        .label("has_sub_sas"),
+        exists_probe(select(one).where(schema.field_activities.c.sa_id == sa.id), probes)
+        .label("has_field_activities"),
+        exists_probe(select(one).where(todo.drill_kind == "sa", todo.drill_id == sa.id,
+                                  todo.status != ToDoStatus.COMPLETE.value), probes)
+        .label("has_open_todo"),
+        exists_probe(select(one).where(schema.severance_processes.c.sa_id == sa.id), probes)
+        .label("has_severance_processes"),
+        exists_probe(select(one).where(schema.financial_transactions.c.sa_id == sa.id), probes)
+        .label("has_financial_transactions"),
+        exists_probe(select(one).where(schema.budgets.c.account_id == sa.account_id), probes)
+        .label("account_has_budgets"),
+        exists_probe(select(one).where(schema.collection_processes.c.account_id == sa.account_id),
+                probes).label("account_has_collection_processes"),
+        select(func.count()).select_from(others).where(others.c.account_id == sa.account_id)
+        .scalar_subquery().label("account_sa_count"),
+        select(schema.premises.c.time_zone).where(schema.premises.c.id == sa.premise_id)
+        .scalar_subquery().label("premise_time_zone"),
+    )
+
+
+def chunk_query(sqlite: bool, fact_columns: FactColumns) -> Any:
+    """The chunk's SAs with their accounts and the facts ``fact_columns`` gives, one row per
+    SA. On SQLite the audit log comes as its stored JSON text, to be appended to without
+    decoding it.
 
     On PostgreSQL every lookup is written so that it can only be an index probe per SA: the
     SA and its account as lateral subqueries with ``LIMIT 1`` over the sorted ids, the
@@ -121,33 +158,7 @@ def _facts_query(sqlite: bool) -> Any:
         sa, account = sa_row.c, account_row.c
     else:
         sa, account = _SA.c, _ACCOUNT.c
-    others = _SA.alias("others")
-    todo = schema.todos.c
-    one: Any = literal_column("1")
-    forwarding = sa.forwarding_address
-    facts = (
-        and_(forwarding.is_not(None), cast(forwarding, String) != "null")
-        .label("has_forwarding_address"),
-        _exists(select(others.c.id).where(others.c.master_sa_id == sa.id), probes)
-        .label("has_sub_sas"),
-        _exists(select(one).where(schema.field_activities.c.sa_id == sa.id), probes)
-        .label("has_field_activities"),
-        _exists(select(one).where(todo.drill_kind == "sa", todo.drill_id == sa.id,
-                                  todo.status != ToDoStatus.COMPLETE.value), probes)
-        .label("has_open_todo"),
-        _exists(select(one).where(schema.severance_processes.c.sa_id == sa.id), probes)
-        .label("has_severance_processes"),
-        _exists(select(one).where(schema.financial_transactions.c.sa_id == sa.id), probes)
-        .label("has_financial_transactions"),
-        _exists(select(one).where(schema.budgets.c.account_id == sa.account_id), probes)
-        .label("account_has_budgets"),
-        _exists(select(one).where(schema.collection_processes.c.account_id == sa.account_id),
-                probes).label("account_has_collection_processes"),
-        select(func.count()).select_from(others).where(others.c.account_id == sa.account_id)
-        .scalar_subquery().label("account_sa_count"),
-        select(schema.premises.c.time_zone).where(schema.premises.c.id == sa.premise_id)
-        .scalar_subquery().label("premise_time_zone"),
-    )
+    facts = fact_columns(sa, account, probes)
     audit = type_coerce(sa.audit, Text).label("audit") if sqlite else sa.audit
     account_columns = [account[name].label(f"acct_{name}") for name in _ACCOUNT_COLUMNS]
     columns = (*(sa[name] for name in _SA_COLUMNS), audit, *account_columns, *facts)
@@ -161,7 +172,7 @@ def _facts_query(sqlite: bool) -> Any:
             .order_by(sa.id).with_for_update(of=[_SA, _ACCOUNT]))
 
 
-_FACTS = {sqlite: _facts_query(sqlite) for sqlite in (False, True)}
+_FACTS = {sqlite: chunk_query(sqlite, _saact_facts) for sqlite in (False, True)}
 _POINT = schema.service_points.c
 _POINT_COLUMNS = ("id", "sp_type", "premise_id", "time_zone", "meter_id",
                   "measuring_components", "version")
@@ -170,7 +181,7 @@ _POINT_COLUMNS = ("id", "sp_type", "premise_id", "time_zone", "meter_id",
 def _links_query(sqlite: bool) -> Any:
     """The chunk's links with their service points (on SQLite the measuring components as
     stored text: decoded once per distinct text). On PostgreSQL each service point is a
-    lateral probe of its key, for the reason given in :func:`_facts_query` (the planner read
+    lateral probe of its key, for the reason given in :func:`chunk_query` (the planner read
     the whole service point table for every chunk)."""
     links = schema.sa_sp_links
     if sqlite:
@@ -229,32 +240,59 @@ class StoredAudit:
     document: tuple[Any, ...] = ()
 
 
-def read_facts(connection: Connection, item_ids: Sequence[str]) -> list[SaFacts]:
-    """The facts of the chunk's SAs (those that exist, with their account), in item order."""
+@dataclass(frozen=True)
+class ChunkRows:
+    """A chunk's SA rows (with their account's columns and the facts) by SA id, their links
+    by SA id, and the service points of those links by id."""
+
+    sas: dict[str, dict[str, Any]]
+    links: dict[str, list[dict[str, Any]]]
+    points: dict[str, dict[str, Any]]
+
+    def snapshot_rows(self, row: Mapping[str, Any], raw: bool) -> SnapshotRows:
+        """What the SA's snapshot and its writes need of the rows read."""
+        own_links = tuple(self.links.get(row["id"], ()))
+        account = {name: row[f"acct_{name}"] for name in _ACCOUNT_COLUMNS}
+        audit = StoredAudit(row["audit"]) if raw else StoredAudit(None, tuple(row["audit"]))
+        return SnapshotRows(
+            row, account, own_links,
+            {link["sp_id"]: self.points[link["sp_id"]] for link in own_links
+             if link["sp_id"] in self.points},
+            row["premise_time_zone"] if row["premise_id"] is not None else None, audit)
+
+
+def read_chunk(connection: Connection, reads: Mapping[bool, RawSelect],
+               ids: Sequence[str]) -> ChunkRows:
+    """The rows of the SAs ``ids`` (those that exist, with their account) through the chunk
+    query of ``reads`` (by whether the database is SQLite), with their links and service
+    points."""
     raw = connection.dialect.name == "sqlite"
-    ids = list(dict.fromkeys(item_ids))
-    rows: dict[str, dict[str, Any]] = {}
-    links: dict[str, list[dict[str, Any]]] = {}
-    points: dict[str, dict[str, Any]] = {}
-    for part in in_batches(ids):
-        rows.update((row["id"], row)
-                    for row in _dicts(connection, _FACTS_READ[raw], part, _FACT_DATES))
+    chunk = ChunkRows({}, {}, {})
+    for part in in_batches(list(dict.fromkeys(ids))):
+        chunk.sas.update((row["id"], row)
+                         for row in _dicts(connection, reads[raw], part, _FACT_DATES))
         for joined in _dicts(connection, _LINKS_READ[raw], part, _LINK_DATES):
             link = {name: joined[name] for name in _LINK_COLUMNS}
-            links.setdefault(link["sa_id"], []).append(link)
-            if joined["point_id"] is not None and link["sp_id"] not in points:
+            chunk.links.setdefault(link["sa_id"], []).append(link)
+            if joined["point_id"] is not None and link["sp_id"] not in chunk.points:
                 point = {name: joined[f"point_{name}"] for name in _POINT_COLUMNS}
                 if raw and point["measuring_components"] is not None:
                     point["measuring_components"] = _decoded(point["measuring_components"])
-                points[link["sp_id"]] = point
+                chunk.points[link["sp_id"]] = point
+    return chunk
+
+
+def read_facts(connection: Connection, item_ids: Sequence[str]) -> list[SaFacts]:
+    """The facts of the chunk's SAs (those that exist, with their account), in item order."""
+    raw = connection.dialect.name == "sqlite"
+    chunk = read_chunk(connection, _FACTS_READ, item_ids)
     found = []
-    for sa_id in ids:
-        row = rows.get(sa_id)
+    for sa_id in dict.fromkeys(item_ids):
+        row = chunk.sas.get(sa_id)
         if row is None:
             continue
-        own_links = tuple(links.get(sa_id, ()))
-        account = {name: row[f"acct_{name}"] for name in _ACCOUNT_COLUMNS}
-        audit = StoredAudit(row["audit"]) if raw else StoredAudit(None, tuple(row["audit"]))
+        stored = chunk.snapshot_rows(row, raw)
+        account = stored.account
         found.append(SaFacts(
             sa_id=sa_id, account_id=row["account_id"], sa_type=row["sa_type"],
             status=row["status"], start_date=row["start_date"], end_date=row["end_date"],
@@ -272,15 +310,11 @@ def read_facts(connection: Connection, item_ids: Sequence[str]) -> list[SaFacts]
             has_financial_transactions=bool(row["has_financial_transactions"]),
             account_has_budgets=bool(row["account_has_budgets"]),
             account_has_collection_processes=bool(row["account_has_collection_processes"]),
-            stored=SnapshotRows(
-                row, account, own_links,
-                {link["sp_id"]: points[link["sp_id"]] for link in own_links
-                 if link["sp_id"] in points},
-                row["premise_time_zone"] if row["premise_id"] is not None else None, audit)))
+            stored=stored))
     return found
 
 
-def _appended(audit: StoredAudit, entries: Sequence[Mapping[str, Any]]) -> Any:
+def appended_audit(audit: StoredAudit, entries: Sequence[Mapping[str, Any]]) -> Any:
     """The audit column's new value: the stored JSON text with the entries' JSON appended
     (exactly the text ``json.dumps`` gives for the whole log, as SQLAlchemy writes it), or the
     decoded log plus the entries."""
@@ -301,7 +335,7 @@ def write_set_based(connection: Connection, changes: SetBasedChanges) -> None:
         raw = connection.dialect.name == "sqlite"
         count = update_many(connection, _SA, ("status", "audit", "version"), ("id", "version"), [
             {"set:status": update.status.value,
-             "set:audit": _appended(update.facts.stored.audit, update.entries),
+             "set:audit": appended_audit(update.facts.stored.audit, update.entries),
              "set:version": update.version, "where:id": update.facts.sa_id,
              "where:version": update.version - 1} for update in changes.sa_updates],
             as_stored=("audit",) if raw else ())

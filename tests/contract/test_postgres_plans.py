@@ -38,6 +38,7 @@ from sync.storage.outbox_rows import (
     statuses_of,
 )
 from sync.storage.saact_fast import _FACTS, _LINKS
+from sync.storage.stop_upload_fast import _FACTS as _STOP_FACTS
 from tests.contract.test_batch_runner import TODAY
 
 ROWS = 30_000
@@ -45,9 +46,11 @@ CHUNK = 500
 # Tables that grow with the SAs, with the columns a read looks them up by: a read of a chunk
 # must probe them by one of these, never scan them.
 GROWING = {
-    "ccb_service_agreements": ("id", "master_sa_id", "account_id"),
+    "ccb_service_agreements": ("id", "master_sa_id", "account_id", "premise_id"),
     "ccb_accounts": ("id",),
-    "ccb_sa_sp_links": ("sa_id",),
+    "ccb_persons": ("id",),
+    "ccb_premises": ("id",),
+    "ccb_sa_sp_links": ("sa_id", "sp_id"),
     "ccb_service_points": ("id",),
     "ccb_sync_requests": ("entity_id", "id"),
     "ccb_sync_entities": ("entity_id",),
@@ -194,6 +197,13 @@ def test_step_5_9_saact_chunk_reads_probe_the_key_indexes(filled: Connection,
                                                           read: str) -> None:
     statement = (_FACTS if read == "facts" else _LINKS)[False]
     plan = _plan(filled, statement, {"ids": _sa_ids()})
+    assert _scans_that_read_more_than_their_keys(plan) == []
+
+
+def test_step_1_1_stop_upload_chunk_reads_probe_the_key_indexes(filled: Connection) -> None:
+    # Another SA at the premise or at a service point, the premise, the main person: each
+    # probed by the chunk's SA, not read whole.
+    plan = _plan(filled, _STOP_FACTS[False], {"ids": _sa_ids()})
     assert _scans_that_read_more_than_their_keys(plan) == []
 
 

@@ -26,14 +26,19 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from functools import lru_cache
 from typing import Any
 
 from sync.ccb.batches.common import ItemOutcome, Result
-from sync.ccb.batches.set_based import FinalBillFlag, SaStatusUpdate, SetBasedChanges
+from sync.ccb.batches.set_based import (
+    FinalBillFlag,
+    SaRowFacts,
+    SaStatusUpdate,
+    SetBasedChanges,
+    audit_entry,
+)
 from sync.ccb.changes import ACCOUNT, SA
 from sync.ccb.lifecycle import Action
-from sync.ccb.model import AuditEntry, SaStatus
+from sync.ccb.model import SaStatus
 from sync.ccb.stop_algorithms import CONSEQUENCE
 from sync.ccb.work import Work
 from sync.config.admin import AdminConfig
@@ -50,35 +55,22 @@ class FastAction(StrEnum):
     STOP = "stop"
 
 
-@dataclass(frozen=True)
-class SaFacts:
-    """What the set-based path needs to know about one chunk item, as plain values.
+@dataclass(frozen=True, kw_only=True)
+class SaFacts(SaRowFacts):
+    """What SAACT's set-based path needs to know about one chunk item."""
 
-    ``snapshot`` carries the rows the SA's sync snapshot is built from (the store's business:
-    the rules never look at it)."""
-
-    sa_id: str
-    account_id: str
-    sa_type: str
-    status: str
-    start_date: dt.date
-    end_date: dt.date | None
-    master_sa_id: str | None
     has_forwarding_address: bool
-    version: int
     account_found: bool
     account_version: int
     account_final_bill_pending: bool
     account_bill_cycle: str
     account_sa_count: int  # every SA of the account, this one included
-    has_sub_sas: bool
     has_field_activities: bool
     has_open_todo: bool
     has_severance_processes: bool
     has_financial_transactions: bool
     account_has_budgets: bool
     account_has_collection_processes: bool
-    stored: Any = None
 
 
 def fast_action(facts: SaFacts, admin: AdminConfig, today: dt.date,
@@ -119,34 +111,20 @@ def fast_actions(facts: Sequence[SaFacts], admin: AdminConfig,
     return chosen
 
 
-@lru_cache(maxsize=64)
-def _template(at: dt.datetime, user: str, action: str, from_status: SaStatus,
-              to_status: SaStatus) -> Mapping[str, Any]:
-    return AuditEntry(at=at, user=user, action=action, from_status=from_status,
-                      to_status=to_status, details="").model_dump(mode="json")
-
-
-def _entry(work: Work, action: str, from_status: SaStatus, to_status: SaStatus,
-           details: str) -> Mapping[str, Any]:
-    """The audit entry's JSON document, as the SA's row holds it (the model is dumped once
-    per chunk and kind of entry)."""
-    return {**_template(work.now, work.user, action, from_status, to_status),
-            "details": details}
-
-
 def apply_fast(work: Work, action: FastAction, facts: SaFacts) -> ItemOutcome:
     """Record what :func:`activate_or_stop` records for the SA, as plain row updates."""
     changes = work.changes
     assert isinstance(changes, SetBasedChanges)
     if action is FastAction.ACTIVATE:
-        activated = _entry(work, Action.ACTIVATE.value, SaStatus.PENDING_START,
+        activated = audit_entry(work, Action.ACTIVATE.value, SaStatus.PENDING_START,
                            SaStatus.ACTIVE, DETAILS)
         changes.sa_updates.append(SaStatusUpdate(facts, SaStatus.ACTIVE, (activated,),
                                                  facts.version + 1))
         changes.record_change(SA, facts.sa_id)
         work.note(f"SA {facts.sa_id} active")
         return ItemOutcome("SA", facts.sa_id, Result.CHANGED, "activated")
-    stopped = _entry(work, Action.STOP.value, SaStatus.PENDING_STOP, SaStatus.STOPPED, DETAILS)
+    stopped = audit_entry(work, Action.STOP.value, SaStatus.PENDING_STOP, SaStatus.STOPPED,
+                          DETAILS)
     changes.record_change(SA, facts.sa_id)
     work.note(f"SA {facts.sa_id} stopped")
     entries: tuple[Mapping[str, Any], ...] = (stopped,)
@@ -158,7 +136,8 @@ def apply_fast(work: Work, action: FastAction, facts: SaFacts) -> ItemOutcome:
         line = (f"account {facts.account_id} final bill pending: bill cycle"
                 f" {facts.account_bill_cycle} bills it at its next run")
         work.note(line)
-        entries = (stopped, _entry(work, CONSEQUENCE, SaStatus.STOPPED, SaStatus.STOPPED, line))
+        entries = (stopped, audit_entry(work, CONSEQUENCE, SaStatus.STOPPED, SaStatus.STOPPED,
+                                        line))
     changes.sa_updates.append(SaStatusUpdate(facts, SaStatus.STOPPED, entries,
                                              facts.version + 1))
     return ItemOutcome("SA", facts.sa_id, Result.CHANGED, "stopped")

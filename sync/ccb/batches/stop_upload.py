@@ -96,15 +96,27 @@ def _row(number: int, record: Mapping[str, Any]) -> StopRequestRow | RowProblem:
                           _text(record, "contact_method") or None)
 
 
-def request_stop_row(work: Work, row: StopRequestRow) -> ItemOutcome:
-    """Request the row's stop; raises (naming the entity and field) when it cannot apply."""
+def stop_command(row: StopRequestRow, user: str) -> RequestStop:
+    """The single stop request a row stands for."""
     command = RequestStop(account_id=row.account_id, stop_date=row.stop_date,
-                          sa_ids=row.sa_ids, premise_id=row.premise_id, user=work.user)
+                          sa_ids=row.sa_ids, premise_id=row.premise_id, user=user)
     if row.contact_method is not None:
         command = replace(command, contact_method=row.contact_method)
+    return command
+
+
+def stop_requested(row: StopRequestRow, stopped: list[str]) -> ItemOutcome:
+    """A good row's outcome: the stop requested for the row's account's SAs ``stopped``."""
+    return ItemOutcome("row", str(row.row), Result.CHANGED,
+                       f"stop on {row.stop_date.isoformat()} requested for SA "
+                       + ", ".join(sorted(stopped)))
+
+
+def request_stop_row(work: Work, row: StopRequestRow) -> ItemOutcome:
+    """Request the row's stop; raises (naming the entity and field) when it cannot apply."""
     puts = work.changes.puts_of
     sas_before, links_before = len(puts("sas")), len(puts("links"))
-    request_stop_in(work, command)
+    request_stop_in(work, stop_command(row, work.user))
     # The single request's last check, over what this row changed only: the unit holds the
     # earlier rows too, and checking all of them again for every row would be quadratic.
     changed_sas = set(puts("sas")[sas_before:])
@@ -112,8 +124,5 @@ def request_stop_row(work: Work, row: StopRequestRow) -> ItemOutcome:
                      {work.changes.links[link_id].sp_id for link_id in puts("links")[links_before:]}
                      | {link.sp_id for sa_id in changed_sas for link in work.links_of_sa(sa_id)})
     # The row's account's SAs: a landlord's reversion start is another account's change.
-    stopped = sorted(sa_id for sa_id in changed_sas
-                     if work.changes.sas[sa_id].account_id == row.account_id)
-    return ItemOutcome("row", str(row.row), Result.CHANGED,
-                       f"stop on {row.stop_date.isoformat()} requested for SA "
-                       + ", ".join(stopped))
+    return stop_requested(row, [sa_id for sa_id in changed_sas
+                                if work.changes.sas[sa_id].account_id == row.account_id])
