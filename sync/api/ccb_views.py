@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Response
 from sqlalchemy import select
 
 from sync.api.deps import RuntimeDep, read
-from sync.api.models import DEFAULT_LIST_LIMIT, TOTAL_COUNT, ListLimit, PathId
+from sync.api.models import DEFAULT_LIST_LIMIT, ListLimit, ListOffset, PathId, page
 from sync.api.problems import responses
 from sync.api.security import Read
 from sync.api.view_models import (
@@ -197,6 +197,7 @@ def pending_list(
     due: Annotated[bool | None, Query(description="only those whose date has come (true) or "
                                                   "not yet (false)")] = None,
     limit: ListLimit = DEFAULT_LIST_LIMIT,
+    offset: ListOffset = 0,
 ) -> list[PendingItem]:
     today = runtime.clock.business_date()
     statuses = {"start": (SaStatus.PENDING_START,), "stop": (SaStatus.PENDING_STOP,),
@@ -210,5 +211,5 @@ def pending_list(
                            date=date, days_from_today=(date - today).days, due=date <= today)
         if due is None or item.due is due:
             items.append(item)
-    response.headers[TOTAL_COUNT] = str(len(items))
-    return sorted(items, key=lambda item: (item.date, item.sa_id))[:limit]
+    return page(sorted(items, key=lambda item: (item.date, item.sa_id)), response, offset,
+                limit)

@@ -9,9 +9,9 @@ PostgreSQL) or a date the date arithmetic of the rules cannot handle (year 1, ye
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, TypeVar
 
-from fastapi import Path, Query
+from fastapi import Path, Query, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from sync.ccb.changes import Changes
@@ -90,4 +90,14 @@ class ChangesOut(BaseModel):
 ListLimit = Annotated[int, Query(ge=1, le=10_000, description=(
     "at most this many items (the header X-Total-Count says how many matched)"))]
 DEFAULT_LIST_LIMIT = 1000
+_Item = TypeVar("_Item")
+ListOffset = Annotated[int, Query(ge=0, description=(
+    "skip this many items first: the next page starts at offset + limit"))]
 TOTAL_COUNT = "X-Total-Count"
+
+
+def page(items: list[_Item], response: Response, offset: int, limit: int) -> list[_Item]:
+    """The items ``offset`` to ``offset + limit`` of the list, with how many there are in
+    ``X-Total-Count``."""
+    response.headers[TOTAL_COUNT] = str(len(items))
+    return items[offset:offset + limit]

@@ -12,15 +12,16 @@ from pydantic import Field
 from sync.api.deps import RuntimeDep, read, run_unit
 from sync.api.models import (
     DEFAULT_LIST_LIMIT,
-    TOTAL_COUNT,
     BusinessDate,
     ChangesOut,
     Code,
     Id,
     ListLimit,
+    ListOffset,
     PathId,
     Text,
     User,
+    page,
 )
 from sync.api.models import Body as RequestBody
 from sync.api.problems import responses
@@ -65,12 +66,11 @@ def todo_list(runtime: RuntimeDep, response: Response, role: FilterCode = None,
                   "only open and being worked entries (the worklist), read without the "
                   "completed history"))] = False,
               assigned_user: FilterCode = None,
-              limit: ListLimit = DEFAULT_LIST_LIMIT) -> list[ToDoEntry]:
+              limit: ListLimit = DEFAULT_LIST_LIMIT, offset: ListOffset = 0) -> list[ToDoEntry]:
     entries = todo.list_todos(read(runtime, lambda view: view.todos(
         role=role, todo_type=todo_type, status=todo_status, unfinished=unfinished)),
         runtime.admin, assigned_user=assigned_user)
-    response.headers[TOTAL_COUNT] = str(len(entries))
-    return entries[:limit]
+    return page(entries, response, offset, limit)
 
 
 @router.get("/todos/{todo_id}", tags=["To Do"], dependencies=[Read],

@@ -186,6 +186,13 @@ async def test_pending_list_with_filters(client: httpx.AsyncClient) -> None:
     first = await client.get("/api/pending", params={"limit": 3})
     assert first.json() == everything[:3]
     assert first.headers["X-Total-Count"] == "4"
+    # The next page starts where the first ended; past the end, an empty page.
+    rest = await client.get("/api/pending", params={"limit": 3, "offset": 3})
+    assert (rest.json(), rest.headers["X-Total-Count"]) == (everything[3:], "4")
+    beyond = await client.get("/api/pending", params={"offset": 4})
+    assert (beyond.json(), beyond.headers["X-Total-Count"]) == ([], "4")
+    response = await client.get("/api/pending", params={"offset": -1})
+    assert problem(response, 422, "validation")["errors"][0]["field"] == "query.offset"
     response = await client.get("/api/pending", params={"limit": 0})
     assert problem(response, 422, "validation")["errors"][0]["field"] == "query.limit"
 

@@ -39,8 +39,8 @@ async def test_step_6_1_worklist_by_role_type_and_status(client: httpx.AsyncClie
 
 async def test_step_6_1_the_worklist_answers_the_most_urgent_up_to_a_limit(
         client: httpx.AsyncClient, runtime: Runtime, sync_error_todo: str) -> None:
-    """The limit keeps the most urgent; X-Total-Count says how many matched; the unfinished
-    worklist leaves the completed entries out."""
+    """The limit keeps the most urgent; X-Total-Count says how many matched; the offset
+    reads the next page; the unfinished worklist leaves the completed entries out."""
     def raise_more(view: CcbView, ids: IdSource) -> Changes:
         changes = Changes()
         for sa_id in ("SA-TN02-E", "SA-TN03-E"):
@@ -54,6 +54,9 @@ async def test_step_6_1_the_worklist_answers_the_most_urgent_up_to_a_limit(
     assert len(everything) == 3
     first = await client.get("/api/todos", params={"limit": 2})
     assert (first.json(), first.headers["X-Total-Count"]) == (everything[:2], "3")
+    pages = [(await client.get("/api/todos", params={"limit": 2, "offset": offset})).json()
+             for offset in (0, 2)]
+    assert pages == [everything[:2], everything[2:]]  # page by page, each entry once
     done, user = everything[0]["id"], {"CSR": "csr1", "SYNC": "integ1"}[everything[0]["role"]]
     for action in ("take", "complete"):
         answer = await post(client, f"/api/todos/{done}/{action}", {"user": user})
