@@ -10,6 +10,7 @@ rows again, all refused now) leave the same database too."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,6 +20,8 @@ from sqlalchemy import select
 from sync.batches import BatchReport, JobContext, load_jobs
 from sync.batches.ccb_jobs import StopUploadJob
 from sync.ccb.batches import StopRequestRow
+from sync.ccb.changes import SA
+from sync.ccb.commands import CancelPendingStop, RequestStop
 from sync.ccb.model import (
     Account,
     Address,
@@ -34,6 +37,8 @@ from sync.ccb.model import (
     ServicePoint,
 )
 from sync.ccb.ports import CcbView
+from sync.ccb.stop_start import cancel_pending_stop, request_stop
+from sync.ccb.sync_requests import SyncRequestState
 from sync.clock import FixedClock
 from sync.config.admin import AdminConfig, load_admin_config
 from sync.storage.ccb import SqlCcbStore
@@ -294,7 +299,11 @@ def _uploads(url: str, queries_of: type[SqlBatchQueries], chunk_size: int,
     """The three uploads on a fresh database: reports, the database after the first and after
     the last, the spot checks, and the set-based path's picks per upload."""
     store = _sql_store(url, _mixed())
-    SqlOutbox(store, ADMIN)
+    outbox = SqlOutbox(store, ADMIN)
+    _queue_a_request(store)
+    # The set-based row refreshes that pending request, as the general one does.
+    assert [request.state for request in outbox.find(entity_type=SA, entity_id="SA-F1")] == [
+        SyncRequestState.PENDING]
     queries = queries_of(store.engine)
     try:
         found: dict[str, Any] = {"calls": []}
@@ -308,10 +317,24 @@ def _uploads(url: str, queries_of: type[SqlBatchQueries], chunk_size: int,
             if name == "first":
                 found["after_first"] = _everything(store)
                 found["spots"] = store.read(_spot_checks)
+                found["f1_requests"] = [
+                    (request.state, json.loads(request.payload)["saStatus"])
+                    for request in outbox.find(entity_type=SA, entity_id="SA-F1")]
         found["after_all"] = _everything(store)
         return found
     finally:
         store.dispose()
+
+
+def _queue_a_request(store: SqlCcbStore) -> None:
+    """SA-F1 (a set-based row of the first upload) with a sync request still pending: a stop
+    requested and canceled before the upload, both by a CSR."""
+    now = dt.datetime(2025, 3, 3, 9, tzinfo=dt.UTC)
+    store.execute(lambda view, ids: request_stop(view, ids, ADMIN, RequestStop(
+        account_id="A-F1", stop_date=STOP + dt.timedelta(days=30), sa_ids=("SA-F1",)),
+        TODAY, now))
+    store.execute(lambda view, ids: cancel_pending_stop(view, ids, ADMIN, CancelPendingStop(
+        sa_id="SA-F1"), TODAY, now))
 
 
 def _everything(store: SqlCcbStore) -> dict[str, Any]:
@@ -381,6 +404,8 @@ def test_step_1_1_set_based_stop_upload_leaves_the_database_the_general_rules_le
     assert fast["again"]["changed"] == 0
     assert len(fast["again"]["errors"]) == len(_first_upload())
     spots = fast["spots"]
+    # SA-F1's request queued before the upload, refreshed with the pending stop's snapshot.
+    assert fast["f1_requests"] == [(SyncRequestState.PENDING, "30")]
     assert spots["statuses"]["SA-F0"] == (SaStatus.PENDING_STOP, STOP)
     assert spots["statuses"]["SA-F2"] == (SaStatus.PENDING_STOP, STOP)
     assert spots["statuses"]["SA-F5"] == (SaStatus.PENDING_STOP, TOMORROW)
