@@ -259,6 +259,17 @@ def _todo_unit(action: Callable[[CcbView, Context, argparse.Namespace], Changes]
     return handler
 
 
+def _count(text: str) -> int:
+    """A whole number of entries, zero or more (argparse names the option when it refuses)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative")
+    return value
+
+
 def _register_todo(sub: Subparsers) -> None:
     parser = sub.add_parser("todo", help="To Do entries: list, take, log, complete")
     todo_sub = parser.add_subparsers(dest="todo_command", required=True, metavar="ACTION")
@@ -268,6 +279,13 @@ def _register_todo(sub: Subparsers) -> None:
     listing.add_argument("--type", dest="todo_type")
     listing.add_argument("--status", choices=[s.value for s in ToDoStatus])
     listing.add_argument("--assigned-user")
+    listing.add_argument("--unfinished", action="store_true",
+                         help="only open and being worked entries, read without the completed"
+                              " history")
+    listing.add_argument("--limit", type=_count, default=None,
+                         help="at most this many entries (all by default)")
+    listing.add_argument("--offset", type=_count, default=0,
+                         help="skip this many first: the next page starts at offset + limit")
     take = _command(todo_sub, "take", "take an entry to work it (6.1)", _todo_unit(
         lambda view, c, a: todo.take_todo(view, c.admin, a.todo, a.user, c.clock.now())))
     take.add_argument("todo")

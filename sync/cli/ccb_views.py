@@ -232,11 +232,16 @@ def _premise(context: Context, args: argparse.Namespace) -> int:
 def todo_list(context: Context, args: argparse.Namespace) -> int:
     status = ToDoStatus(args.status) if args.status else None
     entries = _read(context, lambda view: view.todos(role=args.role, todo_type=args.todo_type,
-                                                     status=status))
-    worklist = todo.list_todos(entries, context.admin, assigned_user=args.assigned_user)
+                                                     status=status, unfinished=args.unfinished))
+    matched = todo.list_todos(entries, context.admin, assigned_user=args.assigned_user)
+    end = None if args.limit is None else args.offset + args.limit
+    worklist = matched[args.offset:end]
     payload = [entry.model_dump(mode="json") for entry in worklist]
+    title = "To Do entries" if len(worklist) == len(matched) else (
+        f"To Do entries {args.offset + 1 if worklist else args.offset}-"
+        f"{args.offset + len(worklist)} of {len(matched)}")
     context.emit(payload, lambda: context.table(
-        "To Do entries", ["id", "type", "role", "status", "assigned", "drill key", "message"],
+        title, ["id", "type", "role", "status", "assigned", "drill key", "message"],
         [(e.id, e.todo_type, e.role, e.status.value, e.assigned_user,
           f"{e.drill_key.kind} {e.drill_key.id}", e.message) for e in worklist]))
     return 0

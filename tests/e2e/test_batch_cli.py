@@ -53,6 +53,17 @@ def test_step_6_0_saact_twice_on_the_same_date_changes_nothing_the_second_time(c
     assert cli.row_counts() == counts
     todos = cli.json("ccb", "todo", "list", "--type", "TD-SAACT")
     assert len(todos) == 4
+    # The worklist page by page (6.1): each entry once, in the same order.
+    pages = [cli.json("ccb", "todo", "list", "--type", "TD-SAACT", "--limit", "3", "--offset",
+                      offset) for offset in ("0", "3")]
+    assert pages == [todos[:3], todos[3:]]
+    code, out, _err = cli.run("ccb", "todo", "list", "--type", "TD-SAACT", "--limit", "3")
+    assert code == 0
+    assert "To Do entries 1-3 of 4" in out
+    with pytest.raises(SystemExit) as usage:
+        cli.run("ccb", "todo", "list", "--limit", "-1")
+    assert usage.value.code == 2
+    assert "argument --limit: -1 is negative" in cli.capsys.readouterr().err
     code, out, _err = cli.run("batch", "run", "SAACT", "--date", STOP_DATE)
     assert out.strip() == (f"SAACT on {STOP_DATE}: examined 4, changed 0, To Dos raised 0,"
                            " errors 0 - nothing to do")
@@ -79,6 +90,9 @@ def test_step_5_9_facompl_file_then_saact_stops_and_activates(cli: Cli, tmp_path
     assert tenant["sa"]["status"] == "40"
     assert [link["stop_read"] for link in tenant["links"]] == [1000.0]
     assert cli.json("ccb", "todo", "list", "--type", "TD-SAACT", "--status", "open") == []
+    # Resolved by SAACT: in the history, not in the worklist.
+    assert len(cli.json("ccb", "todo", "list", "--type", "TD-SAACT")) == 4
+    assert cli.json("ccb", "todo", "list", "--type", "TD-SAACT", "--unfinished") == []
 
 
 def test_batch_list_and_refusals_are_one_line(cli: Cli) -> None:
