@@ -3,9 +3,10 @@ decisions (:mod:`sync.ccb.batches.stop_upload_fast`) written with one statement 
 the SAs' sync snapshots built from the rows read.
 
 The reads are SAACT's (:func:`~sync.storage.saact_fast.chunk_query`, the same locks, the same
-probes on PostgreSQL) with a stop request's facts: sub SAs, another SA at the premise, another
-SA's link at one of the SA's service points, the premise's landlord agreement and parent, the
-main person. Writes: one ``UPDATE ... WHERE id = :id AND version = :read`` of the SAs (status,
+probes on PostgreSQL) with a stop request's facts: sub SAs, another live SA at the premise, the
+premise's landlord agreement and parent, the main person; then the other SAs' links at the
+chunk's SAs' service points with their SA's status and type (earlier tenants, mostly), for
+the overlap check. Writes: one ``UPDATE ... WHERE id = :id AND version = :read`` of the SAs (status,
 end date, who stopped them, audit log, version), a summed row count short of the rows being a
 :class:`~sync.ccb.errors.ConcurrentUpdateError`, and one of the links' stop dates. The
 contacts are ordinary new entities of the unit of work.
@@ -18,12 +19,18 @@ from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Connection, literal_column, or_, select
+from sqlalchemy import Connection, and_, bindparam, literal_column, or_, select, true
 
 from sync.ccb.batches.common import Shortcut
 from sync.ccb.batches.set_based import SetBasedChanges
 from sync.ccb.batches.stop_upload import StopRequestRow
-from sync.ccb.batches.stop_upload_fast import StopFacts, apply_fast_stop, fast_stops
+from sync.ccb.batches.stop_upload_fast import (
+    LIVE_STATUSES,
+    LinkPeriod,
+    StopFacts,
+    apply_fast_stop,
+    fast_stops,
+)
 from sync.ccb.changes import SA, Changes
 from sync.ccb.errors import ConcurrentUpdateError
 from sync.ccb.model import SaStatus
@@ -31,7 +38,7 @@ from sync.ccb.ports import CcbView
 from sync.config.admin import AdminConfig
 from sync.mapping.snapshots import sa_snapshot_document
 from sync.storage import ccb_schema as schema
-from sync.storage.bulk_sql import RawSelect, update_many
+from sync.storage.bulk_sql import RawSelect, in_batches, probed_keys, update_many
 from sync.storage.ccb_view import SqlCcbView
 from sync.storage.saact_fast import (
     SnapshotRows,
@@ -44,28 +51,24 @@ from sync.storage.saact_fast import (
 _SA = schema.service_agreements
 _LINK = schema.sa_sp_links
 _PREMISE = schema.premises
+# The live statuses as literals in the statement: the chunk read is rendered once and bound
+# by position with the ids alone.
+_LIVE = [literal_column(f"'{status}'") for status in sorted(LIVE_STATUSES)]
 
 
 def _stop_facts(sa: Any, account: Any, probes: bool) -> tuple[Any, ...]:
-    """A stop request's facts: correlated index lookups by the SA's id, premise and service
-    points, and the account's main person."""
+    """A stop request's facts: correlated index lookups by the SA's id and premise, and the
+    account's main person."""
     others = _SA.alias("others")
-    own_link = _LINK.alias("own_link")
-    other_link = _LINK.alias("other_link")
     one: Any = literal_column("1")
     premise = _PREMISE.c
     return (
         exists_probe(select(others.c.id).where(others.c.master_sa_id == sa.id), probes)
         .label("has_sub_sas"),
         exists_probe(select(one).where(others.c.premise_id == sa.premise_id,
-                                       others.c.id != sa.id), probes)
-        .label("shares_premise"),
-        # A probe of each own link's service point (as a join, PostgreSQL planned a scan of
-        # every link for tables analyzed while small).
-        exists_probe(select(one).where(own_link.c.sa_id == sa.id, exists_probe(
-            select(one).where(other_link.c.sp_id == own_link.c.sp_id,
-                              other_link.c.sa_id != own_link.c.sa_id), probes)), probes)
-        .label("shares_service_point"),
+                                       others.c.id != sa.id,
+                                       others.c.status.in_(_LIVE)), probes)
+        .label("live_sa_at_premise"),
         exists_probe(select(one).where(premise.id == sa.premise_id), probes)
         .label("premise_found"),
         exists_probe(select(one).where(premise.id == sa.premise_id, or_(
@@ -81,12 +84,68 @@ def _stop_facts(sa: Any, account: Any, probes: bool) -> tuple[Any, ...]:
 
 _FACTS = {sqlite: chunk_query(sqlite, _stop_facts) for sqlite in (False, True)}
 _READ = {sqlite: RawSelect(query, "ids", array=not sqlite) for sqlite, query in _FACTS.items()}
+_OTHER_COLUMNS = ("own_sa_id", "id", "sp_id", "sa_id", "start_date", "stop_date", "status",
+                  "sa_type")
+
+
+def _others_query(sqlite: bool) -> Any:
+    """Other SAs' links at the service points of the chunk's SAs, with their SA's status and
+    type. On PostgreSQL each step is a probe: the SA's links by SA, the other links by
+    service point, their SA by id."""
+    own, other = _LINK.alias("own_link"), _LINK.alias("other_link")
+    if sqlite:
+        return (select(own.c.sa_id.label("own_sa_id"), other.c.id, other.c.sp_id,
+                       other.c.sa_id, other.c.start_date, other.c.stop_date, _SA.c.status,
+                       _SA.c.sa_type)
+                .select_from(own)
+                .join(other, and_(other.c.sp_id == own.c.sp_id, other.c.sa_id != own.c.sa_id))
+                .join(_SA, _SA.c.id == other.c.sa_id)
+                .where(own.c.sa_id.in_(bindparam("ids", expanding=True))))
+    wanted = probed_keys(("ids", "id"))
+    own_row = select(own).where(own.c.sa_id == wanted.c.id).offset(literal_column("0")) \
+        .lateral("own")
+    other_row = (select(other).where(other.c.sp_id == own_row.c.sp_id,
+                                     other.c.sa_id != own_row.c.sa_id)
+                 .offset(literal_column("0")).lateral("other"))
+    sa_row = (select(_SA.c.status, _SA.c.sa_type).where(_SA.c.id == other_row.c.sa_id)
+              .limit(literal_column("1")).lateral("other_sa"))
+    return (select(own_row.c.sa_id.label("own_sa_id"), other_row.c.id, other_row.c.sp_id,
+                   other_row.c.sa_id, other_row.c.start_date, other_row.c.stop_date,
+                   sa_row.c.status, sa_row.c.sa_type)
+            .select_from(wanted).join(own_row, true()).join(other_row, true())
+            .join(sa_row, true()))
+
+
+_OTHERS = {sqlite: _others_query(sqlite) for sqlite in (False, True)}
+_OTHERS_READ = {sqlite: RawSelect(query, "ids", array=not sqlite)
+                for sqlite, query in _OTHERS.items()}
+
+
+def _others_at_service_points(connection: Connection, sa_ids: Sequence[str]
+                              ) -> dict[str, tuple[LinkPeriod, ...]]:
+    """By SA: the other SAs' links at its service points (each once)."""
+    raw = connection.dialect.name == "sqlite"
+    found: dict[str, dict[str, LinkPeriod]] = {}
+    for part in in_batches(list(dict.fromkeys(sa_ids))):
+        for row in _OTHERS_READ[raw].rows(connection, part):
+            values = dict(zip(_OTHER_COLUMNS, row, strict=True))
+            found.setdefault(values["own_sa_id"], {})[values["id"]] = LinkPeriod(
+                link_id=values["id"], sp_id=values["sp_id"], sa_id=values["sa_id"],
+                sa_type=values["sa_type"], status=values["status"],
+                start_date=_date(values["start_date"]), stop_date=_date(values["stop_date"]))
+    return {sa_id: tuple(links.values()) for sa_id, links in found.items()}
+
+
+def _date(value: Any) -> Any:
+    # SQLite's driver gives a date column's ISO text.
+    return dt.date.fromisoformat(value) if isinstance(value, str) else value
 
 
 def read_stop_facts(connection: Connection, sa_ids: Sequence[str]) -> dict[str, StopFacts]:
     """The facts of the SAs (those that exist, with their account) by id."""
     raw = connection.dialect.name == "sqlite"
     chunk = read_chunk(connection, _READ, sa_ids)
+    others = _others_at_service_points(connection, list(chunk.sas))
     found: dict[str, StopFacts] = {}
     for sa_id, row in chunk.sas.items():
         stored = chunk.snapshot_rows(row, raw)
@@ -99,10 +158,12 @@ def read_stop_facts(connection: Connection, sa_ids: Sequence[str]) -> dict[str, 
             premise_found=bool(row["premise_found"]),
             premise_may_revert=bool(row["premise_may_revert"]),
             has_sub_sas=bool(row["has_sub_sas"]),
-            shares_premise=bool(row["shares_premise"]),
-            shares_service_point=bool(row["shares_service_point"]),
-            open_link_ids=tuple(link["id"] for link in stored.links
-                                if link["stop_date"] is None),
+            live_sa_at_premise=bool(row["live_sa_at_premise"]),
+            links=tuple(LinkPeriod(
+                link_id=link["id"], sp_id=link["sp_id"], sa_id=sa_id, sa_type=row["sa_type"],
+                status=row["status"], start_date=link["start_date"],
+                stop_date=link["stop_date"]) for link in stored.links),
+            others_at_service_points=others.get(sa_id, ()),
             stored=stored)
     return found
 

@@ -39,6 +39,7 @@ from sync.storage.outbox_rows import (
 )
 from sync.storage.saact_fast import _FACTS, _LINKS
 from sync.storage.stop_upload_fast import _FACTS as _STOP_FACTS
+from sync.storage.stop_upload_fast import _OTHERS as _STOP_OTHERS
 from tests.contract.test_batch_runner import TODAY
 
 ROWS = 30_000
@@ -200,10 +201,13 @@ def test_step_5_9_saact_chunk_reads_probe_the_key_indexes(filled: Connection,
     assert _scans_that_read_more_than_their_keys(plan) == []
 
 
-def test_step_1_1_stop_upload_chunk_reads_probe_the_key_indexes(filled: Connection) -> None:
-    # Another SA at the premise or at a service point, the premise, the main person: each
-    # probed by the chunk's SA, not read whole.
-    plan = _plan(filled, _STOP_FACTS[False], {"ids": _sa_ids()})
+@pytest.mark.parametrize("read", ["facts", "others"])
+def test_step_1_1_stop_upload_chunk_reads_probe_the_key_indexes(filled: Connection,
+                                                                read: str) -> None:
+    # Another live SA at the premise, the premise, the main person; the other SAs' links at
+    # the SAs' service points: each probed by the chunk's SA, not read whole.
+    statement = (_STOP_FACTS if read == "facts" else _STOP_OTHERS)[False]
+    plan = _plan(filled, statement, {"ids": _sa_ids()})
     assert _scans_that_read_more_than_their_keys(plan) == []
 
 

@@ -3,25 +3,26 @@
 SA which nothing else shares, decided from plain values.
 
 Most rows of a mass move-out name one active SA whose premise and service points serve nobody
-else. For such a row the general rules do the same few things: the SA goes to pending stop
-with the stop date and one audit entry, its links without a stop date take it, and the
-customer contact ``STOPSVC`` is recorded on the account's main person. Deciding that through
-models (read the account's whole neighbourhood, validate every row, copy the SA, dump its
-audit log again) costs several times the change. :func:`fast_stops` picks the rows for which
-the outcome is certain from a handful of facts (:class:`StopFacts`, read for the whole chunk
-by the store) and :func:`apply_fast_stop` records the same outcome, ``changed`` entry, note
-and contact in the chunk's work, with the SA and link updates as plain values
-(:class:`~sync.ccb.batches.set_based.StopRequested`).
+else now (earlier tenants' stopped SAs aside). For such a row the general rules do the same
+few things: the SA goes to pending stop with the stop date and one audit entry, its links
+without a stop date take it, and the customer contact ``STOPSVC`` is recorded on the
+account's main person. Deciding that through models (read the account's whole neighbourhood,
+validate every row, copy the SA, dump its audit log again) costs several times the change.
+:func:`fast_stops` picks the rows for which the outcome is certain from a handful of facts
+(:class:`StopFacts`, read for the whole chunk by the store) and :func:`apply_fast_stop`
+records the same outcome, ``changed`` entry, note and contact in the chunk's work, with the SA
+and link updates as plain values (:class:`~sync.ccb.batches.set_based.StopRequested`).
 
 Anything else goes through the general rules in the same unit of work, which also report
 every refusal: a row naming a premise or several SAs, an SA that is not active, has an end
 date, a master or sub SAs, or belongs to another account; an SA type that needs fieldwork; a
 stop date before the start, back-dated too far, or (with the immediate stop algorithm) already
-reached; another SA at the premise or at one of the service points (a reversion, a next
-tenant, an overlap to check); a premise with a landlord agreement or a parent premise (the
-reversion table); a missing main person or premise, an unknown contact method; algorithms
-other than the ones whose effect is known; an account or SA named by another row of the chunk
-(whose rules could read or change it).
+reached; another live SA (pending start, active, pending stop) at the premise or at one of
+the service points (a reversion, a next tenant), or any overlap the general rules' last
+check would report there (earlier tenants' stopped SAs are fine); a premise with a landlord
+agreement or a parent premise (the reversion table); a missing main person or premise, an
+unknown contact method; algorithms other than the ones whose effect is known; an account or
+SA named by another row of the chunk (whose rules could read or change it).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from sync.ccb.batches.set_based import (
 from sync.ccb.batches.stop_upload import StopRequestRow, stop_command, stop_requested
 from sync.ccb.changes import SA
 from sync.ccb.contacts import CONTACT_METHODS, checked_contact
+from sync.ccb.coverage import overlaps
 from sync.ccb.lifecycle import Action
 from sync.ccb.model import CreatedBy, SaStatus
 from sync.ccb.stop_start import CUSTOMER, STOP_CONTACT, stop_contact_comments
@@ -57,6 +59,26 @@ KNOWN_REVERSION = frozenset({None, "C2M-LL-REV"})
 KNOWN_IMMEDIATE_STOP = frozenset({None, "C1-SAIS-ST"})
 
 
+# The statuses in which an SA still takes part in reversion and coverage decisions; the
+# history (stopped, reactivated, closed, canceled) does not, beyond the overlap check.
+LIVE_STATUSES = frozenset({SaStatus.PENDING_START.value, SaStatus.ACTIVE.value,
+                           SaStatus.PENDING_STOP.value})
+
+
+@dataclass(frozen=True)
+class LinkPeriod:
+    """A link at a service point: whose, and the days ``[start_date, stop_date)`` it covers.
+    ``status`` and ``sa_type`` are those of the link's SA."""
+
+    link_id: str
+    sp_id: str
+    sa_id: str
+    sa_type: str
+    status: str
+    start_date: dt.date
+    stop_date: dt.date | None
+
+
 @dataclass(frozen=True, kw_only=True)
 class StopFacts(SaRowFacts):
     """What the set-based path needs to know about the SA a row names."""
@@ -66,9 +88,14 @@ class StopFacts(SaRowFacts):
     main_person_found: bool
     premise_found: bool
     premise_may_revert: bool  # a landlord agreement or a parent premise (whose agreement counts)
-    shares_premise: bool  # another SA at the SA's premise
-    shares_service_point: bool  # another SA's link at one of the SA's service points
-    open_link_ids: tuple[str, ...]  # the SA's links without a stop date
+    live_sa_at_premise: bool  # another SA at the SA's premise in a live status
+    links: tuple[LinkPeriod, ...]  # the SA's own links
+    others_at_service_points: tuple[LinkPeriod, ...]  # other SAs' links at its service points
+
+    @property
+    def open_link_ids(self) -> tuple[str, ...]:
+        """The SA's links without a stop date: they take the SA's."""
+        return tuple(link.link_id for link in self.links if link.stop_date is None)
 
 
 def fast_stop(row: StopRequestRow, facts: StopFacts | None, admin: AdminConfig,
@@ -96,7 +123,8 @@ def fast_stop(row: StopRequestRow, facts: StopFacts | None, admin: AdminConfig,
         return False
     if algorithms.immediate_stop is not None and row.stop_date <= today:
         return False
-    if facts.shares_premise or facts.shares_service_point or facts.premise_may_revert:
+    if facts.live_sa_at_premise or facts.premise_may_revert \
+            or not _service_points_clear(facts, admin, row.stop_date):
         return False
     if STOP_CONTACT in admin.contact_types:
         method = stop_command(row, user).contact_method
@@ -104,6 +132,36 @@ def fast_stop(row: StopRequestRow, facts: StopFacts | None, admin: AdminConfig,
                 or method not in CONTACT_METHODS:
             return False
     return facts.premise_id is None or facts.premise_found
+
+
+def _service_points_clear(facts: StopFacts, admin: AdminConfig, stop_date: dt.date) -> bool:
+    """No other live SA at the SA's service points (a next tenant, another tenant for the
+    reversion rules), and the overlap check the general rules end with
+    (:func:`~sync.ccb.coverage.check_no_overlap`) finds nothing at them once the SA's open
+    links stop on ``stop_date``: the history of earlier tenants stays out of the way."""
+    if any(other.status in LIVE_STATUSES for other in facts.others_at_service_points):
+        return False
+    own_type = admin.sa_types[facts.sa_type].service_type
+    by_point: dict[str, list[tuple[str, str, dt.date, dt.date | None]]] = {}
+    for link in facts.links:
+        by_point.setdefault(link.sp_id, []).append((
+            facts.sa_id, own_type, link.start_date,
+            stop_date if link.stop_date is None else link.stop_date))
+    for other in facts.others_at_service_points:
+        if other.status == SaStatus.CANCELED.value:
+            continue  # a canceled SA covers nothing
+        known = admin.sa_types.get(other.sa_type)
+        if known is None:
+            return False  # the general check cannot place it: let it say so
+        by_point.setdefault(other.sp_id, []).append(
+            (other.sa_id, known.service_type, other.start_date, other.stop_date))
+    for coverage in by_point.values():
+        for index, (sa_id, service_type, start, end) in enumerate(coverage):
+            for other_id, other_type, other_start, other_end in coverage[index + 1:]:
+                if sa_id != other_id and service_type == other_type \
+                        and overlaps(start, end, other_start, other_end):
+                    return False
+    return True
 
 
 def fast_stops(rows: Sequence[StopRequestRow], facts: Mapping[str, StopFacts],

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from sync.ccb.batches.stop_upload import StopRequestRow
-from sync.ccb.batches.stop_upload_fast import StopFacts, fast_stop, fast_stops
+from sync.ccb.batches.stop_upload_fast import LinkPeriod, StopFacts, fast_stop, fast_stops
 from sync.config.admin import AdminConfig, FaCreation, load_admin_config
 
 ADMIN = load_admin_config()
@@ -20,14 +20,27 @@ TODAY = dt.date(2025, 3, 3)
 LATER = TODAY + dt.timedelta(days=14)
 
 
+SINCE = dt.date(2024, 6, 1)
+
+
+def _link(sa_id: str = "SA-1", status: str = "20", start: dt.date = SINCE,
+          stop: dt.date | None = None, *, sp_id: str = "SP-1", sa_type: str = "W-RES",
+          link_id: str | None = None) -> LinkPeriod:
+    return LinkPeriod(link_id or f"L-{sa_id}", sp_id, sa_id, sa_type, status, start, stop)
+
+
 def _facts(sa_id: str = "SA-1", account_id: str = "A-1", **changes: Any) -> StopFacts:
     facts = StopFacts(
         sa_id=sa_id, account_id=account_id, sa_type="W-RES", status="20",
-        start_date=dt.date(2024, 6, 1), end_date=None, master_sa_id=None, premise_id="PR-1",
+        start_date=SINCE, end_date=None, master_sa_id=None, premise_id="PR-1",
         version=3, main_person_id="P-1", main_person_found=True, premise_found=True,
-        premise_may_revert=False, has_sub_sas=False, shares_premise=False,
-        shares_service_point=False, open_link_ids=("L-1",))
+        premise_may_revert=False, has_sub_sas=False, live_sa_at_premise=False,
+        links=(_link(sa_id),), others_at_service_points=())
     return dataclasses.replace(facts, **changes)
+
+
+# An earlier tenant at the same service point, stopped the day this SA started.
+EARLIER = _link("SA-0", "40", dt.date(2023, 1, 1), SINCE)
 
 
 def _row(number: int = 1, account_id: str = "A-1", sa_ids: tuple[str, ...] = ("SA-1",),
@@ -59,8 +72,16 @@ def test_step_1_1_the_common_stop_request_is_decided_set_based() -> None:
     _facts(start_date=LATER + dt.timedelta(days=1)),  # refused: stop before start
     _facts(sa_type="NO-SUCH-TYPE"),
     _facts(sa_type="E-RES"),  # fieldwork: a stop FA at request time
-    _facts(shares_premise=True),  # reversion may retire or start a landlord SA
-    _facts(shares_service_point=True),  # a next tenant, an overlap to check
+    _facts(live_sa_at_premise=True),  # reversion may retire or start a landlord SA
+    # Another live SA at the service point: a next tenant, another tenant to revert.
+    _facts(others_at_service_points=(_link("SA-2", "10", LATER + dt.timedelta(days=5)),)),
+    _facts(others_at_service_points=(_link("SA-2", "30", dt.date(2023, 1, 1), LATER),)),
+    # The history overlaps this SA, or itself: the general rules' last check refuses it.
+    _facts(others_at_service_points=(_link("SA-0", "40", dt.date(2023, 1, 1),
+                                           SINCE + dt.timedelta(days=1)),)),
+    _facts(others_at_service_points=(EARLIER, _link("SA-00", "60", dt.date(2022, 1, 1),
+                                                    dt.date(2023, 6, 1)))),
+    _facts(others_at_service_points=(_link("SA-0", "40", sa_type="NO-SUCH-TYPE"),)),
     _facts(premise_may_revert=True),  # a landlord agreement here or up the chain
     _facts(main_person_found=False),  # refused: the contact's person is missing
     _facts(main_person_id=""),
@@ -100,6 +121,29 @@ def test_step_1_1_algorithms_and_settings_decide_what_is_known() -> None:
         code: kind for code, kind in ADMIN.contact_types.items() if code != "STOPSVC"}})
     assert fast_stop(_row(contact_method="pigeon"), _facts(main_person_found=False), without,
                      TODAY, "STOPUPL")
+
+
+def test_step_1_1_earlier_tenants_at_the_service_point_are_history() -> None:
+    row = _row()
+    assert fast_stop(row, _facts(others_at_service_points=(EARLIER,)), ADMIN, TODAY,
+                     "STOPUPL")
+    # A canceled SA covers nothing, whatever its dates; another service type is not counted.
+    canceled = _link("SA-9", "70", dt.date(2023, 1, 1))
+    electric = _link("SA-8", "40", dt.date(2023, 1, 1), LATER, sa_type="E-RES")
+    assert fast_stop(row, _facts(others_at_service_points=(EARLIER, canceled, electric)),
+                     ADMIN, TODAY, "STOPUPL")
+    # The SA's own link stopped earlier at another service point is its own history.
+    own_old = _link("SA-1", "20", SINCE, SINCE + dt.timedelta(days=30), sp_id="SP-OLD",
+                    link_id="L-OLD")
+    assert fast_stop(row, _facts(links=(own_old, _link()), others_at_service_points=(
+        _link("SA-7", "40", SINCE + dt.timedelta(days=30), sp_id="SP-OLD"),)), ADMIN, TODAY,
+        "STOPUPL")
+    # Once stopped on the row's date, the SA no longer meets a later tenant of the past.
+    after = _link("SA-6", "40", LATER, LATER + dt.timedelta(days=10))
+    assert fast_stop(row, _facts(others_at_service_points=(after,)), ADMIN, TODAY, "STOPUPL")
+    before_stop = _link("SA-6", "40", LATER - dt.timedelta(days=1), LATER)
+    assert not fast_stop(row, _facts(others_at_service_points=(before_stop,)), ADMIN, TODAY,
+                         "STOPUPL")
 
 
 def test_step_1_1_rows_sharing_an_account_or_sa_in_a_chunk_go_the_general_way() -> None:
