@@ -53,7 +53,7 @@ _LINK = schema.sa_sp_links
 _PREMISE = schema.premises
 # The live statuses as literals in the statement: the chunk read is rendered once and bound
 # by position with the ids alone.
-_LIVE = [literal_column(f"'{status}'") for status in sorted(LIVE_STATUSES)]
+_LIVE: list[Any] = [literal_column(f"'{status}'") for status in sorted(LIVE_STATUSES)]
 
 
 def _stop_facts(sa: Any, account: Any, probes: bool) -> tuple[Any, ...]:
