@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sync.batches.ports import Selection
 from sync.batches.registry import BatchUsageError, JobContext, jobs
@@ -55,12 +56,16 @@ class SelectionJob:
         return report
 
 
+def offered_fast_path(context: JobContext, name: str, *args: Any) -> FastPath | None:
+    """The set-based path the store's queries offer as ``name`` (the SQL store's do), built
+    with ``args``; None on a store without it, where the general rules decide everything."""
+    offer = getattr(context.queries, name, None)
+    return offer(*args) if offer is not None else None
+
+
 def saact_fast_path(context: JobContext) -> FastPath | None:
-    """SAACT's set-based path for its common case, when the store's queries offer one (the
-    SQL store's do; the general rules decide everything else, and everything on a store
-    without it)."""
-    offer = getattr(context.queries, "saact_fast_path", None)
-    return offer(context.admin, context.date()) if offer is not None else None
+    """SAACT's set-based path for its common case (:func:`offered_fast_path`)."""
+    return offered_fast_path(context, "saact_fast_path", context.admin, context.date())
 
 
 @dataclass(frozen=True)
@@ -108,12 +113,10 @@ class StopUploadJob:
             return context.queries.prefetch_accounts(
                 view, [by_key[key].account_id for key in keys])
 
-        # The set-based path for the common stop request, when the store's queries offer one
-        # (the SQL store's do; the general rules decide every other row, and every row on a
-        # store without it). The runner's units are done by user ``code``.
-        offer = getattr(context.queries, "stop_upload_fast_path", None)
-        fast_path = (offer(context.admin, context.date(), self.code, by_key)
-                     if offer is not None else None)
+        # The set-based path for the common stop request; the runner's units are done by
+        # user ``code``.
+        fast_path = offered_fast_path(context, "stop_upload_fast_path", context.admin,
+                                      context.date(), self.code, by_key)
         return run_rows(context, self.code, list(by_key), problems, step, prefetch, fast_path)
 
 

@@ -28,11 +28,9 @@ from __future__ import annotations
 import datetime as dt
 
 from sync.ccb.lifecycle import Action, record, set_stop, transition
-from sync.ccb.model import CreatedBy, ProcessStatus, SaStatus, ServiceAgreement
+from sync.ccb.model import IN_SERVICE, CreatedBy, ProcessStatus, SaStatus, ServiceAgreement
 from sync.ccb.stop_algorithms import CONSEQUENCE, run_stop_algorithms
 from sync.ccb.work import Work
-
-IN_SERVICE = (SaStatus.PENDING_START, SaStatus.ACTIVE, SaStatus.PENDING_STOP)
 
 
 def run_stop_consequences(work: Work, sa: ServiceAgreement) -> None:

@@ -10,6 +10,7 @@ command makes before its changes are handed to the store.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sync.ccb.errors import InvalidCommand
@@ -70,20 +71,45 @@ def conflicts(view: CcbView, admin: AdminConfig, sp_id: str, service_type: str,
             if c.sa.id not in excluding and c.overlaps(start, end)]
 
 
+@dataclass(frozen=True)
+class Span:
+    """The days ``[start, end)`` an SA's link covers at a service point, and the SA's service
+    type (only SAs of one service type may not overlap)."""
+
+    sa_id: str
+    service_type: str
+    start: dt.date
+    end: dt.date | None
+
+
+def first_overlap(spans: Sequence[Span]) -> tuple[Span, Span] | None:
+    """The first two spans of different SAs and one service type that share a day (in the
+    order given, by service type in order of appearance), or None."""
+    by_type: dict[str, list[Span]] = {}
+    for span in spans:
+        by_type.setdefault(span.service_type, []).append(span)
+    for group in by_type.values():
+        for index, first in enumerate(group):
+            for second in group[index + 1:]:
+                if first.sa_id != second.sa_id \
+                        and overlaps(first.start, first.end, second.start, second.end):
+                    return first, second
+    return None
+
+
 def check_no_overlap(view: CcbView, admin: AdminConfig, sp_ids: set[str]) -> None:
     """Raise :class:`InvalidCommand` naming the SP and both SAs if any two SAs overlap."""
     for sp_id in sorted(sp_ids):
-        by_type: dict[str, list[Coverage]] = {}
+        spans = []
         for link in view.links_at_sp(sp_id):
             sa = view.sa(link.sa_id)
             if sa is not None and sa.status is not SaStatus.CANCELED:
-                by_type.setdefault(service_type_of(admin, sa), []).append(Coverage(sa, link))
-        for covered in by_type.values():
-            for index, first in enumerate(covered):
-                for second in covered[index + 1:]:
-                    if first.sa.id != second.sa.id and first.overlaps(second.start, second.end):
-                        day = max(first.start, second.start)
-                        raise InvalidCommand(
-                            "service point", sp_id, "sa_sp_links",
-                            f"SA {first.sa.id!r} and SA {second.sa.id!r} would both serve it"
-                            f" on {day.isoformat()}")
+                spans.append(Span(sa.id, service_type_of(admin, sa), link.start_date,
+                                  link.stop_date))
+        found = first_overlap(spans)
+        if found is not None:
+            first, second = found
+            raise InvalidCommand(
+                "service point", sp_id, "sa_sp_links",
+                f"SA {first.sa_id!r} and SA {second.sa_id!r} would both serve it"
+                f" on {max(first.start, second.start).isoformat()}")

@@ -175,6 +175,9 @@ class ServiceAgreement(Entity):
 
 
 SERVING_STATUSES = frozenset({SaStatus.ACTIVE, SaStatus.PENDING_STOP, SaStatus.REACTIVATED})
+# The statuses in which an SA still takes part in the account's and the service points'
+# decisions (consequences of a stop, reversion, a next tenant's start); the rest is history.
+IN_SERVICE = frozenset({SaStatus.PENDING_START, SaStatus.ACTIVE, SaStatus.PENDING_STOP})
 
 
 class UsageFlag(StrEnum):

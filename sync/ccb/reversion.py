@@ -28,6 +28,7 @@ from sync.ccb.coverage import conflicts, service_type_of
 from sync.ccb.errors import InvalidCommand, NotFound
 from sync.ccb.lifecycle import cancel_start, clear_stop, move_start, set_stop, start_sa
 from sync.ccb.model import (
+    IN_SERVICE,
     CreatedBy,
     LandlordAgreement,
     SaStatus,
@@ -103,8 +104,7 @@ def reverted_sa_of(work: Work, tenant: ServiceAgreement) -> ServiceAgreement | N
     candidates = [sa for sa in work.sas_at_premise(tenant.premise_id or "")
                   if sa.created_by.reciprocal_sa_id == tenant.id
                   and sa.created_by.reason == REVERSION_REASON
-                  and sa.status in (SaStatus.PENDING_START, SaStatus.ACTIVE,
-                                    SaStatus.PENDING_STOP)]
+                  and sa.status in IN_SERVICE]
     return max(candidates, key=lambda sa: sa.id, default=None)
 
 
@@ -222,9 +222,7 @@ def reevaluate_reversion(work: Work, sp_ids: Iterable[str]) -> None:
     for sp_id in sp_ids:
         for link in work.links_at_sp(sp_id):
             sa = work.sa(link.sa_id)
-            if sa is not None and sa.status in (SaStatus.PENDING_STOP, SaStatus.ACTIVE,
-                                                SaStatus.PENDING_START) \
-                    and not is_landlord_sa(work, sa):
+            if sa is not None and sa.status in IN_SERVICE and not is_landlord_sa(work, sa):
                 tenants[sa.id] = None
     for sa_id in sorted(tenants, key=_tenant_order(work)):
         current = work.sa(sa_id)
@@ -253,8 +251,8 @@ def yield_to_incoming_start(work: Work, incoming: ServiceAgreement) -> None:
             landlord = is_landlord_sa(work, other)
             ends_later = other.end_date is not None
             by = CreatedBy(kind="system", reason=NEW_TENANT_REASON, reciprocal_sa_id=incoming.id)
-            if other.start_date < begin and (ends_later or landlord) and other.status in (
-                    SaStatus.PENDING_STOP, SaStatus.ACTIVE, SaStatus.PENDING_START):
+            if other.start_date < begin and (ends_later or landlord) \
+                    and other.status in IN_SERVICE:
                 keep = other.stopped_by if (ends_later and not landlord) else None
                 set_stop(work, other, begin, keep or by,
                          details=f"new start of SA {incoming.id} on {begin.isoformat()}")

@@ -81,11 +81,16 @@ def require_account(view: CcbView, account_id: str) -> Account:
     return account
 
 
+def earliest_stop_date(admin: AdminConfig, today: dt.date) -> dt.date:
+    """The earliest date a stop may be back-dated to on ``today``."""
+    return today - dt.timedelta(days=admin.installation.max_back_dated_stop_days)
+
+
 def check_not_back_dated(work: Work, sa_id: str, field: str, day: dt.date) -> None:
-    limit = work.admin.installation.max_back_dated_stop_days
-    if day < work.today - dt.timedelta(days=limit):
+    if day < earliest_stop_date(work.admin, work.today):
         raise InvalidCommand("SA", sa_id, field,
-                             f"{day.isoformat()} is back-dated more than {limit} days"
+                             f"{day.isoformat()} is back-dated more than"
+                             f" {work.admin.installation.max_back_dated_stop_days} days"
                              f" before {work.today.isoformat()}")
 
 

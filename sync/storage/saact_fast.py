@@ -219,7 +219,7 @@ def _decoded(text: str) -> Any:
     return json.loads(text)
 
 
-def _dicts(connection: Connection, read: RawSelect, ids: Sequence[str],
+def dict_rows(connection: Connection, read: RawSelect, ids: Sequence[str],
            dates: Sequence[str]) -> list[dict[str, Any]]:
     """The rows as dictionaries by column name, with dates as dates on every database."""
     rows = [dict(zip(read.columns, row, strict=True)) for row in read.rows(connection, ids)]
@@ -270,8 +270,8 @@ def read_chunk(connection: Connection, reads: Mapping[bool, RawSelect],
     chunk = ChunkRows({}, {}, {})
     for part in in_batches(list(dict.fromkeys(ids))):
         chunk.sas.update((row["id"], row)
-                         for row in _dicts(connection, reads[raw], part, _FACT_DATES))
-        for joined in _dicts(connection, _LINKS_READ[raw], part, _LINK_DATES):
+                         for row in dict_rows(connection, reads[raw], part, _FACT_DATES))
+        for joined in dict_rows(connection, _LINKS_READ[raw], part, _LINK_DATES):
             link = {name: joined[name] for name in _LINK_COLUMNS}
             chunk.links.setdefault(link["sa_id"], []).append(link)
             if joined["point_id"] is not None and link["sp_id"] not in chunk.points:

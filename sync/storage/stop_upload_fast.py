@@ -25,7 +25,6 @@ from sync.ccb.batches.common import Shortcut
 from sync.ccb.batches.set_based import SetBasedChanges
 from sync.ccb.batches.stop_upload import StopRequestRow
 from sync.ccb.batches.stop_upload_fast import (
-    LIVE_STATUSES,
     LinkPeriod,
     StopFacts,
     apply_fast_stop,
@@ -33,7 +32,7 @@ from sync.ccb.batches.stop_upload_fast import (
 )
 from sync.ccb.changes import SA, Changes
 from sync.ccb.errors import ConcurrentUpdateError
-from sync.ccb.model import SaStatus
+from sync.ccb.model import IN_SERVICE, SaStatus
 from sync.ccb.ports import CcbView
 from sync.config.admin import AdminConfig
 from sync.mapping.snapshots import sa_snapshot_document
@@ -44,6 +43,7 @@ from sync.storage.saact_fast import (
     SnapshotRows,
     appended_audit,
     chunk_query,
+    dict_rows,
     exists_probe,
     read_chunk,
 )
@@ -53,7 +53,7 @@ _LINK = schema.sa_sp_links
 _PREMISE = schema.premises
 # The live statuses as literals in the statement: the chunk read is rendered once and bound
 # by position with the ids alone.
-_LIVE: list[Any] = [literal_column(f"'{status}'") for status in sorted(LIVE_STATUSES)]
+_LIVE: list[Any] = [literal_column(f"'{status.value}'") for status in sorted(IN_SERVICE)]
 
 
 def _stop_facts(sa: Any, account: Any, probes: bool) -> tuple[Any, ...]:
@@ -84,8 +84,6 @@ def _stop_facts(sa: Any, account: Any, probes: bool) -> tuple[Any, ...]:
 
 _FACTS = {sqlite: chunk_query(sqlite, _stop_facts) for sqlite in (False, True)}
 _READ = {sqlite: RawSelect(query, "ids", array=not sqlite) for sqlite, query in _FACTS.items()}
-_OTHER_COLUMNS = ("own_sa_id", "id", "sp_id", "sa_id", "start_date", "stop_date", "status",
-                  "sa_type")
 
 
 def _others_query(sqlite: bool) -> Any:
@@ -127,18 +125,12 @@ def _others_at_service_points(connection: Connection, sa_ids: Sequence[str]
     raw = connection.dialect.name == "sqlite"
     found: dict[str, dict[str, LinkPeriod]] = {}
     for part in in_batches(list(dict.fromkeys(sa_ids))):
-        for row in _OTHERS_READ[raw].rows(connection, part):
-            values = dict(zip(_OTHER_COLUMNS, row, strict=True))
-            found.setdefault(values["own_sa_id"], {})[values["id"]] = LinkPeriod(
-                link_id=values["id"], sp_id=values["sp_id"], sa_id=values["sa_id"],
-                sa_type=values["sa_type"], status=values["status"],
-                start_date=_date(values["start_date"]), stop_date=_date(values["stop_date"]))
+        for row in dict_rows(connection, _OTHERS_READ[raw], part, ("start_date", "stop_date")):
+            found.setdefault(row["own_sa_id"], {})[row["id"]] = LinkPeriod(
+                link_id=row["id"], sp_id=row["sp_id"], sa_id=row["sa_id"],
+                sa_type=row["sa_type"], status=row["status"], start_date=row["start_date"],
+                stop_date=row["stop_date"])
     return {sa_id: tuple(links.values()) for sa_id, links in found.items()}
-
-
-def _date(value: Any) -> Any:
-    # SQLite's driver gives a date column's ISO text.
-    return dt.date.fromisoformat(value) if isinstance(value, str) else value
 
 
 def read_stop_facts(connection: Connection, sa_ids: Sequence[str]) -> dict[str, StopFacts]:

@@ -44,10 +44,15 @@ from sync.ccb.batches.set_based import (
 from sync.ccb.batches.stop_upload import StopRequestRow, stop_command, stop_requested
 from sync.ccb.changes import SA
 from sync.ccb.contacts import CONTACT_METHODS, checked_contact
-from sync.ccb.coverage import overlaps
+from sync.ccb.coverage import Span, first_overlap
 from sync.ccb.lifecycle import Action
-from sync.ccb.model import CreatedBy, SaStatus
-from sync.ccb.stop_start import CUSTOMER, STOP_CONTACT, stop_contact_comments
+from sync.ccb.model import IN_SERVICE, CreatedBy, SaStatus
+from sync.ccb.stop_start import (
+    CUSTOMER,
+    STOP_CONTACT,
+    earliest_stop_date,
+    stop_contact_comments,
+)
 from sync.ccb.work import Work
 from sync.config.admin import AdminConfig, FaCreation
 
@@ -59,10 +64,8 @@ KNOWN_REVERSION = frozenset({None, "C2M-LL-REV"})
 KNOWN_IMMEDIATE_STOP = frozenset({None, "C1-SAIS-ST"})
 
 
-# The statuses in which an SA still takes part in reversion and coverage decisions; the
-# history (stopped, reactivated, closed, canceled) does not, beyond the overlap check.
-LIVE_STATUSES = frozenset({SaStatus.PENDING_START.value, SaStatus.ACTIVE.value,
-                           SaStatus.PENDING_STOP.value})
+# The in-service statuses as the rows hold them.
+_IN_SERVICE = frozenset(status.value for status in IN_SERVICE)
 
 
 @dataclass(frozen=True)
@@ -118,8 +121,7 @@ def fast_stop(row: StopRequestRow, facts: StopFacts | None, admin: AdminConfig,
             or facts.end_date is not None or facts.master_sa_id is not None \
             or facts.has_sub_sas:
         return False
-    limit = today - dt.timedelta(days=admin.installation.max_back_dated_stop_days)
-    if row.stop_date < facts.start_date or row.stop_date < limit:
+    if row.stop_date < facts.start_date or row.stop_date < earliest_stop_date(admin, today):
         return False
     if algorithms.immediate_stop is not None and row.stop_date <= today:
         return False
@@ -135,16 +137,16 @@ def fast_stop(row: StopRequestRow, facts: StopFacts | None, admin: AdminConfig,
 
 
 def _service_points_clear(facts: StopFacts, admin: AdminConfig, stop_date: dt.date) -> bool:
-    """No other live SA at the SA's service points (a next tenant, another tenant for the
-    reversion rules), and the overlap check the general rules end with
+    """No other SA in service at the SA's service points (a next tenant, another tenant for
+    the reversion rules), and the overlap check the general rules end with
     (:func:`~sync.ccb.coverage.check_no_overlap`) finds nothing at them once the SA's open
     links stop on ``stop_date``: the history of earlier tenants stays out of the way."""
-    if any(other.status in LIVE_STATUSES for other in facts.others_at_service_points):
+    if any(other.status in _IN_SERVICE for other in facts.others_at_service_points):
         return False
     own_type = admin.sa_types[facts.sa_type].service_type
-    by_point: dict[str, list[tuple[str, str, dt.date, dt.date | None]]] = {}
+    by_point: dict[str, list[Span]] = {}
     for link in facts.links:
-        by_point.setdefault(link.sp_id, []).append((
+        by_point.setdefault(link.sp_id, []).append(Span(
             facts.sa_id, own_type, link.start_date,
             stop_date if link.stop_date is None else link.stop_date))
     for other in facts.others_at_service_points:
@@ -154,14 +156,8 @@ def _service_points_clear(facts: StopFacts, admin: AdminConfig, stop_date: dt.da
         if known is None:
             return False  # the general check cannot place it: let it say so
         by_point.setdefault(other.sp_id, []).append(
-            (other.sa_id, known.service_type, other.start_date, other.stop_date))
-    for coverage in by_point.values():
-        for index, (sa_id, service_type, start, end) in enumerate(coverage):
-            for other_id, other_type, other_start, other_end in coverage[index + 1:]:
-                if sa_id != other_id and service_type == other_type \
-                        and overlaps(start, end, other_start, other_end):
-                    return False
-    return True
+            Span(other.sa_id, known.service_type, other.start_date, other.stop_date))
+    return all(first_overlap(spans) is None for spans in by_point.values())
 
 
 def fast_stops(rows: Sequence[StopRequestRow], facts: Mapping[str, StopFacts],
