@@ -32,7 +32,7 @@ from sync.reconcile.replay import ReplayError
 from sync.reconcile.report import ReconcileReport
 from sync.reconcile.run import reconcile, repair
 from sync.storage.ccb_batch_queries import SqlBatchQueries
-from sync.transport.bus import BusError, bus_for
+from sync.transport.bus import BusError, bus_of
 
 router = APIRouter(prefix="/api", responses=responses(401, 404, 409, 422))
 KEPT_RECONCILIATIONS = 20
@@ -251,7 +251,7 @@ def _reconcile(runtime: Runtime, body: ReconcileIn) -> ReconcileReport:
         since = since.replace(tzinfo=ZoneInfo(admin.installation.base_time_zone))
 
     async def work() -> ReconcileReport:
-        bus = bus_for(settings.broker_url)
+        bus = bus_of(settings)
         await bus.start()
         try:
             return await reconcile(runtime.outbox, runtime.mdm, bus,

@@ -17,8 +17,8 @@ from rich.table import Table
 
 from sync.clock import Clock, clock_for
 from sync.config.admin import AdminConfig, load_admin_config
-from sync.config.settings import KafkaSecurity, Settings, load_settings
-from sync.transport.bus import Bus, bus_for
+from sync.config.settings import Settings, load_settings
+from sync.transport.bus import Bus, bus_of
 
 T = TypeVar("T")
 
@@ -112,13 +112,12 @@ def fail(message: str) -> int:
     return 1
 
 
-def run_on_bus(url: str, work: Callable[[Bus], Awaitable[T]],
-               security: KafkaSecurity | None = None) -> T:
-    """Run ``work`` on a started bus for ``url`` and stop it again; the caller turns transport
-    errors into one-line CLI errors."""
+def run_on_bus(settings: Settings, work: Callable[[Bus], Awaitable[T]]) -> T:
+    """Run ``work`` on a started bus of ``settings`` and stop it again; the caller turns
+    transport errors into one-line CLI errors."""
 
     async def run() -> T:
-        bus = bus_for(url, security)
+        bus = bus_of(settings)
         await bus.start()
         try:
             return await work(bus)

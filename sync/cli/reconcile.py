@@ -101,7 +101,7 @@ def _on_bus(context: Context, work: Callable[[Bus], Awaitable[T]]) -> T:
     """Run ``work`` on a started bus; transport failures become one-line errors."""
     url = context.settings.broker_url
     try:
-        return run_on_bus(url, work, context.settings.kafka_security)
+        return run_on_bus(context.settings, work)
     except (BusError, ReplayError) as error:
         raise CliError(f"{url}: {error}", USAGE_ERROR) from None
     except StoreUnavailableError as error:

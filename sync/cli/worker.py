@@ -22,7 +22,7 @@ from sync.cli.common import Context
 from sync.config.settings import Settings, TopicNames
 from sync.pipeline.ccb_worker import ensure_topics, run_ccb_worker
 from sync.pipeline.stores import open_outbox
-from sync.transport.bus import bus_for
+from sync.transport.bus import bus_of
 from sync.worker.diagnostics import enable_stack_dumps
 from sync.worker.logs import configure_worker_logging
 from sync.worker.mdm import Engine, run_mdm_worker
@@ -69,7 +69,7 @@ def _run(context: Context, args: argparse.Namespace) -> int:
             loop.add_signal_handler(signum, stop.set)
         enable_stack_dumps(loop)
         # Every side reads or writes topics the others read: create what is missing first.
-        bus = bus_for(settings.broker_url, settings.kafka_security)
+        bus = bus_of(settings)
         await bus.start()
         try:
             await ensure_topics(bus, settings)

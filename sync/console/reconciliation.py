@@ -21,7 +21,7 @@ from sync.console.render import reader, render, runtime_of
 from sync.reconcile.replay import ReplayError
 from sync.reconcile.report import ReconcileReport
 from sync.reconcile.run import reconcile, repair
-from sync.transport.bus import BusError, bus_for
+from sync.transport.bus import BusError, bus_of
 from sync.worker.mdm_processor import StoreUnavailableError
 
 router = APIRouter(include_in_schema=False)
@@ -43,7 +43,7 @@ def run_report(runtime: Runtime) -> ReconcileReport:
         raise ReconcileUnavailable(IN_PROCESS_BUS)
 
     async def work() -> ReconcileReport:
-        bus = bus_for(settings.broker_url)
+        bus = bus_of(settings)
         await bus.start()
         try:
             return await reconcile(runtime.outbox, runtime.mdm, bus,

@@ -25,7 +25,7 @@ from sync.pipeline.acks import AckConsumer, AckConsumerReport
 from sync.pipeline.relay import Relay, RelayReport
 from sync.pipeline.stores import open_outbox
 from sync.storage.common import first_line, is_unavailable
-from sync.transport.bus import Bus, bus_for
+from sync.transport.bus import Bus, bus_of
 from sync.transport.topics import sync_topic_specs
 from sync.worker.housekeeping import DailyPurge
 
@@ -57,7 +57,7 @@ async def run_ccb_worker(settings: Settings, admin: AdminConfig, clock: Clock,
     """Relay, consume acknowledgements and time out stale requests until ``stop`` is set."""
     outbox = await asyncio.to_thread(open_outbox, settings.ccb_db_url, admin, clock)
     own_bus = bus is None
-    bus = bus if bus is not None else bus_for(settings.broker_url, settings.kafka_security)
+    bus = bus if bus is not None else bus_of(settings)
     report = CcbWorkerReport()
     acks = AckConsumer(outbox, bus, settings.topics, clock)
     try:

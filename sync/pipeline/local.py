@@ -22,7 +22,7 @@ from sync.pipeline.relay import Relay
 from sync.pipeline.stores import open_mdm_store, open_outbox
 from sync.storage.mdm import MdmStore
 from sync.storage.outbox import SqlOutbox
-from sync.transport.bus import Bus, bus_for
+from sync.transport.bus import Bus, bus_of
 from sync.worker.mdm_loop import MdmBusWorker
 
 
@@ -41,7 +41,7 @@ class LocalPipeline:
         self.settings = settings
         self.admin = admin
         self.clock = clock
-        self.bus = bus if bus is not None else bus_for(settings.broker_url, settings.kafka_security)
+        self.bus = bus if bus is not None else bus_of(settings)
         self.outbox: SqlOutbox = open_outbox(settings.ccb_db_url, admin, clock)
         self.mdm: MdmStore = open_mdm_store(settings.mdm_db_url, admin)
         self.relay = Relay(self.outbox, self.bus, settings.topics.sync_requests, clock)

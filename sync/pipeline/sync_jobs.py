@@ -15,7 +15,7 @@ from sync.pipeline.ccb_worker import ensure_topics
 from sync.pipeline.relay import Relay
 from sync.pipeline.stores import open_outbox
 from sync.storage.outbox import SqlOutbox
-from sync.transport.bus import bus_for
+from sync.transport.bus import bus_of
 
 
 def _outbox(context: JobContext) -> tuple[SqlOutbox, Settings]:
@@ -50,7 +50,7 @@ class RelayJob:
 
 
 async def _relay(outbox: SqlOutbox, settings: Settings, context: JobContext) -> int:
-    bus = bus_for(settings.broker_url, settings.kafka_security)
+    bus = bus_of(settings)
     await bus.start()
     try:
         await ensure_topics(bus, settings)

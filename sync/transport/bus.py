@@ -2,7 +2,8 @@
 
 Two adapters implement it with the same semantics and pass one contract suite
 (``tests/contract/test_bus.py``): ``kafka://host:port`` (aiokafka, kafka-python's admin client)
-and ``memory://name`` (in-process, for the demo and fast tests). ``bus_for(url)`` picks one.
+and ``memory://name`` (in-process, for the demo and fast tests). ``bus_for(url)`` picks one;
+``bus_of(settings)`` is what every entry point uses: the URL with the settings' Kafka options.
 
 Offsets follow Kafka's conventions everywhere: a committed offset and a consumer position are
 the offset of the *next* record to read, and an end offset is the offset the next write gets.
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 if TYPE_CHECKING:
-    from sync.config.settings import KafkaSecurity
+    from sync.config.settings import KafkaSecurity, Settings
 
 Headers = tuple[tuple[str, bytes], ...]
 
@@ -219,19 +220,31 @@ class Bus(Protocol):
         """A started consumer of every partition of ``topics``."""
 
 
-def bus_for(url: str, security: KafkaSecurity | None = None) -> Bus:
+def bus_for(url: str, security: KafkaSecurity | None = None, *,
+            producer_batch_bytes: int | None = None) -> Bus:
     """The adapter for ``url``: ``memory://[name]`` (one shared bus per name in this process)
     or ``kafka://host:port[,host:port]``, connecting with ``security`` (the settings'
-    ``kafka_security``; plaintext when None). The in-process bus has no connections to secure."""
+    ``kafka_security``; plaintext when None) and record batches of up to
+    ``producer_batch_bytes`` (the settings' default when None). The in-process bus has no
+    connections to secure and no batches."""
     if url.startswith("memory://"):
         from sync.transport.memory import memory_bus
 
         return memory_bus(url.removeprefix("memory://").strip("/"))
     if url.startswith("kafka://"):
+        from sync.config.settings import DEFAULT_PRODUCER_BATCH_BYTES, KafkaSecurity
         from sync.transport.kafka import KafkaBus
 
         servers = url.removeprefix("kafka://").rstrip("/")
         if not servers:
             raise ValueError(f"broker URL {url!r} names no host:port")
-        return KafkaBus(servers) if security is None else KafkaBus(servers, security=security)
+        return KafkaBus(servers, security=security or KafkaSecurity(),
+                        producer_batch_bytes=producer_batch_bytes or DEFAULT_PRODUCER_BATCH_BYTES)
     raise ValueError(f"broker URL {url!r} must start with memory:// or kafka://")
+
+
+def bus_of(settings: Settings) -> Bus:
+    """The bus the settings name, with their Kafka security and producer options: what every
+    entry point connects with, so that none of them reaches the broker differently."""
+    return bus_for(settings.broker_url, settings.kafka_security,
+                   producer_batch_bytes=settings.kafka_producer_batch_bytes)

@@ -4,7 +4,9 @@ Writes go through an idempotent producer with ``acks=all``: ``publish`` returns 
 in-sync replica has the record, which is what lets the relay mark a sync request SENT. Keyed
 records are handed to the producer in record batches per partition, placed where Kafka's
 default partitioner places their keys (``sync.transport.partitioning``): record by record the
-client's own bookkeeping cost about twice the CPU per record. Broker
+client's own bookkeeping cost about twice the CPU per record. A record batch holds up to
+``kafka_producer_batch_bytes`` (256 KiB by default, aiokafka's own 16 KiB cut the relay's
+batches into many small ones, and the broker's work goes by batches). Broker
 errors that may pass (connection lost, leader moved, request timed out, ...) are retried with
 exponential backoff (tenacity); when the attempts are used up the caller gets a
 ``PublishError`` naming the topic and the last error.
@@ -27,6 +29,7 @@ from aiokafka.errors import (
     KafkaConnectionError,
     KafkaError,
     KafkaTimeoutError,
+    MessageSizeTooLargeError,
     NotLeaderForPartitionError,
     RequestTimedOutError,
 )
@@ -38,7 +41,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from sync.config.settings import KafkaSecurity
+from sync.config.settings import DEFAULT_PRODUCER_BATCH_BYTES, ENV_PREFIX, KafkaSecurity
 from sync.transport.bus import (
     DEFAULT_MAX_RECORDS,
     BrokerRefusedError,
@@ -126,8 +129,10 @@ class KafkaBus:
 
     def __init__(self, bootstrap_servers: str, *, retry: RetryPolicy | None = None,
                  client_id: str = "c2m-sync", security: KafkaSecurity = PLAINTEXT,
+                 producer_batch_bytes: int = DEFAULT_PRODUCER_BATCH_BYTES,
                  producer_factory: Callable[..., Any] = AIOKafkaProducer) -> None:
         self.bootstrap_servers = bootstrap_servers
+        self.producer_batch_bytes = producer_batch_bytes
         self.retry = retry or RetryPolicy()
         self.security = security
         self._client_id = client_id
@@ -160,6 +165,7 @@ class KafkaBus:
             return
         producer = self._producer_factory(
             **self._client_options(), enable_idempotence=True, acks="all", linger_ms=5,
+            max_batch_size=self.producer_batch_bytes,
         )
         await self._start_client(producer)
         self._producer = producer
@@ -237,9 +243,22 @@ class KafkaBus:
                 raise first_error
 
         if messages:
-            await _with_retries(self.retry, f"publishing {len(messages)} record(s) to {topic!r}",
-                                send_pending, PublishError)
+            try:
+                await _with_retries(self.retry,
+                                    f"publishing {len(messages)} record(s) to {topic!r}",
+                                    send_pending, PublishError)
+            except PublishError as error:
+                if isinstance(error.__cause__, MessageSizeTooLargeError):
+                    raise PublishError(f"{error}: {self._too_large(topic)}") from error.__cause__
+                raise
         return [record for record in results if record is not None]
+
+    def _too_large(self, topic: str) -> str:
+        """What to do when the broker refuses a record batch as too large."""
+        return (f"the broker takes smaller record batches on {topic!r} than the "
+                f"{self.producer_batch_bytes} bytes this producer fills (its message.max.bytes, "
+                f"or the topic's max.message.bytes): set {ENV_PREFIX}KAFKA_PRODUCER_BATCH_BYTES "
+                "below that limit (a single record above it cannot be written at all)")
 
     async def _check_topic(self, topic: str) -> None:
         # Without this a write to a missing topic waits out the metadata timeout (the broker

@@ -25,7 +25,7 @@ from sync.config.settings import Settings, load_settings
 from sync.pipeline.ccb_worker import ensure_topics
 from sync.process_tuning import tune_garbage_collection
 from sync.storage.mdm import MdmStore
-from sync.transport.bus import bus_for
+from sync.transport.bus import bus_of
 from sync.worker.diagnostics import enable_stack_dumps
 from sync.worker.health import HealthCheck, start_health_server
 from sync.worker.logs import configure_worker_logging
@@ -48,7 +48,7 @@ async def run_mdm_worker(settings: Settings, admin: AdminConfig, clock: Clock,
                          f"{settings.broker_url!r}; use --engine loop for memory://")
     stats = stats or WorkerStats()
     store = MdmStore(settings.mdm_db_url, admin)
-    bus = bus_for(settings.broker_url, settings.kafka_security)
+    bus = bus_of(settings)
     try:
         await asyncio.to_thread(store.create_schema)
         await bus.start()

@@ -253,8 +253,9 @@ async def test_consumer_without_group_reads_up_to_frozen_end_offsets(
 
 async def test_a_batch_larger_than_the_producers_batches_is_returned_as_it_was_written(
         bus: Bus, topic: str) -> None:
-    # 300 records of 1 KB in 6 keys: many of the producer's record batches (16 KB) per partition.
-    messages = [Message(f"SA:{n % 6}".encode(), f"{n:04d}".encode() * 256,
+    # 300 records of 4 KiB in 6 keys: about 400 KiB per partition, more than one of the
+    # producer's record batches (256 KiB) each.
+    messages = [Message(f"SA:{n % 6}".encode(), f"{n:04d}".encode() * 1024,
                         (("sync-request-id", f"SR-{n}".encode()),)) for n in range(300)]
     written = await bus.publish_batch(topic, messages)
     consumer = await bus.consumer([topic])

@@ -19,14 +19,18 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
+from sync.api.operations import ReconcileIn
+from sync.api.operations import _reconcile as api_reconcile
+from sync.api.runtime import Runtime
 from sync.clock import FixedClock
 from sync.config.settings import KafkaSecurity, Settings, TopicNames
+from sync.console.reconciliation import run_report as console_report
 from sync.devtools.kafka import KafkaBroker, KafkaLauncherError
 from sync.devtools.kafka_security import BrokerSecurity
 from sync.mapping.codec import decode_acknowledgement, encode
 from sync.mapping.messages import SyncMessage
 from sync.storage.mdm import MdmStore
-from sync.transport.bus import BrokerUnavailableError, Message, bus_for
+from sync.transport.bus import BrokerUnavailableError, Message, bus_for, bus_of
 from sync.transport.kafka import KafkaBus
 from sync.transport.security import confluent_config
 from sync.transport.topics import sync_topic_specs
@@ -218,6 +222,29 @@ async def test_mdm_worker_applies_and_acknowledges_over_sasl_ssl(secured_broker:
             for ack in (decode_acknowledgement(r.value or b"") for r in records)} == {
         m.sync_request_id: "SYNCHRONIZED" for m in valid}
     assert store.get_us("SA-1") is not None
+
+
+async def test_reconciliation_from_the_api_and_the_console_replays_over_sasl_ssl(
+        secured_broker: KafkaBroker, tmp_path: Path) -> None:
+    """The API's and the web console's reconciliations reach the broker with the settings'
+    security, as every other entry point does (they once connected in plaintext)."""
+    settings = settings_for(secured_broker, tmp_path).model_copy(
+        update={"ccb_db_url": f"sqlite:///{tmp_path / 'ccb.db'}"})
+    bus = bus_of(settings)
+    await bus.start()
+    try:
+        await bus.create_topics(sync_topic_specs(settings))
+        await bus.publish_batch(settings.topics.sync_requests, [keyed(sa_message("SA-9"))])
+    finally:
+        await bus.stop()
+    runtime = Runtime(settings, default_admin())
+    # Both replay on an event loop of their own, as they do from a request's worker thread.
+    from_api = await asyncio.to_thread(api_reconcile, runtime, ReconcileIn())
+    from_console = await asyncio.to_thread(console_report, runtime)
+    for report in (from_api, from_console):
+        assert report.topic == settings.topics.sync_requests
+        assert report.topic_expected == 1  # SA-9's message, read back over SASL_SSL
+        assert report.mdm_held == report.ccb_expected == 0
 
 
 async def test_wrong_password_is_refused_quickly_with_a_clear_error(

@@ -42,6 +42,17 @@ def test_bad_environment_value_names_the_variable() -> None:
     assert "2026-13-45" in str(caught.value)
 
 
+def test_producer_batch_bytes_from_the_environment_within_the_request_limit() -> None:
+    assert load_settings(environ={}).kafka_producer_batch_bytes == 256 * 1024
+    settings = load_settings(environ={"C2M_SYNC_KAFKA_PRODUCER_BATCH_BYTES": "65536"})
+    assert settings.kafka_producer_batch_bytes == 65536
+    for bad in ("0", "2000000", "lots"):
+        with pytest.raises(SettingsError) as caught:
+            load_settings(environ={"C2M_SYNC_KAFKA_PRODUCER_BATCH_BYTES": bad})
+        assert "environment variable C2M_SYNC_KAFKA_PRODUCER_BATCH_BYTES" in str(caught.value)
+        assert repr(bad) in str(caught.value)
+
+
 def test_bad_option_names_the_option() -> None:
     with pytest.raises(SettingsError, match=r"option --broker-url: .*memory:// or kafka://"):
         load_settings({"broker_url": "amqp://nope"}, environ={})

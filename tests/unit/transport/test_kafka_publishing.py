@@ -21,11 +21,13 @@ from aiokafka.errors import (
 )
 from aiokafka.structs import RecordMetadata, TopicPartition
 
+from sync.config.settings import load_settings
 from sync.transport.bus import (
     BrokerUnavailableError,
     Message,
     PublishError,
     UnknownTopicError,
+    bus_of,
 )
 from sync.transport.kafka import KafkaBus, RetryPolicy, is_retriable
 from sync.transport.partitioning import partition_for_key
@@ -151,12 +153,13 @@ class ScriptedProducer:
         return future
 
 
-async def started_bus(producer: ScriptedProducer, retry: RetryPolicy = FAST) -> KafkaBus:
+async def started_bus(producer: ScriptedProducer, retry: RetryPolicy = FAST,
+                      **options: Any) -> KafkaBus:
     def factory(**config: Any) -> ScriptedProducer:
         producer.config = config
         return producer
 
-    bus = KafkaBus("broker:9092", retry=retry, producer_factory=factory)
+    bus = KafkaBus("broker:9092", retry=retry, producer_factory=factory, **options)
     await bus.start()
     return bus
 
@@ -167,6 +170,18 @@ async def test_producer_is_idempotent_and_waits_for_all_replicas() -> None:
     assert producer.config["enable_idempotence"] is True
     assert producer.config["acks"] == "all"
     assert producer.config["bootstrap_servers"] == "broker:9092"
+    # Record batches of 256 KiB, not aiokafka's 16 KiB: a relay batch is a few of them.
+    assert producer.config["max_batch_size"] == 256 * 1024
+
+
+async def test_record_batch_size_comes_from_the_settings() -> None:
+    producer = ScriptedProducer()
+    settings = load_settings(environ={"C2M_SYNC_BROKER_URL": "kafka://broker:9092",
+                                      "C2M_SYNC_KAFKA_PRODUCER_BATCH_BYTES": "65536"})
+    bus = bus_of(settings)
+    assert isinstance(bus, KafkaBus)
+    await started_bus(producer, producer_batch_bytes=bus.producer_batch_bytes)
+    assert bus.producer_batch_bytes == 65536 == producer.config["max_batch_size"]
 
 
 async def test_publish_returns_the_acknowledged_offset() -> None:
@@ -205,6 +220,18 @@ async def test_an_error_that_will_not_pass_is_reported_at_once() -> None:
     with pytest.raises(PublishError, match=r"failed: \[Error 10\] MessageSizeTooLargeError"):
         await bus.publish(TOPIC, b"SA:1", b"v" * 10)
     assert len(producer.sent) == 1
+
+
+async def test_a_batch_too_large_for_the_broker_names_the_setting_to_lower() -> None:
+    producer = ScriptedProducer(fate=lambda attempt, _: MessageSizeTooLargeError())
+    bus = await started_bus(producer, producer_batch_bytes=300_000)
+    with pytest.raises(PublishError) as caught:
+        await bus.publish_batch(TOPIC, [Message(b"SA:1", b"v" * 10)])
+    text = str(caught.value)
+    assert "MessageSizeTooLargeError" in text
+    assert "300000 bytes" in text
+    assert "C2M_SYNC_KAFKA_PRODUCER_BATCH_BYTES" in text
+    assert isinstance(caught.value.__cause__, MessageSizeTooLargeError)
 
 
 def key_in(partition: int, name: str) -> bytes:
