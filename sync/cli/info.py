@@ -73,6 +73,8 @@ def _show(context: Context, args: argparse.Namespace) -> int:
         print(f"MDM database : {settings.mdm_db_url}")
         print(f"broker       : {settings.broker_url}")
         print(f"broker auth  : {settings.kafka_security.describe()}")
+        print(f"record batch : up to {settings.kafka_producer_batch_bytes:,} bytes per partition "
+              "and write")
         print(f"topics       : {settings.topics.sync_requests}, "
               f"{settings.topics.acknowledgements}, {settings.topics.dead_letters} "
               f"({settings.topic_partitions} partitions)")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 
+from sync.cli import main
 from sync.config.settings import SettingsError, load_settings
 
 
@@ -51,6 +53,15 @@ def test_producer_batch_bytes_from_the_environment_within_the_request_limit() ->
             load_settings(environ={"C2M_SYNC_KAFKA_PRODUCER_BATCH_BYTES": bad})
         assert "environment variable C2M_SYNC_KAFKA_PRODUCER_BATCH_BYTES" in str(caught.value)
         assert repr(bad) in str(caught.value)
+
+
+def test_config_show_says_how_large_a_record_batch_may_grow(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("C2M_SYNC_KAFKA_PRODUCER_BATCH_BYTES", "65536")
+    assert main(["config", "show"]) == 0
+    assert "record batch : up to 65,536 bytes per partition and write" in capsys.readouterr().out
+    assert main(["config", "show", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["settings"]["kafka_producer_batch_bytes"] == 65536
 
 
 def test_bad_option_names_the_option() -> None:
