@@ -143,7 +143,7 @@ class Settings(BaseModel):
     kafka_security: KafkaSecurity = KafkaSecurity()
     # The most bytes the producer puts in one record batch of a partition. aiokafka's own
     # default (16 KiB) cut a unit of 200 sync requests into a dozen batches, and the broker's
-    # work goes by batches: at 256 KiB it spent half the CPU per change end to end. Kafka's
+    # work goes by batches: at 256 KiB the broker spent half the CPU per change. Kafka's
     # brokers accept batches up to about 1 MiB (``message.max.bytes``) unless configured lower.
     kafka_producer_batch_bytes: int = Field(default=DEFAULT_PRODUCER_BATCH_BYTES,
                                             ge=1024, le=MAX_PRODUCER_BATCH_BYTES)

@@ -5,8 +5,8 @@ in-sync replica has the record, which is what lets the relay mark a sync request
 records are handed to the producer in record batches per partition, placed where Kafka's
 default partitioner places their keys (``sync.transport.partitioning``): record by record the
 client's own bookkeeping cost about twice the CPU per record. A record batch holds up to
-``kafka_producer_batch_bytes`` (256 KiB by default, aiokafka's own 16 KiB cut the relay's
-batches into many small ones, and the broker's work goes by batches). Broker
+``kafka_producer_batch_bytes``, 256 KiB by default: aiokafka's own 16 KiB cut the relay's
+batches into many small ones, and the broker's work goes by batches. Broker
 errors that may pass (connection lost, leader moved, request timed out, ...) are retried with
 exponential backoff (tenacity); when the attempts are used up the caller gets a
 ``PublishError`` naming the topic and the last error.
