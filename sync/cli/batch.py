@@ -25,7 +25,7 @@ from sync.batches import BatchReport, BatchUsageError, JobContext, NoProgress, P
 from sync.batches.schedule import parse_period, run_every
 from sync.ccb.errors import CcbError
 from sync.cli.ccb import open_store
-from sync.cli.common import CliError, Context, add_json_flag, parse_date
+from sync.cli.common import CliError, Context, add_json_flag, parse_date, whole_number
 from sync.cli.progress import BarProgress, progress_wanted
 from sync.storage.ccb import CcbStoreError, SqlCcbStore
 from sync.storage.ccb_batch_queries import SqlBatchQueries
@@ -133,14 +133,7 @@ def _schedule(context: Context, args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def _chunk_size(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid chunk size {text!r}") from None
-    if not 1 <= value <= 5000:
-        raise argparse.ArgumentTypeError(f"chunk size {value} out of range 1..5000")
-    return value
+_chunk_size = whole_number("chunk size", 1, 5000)
 
 
 def register(commands: Subparsers) -> None:

@@ -26,7 +26,14 @@ from sync.ccb.loading import MasterDataError, load_master_data, parse_text
 from sync.ccb.model import Address, ToDoStatus
 from sync.ccb.ports import CcbUnitOfWork, CcbView, IdSource
 from sync.cli import ccb_finance, ccb_sync, ccb_views
-from sync.cli.common import CliError, Context, Handler, add_json_flag, parse_date
+from sync.cli.common import (
+    CliError,
+    Context,
+    Handler,
+    add_json_flag,
+    parse_date,
+    whole_number,
+)
 from sync.pipeline.stores import open_outbox
 from sync.storage.ccb import CcbStoreError, SqlCcbStore
 
@@ -259,15 +266,7 @@ def _todo_unit(action: Callable[[CcbView, Context, argparse.Namespace], Changes]
     return handler
 
 
-def _count(text: str) -> int:
-    """A whole number of entries, zero or more (argparse names the option when it refuses)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} is negative")
-    return value
+_count = whole_number("count", 0)
 
 
 def _register_todo(sub: Subparsers) -> None:

@@ -107,6 +107,23 @@ def parse_date(text: str) -> dt.date:
             from None
 
 
+def whole_number(what: str, low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type for a whole number from ``low`` up to ``high`` (no upper bound when
+    None); argparse names the option when it refuses, the message names the value."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {what} {text!r}") from None
+        if value < low or (high is not None and value > high):
+            bounds = f"out of range {low}..{high}" if high is not None else f"below {low}"
+            raise argparse.ArgumentTypeError(f"{what} {value} {bounds}")
+        return value
+
+    return parse
+
+
 def fail(message: str) -> int:
     print(f"error: {message}", file=sys.stderr)
     return 1

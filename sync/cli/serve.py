@@ -19,19 +19,12 @@ from fastapi import FastAPI
 from sync.api.app import create_app
 from sync.api.runtime import Runtime
 from sync.api.security import TOKENS_ENV, TokenFileError, access_policy
-from sync.cli.common import CliError, Context
+from sync.cli.common import CliError, Context, whole_number
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid port {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port {value} out of range 0..65535")
-    return value
+_port = whole_number("port", 0, 65535)
 
 
 def register(commands: Subparsers) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 if TYPE_CHECKING:
     from sync.config.settings import KafkaSecurity, Settings
@@ -225,21 +225,24 @@ def bus_for(url: str, security: KafkaSecurity | None = None, *,
     """The adapter for ``url``: ``memory://[name]`` (one shared bus per name in this process)
     or ``kafka://host:port[,host:port]``, connecting with ``security`` (the settings'
     ``kafka_security``; plaintext when None) and record batches of up to
-    ``producer_batch_bytes`` (the settings' default when None). The in-process bus has no
-    connections to secure and no batches."""
+    ``producer_batch_bytes`` (the adapter's default, which is the settings', when None). The
+    in-process bus has no connections to secure and no batches."""
     if url.startswith("memory://"):
         from sync.transport.memory import memory_bus
 
         return memory_bus(url.removeprefix("memory://").strip("/"))
     if url.startswith("kafka://"):
-        from sync.config.settings import DEFAULT_PRODUCER_BATCH_BYTES, KafkaSecurity
         from sync.transport.kafka import KafkaBus
 
         servers = url.removeprefix("kafka://").rstrip("/")
         if not servers:
             raise ValueError(f"broker URL {url!r} names no host:port")
-        return KafkaBus(servers, security=security or KafkaSecurity(),
-                        producer_batch_bytes=producer_batch_bytes or DEFAULT_PRODUCER_BATCH_BYTES)
+        options: dict[str, Any] = {}  # what is not given keeps the adapter's own default
+        if security is not None:
+            options["security"] = security
+        if producer_batch_bytes is not None:
+            options["producer_batch_bytes"] = producer_batch_bytes
+        return KafkaBus(servers, **options)
     raise ValueError(f"broker URL {url!r} must start with memory:// or kafka://")
 
 

@@ -63,7 +63,7 @@ def test_step_6_0_saact_twice_on_the_same_date_changes_nothing_the_second_time(c
     with pytest.raises(SystemExit) as usage:
         cli.run("ccb", "todo", "list", "--limit", "-1")
     assert usage.value.code == 2
-    assert "argument --limit: -1 is negative" in cli.capsys.readouterr().err
+    assert "argument --limit: count -1 below 0" in cli.capsys.readouterr().err
     code, out, _err = cli.run("batch", "run", "SAACT", "--date", STOP_DATE)
     assert out.strip() == (f"SAACT on {STOP_DATE}: examined 4, changed 0, To Dos raised 0,"
                            " errors 0 - nothing to do")

@@ -64,10 +64,6 @@ KNOWN_REVERSION = frozenset({None, "C2M-LL-REV"})
 KNOWN_IMMEDIATE_STOP = frozenset({None, "C1-SAIS-ST"})
 
 
-# The in-service statuses as the rows hold them.
-_IN_SERVICE = frozenset(status.value for status in IN_SERVICE)
-
-
 @dataclass(frozen=True)
 class LinkPeriod:
     """A link at a service point: whose, and the days ``[start_date, stop_date)`` it covers.
@@ -141,7 +137,8 @@ def _service_points_clear(facts: StopFacts, admin: AdminConfig, stop_date: dt.da
     the reversion rules), and the overlap check the general rules end with
     (:func:`~sync.ccb.coverage.check_no_overlap`) finds nothing at them once the SA's open
     links stop on ``stop_date``: the history of earlier tenants stays out of the way."""
-    if any(other.status in _IN_SERVICE for other in facts.others_at_service_points):
+    # The rows' status codes are the statuses' values: a StrEnum member equals its value.
+    if any(other.status in IN_SERVICE for other in facts.others_at_service_points):
         return False
     own_type = admin.sa_types[facts.sa_type].service_type
     by_point: dict[str, list[Span]] = {}
