@@ -6,7 +6,10 @@ records are handed to the producer in record batches per partition, placed where
 default partitioner places their keys (``sync.transport.partitioning``): record by record the
 client's own bookkeeping cost about twice the CPU per record. A record batch holds up to
 ``kafka_producer_batch_bytes``, 256 KiB by default: aiokafka's own 16 KiB cut the relay's
-batches into many small ones, and the broker's work goes by batches. Broker
+batches into many small ones, and the broker's work goes by batches. A topic whose
+``max.message.bytes`` is lower (read from the broker on the first write to it) gets batches cut
+at its limit instead: a broker would refuse the larger batch, and aiokafka does not split a
+refused batch as the Java client does. Broker
 errors that may pass (connection lost, leader moved, request timed out, ...) are retried with
 exponential backoff (tenacity); when the attempts are used up the caller gets a
 ``PublishError`` naming the topic and the last error.
@@ -19,6 +22,8 @@ partition subsets. This is also the only group behaviour the in-process bus can 
 from __future__ import annotations
 
 import asyncio
+import logging
+import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -26,12 +31,15 @@ from typing import Any, TypeVar
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka import TopicPartition as KafkaTopicPartition
 from aiokafka.errors import (
+    InvalidProducerEpoch,
     KafkaConnectionError,
     KafkaError,
     KafkaTimeoutError,
     MessageSizeTooLargeError,
     NotLeaderForPartitionError,
+    OutOfOrderSequenceNumber,
     RequestTimedOutError,
+    UnknownProducerId,
 )
 from tenacity import (
     AsyncRetrying,
@@ -64,6 +72,17 @@ from sync.transport.security import PLAINTEXT, aiokafka_options, connection_refu
 from sync.transport.topics import KafkaTopicAdmin
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+# DescribeConfigs' resource type of a topic (Kafka's ConfigResource.Type.TOPIC).
+_TOPIC_RESOURCE = 2
+MAX_MESSAGE_BYTES = "max.message.bytes"
+
+# Failures after which the idempotent producer's numbering of batches no longer matches the
+# broker's: the producer is replaced (``KafkaBus._renew_producer``).
+_PRODUCER_STATE_LOST = (MessageSizeTooLargeError, OutOfOrderSequenceNumber, UnknownProducerId,
+                        InvalidProducerEpoch)
 
 _ALWAYS_RETRIED = (KafkaConnectionError, KafkaTimeoutError, NotLeaderForPartitionError,
                    RequestTimedOutError)
@@ -139,7 +158,9 @@ class KafkaBus:
         self._producer_factory = producer_factory
         self._producer: Any = None
         self._offsets: AIOKafkaConsumer | None = None
-        self._known_topics: set[str] = set()
+        # Per topic written to: the record batch size its writes are cut at.
+        self._batch_bytes: dict[str, int] = {}
+        self._renewing = asyncio.Lock()
         self._security_options: dict[str, Any] | None = None
         self._admin = KafkaTopicAdmin(bootstrap_servers, client_id, security=security)
 
@@ -163,12 +184,15 @@ class KafkaBus:
     async def start(self) -> None:
         if self._producer is not None:
             return
+        self._producer = await self._started_producer()
+
+    async def _started_producer(self) -> Any:
         producer = self._producer_factory(
             **self._client_options(), enable_idempotence=True, acks="all", linger_ms=5,
             max_batch_size=self.producer_batch_bytes,
         )
         await self._start_client(producer)
-        self._producer = producer
+        return producer
 
     async def _start_client(self, client: Any) -> None:
         try:
@@ -215,13 +239,18 @@ class KafkaBus:
         """
         for message in messages:
             check_message(topic, message)
-        producer = self._require_started()
+        self._require_started()
         await self._check_topic(topic)
+        if not messages:
+            return []
         results: list[Record | None] = [None] * len(messages)
+        sent_with: list[Any] = []  # the producer of the last attempt
 
         async def send_pending() -> None:
             pending = _to_resend(messages, results)
-            sends = await _send_in_batches(producer, topic, messages, pending)
+            sent_with[:] = [self._require_started()]
+            sends = await _send_in_batches(sent_with[0], topic, messages, pending,
+                                           self._batch_bytes[topic])
             outcomes = await asyncio.gather(*(future for _, future in sends),
                                             return_exceptions=True)
             first_error: BaseException | None = None
@@ -242,32 +271,86 @@ class KafkaBus:
             if first_error is not None:
                 raise first_error
 
-        if messages:
+        what = f"publishing {len(messages)} record(s) to {topic!r}"
+        for attempt in range(2):
             try:
-                await _with_retries(self.retry,
-                                    f"publishing {len(messages)} record(s) to {topic!r}",
-                                    send_pending, PublishError)
+                await _with_retries(self.retry, what, send_pending, PublishError)
+                break
             except PublishError as error:
-                if isinstance(error.__cause__, MessageSizeTooLargeError):
-                    raise PublishError(f"{error}: {self._too_large(topic)}") from error.__cause__
-                raise
+                cause = error.__cause__
+                if isinstance(cause, _PRODUCER_STATE_LOST):
+                    await self._renew_producer(sent_with[0])
+                if not isinstance(cause, MessageSizeTooLargeError):
+                    raise
+                # The topic may have been given a lower limit since it was read: read it
+                # again, and write what is left once more if it is lower.
+                used = self._batch_bytes.pop(topic)
+                if attempt > 0 or await self._check_topic(topic) >= used:
+                    raise PublishError(f"{error}: {self._too_large(topic, used)}") from cause
         return [record for record in results if record is not None]
 
-    def _too_large(self, topic: str) -> str:
-        """What to do when the broker refuses a record batch as too large."""
+    async def _renew_producer(self, failed: Any) -> None:
+        """Replace the producer ``failed`` by a new one, unless another write has already.
+        An idempotent producer numbers its record batches per partition; a batch the broker
+        refused whole leaves a gap in that numbering, and aiokafka (unlike the Java client)
+        neither closes it nor takes a new producer id, so every later write to the partition
+        would fail with ``OutOfOrderSequenceNumber``. A new producer starts a new numbering."""
+        async with self._renewing:
+            if self._producer is not failed:
+                return
+            replaced, self._producer = failed, await self._started_producer()
+        try:
+            await replaced.stop()  # writes other tasks still have under way finish first
+        except KafkaError as error:  # its numbering is what is being discarded
+            log.info("stopping the replaced producer: %s", _explain(error))
+
+    def _too_large(self, topic: str, batch_bytes: int) -> str:
+        """What to do when the broker refused a record batch of at most ``batch_bytes`` as
+        too large, and reading the topic's limit again gave nothing lower."""
+        if batch_bytes < self.producer_batch_bytes:  # cut at the topic's own limit already
+            return (f"a record is larger than the {batch_bytes} bytes {topic!r} takes (its "
+                    f"{MAX_MESSAGE_BYTES}): it cannot be written until that limit is raised")
         return (f"the broker takes smaller record batches on {topic!r} than the "
-                f"{self.producer_batch_bytes} bytes this producer fills (its message.max.bytes, "
-                f"or the topic's max.message.bytes): set {ENV_PREFIX}KAFKA_PRODUCER_BATCH_BYTES "
+                f"{batch_bytes} bytes this producer fills (its message.max.bytes, or the "
+                f"topic's {MAX_MESSAGE_BYTES}): set {ENV_PREFIX}KAFKA_PRODUCER_BATCH_BYTES "
                 "below that limit (a single record above it cannot be written at all)")
 
-    async def _check_topic(self, topic: str) -> None:
+    async def _check_topic(self, topic: str) -> int:
+        """The record batch size writes to ``topic`` are cut at; checks, on the first write,
+        that the topic exists and reads its ``max.message.bytes``."""
+        known = self._batch_bytes.get(topic)
+        if known is not None:
+            return known
         # Without this a write to a missing topic waits out the metadata timeout (the broker
         # does not auto-create topics) and then fails with an unhelpful timeout.
-        if topic in self._known_topics:
-            return
         if topic not in (await self._metadata()).topics():
             raise UnknownTopicError(topic)
-        self._known_topics.add(topic)
+        limit = await self._max_message_bytes(topic)
+        batch_bytes = self.producer_batch_bytes
+        if limit is not None and limit < batch_bytes:
+            batch_bytes = limit
+            log.info("record batches to %r are cut at %d bytes, the topic's %s "
+                     "(%sKAFKA_PRODUCER_BATCH_BYTES is %d)", topic, limit, MAX_MESSAGE_BYTES,
+                     ENV_PREFIX, self.producer_batch_bytes)
+        self._batch_bytes[topic] = batch_bytes
+        return batch_bytes
+
+    async def _max_message_bytes(self, topic: str) -> int | None:
+        """The topic's ``max.message.bytes`` as the broker applies it (the topic's own value,
+        else the broker's ``message.max.bytes``); None when it cannot be read (a principal
+        without DescribeConfigs on the topic, a broker that does not answer it): the writes
+        then use the setting, and a refusal names it."""
+        from aiokafka.protocol.admin import DescribeConfigsRequest
+
+        client = self._require_started().client
+        request = DescribeConfigsRequest([(_TOPIC_RESOURCE, topic, [MAX_MESSAGE_BYTES])])
+        try:
+            response = await client.send(client.get_random_node(), request)
+        except KafkaError as error:
+            log.info("could not read %s of %r (%s): record batches stay at %d bytes",
+                     MAX_MESSAGE_BYTES, topic, _explain(error), self.producer_batch_bytes)
+            return None
+        return _configured_limit(response, topic)
 
     def _require_started(self) -> Any:
         if self._producer is None:
@@ -343,32 +426,31 @@ class KafkaBus:
 
 
 async def _send_in_batches(producer: Any, topic: str, messages: Sequence[Message],
-                           indexes: Sequence[int]) -> list[tuple[list[tuple[int, Any]], Any]]:
-    """Queue ``messages[indexes]`` for sending: keyed records in record batches per partition,
-    placed where Kafka's default partitioner places their keys (the producer's own choice,
-    made here once per batch: sending record by record cost about twice the CPU per record);
-    a record without a key through the producer's own choice of partition. Returns, per send,
-    the (index, appended record's metadata) it holds and its future (the batch's base offset
-    and time stamp; for a record alone, its own: the appended metadata then says offset 0)."""
+                           indexes: Sequence[int], batch_bytes: int
+                           ) -> list[tuple[list[tuple[int, Any]], Any]]:
+    """Queue ``messages[indexes]`` for sending in record batches per partition of at most
+    ``batch_bytes`` (a record larger than that goes alone): a keyed record where Kafka's
+    default partitioner places its key (the producer's own choice, made here once per batch:
+    sending record by record cost about twice the CPU per record), a record without a key on
+    a partition drawn at random, as aiokafka's partitioner draws it (going through the
+    producer's own ``send`` it could share a batch cut at the producer's size, not the
+    topic's). Returns, per send, the (index, appended record's metadata) it holds and its
+    future (the batch's base offset and time stamp)."""
     partitions = sorted(await producer.partitions_for(topic))
     by_partition: dict[int, list[int]] = {}
     sends: list[tuple[list[tuple[int, Any]], Any]] = []
     for index in indexes:
         key = messages[index].key
-        if key is None:
-            message = messages[index]
-            future = await producer.send(topic, value=message.value, key=None,
-                                         timestamp_ms=message.timestamp_ms,
-                                         headers=list(message.headers))
-            sends.append(([(index, _ALONE)], future))
-        else:
-            partition = partitions[partition_for_key(key, len(partitions))]
-            by_partition.setdefault(partition, []).append(index)
+        partition = (keyless_partition(partitions) if key is None
+                     else partitions[partition_for_key(key, len(partitions))])
+        by_partition.setdefault(partition, []).append(index)
     for partition, chosen in by_partition.items():
         batch = producer.create_batch()
         written: list[tuple[int, Any]] = []
         for index in chosen:
-            appended = _append(batch, messages[index])
+            appended = (_append(batch, messages[index])
+                        if not written or batch.size() + _record_bound(messages[index])
+                        <= batch_bytes else None)
             if appended is None:  # the batch is full: send it; the next takes any first record
                 sends.append((written, await _close_and_send(producer, batch, topic, partition)))
                 batch, written = producer.create_batch(), []
@@ -377,6 +459,40 @@ async def _send_in_batches(producer: Any, topic: str, messages: Sequence[Message
             written.append((index, appended))
         sends.append((written, await _close_and_send(producer, batch, topic, partition)))
     return sends
+
+
+def keyless_partition(partitions: Sequence[int]) -> int:
+    """Where a record without a key goes: any partition, drawn at random."""
+    return random.choice(partitions)
+
+
+def _record_bound(message: Message) -> int:
+    """At most the bytes ``message`` adds to a record batch: its key, value and headers, plus
+    the longest varints of Kafka's record format (length, attributes, time stamp and offset
+    deltas, the key's and value's lengths, the header count; each header's two lengths)."""
+    return (36 + len(message.key or b"") + len(message.value or b"")
+            + sum(10 + len(name.encode()) + len(value or b"") for name, value in message.headers))
+
+
+def _configured_limit(response: Any, topic: str) -> int | None:
+    """``max.message.bytes`` from a DescribeConfigs answer about ``topic``; None when the
+    broker answered with an error or without the value."""
+    for resource in response.resources:
+        # (error code, error message, resource type, name, entries); later versions add more
+        error_code, error_message, _, name, entries = resource[:5]
+        if name != topic:
+            continue
+        if error_code != 0:
+            log.info("could not read %s of %r (error %d: %s)", MAX_MESSAGE_BYTES, topic,
+                     error_code, error_message)
+            return None
+        for entry in entries:
+            if entry[0] == MAX_MESSAGE_BYTES and entry[1] is not None:
+                try:
+                    return int(entry[1])
+                except ValueError:
+                    return None
+    return None
 
 
 def _append(batch: Any, message: Message) -> Any:
@@ -388,17 +504,6 @@ def _append(batch: Any, message: Message) -> Any:
 async def _close_and_send(producer: Any, batch: Any, topic: str, partition: int) -> Any:
     batch.close()
     return await producer.send_batch(batch, topic, partition=partition)
-
-
-@dataclass(frozen=True)
-class _Alone:
-    """The appended metadata of a record sent alone: its future reports its own offset."""
-
-    offset: int = 0
-    timestamp: int = -1
-
-
-_ALONE = _Alone()
 
 
 def _to_resend(messages: Sequence[Message], results: Sequence[Record | None]) -> list[int]:

@@ -22,6 +22,7 @@ from aiokafka.errors import (
 from aiokafka.structs import RecordMetadata, TopicPartition
 
 from sync.config.settings import load_settings
+from sync.transport import kafka
 from sync.transport.bus import (
     BrokerUnavailableError,
     Message,
@@ -48,11 +49,36 @@ class _Metadata:
 
 
 @dataclass
+class _Described:
+    """A DescribeConfigs answer: (error code, message, type, name, entries) per resource."""
+
+    resources: list[tuple[int, str | None, int, str, list[tuple[str, str]]]]
+
+
+@dataclass
 class _Client:
     names: set[str]
+    # What the broker answers about a topic's max.message.bytes: a limit, an error code
+    # (an int below 100), or an exception raised by the request.
+    limits: list[int | BaseException]
+    asked: list[str] = field(default_factory=list)
 
     async def fetch_all_metadata(self) -> _Metadata:
         return _Metadata(self.names)
+
+    def get_random_node(self) -> int:
+        return 1
+
+    async def send(self, node_id: int, request: Any) -> _Described:
+        [(kind, topic, names)] = request._resources
+        assert (kind, names) == (2, ["max.message.bytes"])
+        self.asked.append(topic)
+        answer = self.limits[0] if len(self.limits) == 1 else self.limits.pop(0)
+        if isinstance(answer, BaseException):
+            raise answer
+        if answer < 100:
+            return _Described([(answer, "denied", 2, topic, [])])
+        return _Described([(0, None, 2, topic, [("max.message.bytes", str(answer))])])
 
 
 @dataclass(frozen=True)
@@ -63,11 +89,15 @@ class _Appended:
 
 @dataclass
 class ScriptedBatch:
-    """A record batch that takes ``capacity`` records (aiokafka's takes bytes)."""
+    """A record batch that takes ``capacity`` records (aiokafka's takes bytes); its size
+    counts the keys' and values' bytes (aiokafka's adds the record format's own)."""
 
     capacity: int
     messages: list[Message] = field(default_factory=list)
     closed: bool = False
+
+    def size(self) -> int:
+        return 61 + sum(len(m.key or b"") + len(m.value or b"") for m in self.messages)
 
     def append(self, *, timestamp: int | None, key: bytes | None, value: bytes | None,
                headers: list[tuple[str, bytes]]) -> _Appended | None:
@@ -84,12 +114,14 @@ class ScriptedBatch:
 
 @dataclass
 class ScriptedProducer:
-    """Keyed records arrive in batches (``send_batch``), a record without a key alone
-    (``send``). A batch fails as a whole when any of its records' fate is an error."""
+    """Records arrive in batches (``send_batch``); ``send`` takes a record alone. A batch
+    fails as a whole when any of its records' fate is an error."""
 
     fate: Fate = lambda attempt, message: None
     start_failures: int = 0
     topics: set[str] = field(default_factory=lambda: {TOPIC})
+    # The topic's max.message.bytes as the broker answers it, in turn (see _Client).
+    limits: list[int | BaseException] = field(default_factory=lambda: [1_048_588])
     config: dict[str, Any] = field(default_factory=dict)
     sent: list[Message] = field(default_factory=list)
     start_calls: int = 0
@@ -98,9 +130,12 @@ class ScriptedProducer:
     batch_capacity: int = 1000
     batches: list[tuple[int, int]] = field(default_factory=list)  # (partition, records)
 
+    def __post_init__(self) -> None:
+        self._client = _Client(self.topics, self.limits)
+
     @property
     def client(self) -> _Client:
-        return _Client(self.topics)
+        return self._client
 
     async def start(self) -> None:
         self.start_calls += 1
@@ -240,7 +275,9 @@ def key_in(partition: int, name: str) -> bytes:
                 == partition)
 
 
-async def test_batch_retry_resends_failed_batches_and_later_records_of_their_keys_only() -> None:
+async def test_batch_retry_resends_failed_batches_and_later_records_of_their_keys_only(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kafka, "keyless_partition", lambda partitions: partitions[0])
     a, b, c = key_in(0, "A"), key_in(1, "B"), key_in(2, "C")
     messages = [Message(a, b"a1"), Message(b, b"b1"), Message(b, b"b2"), Message(a, b"a2"),
                 Message(c, b"c1"), Message(None, b"no key")]
@@ -255,9 +292,9 @@ async def test_batch_retry_resends_failed_batches_and_later_records_of_their_key
     assert [r.partition for r in records[:5]] == [0, 1, 1, 0, 2]
     b1, b2 = records[1], records[2]
     assert (b1.offset, b2.offset) == (0, 1)  # the latest value of key B is the last
-    # The record without a key went alone, first, where the producer put it (partition 0).
-    assert (records[5].partition, records[5].offset) == (0, 0)
-    assert (records[0].offset, records[3].offset) == (1, 2)
+    # The record without a key went where it was drawn (partition 0), after A's records.
+    assert (records[5].partition, records[5].offset) == (0, 2)
+    assert (records[0].offset, records[3].offset) == (0, 1)
 
 
 async def test_keyed_records_go_in_batches_per_partition_with_their_offsets_and_stamps() -> None:
@@ -307,3 +344,113 @@ def test_retriable_classification() -> None:
     assert is_retriable(UnknownTopicOrPartitionError())  # aiokafka marks it retriable
     assert not is_retriable(MessageSizeTooLargeError())
     assert not is_retriable(ValueError("bad"))
+
+
+# --- the topic's own limit --------------------------------------------------------------------
+
+def sized(count: int, size: int, key: bytes | None = b"SA:1") -> list[Message]:
+    return [Message(key, f"{n:04d}".encode() * (size // 4)) for n in range(count)]
+
+
+async def test_a_topic_taking_smaller_batches_gets_batches_cut_at_its_limit() -> None:
+    producer = ScriptedProducer(limits=[2_000])
+    bus = await started_bus(producer)
+    messages = sized(20, 400) + sized(5, 400, key=None)
+    records = await bus.publish_batch(TOPIC, messages)
+    assert [r.value for r in records] == [m.value for m in messages]
+    assert producer.client.asked == [TOPIC]  # read once, on the first write
+    # No batch above the topic's 2,000 bytes, none cut much below it either: each holds
+    # as many 400-byte records as fit with the record format's own bytes.
+    keyed = [count for partition, count in producer.batches
+             if partition == partition_for_key(b"SA:1", 3)]
+    assert sum(keyed) >= 20
+    assert max(keyed) == 4
+    assert all(count <= 4 for _, count in producer.batches)
+    await bus.publish_batch(TOPIC, sized(1, 400))
+    assert producer.client.asked == [TOPIC]
+
+
+async def test_a_topic_taking_larger_batches_keeps_the_setting() -> None:
+    producer = ScriptedProducer(limits=[10_000_000])
+    bus = await started_bus(producer, producer_batch_bytes=2_000)
+    await bus.publish_batch(TOPIC, sized(20, 400))
+    assert max(count for _, count in producer.batches) == 4
+
+
+@pytest.mark.parametrize("answer", [29, KafkaConnectionError("lost")],
+                         ids=["authorization-failed", "request-failed"])
+async def test_a_limit_that_cannot_be_read_leaves_the_setting(
+        answer: int | BaseException) -> None:
+    producer = ScriptedProducer(limits=[answer])
+    bus = await started_bus(producer, producer_batch_bytes=2_000)
+    records = await bus.publish_batch(TOPIC, sized(20, 400))
+    assert len(records) == 20
+    assert max(count for _, count in producer.batches) == 4
+
+
+def renewing(producers: list[ScriptedProducer]) -> Callable[..., ScriptedProducer]:
+    """A producer factory handing out ``producers`` in turn."""
+    made = iter(producers)
+    return lambda **config: next(made)
+
+
+async def test_a_topic_limit_lowered_while_running_is_read_again_and_the_rest_written() -> None:
+    # The broker refuses batches above 2,000 bytes from the second write on; the bus read
+    # 1 MiB on the first, so its next batch is refused, and it reads 2,000 then.
+    first = ScriptedProducer(fate=lambda attempt, _: MessageSizeTooLargeError()
+                             if attempt > 1 else None, limits=[1_048_588, 2_000])
+    second = ScriptedProducer(limits=first.limits)
+    second._client = first.client
+    bus = KafkaBus("broker:9092", retry=FAST, producer_factory=renewing([first, second]))
+    await bus.start()
+    await bus.publish_batch(TOPIC, sized(1, 400))
+    records = await bus.publish_batch(TOPIC, sized(20, 400))
+    assert [r.value for r in records] == [m.value for m in sized(20, 400)]
+    # The refused batch's producer was replaced (its numbering of batches is off) and
+    # stopped; the new one wrote everything in batches of the topic's new limit.
+    assert first.stopped
+    assert not second.stopped
+    assert sum(count for _, count in second.batches) == 20
+    assert max(count for _, count in second.batches) == 4
+    assert first.client.asked == [TOPIC, TOPIC]
+
+
+async def test_a_record_above_the_topics_limit_is_refused_with_the_limit_named() -> None:
+    first = ScriptedProducer(fate=lambda attempt, m: MessageSizeTooLargeError()
+                             if len(m.value or b"") > 2_000 else None, limits=[2_000])
+    second = ScriptedProducer(limits=first.limits)
+    bus = KafkaBus("broker:9092", retry=FAST, producer_factory=renewing([first, second]))
+    await bus.start()
+    with pytest.raises(PublishError) as caught:
+        await bus.publish_batch(TOPIC, sized(1, 4_000))
+    text = str(caught.value)
+    assert "a record is larger than the 2000 bytes" in text
+    assert "max.message.bytes" in text
+    assert repr(TOPIC) in text
+    assert "C2M_SYNC_KAFKA_PRODUCER_BATCH_BYTES" not in text  # lowering it would not help
+    # The producer that sent the refused batch was replaced: the next write goes through.
+    assert first.stopped
+    assert len(await bus.publish_batch(TOPIC, sized(3, 400))) == 3
+    assert second.batches == [(partition_for_key(b"SA:1", 3), 3)]
+
+
+async def test_two_writes_refused_together_replace_the_producer_once() -> None:
+    first = ScriptedProducer(fate=lambda attempt, m: MessageSizeTooLargeError()
+                             if len(m.value or b"") > 2_000 else None, limits=[2_000])
+    made = [first, ScriptedProducer(limits=first.limits), ScriptedProducer(limits=first.limits)]
+    handed: list[ScriptedProducer] = []
+
+    def factory(**config: Any) -> ScriptedProducer:
+        handed.append(made[len(handed)])
+        return handed[-1]
+
+    bus = KafkaBus("broker:9092", retry=FAST, producer_factory=factory)
+    await bus.start()
+    outcomes = await asyncio.gather(
+        bus.publish_batch(TOPIC, sized(1, 4_000)),
+        bus.publish_batch(TOPIC, sized(1, 4_000, key=b"SA:2")), return_exceptions=True)
+    assert all(isinstance(outcome, PublishError) for outcome in outcomes)
+    # Both saw the first producer fail; one replaced it, the other found it replaced.
+    assert handed == made[:2]
+    assert first.stopped
+    assert not made[1].stopped
