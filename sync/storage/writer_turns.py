@@ -18,9 +18,16 @@ advisory locks (``flock``) on files beside the database:
 
 A writer that has just finished and wants to write again must pass the turnstile, which a
 waiting writer holds while it waits for the writer lock: that one gets the lock next, then
-lets the turnstile go. Writers therefore alternate instead of one keeping the lock. Waiting is
-a poll every millisecond (``flock`` has no timeout), so an operating system lock released by a
-process that dies frees the turn at once.
+lets the turnstile go. Writers therefore alternate instead of one keeping the lock. An
+operating system lock released by a process that dies frees the turn at once.
+
+Waiting: ``flock`` has no timeout, so a writer that finds a lock taken hands the wait to a
+helper thread blocked in ``flock`` on a duplicate of its descriptor (the same open file, so
+the same lock) and waits for that thread until its deadline. The kernel wakes the helper the
+moment the lock is let go. Polling every millisecond, as before, woke each waiting writer a
+thousand times a second, which cost about 4 % of a core per writer waiting, and handed the
+turn over up to a millisecond late. A wait that times out leaves its helper blocked until the
+lock is let go; the helper then lets it go at once and closes its descriptor.
 
 The turns only order writers; SQLite's own lock still guarantees one writer, and it still
 applies to writers that do not take turns (another program, an older version). A writer that
@@ -34,11 +41,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-
-POLL_S = 0.001
 
 
 class WriterTurns:
@@ -80,14 +86,49 @@ def _opened(path: Path) -> Iterator[int]:
 
 
 def _take(descriptor: int, deadline: float) -> bool:
-    while True:
+    """Lock ``descriptor``'s file by ``deadline``; whether it was locked."""
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        pass
+    wait = _Wait(os.dup(descriptor))
+    threading.Thread(target=wait.block, name="c2m-writer-turn", daemon=True).start()
+    return wait.outcome(deadline)
+
+
+class _Wait:
+    """A blocking ``flock`` in a helper thread, on its own duplicate of the descriptor, and
+    the waiting writer's side of it. Whether the lock was had is decided once, under
+    ``_deciding``: either the helper took it before the writer gave up, or the writer gave up
+    first and the helper lets it go when it gets it."""
+
+    def __init__(self, descriptor: int) -> None:
+        self._descriptor = descriptor
+        self._deciding = threading.Lock()
+        self._taken = threading.Event()
+        self._abandoned = False
+
+    def block(self) -> None:
         try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(POLL_S)
+            fcntl.flock(self._descriptor, fcntl.LOCK_EX)
+            with self._deciding:
+                if self._abandoned:
+                    fcntl.flock(self._descriptor, fcntl.LOCK_UN)
+                else:
+                    self._taken.set()
+        finally:
+            # The lock belongs to the open file, which the writer's own descriptor keeps
+            # open while it holds the lock.
+            os.close(self._descriptor)
+
+    def outcome(self, deadline: float) -> bool:
+        self._taken.wait(max(0.0, deadline - time.monotonic()))
+        with self._deciding:
+            if self._taken.is_set():
+                return True
+            self._abandoned = True
+            return False
 
 
 def turns_for(database: str | None, timeout_s: float) -> WriterTurns | None:

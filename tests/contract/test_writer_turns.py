@@ -3,6 +3,8 @@ a writer that begins again right after committing does not keep the others out."
 
 from __future__ import annotations
 
+import fcntl
+import os
 import subprocess
 import sys
 import threading
@@ -107,3 +109,58 @@ def test_a_database_in_memory_has_no_turns() -> None:
     assert turns_for(":memory:", 1) is None
     assert turns_for(None, 1) is None
     assert turns_for("/var/lib/c2m/ccb.db", 1) is not None
+
+
+def _open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_a_waiting_writer_blocks_instead_of_polling(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    database = tmp_path / "x.db"
+    calls: list[int] = []
+    flock = fcntl.flock
+
+    def counted(descriptor: int, operation: int) -> None:
+        calls.append(operation)
+        flock(descriptor, operation)
+
+    holding = threading.Event()
+    let_go = threading.Event()
+
+    def holder() -> None:
+        with WriterTurns(database, timeout_s=5).turn():
+            holding.set()
+            let_go.wait(10)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    assert holding.wait(10)
+    monkeypatch.setattr(fcntl, "flock", counted)
+    threading.Timer(0.3, let_go.set).start()
+    with WriterTurns(database, timeout_s=5).turn() as had:
+        assert had
+    thread.join(10)
+    # The turnstile (free) once; the writer lock: one attempt, then one blocking wait; each
+    # let go once. Polling every millisecond made some 300 attempts in the 0.3 s.
+    exclusive = fcntl.LOCK_EX
+    assert calls.count(exclusive | fcntl.LOCK_NB) == 2
+    assert calls.count(exclusive) == 1
+
+
+def test_a_wait_given_up_lets_the_lock_go_once_it_gets_it(tmp_path: Path) -> None:
+    database = tmp_path / "x.db"
+    before = _open_descriptors()
+    with WriterTurns(database, timeout_s=5).turn() as first:
+        assert first
+        with WriterTurns(database, timeout_s=0.05).turn() as second:
+            assert not second
+    # The given-up wait's helper took the lock when the first let it go, and let it go at
+    # once: the next writer has its turn, and no descriptor is left open.
+    with WriterTurns(database, timeout_s=5).turn() as third:
+        assert third
+    for _ in range(100):
+        if _open_descriptors() == before:
+            break
+        threading.Event().wait(0.01)
+    assert _open_descriptors() == before
