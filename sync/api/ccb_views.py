@@ -11,7 +11,14 @@ from fastapi import APIRouter, Query, Response
 from sqlalchemy import select
 
 from sync.api.deps import RuntimeDep, read
-from sync.api.models import DEFAULT_LIST_LIMIT, ListLimit, ListOffset, PathId, page
+from sync.api.models import (
+    DEFAULT_LIST_LIMIT,
+    ListAfter,
+    ListLimit,
+    ListOffset,
+    PathId,
+    page,
+)
 from sync.api.problems import responses
 from sync.api.security import Read
 from sync.api.view_models import (
@@ -198,6 +205,7 @@ def pending_list(
                                                   "not yet (false)")] = None,
     limit: ListLimit = DEFAULT_LIST_LIMIT,
     offset: ListOffset = 0,
+    after: ListAfter = None,
 ) -> list[PendingItem]:
     today = runtime.clock.business_date()
     statuses = {"start": (SaStatus.PENDING_START,), "stop": (SaStatus.PENDING_STOP,),
@@ -212,4 +220,4 @@ def pending_list(
         if due is None or item.due is due:
             items.append(item)
     return page(sorted(items, key=lambda item: (item.date, item.sa_id)), response, offset,
-                limit)
+                limit, after=after, key=lambda item: (item.date.isoformat(), item.sa_id))

@@ -8,12 +8,17 @@ PostgreSQL) or a date the date arithmetic of the rules cannot handle (year 1, ye
 
 from __future__ import annotations
 
+import base64
+import bisect
 import datetime as dt
+import json
+from collections.abc import Callable
 from typing import Annotated, TypeVar
 
 from fastapi import Path, Query, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from sync.api.problems import FieldProblem, ProblemError
 from sync.ccb.changes import Changes
 from sync.ccb.model import SaStatus
 
@@ -92,12 +97,60 @@ ListLimit = Annotated[int, Query(ge=1, le=10_000, description=(
 DEFAULT_LIST_LIMIT = 1000
 _Item = TypeVar("_Item")
 ListOffset = Annotated[int, Query(ge=0, description=(
-    "skip this many items first: the next page starts at offset + limit"))]
+    "skip this many items first: the next page starts at offset + limit (items that leave or "
+    "join the list meanwhile shift it; see after)"))]
+ListAfter = Annotated[str | None, Query(
+    min_length=1, max_length=2000, pattern=r"^[A-Za-z0-9_-]+$", description=(
+        "the page after the last item of a page before: the X-Next-After header that page "
+        "came with. It starts at that item's place in the order, so items that left or "
+        "joined the list meanwhile do not shift it (not with offset)"))]
 TOTAL_COUNT = "X-Total-Count"
+NEXT_AFTER = "X-Next-After"
+
+# An item's place in its list's order as plain values that sort the same way (numbers, and
+# texts compared as texts): what an ``after`` cursor carries.
+PageKey = tuple[int | str, ...]
 
 
-def page(items: list[_Item], response: Response, offset: int, limit: int) -> list[_Item]:
-    """The items ``offset`` to ``offset + limit`` of the list, with how many there are in
-    ``X-Total-Count``."""
+def page(items: list[_Item], response: Response, offset: int, limit: int, *,
+         key: Callable[[_Item], PageKey], after: str | None = None) -> list[_Item]:
+    """The ``limit`` items from ``offset`` of the list (sorted by ``key``), or right after the
+    place ``after`` names; how many there are in ``X-Total-Count``, and, when more follow,
+    the cursor of this page's last item in ``X-Next-After``."""
     response.headers[TOTAL_COUNT] = str(len(items))
-    return items[offset:offset + limit]
+    keys = [key(item) for item in items]
+    start = offset
+    if after is not None:
+        if offset:
+            raise _after_problem("after and offset cannot be combined: after says where the "
+                                 "page starts")
+        start = bisect.bisect_right(keys, _place(after, keys[0] if keys else None))
+    end = start + limit
+    if end < len(items):
+        response.headers[NEXT_AFTER] = _cursor(keys[end - 1])
+    return items[start:end]
+
+
+def _cursor(place: PageKey) -> str:
+    text = json.dumps(list(place), separators=(",", ":"), ensure_ascii=False)
+    return base64.urlsafe_b64encode(text.encode("utf-8")).decode("ascii").rstrip("=")
+
+
+def _place(cursor: str, like: PageKey | None) -> PageKey:
+    """The place ``cursor`` names, checked against a key of the list (``like``)."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        place = json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError) as error:  # bad base64, UTF-8 or JSON; nested deep
+        raise _after_problem(f"not a cursor of this list: {error}") from error
+    if not isinstance(place, list) or not all(
+            isinstance(part, int | str) and not isinstance(part, bool) for part in place):
+        raise _after_problem("not a cursor of this list: it holds no place in it")
+    if like is not None and [type(part) for part in place] != [type(part) for part in like]:
+        raise _after_problem("not a cursor of this list: it is a place in another list")
+    return tuple(place)
+
+
+def _after_problem(message: str) -> ProblemError:
+    return ProblemError("validation", f"query parameter after: {message}",
+                        errors=[FieldProblem(field="query.after", message=message)])

@@ -4,6 +4,7 @@ reminders and closing it (``c2m-sync ccb todo ...``, ``c2m-sync ccb contact ...`
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
@@ -16,8 +17,10 @@ from sync.api.models import (
     ChangesOut,
     Code,
     Id,
+    ListAfter,
     ListLimit,
     ListOffset,
+    PageKey,
     PathId,
     Text,
     User,
@@ -66,11 +69,21 @@ def todo_list(runtime: RuntimeDep, response: Response, role: FilterCode = None,
                   "only open and being worked entries (the worklist), read without the "
                   "completed history"))] = False,
               assigned_user: FilterCode = None,
-              limit: ListLimit = DEFAULT_LIST_LIMIT, offset: ListOffset = 0) -> list[ToDoEntry]:
+              limit: ListLimit = DEFAULT_LIST_LIMIT, offset: ListOffset = 0,
+              after: ListAfter = None) -> list[ToDoEntry]:
+    admin = runtime.admin
     entries = todo.list_todos(read(runtime, lambda view: view.todos(
         role=role, todo_type=todo_type, status=todo_status, unfinished=unfinished)),
-        runtime.admin, assigned_user=assigned_user)
-    return page(entries, response, offset, limit)
+        admin, assigned_user=assigned_user)
+    return page(entries, response, offset, limit, after=after,
+                key=lambda entry: worklist_place(todo.urgency(entry, admin)))
+
+
+def worklist_place(urgency: tuple[int, dt.datetime, str]) -> PageKey:
+    """A To Do's urgency as a cursor's place: the creation time as UTC text of one width,
+    which sorts as the times do."""
+    priority, created_at, todo_id = urgency
+    return (priority, created_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f"), todo_id)
 
 
 @router.get("/todos/{todo_id}", tags=["To Do"], dependencies=[Read],

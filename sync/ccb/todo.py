@@ -219,17 +219,7 @@ def list_todos(
     status: ToDoStatus | None = None,
     assigned_user: str | None = None,
 ) -> list[ToDoEntry]:
-    """Entries matching every filter given, most urgent first.
-
-    Order: the type's priority (1 = most urgent; unknown types last), then oldest first, then
-    id, which is how a role's worklist is worked.
-    """
-
-    def urgency(entry: ToDoEntry) -> tuple[int, dt.datetime, str]:
-        todo_type_config = admin.todo_types.get(entry.todo_type)
-        priority = todo_type_config.priority if todo_type_config is not None else 101
-        return (priority, entry.created_at, entry.id)
-
+    """Entries matching every filter given, most urgent first (:func:`urgency`)."""
     return sorted(
         (
             entry for entry in entries
@@ -238,5 +228,14 @@ def list_todos(
             and (status is None or entry.status is status)
             and (assigned_user is None or entry.assigned_user == assigned_user)
         ),
-        key=urgency,
+        key=lambda entry: urgency(entry, admin),
     )
+
+
+def urgency(entry: ToDoEntry, admin: AdminConfig) -> tuple[int, dt.datetime, str]:
+    """Where ``entry`` stands in a worklist: the type's priority (1 = most urgent; unknown
+    types last), then oldest first, then id, which is how a role's worklist is worked. It
+    does not change while the entry is worked, so a page of the list can start after it."""
+    todo_type_config = admin.todo_types.get(entry.todo_type)
+    priority = todo_type_config.priority if todo_type_config is not None else 101
+    return (priority, entry.created_at, entry.id)

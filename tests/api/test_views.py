@@ -191,6 +191,16 @@ async def test_pending_list_with_filters(client: httpx.AsyncClient) -> None:
     assert (rest.json(), rest.headers["X-Total-Count"]) == (everything[3:], "4")
     beyond = await client.get("/api/pending", params={"offset": 4})
     assert (beyond.json(), beyond.headers["X-Total-Count"]) == ([], "4")
+    # Or right after the first page's last SA, by the cursor it came with; the last page
+    # comes with none.
+    after = await client.get("/api/pending", params={"limit": 3,
+                                                     "after": first.headers["X-Next-After"]})
+    assert after.json() == everything[3:]
+    assert "X-Next-After" not in after.headers
+    assert "X-Next-After" not in rest.headers
+    # A place in another list (a worklist's: priority, time, id) is not one in this.
+    response = await client.get("/api/pending", params={"after": "WzEsIngiLCJ5Il0"})
+    assert problem(response, 422, "validation")["errors"][0]["field"] == "query.after"
     response = await client.get("/api/pending", params={"offset": -1})
     assert problem(response, 422, "validation")["errors"][0]["field"] == "query.offset"
     response = await client.get("/api/pending", params={"limit": 0})

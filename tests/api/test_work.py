@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import httpx
@@ -63,6 +64,79 @@ async def test_step_6_1_the_worklist_answers_the_most_urgent_up_to_a_limit(
         assert answer.status_code == 200, answer.text
     worklist = (await client.get("/api/todos", params={"unfinished": "true"})).json()
     assert [entry["id"] for entry in worklist] == [e["id"] for e in everything[1:]]
+
+
+async def _complete(client: httpx.AsyncClient, entry: dict[str, Any]) -> None:
+    user = {"CSR": "csr1", "SYNC": "integ1"}[entry["role"]]
+    for action in ("take", "complete"):
+        answer = await post(client, f"/api/todos/{entry['id']}/{action}", {"user": user})
+        assert answer.status_code == 200, answer.text
+
+
+async def test_step_6_1_worked_page_by_page_after_each_page_skips_nothing(
+        client: httpx.AsyncClient, runtime: Runtime, sync_error_todo: str) -> None:
+    """A worklist worked a page at a time (each page completed before the next is read):
+    the offset of the next page skips as many entries as were completed, ``after`` starts
+    right behind the last entry read."""
+    def raise_more(view: CcbView, ids: IdSource) -> Changes:
+        changes = Changes()
+        for sa_id in ("SA-TN02-E", "SA-TN03-E", "SA-TN04-E", "SA-TN05-E"):
+            changes.merge(raise_todo(view, ids, ADMIN, "sa_activation",
+                                     DrillKey(kind="sa", id=sa_id), "start read missing",
+                                     runtime.clock.now()).changes)
+        return changes
+
+    runtime.ccb.execute(raise_more)
+    worklist = {"unfinished": "true", "limit": 2}
+    everything = (await client.get("/api/todos", params={"unfinished": "true"})).json()
+    assert len(everything) == 5
+    seen: list[str] = []
+    cursor: str | None = None
+    for number in range(5):  # bounded: three pages are expected
+        if number == 1:
+            # By offset the second page would pass over the two entries behind the first
+            # page: the two completed have left the unfinished worklist.
+            by_offset = (await client.get("/api/todos", params={**worklist, "offset": 2}))
+            assert [e["id"] for e in by_offset.json()] == [e["id"] for e in everything[4:]]
+        response = await client.get("/api/todos", params={
+            **worklist, **({} if cursor is None else {"after": cursor})})
+        assert response.status_code == 200, response.text
+        entries = response.json()
+        seen += [entry["id"] for entry in entries]
+        for entry in entries:
+            await _complete(client, entry)
+        cursor = response.headers.get("X-Next-After")
+        if cursor is None:
+            break
+    assert seen == [entry["id"] for entry in everything]
+    # The whole list (completed entries stay in it) by cursor: each entry once, in order.
+    pages, cursor = [], None
+    for _ in range(5):
+        response = await client.get("/api/todos", params={
+            "limit": 2, **({} if cursor is None else {"after": cursor})})
+        pages.append([entry["id"] for entry in response.json()])
+        cursor = response.headers.get("X-Next-After")
+        if cursor is None:
+            break
+    assert pages == [seen[0:2], seen[2:4], seen[4:]]
+
+
+async def test_a_worklist_cursor_that_is_not_one_is_refused_naming_after(
+        client: httpx.AsyncClient, sync_error_todo: str) -> None:
+    for cursor, why in [("abc", "not a cursor of this list"),
+                        ("WyJ4Il0", "it is a place in another list"),  # ["x"]
+                        ("eyJhIjoxfQ", "it holds no place in it")]:  # {"a":1}
+        response = await client.get("/api/todos", params={"after": cursor})
+        document = problem(response, 422, "validation")
+        assert document["errors"][0]["field"] == "query.after"
+        assert why in document["errors"][0]["message"], cursor
+    response = await client.get("/api/todos", params={"after": "WyJ4Il0", "offset": 1})
+    assert "after and offset cannot be combined" in problem(response, 422, "validation")["detail"]
+    deep = base64.urlsafe_b64encode(b"[" * 1400).decode().rstrip("=")  # nests past Python's
+    response = await client.get("/api/todos", params={"after": deep})  # recursion limit
+    assert "not a cursor of this list" in problem(response, 422, "validation")["detail"]
+    response = await client.get("/api/todos", params={"after": "not/base64"})
+    assert problem(response, 422, "validation")["errors"][0]["field"] == "query.after"
 
 
 async def test_steps_6_1_to_6_4_take_log_and_complete(client: httpx.AsyncClient,
