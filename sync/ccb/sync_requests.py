@@ -64,6 +64,8 @@ SETTLED_STATES = frozenset({SyncRequestState.SYNCHRONIZED, SyncRequestState.DISC
 ORDER_SENSITIVE_CHECKS = frozenset({"D2-USSPDTVAL", "D2-VAL-SUBUS"})
 
 TIMEOUT_CODE = "SYNC-TIMEOUT"
+# A request the broker refused as larger than the sync topic takes: it never reached the topic.
+TOO_LARGE_CODE = "SYNC-TOO-LARGE"
 
 
 class SyncError(BaseModel):
@@ -293,9 +295,20 @@ def take_back(later: Sequence[RequestFacts]) -> TakeBack:
 
 
 def _published(request: RequestFacts) -> bool:
-    """Whether the request's current version is known to have reached the topic."""
+    """Whether the request's current version is known to have reached the topic (an error
+    MDM answered did, without its publication recorded when the answer came first; one the
+    broker refused as too large did not)."""
     return request.sent_at is not None or request.state in (
-        SyncRequestState.SENT, SyncRequestState.SYNCHRONIZED, SyncRequestState.ERROR)
+        SyncRequestState.SENT, SyncRequestState.SYNCHRONIZED) or (
+        request.state is SyncRequestState.ERROR and not refused_as_too_large(request))
+
+
+def refused_as_too_large(request: RequestFacts) -> bool:
+    return any(error.code == TOO_LARGE_CODE for error in request.errors)
+
+
+def too_large_error(reason: str) -> SyncError:
+    return SyncError(code=TOO_LARGE_CODE, message=f"not published: {reason}")
 
 
 def _timed_out(request: RequestFacts) -> bool:
@@ -338,6 +351,9 @@ def raise_sync_todo(view: CcbView, ids: IdSource, admin: AdminConfig,
             f"(version {request.version})")
     reasons = "; ".join(str(error) for error in request.errors) or "no reason given"
     message = (f"MDM did not acknowledge {what}: {reasons}" if timeout
+               else f"the broker refused {what} as too large: {reasons}. Raise the sync "
+                    f"topic's max.message.bytes, then resend (c2m-sync ccb sync resend "
+                    f"{request.id})" if refused_as_too_large(request)
                else f"MDM rejected {what}: {reasons}. Fix the data, then resend "
                     f"(c2m-sync ccb sync resend {request.id})")
     raised = raise_todo(view, ids, admin, "sync_timeout" if timeout else "sync_error",

@@ -16,13 +16,13 @@ import contextlib
 import logging
 from dataclasses import dataclass
 
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from sync.ccb.sync_requests import QueuedRequest
 from sync.clock import Clock
 from sync.storage.common import first_line, is_unavailable
 from sync.storage.outbox import SqlOutbox
-from sync.transport.bus import Bus, BusError, Message
+from sync.transport.bus import Bus, BusError, Message, Record, RecordTooLargeError
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +38,18 @@ class RelayReport:
     published: int = 0
     marked_sent: int = 0
     batches: int = 0
+    # Refused by the broker as larger than the topic takes: ERROR with a To Do each.
+    set_aside: int = 0
+
+    @property
+    def moved(self) -> bool:
+        """Whether the batch moved any request on (published or set aside)."""
+        return bool(self.published or self.set_aside)
 
     def __add__(self, other: RelayReport) -> RelayReport:
         return RelayReport(self.published + other.published,
-                           self.marked_sent + other.marked_sent, self.batches + other.batches)
+                           self.marked_sent + other.marked_sent, self.batches + other.batches,
+                           self.set_aside + other.set_aside)
 
 
 class Relay:
@@ -76,27 +84,68 @@ class Relay:
         messages = [Message(key=request.key.encode("utf-8"), value=request.payload,
                             headers=(("sync-request-id", request.id.encode("utf-8")),))
                     for request in batch]
-        records = None
-        async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(self.attempts),
-                wait=wait_exponential(multiplier=0.5, max=self.max_wait_s),
-                retry=retry_if_exception_type(BusError), reraise=True):
-            with attempt:
-                records = await self.bus.publish_batch(self.topic, messages)
-        assert records is not None
-        sent = [(request, record.partition, record.offset)
-                for request, record in zip(batch, records, strict=True)]
+        refused: list[tuple[QueuedRequest, str]] = []
+        try:
+            records = await self._publish(messages)
+        except RecordTooLargeError:
+            sent, refused = await self._publish_one_by_one(batch, messages)
+        else:
+            sent = [(request, record.partition, record.offset)
+                    for request, record in zip(batch, records, strict=True)]
         self._unmarked = sent
         marked = await asyncio.to_thread(self.outbox.mark_sent, sent, self.clock.now())
         self._unmarked = []
-        return RelayReport(published=len(batch), marked_sent=marked, batches=1)
+        set_aside = 0
+        if refused:
+            set_aside = await asyncio.to_thread(self.outbox.set_aside, refused,
+                                                self.clock.now())
+            for request, reason in refused:
+                log.error("relay: sync request %s for %s set aside as ERROR with a To Do: %s",
+                          request.id, request.key, reason)
+        return RelayReport(published=len(sent), marked_sent=marked, batches=1,
+                           set_aside=set_aside)
+
+    async def _publish(self, messages: list[Message]) -> list[Record]:
+        """Write ``messages``, retrying what may pass; a record the topic cannot take is
+        not retried (:class:`RecordTooLargeError`)."""
+        records: list[Record] | None = None
+        async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(self.attempts),
+                wait=wait_exponential(multiplier=0.5, max=self.max_wait_s),
+                retry=retry_if_exception(_may_pass), reraise=True):
+            with attempt:
+                records = await self.bus.publish_batch(self.topic, messages)
+        assert records is not None
+        return records
+
+    async def _publish_one_by_one(self, batch: list[QueuedRequest], messages: list[Message]
+                                  ) -> tuple[list[tuple[QueuedRequest, int, int]],
+                                             list[tuple[QueuedRequest, str]]]:
+        """After the broker refused a batch for a record larger than the topic takes: each
+        request alone, in queue order, so that the ones it takes go out and the ones it
+        cannot take are set aside instead of holding up every request behind them (one
+        entity has one pending request, so no entity's order changes). A failure of another
+        kind stops here; what went out is marked first on the next round."""
+        sent: list[tuple[QueuedRequest, int, int]] = []
+        refused: list[tuple[QueuedRequest, str]] = []
+        for request, message in zip(batch, messages, strict=True):
+            try:
+                [record] = await self._publish([message])
+            except RecordTooLargeError as error:
+                refused.append((request, str(error)))
+                continue
+            except BaseException:
+                self._unmarked = sent
+                raise
+            sent.append((request, record.partition, record.offset))
+        return sent, refused
 
     async def drain(self, max_batches: int = 1_000_000) -> RelayReport:
         """Publish until nothing is pending (bounded by ``max_batches``)."""
         total = RelayReport()
         for _ in range(max_batches):
             report = await self.relay_batch()
-            if not report.published:
+            if not report.moved:
                 break
             total = total + report
         return total
@@ -126,7 +175,7 @@ class Relay:
                 continue
             outage_wait_s = OUTAGE_WAIT_S
             total = total + report
-            if not report.published:
+            if not report.moved:
                 await _wait(stop, idle_wait_s)
         return total
 
@@ -134,3 +183,8 @@ class Relay:
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+def _may_pass(error: BaseException) -> bool:
+    """Bus errors worth another attempt: all but a record the topic cannot take."""
+    return isinstance(error, BusError) and not isinstance(error, RecordTooLargeError)

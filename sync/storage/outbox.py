@@ -48,6 +48,7 @@ from sync.ccb.sync_requests import (
     resolve_sync_todos,
     take_back,
     timeout_error,
+    too_large_error,
 )
 from sync.config.admin import AdminConfig
 from sync.mapping.codec import encode
@@ -306,6 +307,36 @@ class SqlOutbox:
 
         self.store.execute(unit)
         return marked
+
+    def set_aside(self, refused: Sequence[tuple[QueuedRequest, str]], now: dt.datetime) -> int:
+        """Requests the broker refused as larger than the sync topic takes (request, why)
+        become ``ERROR`` (``SYNC-TOO-LARGE``) with a To Do each, so that the requests behind
+        them go out. One still pending in the version read is set aside; one refreshed or
+        discarded since stays as it is. Returns how many were set aside."""
+        done: list[SyncRequest] = []
+
+        def unit(view: SqlCcbView, ids: IdSource) -> Changes:
+            changes = Changes()
+            connection = view.connection
+            stored = rows.states_of(connection, [request.id for request, _ in refused],
+                                    lock=True)
+            done.clear()
+            for queued, reason in refused:
+                if stored.get(queued.id) != (queued.version, SyncRequestState.PENDING):
+                    continue
+                request = _by_id(connection, queued.id)
+                assert request is not None
+                error = too_large_error(reason)
+                _save(connection, request, state=SyncRequestState.ERROR.value, errors=(error,),
+                      updated_at=now, note="set aside: too large for the sync topic")
+                failed = request.model_copy(update={"state": SyncRequestState.ERROR,
+                                                    "errors": (error,)})
+                raise_sync_todo(view, ids, self.admin, failed, now, changes)
+                done.append(failed)
+            return changes
+
+        self.store.execute(unit)
+        return len(done)
 
     # --- acknowledgements, timeouts, resends -------------------------------------------------
 

@@ -125,6 +125,12 @@ class PublishError(BusError):
     """A write the broker did not acknowledge, after every retry."""
 
 
+class RecordTooLargeError(PublishError):
+    """The broker refused a record as larger than the topic takes (Kafka's
+    ``max.message.bytes``): no retry can write it until the topic's limit is raised. Records
+    of the same write may have been written before the refusal."""
+
+
 class BrokerUnavailableError(BusError):
     """The broker could not be reached, after every retry."""
 

@@ -60,6 +60,7 @@ from sync.transport.bus import (
     Message,
     PublishError,
     Record,
+    RecordTooLargeError,
     TopicDescription,
     TopicOutcome,
     TopicPartition,
@@ -286,7 +287,8 @@ class KafkaBus:
                 # again, and write what is left once more if it is lower.
                 used = self._batch_bytes.pop(topic)
                 if attempt > 0 or await self._check_topic(topic) >= used:
-                    raise PublishError(f"{error}: {self._too_large(topic, used)}") from cause
+                    raise RecordTooLargeError(
+                        f"{error}: {self._too_large(topic, used)}") from cause
         return [record for record in results if record is not None]
 
     async def _renew_producer(self, failed: Any) -> None:

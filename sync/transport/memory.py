@@ -27,6 +27,7 @@ from sync.transport.bus import (
     Headers,
     Message,
     Record,
+    RecordTooLargeError,
     TopicDescription,
     TopicOutcome,
     TopicPartition,
@@ -63,6 +64,9 @@ class MemoryBus:
 
     name: str = ""
     now_ms: Callable[[], int] = _wall_clock_ms
+    # The most bytes of key and value one record may have (Kafka's ``max.message.bytes``, as
+    # far as one record goes); None: any size.
+    max_record_bytes: int | None = None
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     _topics: dict[str, _Topic] = field(default_factory=dict, repr=False)
     _committed: dict[tuple[str, TopicPartition], int] = field(default_factory=dict, repr=False)
@@ -110,6 +114,12 @@ class MemoryBus:
     async def publish_batch(self, topic: str, messages: Sequence[Message]) -> list[Record]:
         for message in messages:
             check_message(topic, message)
+            size = len(message.key or b"") + len(message.value or b"")
+            if self.max_record_bytes is not None and size > self.max_record_bytes:
+                raise RecordTooLargeError(
+                    f"publishing {len(messages)} record(s) to {topic!r} failed: a record of "
+                    f"{size} bytes is larger than the {self.max_record_bytes} bytes {topic!r} "
+                    "takes")
         with self._lock:
             stored = self._topic(topic)
             records = [self._append(stored, message) for message in messages]

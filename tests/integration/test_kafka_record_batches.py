@@ -9,13 +9,16 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import pytest
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 
-from sync.transport.bus import Message, PublishError, Record
+from sync.ccb.sync_requests import TOO_LARGE_CODE, SyncRequestState
+from sync.transport.bus import Message, Record, RecordTooLargeError
 from sync.transport.kafka import KafkaBus
+from tests.integration.pipeline_support import loaded_pipeline, pipeline_settings
 
 pytestmark = pytest.mark.kafka
 
@@ -116,7 +119,7 @@ async def test_a_record_above_the_limit_is_refused_and_the_next_writes_go_throug
     await bus.start()
     try:
         before = await bus.publish_batch(topic, two_kib(2, tag="a"))
-        with pytest.raises(PublishError) as caught:
+        with pytest.raises(RecordTooLargeError) as caught:
             await bus.publish_batch(topic, [too_large])
         # aiokafka numbers an idempotent producer's batches per partition; the refused one
         # left a gap that failed every later write with OutOfOrderSequenceNumber until the
@@ -132,3 +135,36 @@ async def test_a_record_above_the_limit_is_refused_and_the_next_writes_go_throug
     assert [value for _, value in in_order(read_back)] == [
         m.value for m in two_kib(2, tag="a") + two_kib(2, tag="b")]
 
+
+
+async def test_step_1_4_the_relay_sets_aside_requests_the_sync_topic_cannot_take(
+        kafka_bootstrap: str, admin: KafkaAdminClient, tmp_path: Path) -> None:
+    # The sample building's requests: persons of 294-364 bytes, SAs of 828-832 (key and
+    # payload). A sync topic taking 600 bytes per record batch takes the first, never the
+    # second: without setting them aside the relay would try the same batch for ever.
+    pipeline = await loaded_pipeline(pipeline_settings(f"kafka://{kafka_bootstrap}", tmp_path,
+                                                       "too-large"))
+    try:
+        outbox = pipeline.outbox
+        topic = pipeline.settings.topics.sync_requests
+        set_limit(admin, topic, 600)
+        await asyncio.sleep(1)
+        queue = outbox.next_batch(1_000)
+        small = {r.id for r in queue if len(r.key) + len(r.payload) < 400}
+        assert 0 < len(small) < len(queue)
+
+        report = await pipeline.relay.drain()
+
+        assert (report.published, report.set_aside) == (len(small), len(queue) - len(small))
+        states = {r.id: outbox.get(r.id) for r in queue}
+        assert {i for i, s in states.items() if s and s.state is SyncRequestState.SENT} == small
+        refused = {i: s for i, s in states.items() if s and s.state is SyncRequestState.ERROR}
+        assert set(refused) == {r.id for r in queue} - small
+        assert all(s.errors[0].code == TOO_LARGE_CODE for s in refused.values())
+        assert all("a record is larger than the 600 bytes" in s.errors[0].message
+                   for s in refused.values())
+        # The producer still writes after the refusals.
+        [record] = await pipeline.bus.publish_batch(topic, [Message(b"SA:probe", b"{}")])
+        assert record.offset >= 0
+    finally:
+        await pipeline.stop()

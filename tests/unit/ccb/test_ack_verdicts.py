@@ -15,6 +15,7 @@ from sync.ccb.sync_requests import (
     TakeBack,
     ack_verdict,
     take_back,
+    too_large_error,
 )
 
 AT = dt.datetime(2025, 3, 3, 12, 0, tzinfo=dt.UTC)
@@ -94,3 +95,15 @@ def test_step_3_0_a_newer_pending_request_carries_the_current_state() -> None:
 def test_step_3_0_a_newer_published_request_leaves_nothing_to_do(later: RequestStatus) -> None:
     assert take_back([later, request(SyncRequestState.PENDING, 4, request_id="SR-3")]) \
         is TakeBack.NOTHING
+
+
+def test_step_3_0_a_newer_request_set_aside_as_too_large_never_reached_the_topic() -> None:
+    # An error MDM answered before its publication was recorded did reach the topic; one
+    # the broker refused as too large did not, so the entity's current state is queued.
+    answered = RequestStatus("SR-2", 2, "SA", "SA-1", SyncRequestState.ERROR, 3, "f" * 64,
+                             None, REJECTED, 0)
+    refused = RequestStatus("SR-2", 2, "SA", "SA-1", SyncRequestState.ERROR, 3, "f" * 64,
+                            None, (too_large_error("a record is larger than 600 bytes"),), 0)
+    assert take_back([answered]) is TakeBack.NOTHING
+    assert take_back([refused]) is TakeBack.RECORD_SENT_AND_QUEUE
+    assert refused.errors[0].code == "SYNC-TOO-LARGE"
