@@ -350,12 +350,14 @@ def raise_sync_todo(view: CcbView, ids: IdSource, admin: AdminConfig,
     what = (f"sync request {request.id} for {request.entity_type} {request.entity_id} "
             f"(version {request.version})")
     reasons = "; ".join(str(error) for error in request.errors) or "no reason given"
-    message = (f"MDM did not acknowledge {what}: {reasons}" if timeout
-               else f"the broker refused {what} as too large: {reasons}. Raise the sync "
-                    f"topic's max.message.bytes, then resend (c2m-sync ccb sync resend "
-                    f"{request.id})" if refused_as_too_large(request)
-               else f"MDM rejected {what}: {reasons}. Fix the data, then resend "
-                    f"(c2m-sync ccb sync resend {request.id})")
+    resend = f"then resend (c2m-sync ccb sync resend {request.id})"
+    if timeout:
+        message = f"MDM did not acknowledge {what}: {reasons}"
+    elif refused_as_too_large(request):
+        message = (f"the broker refused {what} as too large: {reasons}. Raise the sync "
+                   f"topic's max.message.bytes, {resend}")
+    else:
+        message = f"MDM rejected {what}: {reasons}. Fix the data, {resend}"
     raised = raise_todo(view, ids, admin, "sync_timeout" if timeout else "sync_error",
                         drill_key_for(request), message, now, changes=changes)
     return raised.entry

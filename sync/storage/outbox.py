@@ -313,14 +313,15 @@ class SqlOutbox:
         become ``ERROR`` (``SYNC-TOO-LARGE``) with a To Do each, so that the requests behind
         them go out. One still pending in the version read is set aside; one refreshed or
         discarded since stays as it is. Returns how many were set aside."""
-        done: list[SyncRequest] = []
+        set_aside = 0
 
         def unit(view: SqlCcbView, ids: IdSource) -> Changes:
+            nonlocal set_aside
             changes = Changes()
             connection = view.connection
             stored = rows.states_of(connection, [request.id for request, _ in refused],
                                     lock=True)
-            done.clear()
+            set_aside = 0
             for queued, reason in refused:
                 if stored.get(queued.id) != (queued.version, SyncRequestState.PENDING):
                     continue
@@ -332,11 +333,11 @@ class SqlOutbox:
                 failed = request.model_copy(update={"state": SyncRequestState.ERROR,
                                                     "errors": (error,)})
                 raise_sync_todo(view, ids, self.admin, failed, now, changes)
-                done.append(failed)
+                set_aside += 1
             return changes
 
         self.store.execute(unit)
-        return len(done)
+        return set_aside
 
     # --- acknowledgements, timeouts, resends -------------------------------------------------
 

@@ -276,20 +276,23 @@ class KafkaBus:
         for attempt in range(2):
             try:
                 await _with_retries(self.retry, what, send_pending, PublishError)
-                break
+                return [record for record in results if record is not None]
             except PublishError as error:
                 cause = error.__cause__
-                if isinstance(cause, _PRODUCER_STATE_LOST):
-                    await self._renew_producer(sent_with[0])
-                if not isinstance(cause, MessageSizeTooLargeError):
+                if not isinstance(cause, _PRODUCER_STATE_LOST):
                     raise
-                # The topic may have been given a lower limit since it was read: read it
-                # again, and write what is left once more if it is lower.
-                used = self._batch_bytes.pop(topic)
-                if attempt > 0 or await self._check_topic(topic) >= used:
-                    raise RecordTooLargeError(
-                        f"{error}: {self._too_large(topic, used)}") from cause
-        return [record for record in results if record is not None]
+                # The producer's numbering is off: what is left goes once more, through a
+                # new producer.
+                await self._renew_producer(sent_with[0])
+                if isinstance(cause, MessageSizeTooLargeError):
+                    # Only worth it if the topic was given a lower limit since it was read.
+                    used = self._batch_bytes.pop(topic)
+                    if attempt > 0 or await self._check_topic(topic) >= used:
+                        raise RecordTooLargeError(
+                            f"{error}: {self._too_large(topic, used)}") from cause
+                elif attempt > 0:
+                    raise
+        raise AssertionError("unreachable: the second attempt returns or raises")
 
     async def _renew_producer(self, failed: Any) -> None:
         """Replace the producer ``failed`` by a new one, unless another write has already.

@@ -121,7 +121,7 @@ async def test_step_6_1_worked_page_by_page_after_each_page_skips_nothing(
     assert pages == [seen[0:2], seen[2:4], seen[4:]]
 
 
-async def test_a_worklist_cursor_that_is_not_one_is_refused_naming_after(
+async def test_step_6_1_a_worklist_cursor_that_is_not_one_is_refused_naming_after(
         client: httpx.AsyncClient, sync_error_todo: str) -> None:
     for cursor, why in [("abc", "not a cursor of this list"),
                         ("WyJ4Il0", "it is a place in another list"),  # ["x"]

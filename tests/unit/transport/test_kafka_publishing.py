@@ -16,6 +16,7 @@ from aiokafka.errors import (
     KafkaConnectionError,
     MessageSizeTooLargeError,
     NotLeaderForPartitionError,
+    OutOfOrderSequenceNumber,
     RequestTimedOutError,
     UnknownTopicOrPartitionError,
 )
@@ -454,3 +455,27 @@ async def test_two_writes_refused_together_replace_the_producer_once() -> None:
     assert handed == made[:2]
     assert first.stopped
     assert not made[1].stopped
+
+
+async def test_a_write_whose_producer_lost_its_numbering_goes_through_a_new_one() -> None:
+    # However the gap came about, the write is not failed for it: what is left is written
+    # once more through a new producer.
+    first = ScriptedProducer(fate=lambda attempt, _: OutOfOrderSequenceNumber())
+    second = ScriptedProducer(limits=first.limits)
+    bus = KafkaBus("broker:9092", retry=FAST, producer_factory=renewing([first, second]))
+    await bus.start()
+    records = await bus.publish_batch(TOPIC, sized(3, 400))
+    assert [r.offset for r in records] == [0, 1, 2]
+    assert first.stopped
+    assert sum(count for _, count in second.batches) == 3
+
+
+async def test_a_producer_that_loses_its_numbering_again_fails_the_write() -> None:
+    made = [ScriptedProducer(fate=lambda attempt, _: OutOfOrderSequenceNumber())
+            for _ in range(3)]
+    bus = KafkaBus("broker:9092", retry=FAST, producer_factory=renewing(made))
+    await bus.start()
+    with pytest.raises(PublishError, match="OutOfOrderSequenceNumber"):
+        await bus.publish_batch(TOPIC, sized(3, 400))
+    # Replaced after each failure: the next write starts on a producer with no gap.
+    assert [p.stopped for p in made] == [True, True, False]
