@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,9 @@ class JobContext:
     chunk_size: int = DEFAULT_CHUNK_SIZE
     progress: Progress = field(default_factory=NoProgress)
     business_date: dt.date | None = None  # None: the clock's business date
+    # Set to ask the run to end after the unit of work under way (SIGTERM, an operator's
+    # cancel); the report then says it stopped. Never set: the run goes to the end.
+    stop: threading.Event = field(default_factory=threading.Event)
 
     def date(self) -> dt.date:
         return self.business_date if self.business_date is not None \
@@ -53,7 +57,7 @@ class JobContext:
     def runner(self, code: str) -> ChunkedRunner:
         """A runner whose units of work are done by user ``code`` on the run's date."""
         return ChunkedRunner(self.store, self.admin, self.clock, self.date(), code,
-                             self.progress)
+                             self.progress, self.stop)
 
 
 class BatchJob(Protocol):

@@ -34,6 +34,10 @@ class BatchReport:
     # capped so that a million-SA run does not keep a million strings.
     details: list[str] = field(default_factory=list)
     max_details: int = 1000
+    # Set when the run was asked to stop (SIGTERM, an operator's cancel) and ended between two
+    # units of work before its selection was done: what it counted is applied, the rest is
+    # left for the next run (every job is idempotent).
+    stopped: bool = False
 
     @property
     def nothing_to_do(self) -> bool:
@@ -66,6 +70,8 @@ class BatchReport:
         counts = (f"examined {self.examined}, changed {self.changed}, To Dos raised"
                   f" {self.todos_raised}, errors {len(self.errors)}")
         tail = " - nothing to do" if self.nothing_to_do else ""
+        if self.stopped:
+            tail += " - stopped on request before the end (run it again for the rest)"
         return f"{self.code} on {self.business_date.isoformat()}: {counts}{tail}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -78,6 +84,7 @@ class BatchReport:
             "errors": [{"entity": e.entity, "entity_id": e.entity_id, "reason": e.reason}
                        for e in self.errors],
             "nothing_to_do": self.nothing_to_do,
+            "stopped": self.stopped,
             "seconds": round(self.seconds, 3),
             "details": self.details,
         }

@@ -3,8 +3,9 @@
 ``c2m-sync batch schedule --every 15m SAACT TD-SSFTL`` runs the jobs one after the other, then
 waits until the next period starts (fixed rate: a run that takes longer than the period is
 followed at once by the next, never overlapped). The loop ends after ``max_runs`` rounds or when
-``stop`` is set (the CLI sets it on SIGTERM and Ctrl-C); a round in progress finishes first, so
-a stop never abandons a job half-way through a chunk. Each round reads the business date from
+``stop`` is set (the CLI sets it on SIGTERM and Ctrl-C). The CLI hands the same ``stop`` to the
+jobs, so a job under way ends after its unit of work (never half-way through a chunk) and the
+round's other jobs wait for the next start. Each round reads the business date from
 the clock again, so a loop running past midnight works on the new day.
 """
 

@@ -4,8 +4,10 @@
 counts of items examined, changed and To Dos raised, and one line per item it could not process.
 ``--date D`` runs it as of business date D (the same as ``--business-date``). A run with item
 errors exits 1 (the other items are applied); a run that cannot start (unknown code, missing
-``--file``) prints one line and exits 1. On a terminal a progress bar is drawn on stderr; never
-under ``--json`` or when stderr is not a terminal.
+``--file``) prints one line and exits 1. SIGTERM or Ctrl-C ends the run after the unit of
+work under way: its report says it stopped, and it exits 3 (:data:`STOPPED_EXIT_CODE`). On
+a terminal a progress bar is drawn on stderr; never under ``--json`` or when stderr is not a
+terminal.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import json
 import signal
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import TypeAlias
@@ -33,28 +37,54 @@ from sync.storage.ccb_batch_queries import SqlBatchQueries
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
+# ``batch run`` stopped by SIGTERM or Ctrl-C before the end of its selection.
+STOPPED_EXIT_CODE = 3
+
+
 def _job_context(context: Context, args: argparse.Namespace, progress: Progress,
-                 ) -> tuple[JobContext, SqlCcbStore]:
+                 stop: threading.Event) -> tuple[JobContext, SqlCcbStore]:
     store = open_store(context)
     job_context = JobContext(admin=context.admin, clock=context.clock, store=store,
                              queries=SqlBatchQueries(store.engine), settings=context.settings,
                              file=getattr(args, "file", None), chunk_size=args.chunk_size,
-                             progress=progress)
+                             progress=progress, stop=stop)
     return job_context, store
 
 
-def _run_job(context: Context, args: argparse.Namespace, code: str) -> BatchReport:
+@contextmanager
+def _stopped_by_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGTERM or Ctrl-C sets ``stop``: the job ends after the unit of work under way, so a
+    service manager's stop never rolls a chunk back. A second Ctrl-C interrupts at once (the
+    chunk in flight is rolled back)."""
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        if not stop.is_set():
+            print(f"{signal.Signals(signum).name}: stopping; a unit of work under way finishes "
+                  "first (Ctrl-C again to interrupt it)", file=sys.stderr)
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run_job(context: Context, args: argparse.Namespace, code: str,
+             stop: threading.Event) -> BatchReport:
     registry = load_jobs()
     registry.get(code)  # an unknown code fails before the store is opened
     if progress_wanted(context):
         with BarProgress(Console(stderr=True)) as bar:
-            return _run_with(context, args, code, bar)
-    return _run_with(context, args, code, NoProgress())
+            return _run_with(context, args, code, bar, stop)
+    return _run_with(context, args, code, NoProgress(), stop)
 
 
 def _run_with(context: Context, args: argparse.Namespace, code: str,
-              progress: Progress) -> BatchReport:
-    job_context, store = _job_context(context, args, progress)
+              progress: Progress, stop: threading.Event) -> BatchReport:
+    job_context, store = _job_context(context, args, progress, stop)
     try:
         return load_jobs().run(code, job_context)
     finally:
@@ -74,12 +104,16 @@ def _run(context: Context, args: argparse.Namespace) -> int:
     if args.date is not None:
         # "--date D" is this run's business date; the store's clock follows it too.
         context.args.business_date = args.date
+    stop = threading.Event()
     try:
-        report = _run_job(context, args, args.code)
+        with _stopped_by_signals(stop):
+            report = _run_job(context, args, args.code, stop)
     except (BatchUsageError, CcbError, CcbStoreError) as error:
         raise CliError(str(error)) from None
     _print_report(context, report)
-    return 1 if report.errors else 0
+    if report.errors:
+        return 1
+    return STOPPED_EXIT_CODE if report.stopped else 0
 
 
 def _list(context: Context, args: argparse.Namespace) -> int:
@@ -103,20 +137,15 @@ def _schedule(context: Context, args: argparse.Namespace) -> int:
     except BatchUsageError as error:
         raise CliError(str(error)) from None
     stop = threading.Event()
-
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-        # A second Ctrl-C interrupts the round in progress (its open chunk is rolled back).
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     failures = 0
 
     def one_round(number: int) -> None:
         nonlocal failures
         for code in args.codes:
+            if stop.is_set():
+                return  # the loop ends: the round's other jobs wait for the next start
             try:
-                report = _run_job(context, args, code)
+                report = _run_job(context, args, code, stop)
             except (BatchUsageError, CcbError, CcbStoreError) as error:
                 failures += 1
                 print(f"error: {code}: {error}", file=sys.stderr)
@@ -125,11 +154,8 @@ def _schedule(context: Context, args: argparse.Namespace) -> int:
             _print_report(context, report, json_lines=True)
             sys.stdout.flush()
 
-    try:
+    with _stopped_by_signals(stop):
         run_every(period, one_round, stop, max_runs=args.max_runs)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
     return 1 if failures else 0
 
 
@@ -158,7 +184,7 @@ def register(commands: Subparsers) -> None:
     schedule = sub.add_parser(
         "schedule", help="run batch jobs every period until stopped (SIGTERM, Ctrl-C)",
         description="Run the jobs one after the other every period; stops after --max-runs "
-                    "rounds or on SIGTERM / Ctrl-C (the round in progress finishes first). "
+                    "rounds or on SIGTERM / Ctrl-C (a job under way ends after its unit of work). "
                     "Under --json each report is one JSON line.")
     schedule.add_argument("codes", nargs="+", metavar="CODE")
     schedule.add_argument("--every", required=True, help="period: 30s, 15m, 1h, 1d")

@@ -41,6 +41,7 @@ class RelayJob:
         report = BatchReport(self.code, context.date())
         try:
             pending = outbox.counts()[SyncRequestState.PENDING.value]
+            context.progress.start(self.code, None)  # the relay reports no steps
             relayed = asyncio.run(_relay(outbox, settings, context))
         finally:
             outbox.store.dispose()
@@ -70,6 +71,7 @@ class TimeoutJob:
         report = BatchReport(self.code, context.date())
         try:
             report.examined = outbox.counts()[SyncRequestState.SENT.value]
+            context.progress.start(self.code, None)
             timed_out = outbox.time_out(context.clock.now())
         finally:
             outbox.store.dispose()
@@ -91,11 +93,13 @@ class PurgeJob:
         before = context.admin.installation.history_cutoff(context.date())
         context.progress.start(f"sync requests settled before {before:%Y-%m-%d}", None)
         try:
-            purged = outbox.purge_settled(before, progress=context.progress.advance)
+            purged = outbox.purge_settled(before, progress=context.progress.advance,
+                                          stop=context.stop.is_set)
         finally:
             outbox.store.dispose()
         report.examined = purged.examined
         report.changed = purged.removed
+        report.stopped = purged.stopped
         if purged.removed:
             report.details = [f"{purged.removed} sync requests settled before "
                               f"{before:%Y-%m-%d} removed"]

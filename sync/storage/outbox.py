@@ -101,6 +101,7 @@ class PurgeReport:
 
     examined: int = 0
     removed: int = 0
+    stopped: bool = False  # asked to stop before the history was gone through
 
 
 @dataclass
@@ -598,7 +599,8 @@ class SqlOutbox:
         return done
 
     def purge_settled(self, before: dt.datetime, *, chunk: int = 5_000,
-                      progress: Callable[[int], None] | None = None) -> PurgeReport:
+                      progress: Callable[[int], None] | None = None,
+                      stop: Callable[[], bool] | None = None) -> PurgeReport:
         """``SYNC-PURGE``: remove the requests that settled (``SYNCHRONIZED``, ``DISCARDED``)
         before ``before``. Requests in ``ERROR`` wait for an operator and stay, as do those
         still pending or sent, and every entity's versions and last snapshot sent
@@ -608,10 +610,14 @@ class SqlOutbox:
         transaction, up to the first one created at or after ``before``: every request after
         it in the queue was queued after ``before``, so it cannot have settled before. The
         cost is the history older than ``before``, not the whole table; ``progress`` is told
-        how many requests each chunk looked at."""
+        how many requests each chunk looked at. When ``stop`` answers true between two chunks
+        the purge ends there (the report says so); the next one takes up the rest."""
         report = PurgeReport()
         after: int | None = 0
         while after is not None:
+            if stop is not None and stop():
+                report.stopped = True
+                break
             looked, removed, after = self._purge_chunk(after, before, chunk)
             report.examined += looked
             report.removed += removed

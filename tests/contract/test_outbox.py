@@ -374,7 +374,8 @@ def test_purge_removes_the_requests_settled_before_the_cutoff_and_nothing_else(
         outbox: SqlOutbox, clock: FixedClock) -> None:
     """SYNC-PURGE: requests SYNCHRONIZED or DISCARDED before the cutoff go; one in ERROR, one
     settled after the cutoff though queued before it, and those queued after it stay, as do
-    the entities' versions and last snapshots sent. A second run removes nothing."""
+    the entities' versions and last snapshots sent. A run asked to stop ends between two
+    chunks; the next one takes up the rest. A second run removes nothing."""
     sent = send_all(outbox, clock)
     late = next(r for r in sent if r.entity_id == "SA-TN02-E")  # answered 40 days later
     outbox.acknowledge([ack(r, AckOutcome.ERROR, (MC,)) if r.entity_id == TENANT_E else ack(r)
@@ -395,9 +396,16 @@ def test_purge_removes_the_requests_settled_before_the_cutoff_and_nothing_else(
     assert kept[late.id] is SyncRequestState.SYNCHRONIZED
     assert {SyncRequestState.ERROR, SyncRequestState.PENDING} <= set(kept.values())
 
+    # Asked to stop after its first chunk (SIGTERM, a cancel): it ends there, and says so.
+    answers = iter([False, True])
+    stopped = outbox.purge_settled(cutoff, chunk=3, stop=lambda: next(answers))
+    assert (stopped.stopped, stopped.examined) == (True, 3)
+    assert 0 < stopped.removed <= 3
     report = outbox.purge_settled(cutoff, chunk=3)
-    assert report.removed == len(doomed)
-    assert report.examined == sum(1 for r in everything if r.created_at < cutoff)
+    assert not report.stopped
+    assert report.removed == len(doomed) - stopped.removed
+    assert report.examined == sum(1 for r in everything if r.created_at < cutoff) \
+        - stopped.removed
     assert report.examined < len(everything)  # the scan stopped at the first queued later
     assert {r.id: r.state for r in outbox.find()} == kept
     assert _rows(outbox, sync_entities) == entities

@@ -1,16 +1,27 @@
 """``c2m-sync batch`` as operations drive it, on a SQLite file: the landlord/tenant building, a
 tenant stop, SAACT twice on the same date (the second changes nothing), FACOMPL from a file,
-SAACT again, and the schedule loop."""
+SAACT again, the schedule loop, and a run stopped by SIGTERM."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine, text
 
+from bench.saact_data import populate
+from bench.store import open_production_store
 from tests.e2e.test_ccb_cli import SAMPLE, Cli
+
+ROOT = Path(__file__).parents[2]
 
 STOP_DATE = "2025-03-05"
 
@@ -129,3 +140,61 @@ def test_schedule_runs_rounds_and_prints_one_json_line_per_report(cli: Cli) -> N
     reports = [json.loads(line) for line in out.strip().splitlines()]
     assert [(r["code"], r["todos_raised"]) for r in reports] == [
         ("SAACT", 4), ("TD-SSFTL", 0), ("SAACT", 0), ("TD-SSFTL", 0)]
+
+
+@pytest.mark.parametrize(("command", "exit_code"), [
+    (("run", "SAACT"), 3),
+    (("schedule", "--every", "1h", "SAACT", "TD-SSFTL"), 0),
+], ids=["run", "schedule"])
+def test_sigterm_ends_a_batch_run_after_the_unit_of_work_under_way(
+        tmp_path: Path, command: tuple[str, ...], exit_code: int) -> None:
+    """A service manager's SIGTERM: the job under way ends between two chunks (whole chunks
+    applied, nothing of the next) and its report says so; ``run`` exits 3, a schedule ends
+    (exit 0) without starting the round's next job; the next run does the rest."""
+    url = f"sqlite:///{tmp_path / 'ccb.db'}"
+    today = dt.date(2025, 3, 3)
+    open_production_store(url, today).dispose()  # the production schema
+    engine = create_engine(url)
+    populate(engine, 20_000, 0, today)
+    moved = text("SELECT count(*) FROM ccb_service_agreements WHERE status IN ('20', '40')")
+
+    def count_moved() -> int:
+        with engine.connect() as connection:
+            return int(connection.execute(moved).scalar_one())
+
+    base = [sys.executable, "-m", "sync.cli", "--ccb-db-url", url, "--business-date",
+            today.isoformat(), "batch"]
+    options = ["--chunk-size", "10", "--json"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = subprocess.Popen([*base, *command, *options], env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while count_moved() < 50 and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert run.poll() is None, "the run ended before it could be stopped"
+        run.send_signal(signal.SIGTERM)
+        out, err = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+
+    # One report: a schedule does not start the round's next job (TD-SSFTL) after the stop.
+    [report] = [json.loads(out)] if command[0] == "run" \
+        else [json.loads(line) for line in out.strip().splitlines()]
+    assert run.returncode == exit_code, err
+    assert "SIGTERM: stopping" in err
+    assert (report["code"], report["stopped"]) == ("SAACT", True)
+    done = count_moved()
+    assert report["examined"] == done  # every SA it counted is applied, no other
+    assert done % 10 == 0
+    assert 50 <= done < 20_000
+
+    again = subprocess.run([*base, "run", "SAACT", *options], env=env, capture_output=True,
+                           text=True, timeout=300, check=False)
+    assert again.returncode == 0, again.stderr
+    rest = json.loads(again.stdout)
+    assert (rest["stopped"], rest["examined"]) == (False, 20_000 - done)
+    assert count_moved() == 20_000
+    engine.dispose()

@@ -98,6 +98,55 @@ def test_the_run_date_overrides_the_clock() -> None:
     assert (report.business_date, report.changed) == (day(0), 1)
 
 
+class _StopAfter:
+    """Progress that asks the run to stop once ``chunks`` chunks are done."""
+
+    def __init__(self, stop: threading.Event, chunks: int) -> None:
+        self.stop, self.chunks, self.advanced = stop, chunks, 0
+
+    def start(self, description: str, total: int | None) -> None:
+        self.total = total
+
+    def advance(self, count: int) -> None:
+        self.advanced += 1
+        if self.advanced == self.chunks:
+            self.stop.set()
+
+
+def test_a_run_asked_to_stop_ends_between_chunks_and_the_next_run_does_the_rest() -> None:
+    world = World(no_fieldwork_admin())
+    ids = _pending_starts(world, 10, bad=set())
+    stop = threading.Event()
+    context = JobContext(admin=world.admin, clock=FixedClock(day(0)), store=world.store,
+                         queries=MemoryBatchQueries(world.store), chunk_size=3,
+                         progress=_StopAfter(stop, chunks=2), stop=stop)
+
+    first = load_jobs().run("SAACT", context)
+
+    # Two whole chunks applied, nothing of the third begun.
+    assert (first.stopped, first.examined, first.changed) == (True, 6, 6)
+    assert [world.sa(sa_id).status for sa_id in ids] == \
+        [SaStatus.ACTIVE] * 6 + [SaStatus.PENDING_START] * 4
+    assert first.summary().endswith("stopped on request before the end (run it again for "
+                                     "the rest)")
+    assert first.to_dict()["stopped"] is True
+    second = run_batch(world, "SAACT", day(0), chunk_size=3)
+    assert (second.stopped, second.examined, second.changed) == (False, 4, 4)
+    assert {world.sa(sa_id).status for sa_id in ids} == {SaStatus.ACTIVE}
+
+
+def test_a_run_asked_to_stop_before_it_begins_changes_nothing() -> None:
+    world = World(no_fieldwork_admin())
+    ids = _pending_starts(world, 3, bad=set())
+    stop = threading.Event()
+    stop.set()
+    context = JobContext(admin=world.admin, clock=FixedClock(day(0)), store=world.store,
+                         queries=MemoryBatchQueries(world.store), stop=stop)
+    report = load_jobs().run("SAACT", context)
+    assert (report.stopped, report.examined) == (True, 0)
+    assert {world.sa(sa_id).status for sa_id in ids} == {SaStatus.PENDING_START}
+
+
 # --- schedule --------------------------------------------------------------------------------
 
 
