@@ -1,7 +1,13 @@
-"""The ASGI application: the JSON API under ``/api`` and the console pages under ``/``."""
+"""The ASGI application: the JSON API under ``/api`` and the console pages under ``/``.
+
+On shutdown the batch runs still going are asked to stop (each ends after its unit of work)
+and waited for, up to :data:`SHUTDOWN_WAIT_S`, before the stores are closed.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,6 +17,9 @@ from sync.api import routes
 from sync.api.runtime import Runtime
 from sync.console import pages
 
+SHUTDOWN_WAIT_S = 60.0
+log = logging.getLogger("sync.api")
+
 
 def create_app(runtime: Runtime) -> FastAPI:
     @asynccontextmanager
@@ -18,6 +27,11 @@ def create_app(runtime: Runtime) -> FastAPI:
         try:
             yield
         finally:
+            left = await asyncio.to_thread(app.state.batch_runs.stop_all, SHUTDOWN_WAIT_S)
+            for run in left:
+                log.warning("batch run %s (%s) had not stopped %.0f s after the shutdown "
+                            "began; its unit of work under way is rolled back",
+                            run.id, run.code, SHUTDOWN_WAIT_S)
             runtime.close()
 
     app = FastAPI(title="c2m-sync", version="1", lifespan=lifespan,

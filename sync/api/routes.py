@@ -15,6 +15,7 @@ from sync.api import (
     synchronization,
     work,
 )
+from sync.api.batch_runs import BatchRuns
 from sync.api.runtime import Runtime
 from sync.api.security import SCHEME_NAME
 
@@ -27,6 +28,7 @@ def install(app: FastAPI) -> None:
     problems.install(app)
     monitoring.install(app)
     app.state.reconciliations = operations.ReconciliationHistory()
+    app.state.batch_runs = BatchRuns()
     for router in ROUTERS:
         app.include_router(router)
     _document_read_access(app)
