@@ -26,8 +26,11 @@ helper thread blocked in ``flock`` on a duplicate of its descriptor (the same op
 the same lock) and waits for that thread until its deadline. The kernel wakes the helper the
 moment the lock is let go. Polling every millisecond, as before, woke each waiting writer a
 thousand times a second, which cost about 4 % of a core per writer waiting, and handed the
-turn over up to a millisecond late. A wait that times out leaves its helper blocked until the
-lock is let go; the helper then lets it go at once and closes its descriptor.
+turn over up to a millisecond late. A wait that times out leaves its helper blocked; the next
+writer of the process that has to wait for the same file waits on that helper instead of
+starting another, so a lock kept by a stuck process costs one helper per writer waiting at
+once, not one per attempt. A helper that gets the lock with no writer waiting on it lets it go
+at once and closes its descriptor.
 
 The turns only order writers; SQLite's own lock still guarantees one writer, and it still
 applies to writers that do not take turns (another program, an older version). A writer that
@@ -44,6 +47,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -61,17 +65,18 @@ class WriterTurns:
         timeout passed and the block runs without it)."""
         deadline = time.monotonic() + self.timeout_s
         with _opened(self.turnstile) as turnstile, _opened(self.writer) as writer:
-            had = False
-            if _take(turnstile, deadline):
+            held: _Held | None = None
+            passed = _take(self.turnstile, turnstile, deadline)
+            if passed is not None:
                 try:
-                    had = _take(writer, deadline)
+                    held = _take(self.writer, writer, deadline)
                 finally:
-                    fcntl.flock(turnstile, fcntl.LOCK_UN)
+                    passed.let_go()
             try:
-                yield had
+                yield held is not None
             finally:
-                if had:
-                    fcntl.flock(writer, fcntl.LOCK_UN)
+                if held is not None:
+                    held.let_go()
 
 
 @contextlib.contextmanager
@@ -85,50 +90,98 @@ def _opened(path: Path) -> Iterator[int]:
         os.close(descriptor)
 
 
-def _take(descriptor: int, deadline: float) -> bool:
-    """Lock ``descriptor``'s file by ``deadline``; whether it was locked."""
+@dataclass(frozen=True)
+class _Held:
+    """A lock had: on the writer's own descriptor, or on the descriptor of the helper whose
+    wait got it (then closed once the lock is let go)."""
+
+    descriptor: int
+    own: bool
+
+    def let_go(self) -> None:
+        fcntl.flock(self.descriptor, fcntl.LOCK_UN)
+        if not self.own:
+            os.close(self.descriptor)
+
+
+# Helpers whose writer gave up waiting and which are still blocked in ``flock``, by lock file.
+# The next writer that has to wait for that file takes one over instead of starting its own:
+# otherwise, while a stuck process kept the lock, every attempt to write would leave one more
+# thread and descriptor behind, until the process ran out of descriptors. So a process never
+# has more helpers for a file than it has writers waiting at once.
+_given_up: dict[Path, list[_Wait]] = {}
+_given_up_lock = threading.Lock()
+
+
+def _take(path: Path, descriptor: int, deadline: float) -> _Held | None:
+    """Lock the file ``path`` (open as ``descriptor``) by ``deadline``; the lock had, or None."""
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
+        return _Held(descriptor, own=True)
     except BlockingIOError:
         pass
-    wait = _Wait(os.dup(descriptor))
-    threading.Thread(target=wait.block, name="c2m-writer-turn", daemon=True).start()
+    while True:
+        with _given_up_lock:
+            waiting = _given_up.get(path)
+            wait = waiting.pop() if waiting else None
+        if wait is None:
+            wait = _Wait(path, os.dup(descriptor))
+            threading.Thread(target=wait.block, name="c2m-writer-turn", daemon=True).start()
+            break
+        if wait.take_over():
+            break
+        # That helper got the lock meanwhile and let it go: try the next one, or a new one.
     return wait.outcome(deadline)
 
 
 class _Wait:
-    """A blocking ``flock`` in a helper thread, on its own duplicate of the descriptor, and
-    the waiting writer's side of it. Whether the lock was had is decided once, under
-    ``_deciding``: either the helper took it before the writer gave up, or the writer gave up
-    first and the helper lets it go when it gets it."""
+    """A blocking ``flock`` in a helper thread, on its own duplicate of a descriptor, and the
+    side of the writer waiting on it. Whether a writer has the lock is decided under
+    ``_deciding``: the helper either takes the lock while a writer waits on it (the writer then
+    holds it on the helper's descriptor) or, when no writer waits on it any more, lets the lock
+    go at once and ends."""
 
-    def __init__(self, descriptor: int) -> None:
+    def __init__(self, path: Path, descriptor: int) -> None:
+        self._path = path
         self._descriptor = descriptor
         self._deciding = threading.Lock()
         self._taken = threading.Event()
-        self._abandoned = False
+        self._waited_on = True
+        self._ended = False
 
     def block(self) -> None:
-        try:
-            fcntl.flock(self._descriptor, fcntl.LOCK_EX)
-            with self._deciding:
-                if self._abandoned:
-                    fcntl.flock(self._descriptor, fcntl.LOCK_UN)
-                else:
-                    self._taken.set()
-        finally:
-            # The lock belongs to the open file, which the writer's own descriptor keeps
-            # open while it holds the lock.
-            os.close(self._descriptor)
+        fcntl.flock(self._descriptor, fcntl.LOCK_EX)
+        with self._deciding:
+            if self._waited_on:
+                self._taken.set()  # the writer holds it now, on this descriptor
+                return
+            self._ended = True
+            with _given_up_lock:
+                waiting = _given_up.get(self._path, [])
+                if self in waiting:
+                    waiting.remove(self)
+                if not waiting:
+                    _given_up.pop(self._path, None)
+        fcntl.flock(self._descriptor, fcntl.LOCK_UN)
+        os.close(self._descriptor)
 
-    def outcome(self, deadline: float) -> bool:
+    def take_over(self) -> bool:
+        """Wait on this given-up helper; False if it has ended."""
+        with self._deciding:
+            if self._ended:
+                return False
+            self._waited_on = True
+            return True
+
+    def outcome(self, deadline: float) -> _Held | None:
         self._taken.wait(max(0.0, deadline - time.monotonic()))
         with self._deciding:
             if self._taken.is_set():
-                return True
-            self._abandoned = True
-            return False
+                return _Held(self._descriptor, own=False)
+            self._waited_on = False
+            with _given_up_lock:
+                _given_up.setdefault(self._path, []).append(self)
+            return None
 
 
 def turns_for(database: str | None, timeout_s: float) -> WriterTurns | None:

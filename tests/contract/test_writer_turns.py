@@ -3,11 +3,13 @@ a writer that begins again right after committing does not keep the others out."
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import subprocess
 import sys
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -115,6 +117,26 @@ def _open_descriptors() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
+@contextlib.contextmanager
+def _turn_kept(database: Path) -> Iterator[threading.Event]:
+    """Another writer of the process keeps its turn until the event yielded is set."""
+    holding, let_go = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with WriterTurns(database, timeout_s=5).turn():
+            holding.set()
+            let_go.wait(30)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    assert holding.wait(10)
+    try:
+        yield let_go
+    finally:
+        let_go.set()
+        thread.join(10)
+
+
 def test_a_waiting_writer_blocks_instead_of_polling(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     database = tmp_path / "x.db"
@@ -125,22 +147,11 @@ def test_a_waiting_writer_blocks_instead_of_polling(
         calls.append(operation)
         flock(descriptor, operation)
 
-    holding = threading.Event()
-    let_go = threading.Event()
-
-    def holder() -> None:
-        with WriterTurns(database, timeout_s=5).turn():
-            holding.set()
-            let_go.wait(10)
-
-    thread = threading.Thread(target=holder)
-    thread.start()
-    assert holding.wait(10)
-    monkeypatch.setattr(fcntl, "flock", counted)
-    threading.Timer(0.3, let_go.set).start()
-    with WriterTurns(database, timeout_s=5).turn() as had:
-        assert had
-    thread.join(10)
+    with _turn_kept(database) as let_go:
+        monkeypatch.setattr(fcntl, "flock", counted)
+        threading.Timer(0.3, let_go.set).start()
+        with WriterTurns(database, timeout_s=5).turn() as had:
+            assert had
     # The turnstile (free) once; the writer lock: one attempt, then one blocking wait; each
     # let go once. Polling every millisecond made some 300 attempts in the 0.3 s.
     exclusive = fcntl.LOCK_EX
@@ -164,3 +175,65 @@ def test_a_wait_given_up_lets_the_lock_go_once_it_gets_it(tmp_path: Path) -> Non
             break
         threading.Event().wait(0.01)
     assert _open_descriptors() == before
+
+
+def _helpers() -> int:
+    return sum(1 for thread in threading.enumerate() if thread.name == "c2m-writer-turn")
+
+
+def _wait_until(condition: Callable[[], bool]) -> bool:
+    for _ in range(500):
+        if condition():
+            return True
+        threading.Event().wait(0.01)
+    return condition()
+
+
+def test_attempts_behind_a_stuck_writer_leave_one_helper_not_one_each(tmp_path: Path) -> None:
+    """A writer that keeps its turn (a stuck process): every attempt of the others times out.
+    They take over the helper the first one left blocked instead of starting one each, so
+    threads and descriptors do not pile up; when the lock is let go, all is freed."""
+    database = tmp_path / "x.db"
+    before = (_helpers(), _open_descriptors())
+    with _turn_kept(database):
+        for _ in range(30):
+            with WriterTurns(database, timeout_s=0.01).turn() as had:
+                assert not had
+        # One helper blocked (and its descriptor, and the stuck writer's two), not thirty.
+        assert _helpers() == before[0] + 1
+        assert _open_descriptors() <= before[1] + 3
+    assert _wait_until(lambda: (_helpers(), _open_descriptors()) == before)
+    with WriterTurns(database, timeout_s=5).turn() as had:
+        assert had
+
+
+def test_a_writer_that_takes_over_a_given_up_wait_gets_the_lock_through_it(
+        tmp_path: Path) -> None:
+    database = tmp_path / "x.db"
+    before = _open_descriptors()
+    seen: list[bool] = []
+
+    def second() -> None:
+        with WriterTurns(database, timeout_s=10).turn() as had:
+            other = os.open(f"{database}-writer", os.O_RDWR)
+            try:  # the lock is really held
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                seen.append(False)
+            except BlockingIOError:
+                seen.append(had)
+            finally:
+                os.close(other)
+
+    with _turn_kept(database) as let_go:
+        with WriterTurns(database, timeout_s=0.01).turn() as had:
+            assert not had  # its helper stays blocked, given up
+        waiting = threading.Thread(target=second)
+        waiting.start()
+        threading.Event().wait(0.2)
+        assert _helpers() == 1  # it waits through the helper it took over, not a second one
+        let_go.set()
+        waiting.join(10)
+    assert seen == [True]
+    with WriterTurns(database, timeout_s=0.01).turn() as had:
+        assert had  # and let go after the block
+    assert _wait_until(lambda: _open_descriptors() == before)
