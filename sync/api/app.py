@@ -31,7 +31,7 @@ def create_app(runtime: Runtime) -> FastAPI:
             for run in left:
                 log.warning("batch run %s (%s) had not stopped %.0f s after the shutdown "
                             "began; its unit of work under way is rolled back",
-                            run.id, run.code, SHUTDOWN_WAIT_S)
+                            run.id, run.kind, SHUTDOWN_WAIT_S)
             runtime.close()
 
     app = FastAPI(title="c2m-sync", version="1", lifespan=lifespan,

@@ -12,22 +12,26 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import tempfile
-import threading
-from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Body, Header, Request, Response, status
-from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, Field
 
-from sync.api.batch_runs import BatchRun, BatchRuns, RunConflictError, RunProgress
 from sync.api.deps import RuntimeDep
 from sync.api.models import Body as RequestBody
 from sync.api.models import BusinessDate, PathId
 from sync.api.problems import ProblemError, responses
+from sync.api.runs import (
+    Run,
+    RunConflictError,
+    RunProgress,
+    Runs,
+    accepted,
+    preferences,
+    settled,
+)
 from sync.api.runtime import Runtime
 from sync.api.security import Read, Write
 from sync.batches import BatchReport, JobContext, load_jobs
@@ -40,11 +44,9 @@ from sync.transport.bus import BusError, bus_of
 
 router = APIRouter(prefix="/api", responses=responses(401, 404, 409, 422))
 KEPT_RECONCILIATIONS = 20
+KEPT_BATCH_RUNS = 50
+RECONCILIATION = "reconciliation"
 MAX_UPLOAD_CHARS = 5_000_000
-# Prefer: respond-async: how long to wait for the job to check its input and begin, and the
-# longest wait=N heeded (a client wanting more should follow the run instead).
-BEGIN_WAIT_S = 30.0
-MAX_WAIT_S = 600.0
 
 # --- batches ----------------------------------------------------------------------------------
 
@@ -115,30 +117,8 @@ class BatchRunOut(BaseModel):
     error: str | None = Field(description="what ended it (FAILED)")
 
 
-@dataclass(frozen=True)
-class Preferences:
-    """The request's ``Prefer`` header (RFC 7240) as far as a batch run heeds it."""
-
-    respond_async: bool = False
-    wait_s: float = 0.0
-
-
-def preferences(header: str | None) -> Preferences:
-    """``respond-async`` and ``wait=N`` (seconds) of a ``Prefer`` header; what is not
-    understood is ignored, as RFC 7240 asks."""
-    respond_async, wait_s = False, 0.0
-    for preference in (header or "").split(","):
-        token, _, value = preference.split(";")[0].strip().partition("=")
-        name = token.strip().lower()
-        if name == "respond-async":
-            respond_async = True
-        elif name == "wait" and value.strip().strip('"').isdigit():
-            wait_s = min(float(value.strip().strip('"')), MAX_WAIT_S)
-    return Preferences(respond_async, wait_s)
-
-
-def runs_of(request: Request) -> BatchRuns:
-    runs: BatchRuns = request.app.state.batch_runs
+def batch_runs_of(request: Request) -> Runs[BatchReport]:
+    runs: Runs[BatchReport] = request.app.state.batch_runs
     return runs
 
 
@@ -147,18 +127,23 @@ def _known_code(code: str) -> None:
         raise NotFound("batch", code, "code")
 
 
-def _run_path(run: BatchRun) -> str:
-    return f"/api/batches/{run.code}/runs/{run.id}"
+def _batch_run_path(run: Run[BatchReport]) -> str:
+    return f"/api/batches/{run.kind}/runs/{run.id}"
 
 
-def run_out(run: BatchRun) -> BatchRunOut:
-    report = run.report
+def batch_run_out(run: Run[BatchReport]) -> BatchRunOut:
+    report = run.result
     return BatchRunOut(
-        id=run.id, code=run.code, state=run.state.value, started_at=run.started_at,
+        id=run.id, code=run.kind, state=run.state.value, started_at=run.started_at,
         finished_at=run.finished_at, total=run.total, done=run.done,
         stop_requested=run.stop_requested,
         report=None if report is None else BatchReportOut.model_validate(report.to_dict()),
         error=run.error_text())
+
+
+PreferHeader = Annotated[str | None, Header(
+    description="respond-async: answer 202 once the run has begun, Location naming it; "
+                "wait=N: answer the result all the same if the run ends within N seconds")]
 
 
 @router.post("/batches/{code}/runs", tags=["batches"], dependencies=[Write],
@@ -168,15 +153,11 @@ def run_out(run: BatchRun) -> BatchRunOut:
                                              "begun; Location names it"}})
 def run_batch(code: PathId, request: Request, response: Response, runtime: RuntimeDep,
               body: Annotated[BatchRunIn | None, Body()] = None,
-              prefer: Annotated[str | None, Header(
-                  description="respond-async: answer 202 once the run has begun; wait=N: "
-                              "answer the report if it ends within N seconds")] = None,
-              ) -> Any:
+              prefer: PreferHeader = None) -> Any:
     _known_code(code)
     body = body or BatchRunIn()
-    wanted = preferences(prefer)
 
-    def job(run: BatchRun) -> BatchReport:
+    def job(run: Run[BatchReport]) -> BatchReport:
         with tempfile.TemporaryDirectory(prefix="c2m-sync-upload-") as folder:
             upload_file = None
             if body.upload is not None:
@@ -191,56 +172,45 @@ def run_batch(code: PathId, request: Request, response: Response, runtime: Runti
             return load_jobs().run(code, context)
 
     try:
-        run = runs_of(request).start(code, runtime.clock.now(), job,
-                                     lambda: runtime.clock.now())
+        run = batch_runs_of(request).start(code, runtime.clock.now(), job,
+                                           lambda: runtime.clock.now())
     except RunConflictError as error:
-        raise ProblemError("conflict", str(error)) from None
-    if wanted.respond_async:
-        # A refusal of the input (FACOMPL without an upload) comes before the job begins,
-        # so it is still answered here as a 422.
-        run.began.wait(BEGIN_WAIT_S)
-        run.ended.wait(wanted.wait_s)
-    else:
-        run.ended.wait()
-    if not run.ended.is_set():
-        return JSONResponse(run_out(run).model_dump(mode="json"),
-                            status_code=status.HTTP_202_ACCEPTED,
-                            headers={"Location": _run_path(run),
-                                     "Preference-Applied": "respond-async"})
-    if run.error is not None:
-        raise run.error
-    assert run.report is not None
-    response.headers["Content-Location"] = _run_path(run)
-    return BatchReportOut.model_validate(run.report.to_dict())
+        raise ProblemError("conflict", f"{error}: wait for it, or stop it with POST "
+                           f"{_batch_run_path(error.going)}/stop") from None
+    report = settled(run, preferences(prefer))
+    if report is None:
+        return accepted(batch_run_out(run).model_dump(mode="json"), _batch_run_path(run))
+    response.headers["Content-Location"] = _batch_run_path(run)
+    return BatchReportOut.model_validate(report.to_dict())
 
 
 @router.get("/batches/{code}/runs", tags=["batches"], dependencies=[Read],
             summary="The runs of a batch job on this server, newest first")
 def batch_runs(code: PathId, request: Request) -> list[BatchRunOut]:
     _known_code(code)
-    return [run_out(run) for run in runs_of(request).newest_first(code)]
+    return [batch_run_out(run) for run in batch_runs_of(request).newest_first(code)]
 
 
 @router.get("/batches/{code}/runs/{run_id}", tags=["batches"], dependencies=[Read],
             summary="One run: its progress, then its report")
 def batch_run(code: PathId, run_id: PathId, request: Request) -> BatchRunOut:
-    return run_out(_run(request, code, run_id))
+    return batch_run_out(_batch_run(request, code, run_id))
 
 
 @router.post("/batches/{code}/runs/{run_id}/stop", tags=["batches"], dependencies=[Write],
              status_code=status.HTTP_202_ACCEPTED,
              summary="Ask a run to end after the unit of work under way")
 def stop_batch_run(code: PathId, run_id: PathId, request: Request) -> BatchRunOut:
-    run = _run(request, code, run_id)
+    run = _batch_run(request, code, run_id)
     if run.ended.is_set():
         raise ProblemError("conflict", f"batch run {run.id} has already ended ({run.state})")
     run.stop.set()
-    return run_out(run)
+    return batch_run_out(run)
 
 
-def _run(request: Request, code: str, run_id: str) -> BatchRun:
+def _batch_run(request: Request, code: str, run_id: str) -> Run[BatchReport]:
     _known_code(code)
-    run = runs_of(request).get(code, run_id)
+    run = batch_runs_of(request).get(run_id, code)
     if run is None:
         raise NotFound("batch run", run_id, "run_id")
     return run
@@ -331,10 +301,11 @@ class RepairOut(BaseModel):
 
 class ReconciliationSummary(BaseModel):
     id: str
+    state: Literal["RUNNING", "FINISHED", "FAILED"]
     started_at: dt.datetime
-    finished_at: dt.datetime
-    agree: bool
-    summary: str
+    finished_at: dt.datetime | None
+    agree: bool | None = Field(description="null until it has finished")
+    summary: str | None = Field(description="null until it has finished; what failed if so")
 
 
 class ReconciliationOut(ReconciliationSummary):
@@ -348,52 +319,59 @@ class ReconciliationOut(ReconciliationSummary):
     repair: RepairOut | None
 
 
-class ReconciliationHistory:
-    """The newest reconciliations of this server, by id (``RC-1``, ``RC-2``, ...)."""
+class ReconciliationRunOut(BaseModel):
+    """A reconciliation still going (records of the topic replayed so far) or failed."""
 
-    def __init__(self, keep: int = KEPT_RECONCILIATIONS) -> None:
-        self._lock = threading.Lock()
-        self._kept: deque[ReconciliationOut] = deque(maxlen=keep)
-        self._next = 1
-
-    def add(self, report: ReconcileReport, started_at: dt.datetime,
-            finished_at: dt.datetime) -> ReconciliationOut:
-        with self._lock:
-            document: dict[str, Any] = report.to_dict()
-            kept = ReconciliationOut.model_validate({
-                **document, "id": f"RC-{self._next}", "started_at": started_at,
-                "finished_at": finished_at})
-            self._next += 1
-            self._kept.append(kept)
-            return kept
-
-    def get(self, reconciliation_id: str) -> ReconciliationOut | None:
-        with self._lock:
-            return next((kept for kept in self._kept if kept.id == reconciliation_id), None)
-
-    def newest_first(self) -> list[ReconciliationOut]:
-        with self._lock:
-            return list(reversed(self._kept))
+    id: str
+    state: Literal["RUNNING", "FAILED"]
+    started_at: dt.datetime
+    finished_at: dt.datetime | None
+    total: int | None = Field(description="records of the topic to replay (null: not known "
+                                          "yet)")
+    done: int = Field(description="records replayed so far")
+    error: str | None = Field(description="what ended it (FAILED)")
 
 
-def history_of(request: Request) -> ReconciliationHistory:
-    history: ReconciliationHistory = request.app.state.reconciliations
-    return history
+def reconciliation_runs_of(request: Request) -> Runs[ReconcileReport]:
+    runs: Runs[ReconcileReport] = request.app.state.reconciliations
+    return runs
 
 
-def _reconcile(runtime: Runtime, body: ReconcileIn) -> ReconcileReport:
+def _reconciliation_path(run: Run[ReconcileReport]) -> str:
+    return f"/api/reconciliations/{run.id}"
+
+
+def reconciliation_out(run: Run[ReconcileReport]) -> ReconciliationOut | ReconciliationRunOut:
+    if run.result is None:
+        return ReconciliationRunOut(
+            id=run.id, state="FAILED" if run.ended.is_set() else "RUNNING",
+            started_at=run.started_at, finished_at=run.finished_at, total=run.total,
+            done=run.done, error=run.error_text())
+    return ReconciliationOut.model_validate({
+        **run.result.to_dict(), "id": run.id, "state": "FINISHED",
+        "started_at": run.started_at, "finished_at": run.finished_at})
+
+
+def _reconcile(runtime: Runtime, body: ReconcileIn, run: Run[ReconcileReport]
+               ) -> ReconcileReport:
     """Replay on a bus of this thread's own event loop (the server's loop stays free)."""
     settings, admin = runtime.settings, runtime.admin
     since = body.since
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=ZoneInfo(admin.installation.base_time_zone))
 
+    def progress(done: int, total: int) -> None:
+        if not run.began.is_set():
+            run.begin(total)  # the topic is there and its bounds read: under way
+        run.done = done
+
     async def work() -> ReconcileReport:
         bus = bus_of(settings)
         await bus.start()
         try:
             return await reconcile(runtime.outbox, runtime.mdm, bus,
-                                   settings.topics.sync_requests, admin, since=since)
+                                   settings.topics.sync_requests, admin, since=since,
+                                   progress=progress)
         finally:
             await bus.stop()
 
@@ -408,26 +386,50 @@ def _reconcile(runtime: Runtime, body: ReconcileIn) -> ReconcileReport:
 
 
 @router.post("/reconciliations", tags=["reconciliation"], dependencies=[Write],
-             status_code=status.HTTP_201_CREATED, responses=responses(503),
+             status_code=status.HTTP_201_CREATED,
+             responses={**responses(503), 202: {
+                 "model": ReconciliationRunOut,
+                 "description": "Accepted (Prefer: respond-async): the replay has begun; "
+                                "Location names the reconciliation"}},
              summary="Reconcile CCB, the sync topic and MDM now; optionally repair")
-def run_reconciliation(request: Request, runtime: RuntimeDep,
-                       body: Annotated[ReconcileIn | None, Body()] = None) -> ReconciliationOut:
-    started = runtime.clock.now()
-    report = _reconcile(runtime, body or ReconcileIn())
-    return history_of(request).add(report, started, runtime.clock.now())
+def run_reconciliation(request: Request, response: Response, runtime: RuntimeDep,
+                       body: Annotated[ReconcileIn | None, Body()] = None,
+                       prefer: PreferHeader = None) -> Any:
+    wanted = body or ReconcileIn()
+    try:
+        run = reconciliation_runs_of(request).start(
+            RECONCILIATION, runtime.clock.now(),
+            lambda run: _reconcile(runtime, wanted, run), lambda: runtime.clock.now())
+    except RunConflictError as error:
+        raise ProblemError("conflict", f"{error}: follow it at "
+                           f"{_reconciliation_path(error.going)}") from None
+    if settled(run, preferences(prefer)) is None:
+        return accepted(reconciliation_out(run).model_dump(mode="json"),
+                        _reconciliation_path(run))
+    response.headers["Location"] = _reconciliation_path(run)
+    return reconciliation_out(run)
 
 
 @router.get("/reconciliations", tags=["reconciliation"], dependencies=[Read],
             summary="The newest reconciliations of this server, newest first")
 def reconciliation_list(request: Request) -> list[ReconciliationSummary]:
-    return [ReconciliationSummary.model_validate(kept.model_dump())
-            for kept in history_of(request).newest_first()]
+    return [_summary(run) for run in reconciliation_runs_of(request).newest_first()]
+
+
+def _summary(run: Run[ReconcileReport]) -> ReconciliationSummary:
+    report = run.result
+    state = "FINISHED" if report is not None else "FAILED" if run.ended.is_set() else "RUNNING"
+    return ReconciliationSummary(
+        id=run.id, state=state, started_at=run.started_at, finished_at=run.finished_at,
+        agree=None if report is None else report.agree,
+        summary=report.summary() if report is not None else run.error_text())
 
 
 @router.get("/reconciliations/{reconciliation_id}", tags=["reconciliation"],
-            dependencies=[Read], summary="One reconciliation's report")
-def reconciliation(reconciliation_id: PathId, request: Request) -> ReconciliationOut:
-    found = history_of(request).get(reconciliation_id)
+            dependencies=[Read], summary="One reconciliation: its progress, then its report")
+def reconciliation(reconciliation_id: PathId, request: Request
+                   ) -> ReconciliationOut | ReconciliationRunOut:
+    found = reconciliation_runs_of(request).get(reconciliation_id)
     if found is None:
         raise NotFound("reconciliation", reconciliation_id, "reconciliation_id")
-    return found
+    return reconciliation_out(found)

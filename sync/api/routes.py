@@ -15,9 +15,11 @@ from sync.api import (
     synchronization,
     work,
 )
-from sync.api.batch_runs import BatchRuns
+from sync.api.runs import Runs
 from sync.api.runtime import Runtime
 from sync.api.security import SCHEME_NAME
+from sync.batches import BatchReport
+from sync.reconcile.report import ReconcileReport
 
 ROUTERS = (ccb_views.router, commands.router, work.router, synchronization.router,
            operations.router, monitoring.router)
@@ -27,8 +29,9 @@ def install(app: FastAPI) -> None:
     """Add the API's routers, error handlers and request counting to ``app``."""
     problems.install(app)
     monitoring.install(app)
-    app.state.reconciliations = operations.ReconciliationHistory()
-    app.state.batch_runs = BatchRuns()
+    app.state.reconciliations = Runs[ReconcileReport]("RC", operations.KEPT_RECONCILIATIONS)
+    app.state.batch_runs = Runs[BatchReport]("BR", operations.KEPT_BATCH_RUNS,
+                                              stopped=lambda report: report.stopped)
     for router in ROUTERS:
         app.include_router(router)
     _document_read_access(app)

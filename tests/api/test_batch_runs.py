@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, text
 
 from bench.saact_data import populate
 from sync.api.app import create_app
-from sync.api.operations import MAX_WAIT_S, Preferences, preferences
+from sync.api.runs import MAX_WAIT_S, Preferences, preferences
 from sync.api.runtime import Runtime
 from sync.config.settings import Settings
 from tests.api.support import AUTH, TODAY, client_for, post
@@ -96,8 +96,10 @@ async def test_a_second_run_of_the_code_is_refused_while_one_goes_and_stop_ends_
 
     second = await client.post("/api/batches/SAACT/runs", json={}, headers=ASYNC)
     assert second.status_code == 409
-    assert f"batch SAACT is already running on this server ({first['id']}" \
-        in second.json()["detail"]
+    detail = second.json()["detail"]
+    assert detail.startswith(f"{first['id']} of SAACT, started ")
+    assert detail.endswith(f"is still running on this server: wait for it, or stop it with "
+                           f"POST /api/batches/SAACT/runs/{first['id']}/stop")
     other_code = await client.post("/api/batches/TD-SSFTL/runs", json={}, headers=AUTH)
     assert other_code.status_code == 200  # another job runs all the same
 
@@ -164,8 +166,8 @@ async def test_the_server_shutdown_stops_a_run_between_units_before_closing_the_
     # The shutdown returned: the run had ended, stopped by it, not failed on closed stores.
     [kept] = app.state.batch_runs.newest_first("SAACT")
     assert kept.id == run["id"]
-    assert (kept.state.value, kept.report.stopped) == ("STOPPED", True)
-    assert moved(due) == kept.report.examined < DUE
+    assert (kept.state.value, kept.result.stopped) == ("STOPPED", True)
+    assert moved(due) == kept.result.examined < DUE
 
 
 @pytest.mark.parametrize(("header", "expected"), [

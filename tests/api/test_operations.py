@@ -3,6 +3,7 @@ HTTP; the MDM side is filled by the real pipeline on the in-process bus."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -13,8 +14,10 @@ from sync.api.runtime import Runtime
 from sync.clock import FixedClock
 from sync.config.settings import Settings
 from sync.pipeline.local import LocalPipeline
+from sync.transport.bus import Message, bus_of
 from tests.api.support import (
     ADMIN,
+    AUTH,
     TODAY,
     client_for,
     fail_sync_request,
@@ -162,6 +165,45 @@ async def test_reconciliation_finds_drift_and_repairs_by_resending(
     await synchronize(settings)
     again = (await post(synchronized, "/api/reconciliations", {})).json()
     assert (again["id"], again["agree"]) == ("RC-2", True)
+
+
+async def test_a_long_reconciliation_under_respond_async_is_followed_to_its_report(
+        synchronized: httpx.AsyncClient, settings: Settings, runtime: Runtime) -> None:
+    """A topic of 40,000 records: 202 once the replay has begun, a second one refused while
+    it goes, then the report under the same id."""
+    [request] = runtime.outbox.find(entity_id="SA-TN01-E")
+    copies = [Message(key=request.key.encode("utf-8"), value=request.payload)] * 40_000
+    bus = bus_of(settings)
+    await bus.start()
+    try:
+        await bus.publish_batch(settings.topics.sync_requests, copies)
+    finally:
+        await bus.stop()
+
+    response = await synchronized.post("/api/reconciliations", json={},
+                                       headers={**AUTH, "Prefer": "respond-async"})
+
+    assert response.status_code == 202, response.text
+    going = response.json()
+    location = response.headers["Location"]
+    assert location == f"/api/reconciliations/{going['id']}"
+    assert (going["state"], going["error"]) == ("RUNNING", None)
+    assert going["total"] >= 40_000
+    refused = await synchronized.post("/api/reconciliations", json={}, headers=AUTH)
+    assert refused.status_code == 409
+    assert refused.json()["detail"].endswith(f"is still running on this server: follow it "
+                                             f"at {location}")
+    [listed] = (await synchronized.get("/api/reconciliations")).json()
+    assert (listed["id"], listed["agree"], listed["summary"]) == (going["id"], None, None)
+    for _ in range(1200):  # bounded: 120 s
+        report = (await synchronized.get(location)).json()
+        if report["state"] != "RUNNING":
+            break
+        await asyncio.sleep(0.1)
+    assert (report["state"], report["agree"]) == ("FINISHED", True)
+    assert report["replay"]["records"] >= 40_010
+    assert report["replay"]["superseded"] >= 40_000
+    assert report["checked"] == {"ccb": 6, "topic": 6, "mdm": 6}
 
 
 async def test_reconciliation_refuses_a_bad_start_time(shared_client: httpx.AsyncClient) -> None:

@@ -1,0 +1,240 @@
+"""Long operations started over HTTP (batch runs, reconciliations), each in a thread of its
+own, kept by id (``BR-1``, ``RC-1``, ...).
+
+A run of a million pending SAs, or a replay of a large sync topic, takes minutes; a proxy or a
+client gives up long before. So such a run is a resource: with ``Prefer: respond-async`` the
+request answers ``202 Accepted`` once the work has checked its input and begun (a refusal is
+still answered as before), with ``Location`` naming the run; ``GET`` on it shows the progress
+and, at the end, the result. Without the preference the answer waits for the result, as it
+always did. A batch run can be asked to stop: it ends after the unit of work under way, the
+same as SIGTERM on ``c2m-sync batch run``; so does it on the server's shutdown.
+
+Runs are this server's: kept in memory (the newest finished ones, and every run still going),
+one run of a kind (a batch code, reconciliation) at a time. A run started elsewhere (the CLI,
+another server) is not known here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from fastapi import status
+from fastapi.responses import JSONResponse
+
+from sync.api.problems import ProblemError
+from sync.batches import BatchUsageError
+from sync.ccb.errors import CcbError
+from sync.storage.ccb import CcbStoreError
+
+Result = TypeVar("Result")
+log = logging.getLogger("sync.api")
+# Prefer: respond-async: how long to wait for the work to check its input and begin, and the
+# longest wait=N heeded (a client wanting more should follow the run instead).
+BEGIN_WAIT_S = 30.0
+MAX_WAIT_S = 600.0
+
+
+# Errors that say what is wrong in the domain's words (no traceback needed in the log).
+_EXPECTED = (CcbError, CcbStoreError, BatchUsageError, ProblemError)
+
+
+class RunState(enum.StrEnum):
+    RUNNING = "RUNNING"
+    FINISHED = "FINISHED"  # went through its work (a batch's item errors are in its report)
+    STOPPED = "STOPPED"  # asked to stop, ended between two units of work
+    FAILED = "FAILED"  # ended by an error that is not an item's (the database away, ...)
+
+
+class RunConflictError(Exception):
+    """A run of the kind is still going on this server: ``going``."""
+
+    def __init__(self, going: Run[Any]) -> None:
+        super().__init__(f"{going.id} of {going.kind}, started "
+                         f"{going.started_at.isoformat()}, is still running on this server")
+        self.going = going
+
+
+@dataclass
+class Run(Generic[Result]):
+    """One run: its progress while it goes, its result or error at the end."""
+
+    id: str
+    kind: str  # the batch code; "reconciliation"
+    started_at: dt.datetime
+    state: RunState = RunState.RUNNING
+    finished_at: dt.datetime | None = None
+    total: int | None = None  # items (records) to go through, once known (None: not said)
+    done: int = 0
+    result: Result | None = None
+    error: Exception | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+    # Set when the job has checked its input and begun, or has ended (whichever is first).
+    began: threading.Event = field(default_factory=threading.Event)
+    ended: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def stop_requested(self) -> bool:
+        return self.stop.is_set()
+
+    def error_text(self) -> str | None:
+        """What ended a failed run, in the domain's words; an unexpected error is only named
+        (its traceback is in the server log)."""
+        if self.error is None:
+            return None
+        if isinstance(self.error, ProblemError):
+            return self.error.detail
+        if isinstance(self.error, _EXPECTED):
+            return str(self.error)
+        return f"{type(self.error).__name__}: the run met an unexpected error; it is logged"
+
+
+    def begin(self, total: int | None) -> None:
+        """The work has checked its input and begun, with ``total`` items to go through."""
+        self.total = total
+        self.began.set()
+
+
+class RunProgress(Generic[Result]):
+    """A batch job's progress reports, kept on its run (the counts are read by other threads:
+    an int assignment is atomic in Python, a slightly old count is fine)."""
+
+    def __init__(self, run: Run[Result]) -> None:
+        self._run = run
+
+    def start(self, description: str, total: int | None) -> None:
+        self._run.begin(total)
+
+    def advance(self, count: int) -> None:
+        self._run.done += count
+
+
+class Runs(Generic[Result]):
+    """The runs of one kind of work on this server: ids ``{prefix}-1``, ``{prefix}-2``, ...;
+    the newest ``keep`` that ended are kept, with every run still going."""
+
+    def __init__(self, prefix: str, keep: int,
+                 stopped: Callable[[Result], bool] = lambda _result: False) -> None:
+        self._lock = threading.Lock()
+        self._runs: dict[str, Run[Result]] = {}
+        self._prefix = prefix
+        self._keep = keep
+        self._stopped = stopped  # whether a result says its work was stopped before the end
+        self._next = 1
+
+    def start(self, kind: str, now: dt.datetime, work: Callable[[Run[Result]], Result],
+              finished: Callable[[], dt.datetime]) -> Run[Result]:
+        """Start ``work`` for a new run of ``kind`` in its own thread; :class:`RunConflictError`
+        naming the run going when a run of ``kind`` is still going."""
+        with self._lock:
+            going = next((run for run in self._runs.values()
+                          if run.kind == kind and run.state is RunState.RUNNING), None)
+            if going is not None:
+                raise RunConflictError(going)
+            run: Run[Result] = Run(id=f"{self._prefix}-{self._next}", kind=kind,
+                                   started_at=now)
+            self._next += 1
+            self._runs[run.id] = run
+            self._forget_old()
+        thread = threading.Thread(target=self._run, args=(run, work, finished),
+                                  name=f"{run.id} {kind}", daemon=True)
+        thread.start()
+        return run
+
+    def _run(self, run: Run[Result], work: Callable[[Run[Result]], Result],
+             finished: Callable[[], dt.datetime]) -> None:
+        state = RunState.FAILED
+        try:
+            run.result = work(run)
+            state = RunState.STOPPED if self._stopped(run.result) else RunState.FINISHED
+        except Exception as error:
+            if not isinstance(error, _EXPECTED):
+                log.error("%s (%s) failed", run.id, run.kind, exc_info=error)
+            run.error = error
+        finally:
+            # Whatever ended it, the run ends: nobody waits for it for ever.
+            with self._lock:
+                run.finished_at = finished()
+                run.state = state
+            run.began.set()
+            run.ended.set()
+
+    def _forget_old(self) -> None:
+        ended = [run for run in self._runs.values() if run.state is not RunState.RUNNING]
+        for run in ended[:max(len(ended) - self._keep, 0)]:
+            del self._runs[run.id]
+
+    def get(self, run_id: str, kind: str | None = None) -> Run[Result] | None:
+        """The run ``run_id`` (of ``kind``, if given)."""
+        with self._lock:
+            run = self._runs.get(run_id)
+            return run if run is not None and kind in (None, run.kind) else None
+
+    def newest_first(self, kind: str | None = None) -> list[Run[Result]]:
+        with self._lock:
+            return [run for run in reversed(self._runs.values())
+                    if kind in (None, run.kind)]
+
+    def stop_all(self, timeout_s: float) -> list[Run[Result]]:
+        """Ask every run still going to stop and wait for them, up to ``timeout_s`` in all
+        (the server's shutdown); the runs that had not ended by then."""
+        with self._lock:
+            going = [run for run in self._runs.values() if run.state is RunState.RUNNING]
+        for run in going:
+            run.stop.set()
+        deadline = time.monotonic() + timeout_s
+        for run in going:
+            run.ended.wait(max(deadline - time.monotonic(), 0.0))
+        return [run for run in going if not run.ended.is_set()]
+
+
+@dataclass(frozen=True)
+class Preferences:
+    """The request's ``Prefer`` header (RFC 7240) as far as a long run heeds it."""
+
+    respond_async: bool = False
+    wait_s: float = 0.0
+
+
+def preferences(header: str | None) -> Preferences:
+    """``respond-async`` and ``wait=N`` (seconds) of a ``Prefer`` header; what is not
+    understood is ignored, as RFC 7240 asks."""
+    respond_async, wait_s = False, 0.0
+    for preference in (header or "").split(","):
+        token, _, value = preference.split(";")[0].strip().partition("=")
+        name = token.strip().lower()
+        seconds = value.strip().strip('"')
+        if name == "respond-async":
+            respond_async = True
+        elif name == "wait" and seconds.isdigit():
+            wait_s = min(float(seconds), MAX_WAIT_S)
+    return Preferences(respond_async, wait_s)
+
+
+def settled(run: Run[Result], wanted: Preferences) -> Result | None:
+    """Wait for ``run`` as the client prefers: its result once it has ended (its error raised,
+    to be answered as the request's own), or None when it goes on (answer 202). A refusal of
+    the input comes before the work begins, so under ``respond-async`` it is still answered
+    as the request's error."""
+    if wanted.respond_async:
+        run.began.wait(BEGIN_WAIT_S)
+        run.ended.wait(wanted.wait_s)
+    else:
+        run.ended.wait()
+    if not run.ended.is_set():
+        return None
+    if run.error is not None:
+        raise run.error
+    return run.result
+
+
+def accepted(body: dict[str, Any], location: str) -> JSONResponse:
+    """``202 Accepted`` for a run that goes on, naming it."""
+    return JSONResponse(body, status_code=status.HTTP_202_ACCEPTED,
+                        headers={"Location": location, "Preference-Applied": "respond-async"})
