@@ -2,7 +2,7 @@
 
 A batch run's answer is its report (counts, and one line per item it could not process; the
 other items are applied, as on the command line), or with ``Prefer: respond-async`` the run
-itself, to follow by id (:mod:`sync.api.batch_runs`). A reconciliation replays
+itself, to follow by id (:mod:`sync.api.runs`). A reconciliation replays
 the configured bus's sync topic, compares it with CCB and MDM, optionally queues repairs, and
 is kept in memory (the newest :data:`KEPT_RECONCILIATIONS`) so it can be fetched again by id.
 """
