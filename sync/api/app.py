@@ -1,7 +1,8 @@
 """The ASGI application: the JSON API under ``/api`` and the console pages under ``/``.
 
-On shutdown the batch runs still going are asked to stop (each ends after its unit of work)
-and waited for, up to :data:`SHUTDOWN_WAIT_S`, before the stores are closed.
+On shutdown the batch runs and resends still going are asked to stop (each ends after its
+unit of work) and waited for, up to :data:`SHUTDOWN_WAIT_S` each, before the stores are
+closed.
 """
 
 from __future__ import annotations
@@ -27,7 +28,11 @@ def create_app(runtime: Runtime) -> FastAPI:
         try:
             yield
         finally:
-            left = await asyncio.to_thread(app.state.batch_runs.stop_all, SHUTDOWN_WAIT_S)
+            # Batch runs and resends end between two units of work (a reconciliation only
+            # reads until its repair, and has no stop).
+            left = await asyncio.to_thread(
+                lambda: [run for runs in (app.state.batch_runs, app.state.resend_runs)
+                         for run in runs.stop_all(SHUTDOWN_WAIT_S)])
             for run in left:
                 log.warning("batch run %s (%s) had not stopped %.0f s after the shutdown "
                             "began; its unit of work under way is rolled back",

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Body, Header, Request, Response, status
+from fastapi import APIRouter, Body, Request, Response, status
 from pydantic import AfterValidator, BaseModel, Field
 
 from sync.api.deps import RuntimeDep
@@ -24,13 +24,14 @@ from sync.api.models import Body as RequestBody
 from sync.api.models import BusinessDate, PathId
 from sync.api.problems import ProblemError, responses
 from sync.api.runs import (
+    PreferHeader,
     Run,
-    RunConflictError,
+    RunOut,
     RunProgress,
     Runs,
-    accepted,
-    preferences,
-    settled,
+    answered,
+    runs_of,
+    started,
 )
 from sync.api.runtime import Runtime
 from sync.api.security import Read, Write
@@ -99,27 +100,17 @@ def batch_list() -> list[BatchJobOut]:
             for job in load_jobs().all()]
 
 
-class BatchRunOut(BaseModel):
-    """A run of this server: its progress while it goes, its report or error at the end."""
+class BatchRunOut(RunOut):
+    """A batch run of this server: its progress while it goes, its report or error at the
+    end."""
 
-    id: str
     code: str
-    state: Literal["RUNNING", "FINISHED", "STOPPED", "FAILED"] = Field(
-        description="FINISHED: went through its selection (item errors are in the report); "
-                    "STOPPED: asked to stop, ended between two units of work; FAILED: ended "
-                    "by an error that is not an item's")
-    started_at: dt.datetime
-    finished_at: dt.datetime | None
-    total: int | None = Field(description="items selected (null: the job does not say)")
-    done: int = Field(description="items gone through so far")
     stop_requested: bool
     report: BatchReportOut | None = Field(description="once it has ended (FINISHED, STOPPED)")
-    error: str | None = Field(description="what ended it (FAILED)")
 
 
 def batch_runs_of(request: Request) -> Runs[BatchReport]:
-    runs: Runs[BatchReport] = request.app.state.batch_runs
-    return runs
+    return runs_of(request, "batch_runs")
 
 
 def _known_code(code: str) -> None:
@@ -134,16 +125,8 @@ def _batch_run_path(run: Run[BatchReport]) -> str:
 def batch_run_out(run: Run[BatchReport]) -> BatchRunOut:
     report = run.result
     return BatchRunOut(
-        id=run.id, code=run.kind, state=run.state.value, started_at=run.started_at,
-        finished_at=run.finished_at, total=run.total, done=run.done,
-        stop_requested=run.stop_requested,
-        report=None if report is None else BatchReportOut.model_validate(report.to_dict()),
-        error=run.error_text())
-
-
-PreferHeader = Annotated[str | None, Header(
-    description="respond-async: answer 202 once the run has begun, Location naming it; "
-                "wait=N: answer the result all the same if the run ends within N seconds")]
+        **RunOut.progress_of(run), code=run.kind, stop_requested=run.stop_requested,
+        report=None if report is None else BatchReportOut.model_validate(report.to_dict()))
 
 
 @router.post("/batches/{code}/runs", tags=["batches"], dependencies=[Write],
@@ -171,17 +154,10 @@ def run_batch(code: PathId, request: Request, response: Response, runtime: Runti
                                  progress=RunProgress(run), stop=run.stop)
             return load_jobs().run(code, context)
 
-    try:
-        run = batch_runs_of(request).start(code, runtime.clock.now(), job,
-                                           lambda: runtime.clock.now())
-    except RunConflictError as error:
-        raise ProblemError("conflict", f"{error}: wait for it, or stop it with POST "
-                           f"{_batch_run_path(error.going)}/stop") from None
-    report = settled(run, preferences(prefer))
-    if report is None:
-        return accepted(batch_run_out(run).model_dump(mode="json"), _batch_run_path(run))
-    response.headers["Content-Location"] = _batch_run_path(run)
-    return BatchReportOut.model_validate(report.to_dict())
+    run = started(batch_runs_of(request), code, job, runtime.clock.now, _batch_run_path,
+                  busy="wait for it, or stop it with POST {path}/stop")
+    return answered(run, prefer, response, _batch_run_path(run), lambda: batch_run_out(run),
+                    lambda report: BatchReportOut.model_validate(report.to_dict()))
 
 
 @router.get("/batches/{code}/runs", tags=["batches"], dependencies=[Read],
@@ -319,22 +295,13 @@ class ReconciliationOut(ReconciliationSummary):
     repair: RepairOut | None
 
 
-class ReconciliationRunOut(BaseModel):
-    """A reconciliation still going (records of the topic replayed so far) or failed."""
-
-    id: str
-    state: Literal["RUNNING", "FAILED"]
-    started_at: dt.datetime
-    finished_at: dt.datetime | None
-    total: int | None = Field(description="records of the topic to replay (null: not known "
-                                          "yet)")
-    done: int = Field(description="records replayed so far")
-    error: str | None = Field(description="what ended it (FAILED)")
+class ReconciliationRunOut(RunOut):
+    """A reconciliation still going (``total``, ``done``: records of the topic to replay and
+    replayed so far) or failed."""
 
 
 def reconciliation_runs_of(request: Request) -> Runs[ReconcileReport]:
-    runs: Runs[ReconcileReport] = request.app.state.reconciliations
-    return runs
+    return runs_of(request, "reconciliations")
 
 
 def _reconciliation_path(run: Run[ReconcileReport]) -> str:
@@ -343,10 +310,7 @@ def _reconciliation_path(run: Run[ReconcileReport]) -> str:
 
 def reconciliation_out(run: Run[ReconcileReport]) -> ReconciliationOut | ReconciliationRunOut:
     if run.result is None:
-        return ReconciliationRunOut(
-            id=run.id, state="FAILED" if run.ended.is_set() else "RUNNING",
-            started_at=run.started_at, finished_at=run.finished_at, total=run.total,
-            done=run.done, error=run.error_text())
+        return ReconciliationRunOut(**RunOut.progress_of(run))
     return ReconciliationOut.model_validate({
         **run.result.to_dict(), "id": run.id, "state": "FINISHED",
         "started_at": run.started_at, "finished_at": run.finished_at})
@@ -396,18 +360,12 @@ def run_reconciliation(request: Request, response: Response, runtime: RuntimeDep
                        body: Annotated[ReconcileIn | None, Body()] = None,
                        prefer: PreferHeader = None) -> Any:
     wanted = body or ReconcileIn()
-    try:
-        run = reconciliation_runs_of(request).start(
-            RECONCILIATION, runtime.clock.now(),
-            lambda run: _reconcile(runtime, wanted, run), lambda: runtime.clock.now())
-    except RunConflictError as error:
-        raise ProblemError("conflict", f"{error}: follow it at "
-                           f"{_reconciliation_path(error.going)}") from None
-    if settled(run, preferences(prefer)) is None:
-        return accepted(reconciliation_out(run).model_dump(mode="json"),
-                        _reconciliation_path(run))
-    response.headers["Location"] = _reconciliation_path(run)
-    return reconciliation_out(run)
+    run = started(reconciliation_runs_of(request), RECONCILIATION,
+                  lambda run: _reconcile(runtime, wanted, run), runtime.clock.now,
+                  _reconciliation_path, busy="follow it at {path}")
+    return answered(run, prefer, response, _reconciliation_path(run),
+                    lambda: reconciliation_out(run), lambda _report: reconciliation_out(run),
+                    header="Location")
 
 
 @router.get("/reconciliations", tags=["reconciliation"], dependencies=[Read],

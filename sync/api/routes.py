@@ -20,6 +20,7 @@ from sync.api.runtime import Runtime
 from sync.api.security import SCHEME_NAME
 from sync.batches import BatchReport
 from sync.reconcile.report import ReconcileReport
+from sync.storage.outbox import ResendReport
 
 ROUTERS = (ccb_views.router, commands.router, work.router, synchronization.router,
            operations.router, monitoring.router)
@@ -32,6 +33,8 @@ def install(app: FastAPI) -> None:
     app.state.reconciliations = Runs[ReconcileReport]("RC", operations.KEPT_RECONCILIATIONS)
     app.state.batch_runs = Runs[BatchReport]("BR", operations.KEPT_BATCH_RUNS,
                                               stopped=lambda report: report.stopped)
+    app.state.resend_runs = Runs[ResendReport]("RS", synchronization.KEPT_RESENDS,
+                                               stopped=lambda report: report.stopped)
     for router in ROUTERS:
         app.include_router(router)
     _document_read_access(app)

@@ -23,10 +23,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from fastapi import status
+from fastapi import Header, Request, Response, status
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from sync.api.problems import ProblemError
 from sync.batches import BatchUsageError
@@ -194,6 +195,41 @@ class Runs(Generic[Result]):
         return [run for run in going if not run.ended.is_set()]
 
 
+class RunOut(BaseModel):
+    """A run as the API shows it: its progress while it goes, what ended it if it failed."""
+
+    id: str
+    state: Literal["RUNNING", "FINISHED", "STOPPED", "FAILED"] = Field(
+        description="FINISHED: went through its work (a batch's item errors are in its "
+                    "report); STOPPED: asked to stop, ended between two units of work; "
+                    "FAILED: ended by an error that is not an item's")
+    started_at: dt.datetime
+    finished_at: dt.datetime | None
+    total: int | None = Field(description="what it has to go through (items of a batch, "
+                                          "records of the topic, requests in ERROR); null "
+                                          "when not known")
+    done: int = Field(description="how many of them it has gone through so far")
+    error: str | None = Field(description="what ended it (FAILED)")
+
+    @classmethod
+    def progress_of(cls, run: Run[Any]) -> dict[str, Any]:
+        """The fields every run has, from ``run``."""
+        return {"id": run.id, "state": run.state.value, "started_at": run.started_at,
+                "finished_at": run.finished_at, "total": run.total, "done": run.done,
+                "error": run.error_text()}
+
+
+def runs_of(request: Request, registry: str) -> Runs[Any]:
+    """The app's run registry ``registry`` (``batch_runs``, ``reconciliations``, ...)."""
+    runs: Runs[Any] = getattr(request.app.state, registry)
+    return runs
+
+
+PreferHeader = Annotated[str | None, Header(
+    description="respond-async: answer 202 once the run has begun, Location naming it; "
+                "wait=N: answer the result all the same if the run ends within N seconds")]
+
+
 @dataclass(frozen=True)
 class Preferences:
     """The request's ``Prefer`` header (RFC 7240) as far as a long run heeds it."""
@@ -217,24 +253,38 @@ def preferences(header: str | None) -> Preferences:
     return Preferences(respond_async, wait_s)
 
 
-def settled(run: Run[Result], wanted: Preferences) -> Result | None:
-    """Wait for ``run`` as the client prefers: its result once it has ended (its error raised,
-    to be answered as the request's own), or None when it goes on (answer 202). A refusal of
-    the input comes before the work begins, so under ``respond-async`` it is still answered
-    as the request's error."""
+def started(runs: Runs[Result], kind: str, work: Callable[[Run[Result]], Result],
+            clock: Callable[[], dt.datetime], path: Callable[[Run[Any]], str],
+            busy: str) -> Run[Result]:
+    """A new run of ``kind`` started; a 409 naming the run of ``kind`` still going (at its
+    ``path``) otherwise, ``busy`` saying what to do about it (``{path}`` filled in)."""
+    try:
+        return runs.start(kind, clock(), work, clock)
+    except RunConflictError as error:
+        raise ProblemError("conflict", f"{error}: {busy.format(path=path(error.going))}"
+                           ) from None
+
+
+def answered(run: Run[Result], prefer: str | None, response: Response, path: str,
+             going: Callable[[], BaseModel], result: Callable[[Result], Any],
+             header: str = "Content-Location") -> Any:
+    """The answer to the request that started ``run``, waiting as the ``Prefer`` header
+    asks: ``result`` of its result once it has ended (its error raised, to be answered as the
+    request's own; ``header`` names the run), else ``202 Accepted`` with ``going()`` and
+    ``Location``. A refusal of the input comes before the work begins, so under
+    ``respond-async`` it is still answered as the request's error."""
+    wanted = preferences(prefer)
     if wanted.respond_async:
         run.began.wait(BEGIN_WAIT_S)
         run.ended.wait(wanted.wait_s)
     else:
         run.ended.wait()
     if not run.ended.is_set():
-        return None
+        return JSONResponse(going().model_dump(mode="json"),
+                            status_code=status.HTTP_202_ACCEPTED,
+                            headers={"Location": path, "Preference-Applied": "respond-async"})
     if run.error is not None:
         raise run.error
-    return run.result
-
-
-def accepted(body: dict[str, Any], location: str) -> JSONResponse:
-    """``202 Accepted`` for a run that goes on, naming it."""
-    return JSONResponse(body, status_code=status.HTTP_202_ACCEPTED,
-                        headers={"Location": location, "Preference-Applied": "respond-async"})
+    assert run.result is not None
+    response.headers[header] = path
+    return result(run.result)

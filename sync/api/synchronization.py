@@ -9,13 +9,23 @@ A resend only queues the request again in the CCB store (``SqlOutbox.resend``); 
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response, status
+from pydantic import Field
 
 from sync.api.deps import RuntimeDep
 from sync.api.models import PathId
-from sync.api.problems import responses
+from sync.api.problems import ProblemError, responses
+from sync.api.runs import (
+    PreferHeader,
+    Run,
+    RunOut,
+    Runs,
+    answered,
+    runs_of,
+    started,
+)
 from sync.api.security import Read, Write
 from sync.api.view_models import (
     ResendErrorsOut,
@@ -26,8 +36,11 @@ from sync.api.view_models import (
 from sync.ccb.errors import NotFound
 from sync.ccb.sync_requests import SyncRequestState
 from sync.mdm.model import UsageSubscription, UsStatus
+from sync.storage.outbox import ResendReport
 
 router = APIRouter(prefix="/api", responses=responses(401, 404, 409, 422))
+RESEND_ERRORS = "resend-errors"
+KEPT_RESENDS = 20
 
 Filter = Annotated[str | None, Query(min_length=1, max_length=100,
                                      pattern=r"^[^\x00-\x1f\x7f]+$")]
@@ -66,10 +79,45 @@ def resend_sync_request(request_id: PathId, runtime: RuntimeDep) -> SyncRequestO
     return SyncRequestOut.of(runtime.outbox.resend(request_id, runtime.clock.now()))
 
 
+class ResendRunOut(RunOut):
+    """A resend of the requests in ERROR (``total``: those in ERROR when it began, null when
+    filtered by code or entity type): its progress while it goes, its report at the end."""
+
+    stop_requested: bool
+    report: ResendErrorsOut | None = Field(description="once it has ended (FINISHED, "
+                                                       "STOPPED)")
+
+
+def resend_runs_of(request: Request) -> Runs[ResendReport]:
+    return runs_of(request, "resend_runs")
+
+
+def _resend_path(run: Run[ResendReport]) -> str:
+    return f"/api/sync-requests/resend-errors/{run.id}"
+
+
+def _resend_out(report: ResendReport) -> ResendErrorsOut:
+    return ResendErrorsOut(
+        examined=report.examined, resent=report.resent,
+        carried_by_pending=report.carried_by_pending,
+        failed=[ResendFailure(request_id=request_id, reason=reason)
+                for request_id, reason in report.failed],
+        stopped=report.stopped)
+
+
+def resend_run_out(run: Run[ResendReport]) -> ResendRunOut:
+    return ResendRunOut(
+        **RunOut.progress_of(run), stop_requested=run.stop_requested,
+        report=None if run.result is None else _resend_out(run.result))
+
+
 @router.post("/sync-requests/resend-errors", tags=["synchronization"], dependencies=[Write],
-             summary="Queue every request in ERROR again (once the cause is fixed)")
+             summary="Queue every request in ERROR again (once the cause is fixed)",
+             responses={202: {"model": ResendRunOut,
+                              "description": "Accepted (Prefer: respond-async): the resend "
+                                             "has begun; Location names it"}})
 def resend_sync_errors(
-    runtime: RuntimeDep,
+    request: Request, response: Response, runtime: RuntimeDep,
     code: Annotated[str | None, Query(min_length=1, max_length=100,
                                       pattern=r"^[^\x00-\x1f\x7f]+$",
                                       description="only requests with an error of this "
@@ -77,14 +125,48 @@ def resend_sync_errors(
     entity_type: Annotated[str | None, Query(
         pattern=r"^(SA|PERSON|SA_RELATIONSHIP)$",
         description="only requests of this entity type: SA, PERSON or SA_RELATIONSHIP")] = None,
-) -> ResendErrorsOut:
-    report = runtime.outbox.resend_errors(runtime.clock.now(), code=code,
-                                          entity_type=entity_type)
-    return ResendErrorsOut(
-        examined=report.examined, resent=report.resent,
-        carried_by_pending=report.carried_by_pending,
-        failed=[ResendFailure(request_id=request_id, reason=reason)
-                for request_id, reason in report.failed])
+    prefer: PreferHeader = None,
+) -> Any:
+    def work(run: Run[ResendReport]) -> ResendReport:
+        filtered = code is not None or entity_type is not None
+        run.begin(None if filtered else runtime.outbox.counts()[SyncRequestState.ERROR.value])
+
+        def advance(looked: int) -> None:
+            run.done += looked
+
+        return runtime.outbox.resend_errors(runtime.clock.now(), code=code,
+                                            entity_type=entity_type, progress=advance,
+                                            stop=run.stop.is_set)
+
+    run = started(resend_runs_of(request), RESEND_ERRORS, work, runtime.clock.now,
+                  _resend_path, busy="wait for it, or stop it with POST {path}/stop")
+    return answered(run, prefer, response, _resend_path(run), lambda: resend_run_out(run),
+                    _resend_out)
+
+
+@router.get("/sync-requests/resend-errors/{run_id}", tags=["synchronization"],
+            dependencies=[Read], summary="One resend of the requests in ERROR: its progress, "
+                                         "then its report")
+def resend_run(run_id: PathId, request: Request) -> ResendRunOut:
+    return resend_run_out(_resend_run(request, run_id))
+
+
+@router.post("/sync-requests/resend-errors/{run_id}/stop", tags=["synchronization"],
+             dependencies=[Write], status_code=status.HTTP_202_ACCEPTED,
+             summary="Ask a resend to end after the chunk under way")
+def stop_resend_run(run_id: PathId, request: Request) -> ResendRunOut:
+    run = _resend_run(request, run_id)
+    if run.ended.is_set():
+        raise ProblemError("conflict", f"resend {run.id} has already ended ({run.state})")
+    run.stop.set()
+    return resend_run_out(run)
+
+
+def _resend_run(request: Request, run_id: str) -> Run[ResendReport]:
+    run = resend_runs_of(request).get(run_id)
+    if run is None:
+        raise NotFound("resend", run_id, "run_id")
+    return run
 
 
 @router.get("/usage-subscriptions", tags=["MDM"], dependencies=[Read],

@@ -186,6 +186,10 @@ class ResendErrorsOut(BaseModel):
         description="how many of them their entity's pending request carries")
     failed: list[ResendFailure] = Field(
         description="requests left in ERROR: their entity still cannot be snapshotted")
+    stopped: bool = Field(default=False, description="asked to stop, it ended between two "
+                                                     "chunks before every request in ERROR "
+                                                     "was looked at (resend again for the "
+                                                     "rest)")
 
 
 class SyncRequestOut(BaseModel):

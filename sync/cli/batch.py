@@ -14,13 +14,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from types import FrameType
 from typing import TypeAlias
 
 from rich.console import Console
@@ -31,14 +27,11 @@ from sync.ccb.errors import CcbError
 from sync.cli.ccb import open_store
 from sync.cli.common import CliError, Context, add_json_flag, parse_date, whole_number
 from sync.cli.progress import BarProgress, progress_wanted
+from sync.cli.stopping import STOPPED_EXIT_CODE, stopped_by_signals
 from sync.storage.ccb import CcbStoreError, SqlCcbStore
 from sync.storage.ccb_batch_queries import SqlBatchQueries
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
-
-
-# ``batch run`` stopped by SIGTERM or Ctrl-C before the end of its selection.
-STOPPED_EXIT_CODE = 3
 
 
 def _job_context(context: Context, args: argparse.Namespace, progress: Progress,
@@ -49,27 +42,6 @@ def _job_context(context: Context, args: argparse.Namespace, progress: Progress,
                              file=getattr(args, "file", None), chunk_size=args.chunk_size,
                              progress=progress, stop=stop)
     return job_context, store
-
-
-@contextmanager
-def _stopped_by_signals(stop: threading.Event) -> Iterator[None]:
-    """SIGTERM or Ctrl-C sets ``stop``: the job ends after the unit of work under way, so a
-    service manager's stop never rolls a chunk back. A second Ctrl-C interrupts at once (the
-    chunk in flight is rolled back)."""
-
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        if not stop.is_set():
-            print(f"{signal.Signals(signum).name}: stopping; a unit of work under way finishes "
-                  "first (Ctrl-C again to interrupt it)", file=sys.stderr)
-        stop.set()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def _run_job(context: Context, args: argparse.Namespace, code: str,
@@ -106,7 +78,7 @@ def _run(context: Context, args: argparse.Namespace) -> int:
         context.args.business_date = args.date
     stop = threading.Event()
     try:
-        with _stopped_by_signals(stop):
+        with stopped_by_signals(stop):
             report = _run_job(context, args, args.code, stop)
     except (BatchUsageError, CcbError, CcbStoreError) as error:
         raise CliError(str(error)) from None
@@ -154,7 +126,7 @@ def _schedule(context: Context, args: argparse.Namespace) -> int:
             _print_report(context, report, json_lines=True)
             sys.stdout.flush()
 
-    with _stopped_by_signals(stop):
+    with stopped_by_signals(stop):
         run_every(period, one_round, stop, max_runs=args.max_runs)
     return 1 if failures else 0
 

@@ -4,13 +4,16 @@ resend-errors).
 ``resend-errors`` queues every request in ``ERROR`` again (only those with an error of
 ``--code``, or of ``--entity-type``, when given), 500 per transaction, once the cause of a wave
 of rejections is fixed. A request whose entity still cannot be snapshotted stays in ``ERROR``
-and is listed; the command then exits 1 (the others are queued all the same). On a terminal a
-progress bar is drawn on stderr, never under ``--json``."""
+and is listed; the command then exits 1 (the others are queued all the same). SIGTERM or
+Ctrl-C ends it after the transaction under way: what it reports is queued, the report says it
+stopped, and it exits 3. On a terminal a progress bar is drawn on stderr, never under
+``--json``."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +23,7 @@ from sync.ccb.sync_requests import SyncRequest, SyncRequestState
 from sync.cli.ccb_views import Subparsers
 from sync.cli.common import CliError, Context, Handler
 from sync.cli.progress import BarProgress, progress_wanted
+from sync.cli.stopping import STOPPED_EXIT_CODE, stopped_by_signals
 from sync.mapping.messages import EntityType
 from sync.pipeline.stores import open_outbox
 from sync.storage.outbox import ResendReport, SqlOutbox
@@ -112,29 +116,37 @@ def _resend(context: Context, args: argparse.Namespace) -> int:
 
 def _resend_errors(context: Context, args: argparse.Namespace) -> int:
     now = context.clock.now()
+    stop = threading.Event()
 
     def run(outbox: SqlOutbox) -> ResendReport:
-        if not progress_wanted(context):
-            return outbox.resend_errors(now, code=args.code, entity_type=args.entity_type)
-        with BarProgress(Console(stderr=True)) as bar:
-            bar.start("requests in ERROR", outbox.counts()[SyncRequestState.ERROR.value])
-            return outbox.resend_errors(now, code=args.code, entity_type=args.entity_type,
-                                        progress=bar.advance)
+        with stopped_by_signals(stop):
+            if not progress_wanted(context):
+                return outbox.resend_errors(now, code=args.code, entity_type=args.entity_type,
+                                            stop=stop.is_set)
+            with BarProgress(Console(stderr=True)) as bar:
+                bar.start("requests in ERROR", outbox.counts()[SyncRequestState.ERROR.value])
+                return outbox.resend_errors(now, code=args.code, entity_type=args.entity_type,
+                                            progress=bar.advance, stop=stop.is_set)
 
     report: ResendReport = _with_outbox(context, run)
 
     def human() -> None:
         print(f"{len(report.resent):,} of {report.examined:,} requests in ERROR queued again"
               + (f" ({report.carried_by_pending:,} by their entity's pending request)"
-                 if report.carried_by_pending else ""))
+                 if report.carried_by_pending else "")
+              + (" - stopped on request before the end (resend again for the rest)"
+                 if report.stopped else ""))
         for request_id, reason in report.failed:
             context.stdout.print(f"  [red]{request_id} left in ERROR: {reason}[/red]")
 
     context.emit({"examined": report.examined, "resent": report.resent,
                   "carried_by_pending": report.carried_by_pending,
                   "failed": [{"request_id": request_id, "reason": reason}
-                             for request_id, reason in report.failed]}, human)
-    return 1 if report.failed else 0
+                             for request_id, reason in report.failed],
+                  "stopped": report.stopped}, human)
+    if report.failed:
+        return 1
+    return STOPPED_EXIT_CODE if report.stopped else 0
 
 
 _HANDLERS: tuple[Handler, ...] = (_list, _show, _resend, _resend_errors)

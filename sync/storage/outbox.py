@@ -115,6 +115,7 @@ class ResendReport:
     resent: list[str] = field(default_factory=list)
     carried_by_pending: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)  # (request id, why)
+    stopped: bool = False  # asked to stop before every request in ERROR was looked at
 
 
 def _matches(request: SyncRequest, code: str | None, entity_type: str | None) -> bool:
@@ -668,17 +669,22 @@ class SqlOutbox:
 
     def resend_errors(self, now: dt.datetime, *, code: str | None = None,
                       entity_type: str | None = None, chunk: int = 500,
-                      progress: Callable[[int], None] | None = None) -> ResendReport:
+                      progress: Callable[[int], None] | None = None,
+                      stop: Callable[[], bool] | None = None) -> ResendReport:
         """:meth:`resend` every request in ``ERROR`` (only those with an error of ``code``,
         only of ``entity_type``, when given): what an operator does once the cause of a wave
         of rejections is fixed. ``chunk`` requests at a time in queue order, each chunk in one
         transaction, so that a failure keeps what the chunks before it queued and a second
         run goes on with what is left; ``progress`` is told how many requests each chunk
         looked at. A request whose entity still cannot be snapshotted (the data was not
-        fixed) stays in ``ERROR`` and is reported; the others are queued all the same."""
+        fixed) stays in ``ERROR`` and is reported; the others are queued all the same. When
+        ``stop`` answers true between two chunks the resend ends there (the report says so)."""
         report = ResendReport()
         after = 0
         while True:
+            if stop is not None and stop():
+                report.stopped = True
+                return report
             looked, queued, failed = self._resend_chunk(after, chunk, code, entity_type, now)
             if not looked:
                 return report

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +14,11 @@ from fastapi import FastAPI
 
 from sync.api.runtime import AccessPolicy, Runtime
 from sync.ccb.loading import load_master_data, parse_text
-from sync.ccb.sync_requests import SyncRequest
+from sync.ccb.sync_requests import QueuedRequest, SyncRequest
 from sync.config.admin import load_admin_config
 from sync.config.settings import Settings, TopicNames
 from sync.mapping.messages import AckError, Acknowledgement, AckOutcome, EntityType
+from sync.storage.outbox import SqlOutbox
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "premise-landlord.yaml"
 ADMIN = load_admin_config()
@@ -73,15 +75,27 @@ def fail_sync_request(runtime: Runtime, entity_id: str) -> SyncRequest:
     """Send every pending request and have MDM reject ``entity_id``'s: it is in ERROR, with a
     sync error To Do (what an MDM validation failure leaves behind)."""
     outbox, now = runtime.outbox, runtime.clock.now()
-    sent = outbox.next_batch(10_000)
-    outbox.mark_sent([(request, 0, n) for n, request in enumerate(sent)], now)
+    sent = send_pending(outbox, now)
     [request] = [r for r in sent if r.entity_id == entity_id and r.entity_type == "SA"]
+    reject(outbox, [request], now)
+    return request
+
+
+def send_pending(outbox: SqlOutbox, now: dt.datetime) -> list[QueuedRequest]:
+    """Every pending request marked sent (as the relay does once the broker has them)."""
+    sent = outbox.next_batch(1_000_000)
+    outbox.mark_sent([(request, 0, n) for n, request in enumerate(sent)], now)
+    return sent
+
+
+def reject(outbox: SqlOutbox, sent: Sequence[QueuedRequest], now: dt.datetime) -> None:
+    """MDM's rejection of each sent request (a D2 validation error): each goes to ERROR with
+    its sync error To Do."""
     outbox.acknowledge([Acknowledgement(
         sync_request_id=request.id, entity_type=EntityType(request.entity_type),
         entity_id=request.entity_id, version=request.version, outcome=AckOutcome.ERROR,
         errors=(MC_ERROR,), mdm_us_id=request.entity_id,
-        processed_at=dt.datetime(2025, 3, 3, 12, 1, tzinfo=dt.UTC))], now)
-    return request
+        processed_at=dt.datetime(2025, 3, 3, 12, 1, tzinfo=dt.UTC)) for request in sent], now)
 
 
 def entity_change_count(runtime: Runtime) -> int:

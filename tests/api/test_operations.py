@@ -104,11 +104,12 @@ async def test_step_1_4_resend_errors_queues_every_request_in_error_again(client
     path = "/api/sync-requests/resend-errors"
     other = await post(client, f"{path}?code=D2-USSPDTVAL")
     assert other.status_code == 200, other.text
-    assert other.json() == {"examined": 1, "resent": [], "carried_by_pending": 0, "failed": []}
+    assert other.json() == {"examined": 1, "resent": [], "carried_by_pending": 0, "failed": [],
+                            "stopped": False}
     response = await post(client, f"{path}?code=D2-VALUSMC&entity_type=SA")
     assert response.status_code == 200, response.text
     assert response.json() == {"examined": 1, "resent": [failed.id], "carried_by_pending": 0,
-                               "failed": []}
+                               "failed": [], "stopped": False}
     resent = (await client.get(f"/api/sync-requests/{failed.id}")).json()
     assert (resent["state"], resent["errors"]) == ("PENDING", [])
     assert (await post(client, path)).json()["examined"] == 0

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,16 @@ from sqlalchemy import create_engine, text
 
 from bench.saact_data import populate
 from bench.store import open_production_store
+from sync.batches import JobContext, load_jobs
+from sync.clock import FixedClock
+from sync.config.admin import load_admin_config
+from sync.pipeline.stores import open_outbox
+from sync.storage.ccb_batch_queries import SqlBatchQueries
+from tests.api.support import reject, send_pending
 from tests.e2e.test_ccb_cli import SAMPLE, Cli
 
 ROOT = Path(__file__).parents[2]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 STOP_DATE = "2025-03-05"
 
@@ -165,25 +173,13 @@ def test_sigterm_ends_a_batch_run_after_the_unit_of_work_under_way(
     base = [sys.executable, "-m", "sync.cli", "--ccb-db-url", url, "--business-date",
             today.isoformat(), "batch"]
     options = ["--chunk-size", "10", "--json"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    run = subprocess.Popen([*base, *command, *options], env=env, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while count_moved() < 50 and run.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert run.poll() is None, "the run ended before it could be stopped"
-        run.send_signal(signal.SIGTERM)
-        out, err = run.communicate(timeout=120)
-    finally:
-        if run.poll() is None:
-            run.kill()
-            run.wait()
+    code, out, err = _stopped_midway([*base, *command, *options],
+                                     lambda: count_moved() >= 50)
 
     # One report: a schedule does not start the round's next job (TD-SSFTL) after the stop.
     [report] = [json.loads(out)] if command[0] == "run" \
         else [json.loads(line) for line in out.strip().splitlines()]
-    assert run.returncode == exit_code, err
+    assert code == exit_code, err
     assert "SIGTERM: stopping" in err
     assert (report["code"], report["stopped"]) == ("SAACT", True)
     done = count_moved()
@@ -191,10 +187,72 @@ def test_sigterm_ends_a_batch_run_after_the_unit_of_work_under_way(
     assert done % 10 == 0
     assert 50 <= done < 20_000
 
-    again = subprocess.run([*base, "run", "SAACT", *options], env=env, capture_output=True,
+    again = subprocess.run([*base, "run", "SAACT", *options], env=ENV, capture_output=True,
                            text=True, timeout=300, check=False)
     assert again.returncode == 0, again.stderr
     rest = json.loads(again.stdout)
     assert (rest["stopped"], rest["examined"]) == (False, 20_000 - done)
     assert count_moved() == 20_000
     engine.dispose()
+
+
+def test_sigterm_ends_resend_errors_after_the_transaction_under_way(tmp_path: Path) -> None:
+    """``ccb sync resend-errors`` after a wave of 10,000 rejections, stopped by SIGTERM: whole
+    chunks of 500 queued again, the rest still in ERROR, exit 3; the next one does the rest."""
+    url = f"sqlite:///{tmp_path / 'ccb.db'}"
+    today = dt.date(2025, 3, 3)
+    open_production_store(url, today).dispose()
+    engine = create_engine(url)
+    populate(engine, 10_000, 0, today)
+    outbox = open_outbox(url, load_admin_config(), FixedClock(today))
+    try:
+        load_jobs().run("SAACT", JobContext(
+            admin=outbox.admin, clock=FixedClock(today), store=outbox.store,
+            queries=SqlBatchQueries(outbox.store.engine)))
+        now = FixedClock(today).now()
+        reject(outbox, send_pending(outbox, now), now)
+    finally:
+        outbox.store.dispose()
+    in_error = text("SELECT count(*) FROM ccb_sync_requests WHERE state = 'ERROR'")
+
+    def count_in_error() -> int:
+        with engine.connect() as connection:
+            return int(connection.execute(in_error).scalar_one())
+
+    wave = count_in_error()
+    assert wave >= 10_000
+    argv = [sys.executable, "-m", "sync.cli", "--ccb-db-url", url, "--business-date",
+            today.isoformat(), "ccb", "sync", "resend-errors", "--json"]
+    code, out, err = _stopped_midway(argv, lambda: count_in_error() <= wave - 500)
+
+    report = json.loads(out)
+    assert code == 3, err
+    assert "SIGTERM: stopping" in err
+    assert report["stopped"] is True
+    assert report["examined"] % 500 == 0  # whole transactions of 500
+    assert 500 <= report["examined"] < wave
+    assert count_in_error() == wave - report["examined"]
+    again = subprocess.run(argv, env=ENV, capture_output=True, text=True, timeout=300,
+                           check=False)
+    assert again.returncode == 0, again.stderr
+    assert (json.loads(again.stdout)["examined"], count_in_error()) == (
+        wave - report["examined"], 0)
+    engine.dispose()
+
+
+def _stopped_midway(argv: list[str], progressed: Callable[[], bool]) -> tuple[int, str, str]:
+    """Run ``argv``, send it SIGTERM once ``progressed()`` holds; its exit code and output."""
+    run = subprocess.Popen(argv, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not progressed() and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert run.poll() is None, "it ended before it could be stopped"
+        run.send_signal(signal.SIGTERM)
+        out, err = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    return run.returncode, out, err

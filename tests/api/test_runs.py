@@ -1,6 +1,7 @@
-"""Batch runs as resources: ``Prefer: respond-async`` answers 202 once the run has begun, the
-run is followed by id to its report, a second run of the code is refused while one goes, a run
-is stopped between two units of work by an operator or by the server's shutdown."""
+"""Long runs as resources: ``Prefer: respond-async`` answers 202 once the run has begun, the
+run is followed by id to its report, a second run of the kind is refused while one goes, a
+batch run or a resend is stopped between two units of work by an operator or by the server's
+shutdown. (Reconciliations: ``test_operations.py``.)"""
 
 from __future__ import annotations
 
@@ -18,8 +19,10 @@ from bench.saact_data import populate
 from sync.api.app import create_app
 from sync.api.runs import MAX_WAIT_S, Preferences, preferences
 from sync.api.runtime import Runtime
+from sync.batches import JobContext, load_jobs
 from sync.config.settings import Settings
-from tests.api.support import AUTH, TODAY, client_for, post
+from sync.storage.ccb_batch_queries import SqlBatchQueries
+from tests.api.support import AUTH, TODAY, client_for, post, reject, send_pending
 
 ASYNC = {**AUTH, "Prefer": "respond-async"}
 DUE = 3_000  # bench SAs due today: at 10 a chunk, a run of a few seconds
@@ -168,6 +171,52 @@ async def test_the_server_shutdown_stops_a_run_between_units_before_closing_the_
     assert kept.id == run["id"]
     assert (kept.state.value, kept.result.stopped) == ("STOPPED", True)
     assert moved(due) == kept.result.examined < DUE
+
+
+def _in_error(runtime: Runtime) -> int:
+    """Every bench SA through SAACT, sent, and rejected by MDM: its request in ERROR."""
+    report = load_jobs().run("SAACT", JobContext(
+        admin=runtime.admin, clock=runtime.clock, store=runtime.ccb,
+        queries=SqlBatchQueries(runtime.ccb.engine)))
+    assert report.changed >= DUE
+    now = runtime.clock.now()
+    reject(runtime.outbox, send_pending(runtime.outbox, now), now)
+    return runtime.outbox.counts()["ERROR"]
+
+
+async def test_a_resend_of_every_error_under_respond_async_is_stopped_between_chunks(
+        client: httpx.AsyncClient, runtime: Runtime, due: Settings) -> None:
+    in_error = _in_error(runtime)
+    path = "/api/sync-requests/resend-errors"
+
+    response = await client.post(path, headers=ASYNC)
+
+    assert response.status_code == 202, response.text
+    run = response.json()
+    location = response.headers["Location"]
+    assert location == f"{path}/{run['id']}"
+    assert (run["state"], run["total"], run["report"]) == ("RUNNING", in_error, None)
+    refused = await client.post(path, headers=ASYNC)
+    assert refused.status_code == 409
+    assert refused.json()["detail"].endswith(f"stop it with POST {location}/stop")
+    stopping = await client.post(f"{location}/stop", headers=AUTH)
+    assert (stopping.status_code, stopping.json()["stop_requested"]) == (202, True)
+    ended = await until_ended(client, location)
+
+    assert ended["state"] == "STOPPED"
+    report = ended["report"]
+    assert report["stopped"] is True
+    assert report["examined"] % 500 == 0  # whole chunks of 500, one transaction each
+    assert 0 < report["examined"] < in_error
+    assert len(report["resent"]) == report["examined"]
+    assert runtime.outbox.counts()["ERROR"] == in_error - report["examined"]
+    rest = await post(client, path)
+    assert rest.headers["Content-Location"].startswith(f"{path}/RS-")
+    assert (rest.json()["examined"], rest.json()["stopped"]) == (
+        in_error - report["examined"], False)
+    assert runtime.outbox.counts()["ERROR"] == 0
+    assert (await client.get(f"{path}/RS-99")).json()["detail"] == \
+        "resend 'RS-99' not found (run_id)"
 
 
 @pytest.mark.parametrize(("header", "expected"), [
