@@ -165,6 +165,8 @@ class Runs(Generic[Result]):
                 run.state = state
             run.began.set()
             run.ended.set()
+            log.info("%s (%s) %s after %d of %s", run.id, run.kind, state.value, run.done,
+                     "?" if run.total is None else run.total)
 
     def _forget_old(self) -> None:
         ended = [run for run in self._runs.values() if run.state is not RunState.RUNNING]

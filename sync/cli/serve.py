@@ -20,6 +20,7 @@ from sync.api.app import create_app
 from sync.api.runtime import Runtime
 from sync.api.security import TOKENS_ENV, TokenFileError, access_policy
 from sync.cli.common import CliError, Context, whole_number
+from sync.worker.logs import configure_worker_logging
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
@@ -58,5 +59,8 @@ def _serve(context: Context, args: argparse.Namespace) -> int:
     import uvicorn
 
     app = build_app(context, args)
+    # The API's own lines (a long run ending, an unexpected error with its traceback) on
+    # stderr beside uvicorn's, as the workers write theirs.
+    configure_worker_logging()
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0

@@ -3,7 +3,9 @@ the environment, reads open or private; a token file that cannot be read stops i
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -12,7 +14,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import create_engine, text
 
+from bench.saact_data import populate
 from sync.cli import main
 from tests.api.support import EXAMPLE
 
@@ -123,3 +127,49 @@ def test_serve_refuses_a_bad_port(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["serve", "--port", "70000"])
     assert "port 70000 out of range" in capsys.readouterr().err
+
+
+def test_sigterm_to_serve_stops_a_batch_run_between_units_before_it_exits(
+        loaded: Path) -> None:
+    """The operator's restart while a long SAACT runs over HTTP: uvicorn's shutdown asks the
+    run to stop, the run ends after its chunk under way (whole chunks applied, nothing of the
+    next) and the server exits; the next run does the rest."""
+    url = f"sqlite:///{loaded / 'ccb.db'}"
+    engine = create_engine(url)
+    populate(engine, 20_000, 0, dt.date(2025, 3, 3))
+    moved = text("SELECT count(*) FROM ccb_service_agreements WHERE id LIKE 'BSA-%' "
+                 "AND status IN ('20', '40')")
+
+    def count_moved() -> int:
+        with engine.connect() as connection:
+            return int(connection.execute(moved).scalar_one())
+
+    server = start(loaded, env={"C2M_SYNC_API_TOKENS": "run-token"})
+    try:
+        response = httpx.post(f"{server.base_url}/api/batches/SAACT/runs",
+                              json={"chunk_size": 10}, timeout=30,
+                              headers={"Authorization": "Bearer run-token",
+                                       "Prefer": "respond-async"})
+        assert response.status_code == 202, response.text
+        deadline = time.monotonic() + 60
+        while count_moved() < 50 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        output = stop(server)
+    # uvicorn ends by raising the SIGTERM it caught again, once the shutdown is complete.
+    assert "Application shutdown complete" in output, output
+    done = count_moved()
+    assert done % 10 == 0  # whole chunks only: none rolled back half-way
+    assert 50 <= done < 20_000
+    assert "had not stopped" not in output
+    assert re.search(r"BR-1 \(SAACT\) STOPPED after (\d+) of 20000", output), output
+
+    rest = start(loaded, env={"C2M_SYNC_API_TOKENS": "run-token"})
+    try:
+        report = httpx.post(f"{rest.base_url}/api/batches/SAACT/runs", json={}, timeout=120,
+                            headers={"Authorization": "Bearer run-token"}).json()
+    finally:
+        stop(rest)
+    assert (report["examined"], report["stopped"]) == (20_000 - done, False)
+    assert count_moved() == 20_000
+    engine.dispose()
