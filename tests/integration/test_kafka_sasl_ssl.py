@@ -21,6 +21,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from sync.api.operations import ReconcileIn
 from sync.api.operations import _reconcile as api_reconcile
+from sync.api.runs import Run
 from sync.api.runtime import Runtime
 from sync.clock import FixedClock
 from sync.config.settings import KafkaSecurity, Settings, TopicNames
@@ -29,6 +30,7 @@ from sync.devtools.kafka import KafkaBroker, KafkaLauncherError
 from sync.devtools.kafka_security import BrokerSecurity
 from sync.mapping.codec import decode_acknowledgement, encode
 from sync.mapping.messages import SyncMessage
+from sync.reconcile.report import ReconcileReport
 from sync.storage.mdm import MdmStore
 from sync.transport.bus import BrokerUnavailableError, Message, bus_for, bus_of
 from sync.transport.kafka import KafkaBus
@@ -239,7 +241,10 @@ async def test_reconciliation_from_the_api_and_the_console_replays_over_sasl_ssl
         await bus.stop()
     runtime = Runtime(settings, default_admin())
     # Both replay on an event loop of their own, as they do from a request's worker thread.
-    from_api = await asyncio.to_thread(api_reconcile, runtime, ReconcileIn())
+    run: Run[ReconcileReport] = Run(id="RC-1", kind="reconciliation",
+                                    started_at=runtime.clock.now())
+    from_api = await asyncio.to_thread(api_reconcile, runtime, ReconcileIn(), run)
+    assert run.total == run.done == 1  # its replay's progress, on the run
     from_console = await asyncio.to_thread(console_report, runtime)
     for report in (from_api, from_console):
         assert report.topic == settings.topics.sync_requests
