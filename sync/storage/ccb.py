@@ -52,7 +52,12 @@ from sync.storage.bulk_sql import insert_many
 from sync.storage.ccb_persist import existing_ids, persist
 from sync.storage.ccb_schema import EntityTable
 from sync.storage.ccb_view import SqlCcbView
-from sync.storage.common import create_engine_for, create_missing, is_sqlite, write_transaction
+from sync.storage.common import (
+    create_engine_for,
+    create_missing_schema,
+    is_sqlite,
+    write_transaction,
+)
 
 T = TypeVar("T")
 
@@ -178,8 +183,7 @@ class SqlCcbStore:
 
     def create_schema(self) -> None:
         """Create the tables and indexes that do not exist yet (idempotent)."""
-        with self._transaction(writes=True) as connection:
-            create_missing(connection, schema.metadata)
+        create_missing_schema(self.engine, schema.metadata)
 
     def add_change_hook(self, hook: ChangeHook) -> None:
         self._hooks.append(hook)

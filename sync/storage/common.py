@@ -16,13 +16,14 @@ rewritten to ``postgresql+psycopg://``.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, create_engine, event, make_url
+from sqlalchemy import Engine, Index, MetaData, create_engine, event, make_url, text
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.schema import CreateIndex
 
 from sync.storage.writer_turns import WriterTurns, turns_for
 
@@ -109,16 +110,54 @@ def _writer_turns(database: str | None) -> WriterTurns | None:
     return turns_for(database, SQLITE_BUSY_TIMEOUT_MS / 1000)
 
 
-def create_missing(connection: Connection, metadata: MetaData) -> None:
+def create_missing_schema(engine: Engine, metadata: MetaData) -> None:
     """Create the tables of ``metadata`` that do not exist yet and, on the tables that do, the
     indexes they lack. ``create_all`` creates a table's indexes only with the table: a database
     created by an earlier version would never get an index added since (a slower read, or a
     uniqueness no longer guaranteed, and nothing to say so). Columns and table constraints are
-    not added to existing tables."""
-    metadata.create_all(connection)
-    for table in metadata.sorted_tables:
-        for index in sorted(table.indexes, key=lambda index: str(index.name)):
-            index.create(connection, checkfirst=True)
+    not added to existing tables.
+
+    On PostgreSQL an index added to an existing table is built ``CONCURRENTLY``, outside any
+    transaction: a plain ``CREATE INDEX`` blocks every write to the table while it reads it
+    all, which on a sync request table of millions of rows held up the CCB worker and every
+    command for the first minutes after an upgrade. One left invalid by a build that failed
+    (a unique index the rows violate, a start stopped half-way) is dropped and built again,
+    and the failure is raised naming the index."""
+    with write_transaction(engine) as connection:
+        metadata.create_all(connection)
+        if is_sqlite(engine):
+            # One writer at a time anyway: in the same transaction, before anyone writes.
+            for table in metadata.sorted_tables:
+                for index in _sorted_indexes(table.indexes):
+                    index.create(connection, checkfirst=True)
+            return
+    _build_missing_indexes(engine, metadata)
+
+
+def _sorted_indexes(indexes: Iterable[Index]) -> list[Index]:
+    return sorted(indexes, key=lambda index: str(index.name))
+
+
+def _build_missing_indexes(engine: Engine, metadata: MetaData) -> None:
+    wanted = {str(index.name): index for table in metadata.sorted_tables
+              for index in _sorted_indexes(table.indexes)}
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        found = connection.execute(text(
+            "SELECT c.relname, i.indisvalid FROM pg_index i "
+            "JOIN pg_class c ON c.oid = i.indexrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = current_schema() AND c.relname = ANY(:names)"),
+            {"names": list(wanted)})
+        valid = {str(name): bool(is_valid) for name, is_valid in found}
+        for name, index in wanted.items():
+            if valid.get(name) is True:
+                continue
+            if name in valid:  # left invalid by a concurrent build that failed
+                connection.execute(text(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"'))
+            ddl = str(CreateIndex(index, if_not_exists=True).compile(dialect=engine.dialect))
+            plain = " INDEX IF NOT EXISTS "
+            assert plain in ddl, ddl  # SQLAlchemy's form, which CONCURRENTLY goes into
+            connection.execute(text(ddl.replace(plain, " INDEX CONCURRENTLY IF NOT EXISTS ", 1)))
 
 
 def is_unavailable(error: BaseException) -> bool:

@@ -64,7 +64,12 @@ from sync.mdm.ports import (
 )
 from sync.storage import mdm_schema as t
 from sync.storage.bulk_sql import in_batches, update_in
-from sync.storage.common import create_engine_for, create_missing, is_sqlite, write_transaction
+from sync.storage.common import (
+    create_engine_for,
+    create_missing_schema,
+    is_sqlite,
+    write_transaction,
+)
 from sync.storage.mdm_batch import consume_batch_in
 from sync.storage.mdm_rows import (
     load_service_points,
@@ -166,8 +171,7 @@ class MdmStore:
 
     def create_schema(self) -> None:
         """Create the tables and indexes that do not exist yet (idempotent)."""
-        with write_transaction(self.engine) as connection:
-            create_missing(connection, t.metadata)
+        create_missing_schema(self.engine, t.metadata)
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -8,8 +8,12 @@ stay, with their rows, and only the indexes are missing, as they were before the
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 
-from sqlalchemy import Engine, MetaData, inspect, text
+import pytest
+from sqlalchemy import Connection, Engine, MetaData, inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from sync.clock import FixedClock
 from sync.storage import ccb_schema, mdm_schema, outbox_schema
@@ -95,3 +99,75 @@ def test_creating_the_schema_again_changes_nothing(database_url: str) -> None:
         assert _missing(store.engine, ccb_schema.metadata) == {}
     finally:
         store.dispose()
+
+
+def _request_row(connection: Connection, number: int, entity_id: str, state: str) -> None:
+    connection.execute(text(
+        "INSERT INTO ccb_sync_requests (id, entity_type, entity_id, state, version, fingerprint,"
+        " payload, created_at, updated_at) VALUES (:id, 'SA', :entity, :state, 1, 'f', :payload,"
+        " :at, :at)"), {"id": f"SR-T{number}", "entity": entity_id, "state": state,
+                        "payload": b"{}", "at": dt.datetime(2025, 3, 3, tzinfo=dt.UTC)})
+
+
+def _validity(engine: Engine, name: str) -> bool | None:
+    with engine.connect() as connection:
+        found = connection.execute(text(
+            "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "WHERE c.relname = :name"), {"name": name}).scalar_one_or_none()
+    return None if found is None else bool(found)
+
+
+def test_postgresql_builds_a_missing_index_without_holding_up_writes(postgres_url: str) -> None:
+    """An upgrade's index on a table in use: the build waits for the transaction under way,
+    and meanwhile other writes to the table go through (a plain CREATE INDEX queues a lock
+    that every later write waits behind)."""
+    store = SqlCcbStore(postgres_url, clock=FixedClock(TODAY))
+    store.create_schema()
+    _drop(store.engine, ["ix_ccb_sync_requests_entity"])
+    writer = store.engine.connect()
+    under_way = writer.begin()
+    _request_row(writer, 1, "SA-1", "SYNCHRONIZED")  # not committed: the build waits for it
+    build = threading.Thread(target=store.create_schema)
+    build.start()
+    try:
+        waiting = text("SELECT count(*) FROM pg_stat_activity WHERE query ILIKE "
+                       "'CREATE%INDEX%ix_ccb_sync_requests_entity%' AND wait_event_type = 'Lock'")
+        # pg_stat_activity is read once per transaction: each look in a transaction of its own.
+        with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as watcher:
+            for _ in range(500):  # bounded: 10 s
+                if watcher.execute(waiting).scalar_one():
+                    break
+                time.sleep(0.02)
+            assert watcher.execute(waiting).scalar_one() == 1
+        with store.engine.connect() as other, other.begin():
+            other.execute(text("SET LOCAL lock_timeout = '2s'"))
+            _request_row(other, 2, "SA-2", "SYNCHRONIZED")  # goes through at once
+    finally:
+        under_way.commit()
+        writer.close()
+        build.join(30)
+    assert not build.is_alive()
+    assert _validity(store.engine, "ix_ccb_sync_requests_entity") is True
+    store.dispose()
+
+
+def test_postgresql_rebuilds_an_index_a_failed_build_left_invalid(postgres_url: str) -> None:
+    store = SqlCcbStore(postgres_url, clock=FixedClock(TODAY))
+    store.create_schema()
+    _drop(store.engine, ["ux_ccb_sync_requests_pending"])
+    with store.engine.begin() as connection:  # two pending requests of one SA: not unique
+        _request_row(connection, 1, "SA-1", "PENDING")
+        _request_row(connection, 2, "SA-1", "PENDING")
+
+    with pytest.raises(IntegrityError, match="ux_ccb_sync_requests_pending"):
+        store.create_schema()
+    assert _validity(store.engine, "ux_ccb_sync_requests_pending") is False  # left behind
+
+    with store.engine.begin() as connection:
+        connection.execute(text("UPDATE ccb_sync_requests SET state = 'DISCARDED' "
+                                "WHERE id = 'SR-T2'"))
+    store.create_schema()
+    assert _validity(store.engine, "ux_ccb_sync_requests_pending") is True
+    with pytest.raises(IntegrityError), store.engine.begin() as connection:
+        _request_row(connection, 3, "SA-1", "PENDING")  # the uniqueness holds again
+    store.dispose()
