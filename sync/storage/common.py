@@ -16,6 +16,7 @@ rewritten to ``postgresql+psycopg://``.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from typing import Any
@@ -122,7 +123,8 @@ def create_missing_schema(engine: Engine, metadata: MetaData) -> None:
     all, which on a sync request table of millions of rows held up the CCB worker and every
     command for the first minutes after an upgrade. One left invalid by a build that failed
     (a unique index the rows violate, a start stopped half-way) is dropped and built again,
-    and the failure is raised naming the index."""
+    and the failure is raised naming the index; one another process is building is waited
+    for (:func:`_build_concurrently`)."""
     with write_transaction(engine) as connection:
         metadata.create_all(connection)
         if is_sqlite(engine):
@@ -138,26 +140,43 @@ def _sorted_indexes(indexes: Iterable[Index]) -> list[Index]:
     return sorted(indexes, key=lambda index: str(index.name))
 
 
+# How often a start looks again at an index another process is building.
+INDEX_BUILD_POLL_S = 0.5
+
+_INDEX_STATE = text(
+    "SELECT i.indisvalid, EXISTS (SELECT 1 FROM pg_stat_progress_create_index p "
+    "WHERE p.index_relid = c.oid) FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid "
+    "JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE n.nspname = current_schema() AND c.relname = :name")
+
+
 def _build_missing_indexes(engine: Engine, metadata: MetaData) -> None:
-    wanted = {str(index.name): index for table in metadata.sorted_tables
-              for index in _sorted_indexes(table.indexes)}
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        found = connection.execute(text(
-            "SELECT c.relname, i.indisvalid FROM pg_index i "
-            "JOIN pg_class c ON c.oid = i.indexrelid "
-            "JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = current_schema() AND c.relname = ANY(:names)"),
-            {"names": list(wanted)})
-        valid = {str(name): bool(is_valid) for name, is_valid in found}
-        for name, index in wanted.items():
-            if valid.get(name) is True:
-                continue
-            if name in valid:  # left invalid by a concurrent build that failed
-                connection.execute(text(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"'))
-            ddl = str(CreateIndex(index, if_not_exists=True).compile(dialect=engine.dialect))
-            plain = " INDEX IF NOT EXISTS "
-            assert plain in ddl, ddl  # SQLAlchemy's form, which CONCURRENTLY goes into
-            connection.execute(text(ddl.replace(plain, " INDEX CONCURRENTLY IF NOT EXISTS ", 1)))
+        for table in metadata.sorted_tables:
+            for index in _sorted_indexes(table.indexes):
+                _build_concurrently(connection, index)
+
+
+def _build_concurrently(connection: Connection, index: Index) -> None:
+    """Build ``index`` unless it is there and valid. An invalid one that another process is
+    building (the other services of an upgrade starting at the same time) is waited for; one
+    that nobody builds was left by a build that failed, and is dropped and built again."""
+    name = str(index.name)
+    while True:
+        state = connection.execute(_INDEX_STATE, {"name": name}).first()
+        if state is None:
+            break
+        is_valid, being_built = bool(state[0]), bool(state[1])
+        if is_valid:
+            return
+        if not being_built:
+            connection.execute(text(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"'))
+            break
+        time.sleep(INDEX_BUILD_POLL_S)
+    ddl = str(CreateIndex(index, if_not_exists=True).compile(dialect=connection.dialect))
+    plain = " INDEX IF NOT EXISTS "
+    assert plain in ddl, ddl  # SQLAlchemy's form, which CONCURRENTLY goes into
+    connection.execute(text(ddl.replace(plain, " INDEX CONCURRENTLY IF NOT EXISTS ", 1)))
 
 
 def is_unavailable(error: BaseException) -> bool:

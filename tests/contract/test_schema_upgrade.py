@@ -14,6 +14,7 @@ import time
 import pytest
 from sqlalchemy import Connection, Engine, MetaData, inspect, text
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.elements import TextClause
 
 from sync.clock import FixedClock
 from sync.storage import ccb_schema, mdm_schema, outbox_schema
@@ -117,6 +118,17 @@ def _validity(engine: Engine, name: str) -> bool | None:
     return None if found is None else bool(found)
 
 
+def _seen(engine: Engine, count: TextClause) -> None:
+    """Wait (10 s at most) until ``count`` is 1. PostgreSQL's statistics views are read once
+    per transaction: each look is a transaction of its own."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as watcher:
+        for _ in range(500):
+            if watcher.execute(count).scalar_one():
+                break
+            time.sleep(0.02)
+        assert watcher.execute(count).scalar_one() == 1
+
+
 def test_postgresql_builds_a_missing_index_without_holding_up_writes(postgres_url: str) -> None:
     """An upgrade's index on a table in use: the build waits for the transaction under way,
     and meanwhile other writes to the table go through (a plain CREATE INDEX queues a lock
@@ -132,13 +144,7 @@ def test_postgresql_builds_a_missing_index_without_holding_up_writes(postgres_ur
     try:
         waiting = text("SELECT count(*) FROM pg_stat_activity WHERE query ILIKE "
                        "'CREATE%INDEX%ix_ccb_sync_requests_entity%' AND wait_event_type = 'Lock'")
-        # pg_stat_activity is read once per transaction: each look in a transaction of its own.
-        with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as watcher:
-            for _ in range(500):  # bounded: 10 s
-                if watcher.execute(waiting).scalar_one():
-                    break
-                time.sleep(0.02)
-            assert watcher.execute(waiting).scalar_one() == 1
+        _seen(store.engine, waiting)
         with store.engine.connect() as other, other.begin():
             other.execute(text("SET LOCAL lock_timeout = '2s'"))
             _request_row(other, 2, "SA-2", "SYNCHRONIZED")  # goes through at once
@@ -171,3 +177,45 @@ def test_postgresql_rebuilds_an_index_a_failed_build_left_invalid(postgres_url: 
     with pytest.raises(IntegrityError), store.engine.begin() as connection:
         _request_row(connection, 3, "SA-1", "PENDING")  # the uniqueness holds again
     store.dispose()
+
+
+def test_postgresql_a_second_start_waits_for_the_index_another_start_is_building(
+        postgres_url: str) -> None:
+    """Two services of an upgrade starting together: the second finds the index the first is
+    building (invalid until done) and waits for it, instead of taking it for the leftover of
+    a failed build and dropping it under the first."""
+    store = SqlCcbStore(postgres_url, clock=FixedClock(TODAY))
+    store.create_schema()
+    _drop(store.engine, ["ix_ccb_sync_requests_entity"])
+    second_store = SqlCcbStore(postgres_url, clock=FixedClock(TODAY))
+    failures: list[BaseException] = []
+
+    def start(which: SqlCcbStore) -> None:
+        try:
+            which.create_schema()
+        except BaseException as error:  # reported by the assertion below
+            failures.append(error)
+
+    writer = store.engine.connect()
+    under_way = writer.begin()
+    _request_row(writer, 1, "SA-1", "SYNCHRONIZED")  # the first build waits for it
+    first = threading.Thread(target=start, args=(store,))
+    second = threading.Thread(target=start, args=(second_store,))
+    first.start()
+    try:
+        building = text("SELECT count(*) FROM pg_stat_progress_create_index p "
+                        "JOIN pg_class c ON c.oid = p.index_relid "
+                        "WHERE c.relname = 'ix_ccb_sync_requests_entity'")
+        _seen(store.engine, building)
+        second.start()
+        second.join(1.5)
+        assert second.is_alive()  # waiting for the first's build
+    finally:
+        under_way.commit()
+        writer.close()
+        first.join(30)
+        second.join(30)
+    assert failures == []
+    assert _validity(store.engine, "ix_ccb_sync_requests_entity") is True
+    store.dispose()
+    second_store.dispose()
