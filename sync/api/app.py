@@ -1,7 +1,7 @@
 """The ASGI application: the JSON API under ``/api`` and the console pages under ``/``.
 
 On shutdown the batch runs and resends still going are asked to stop (each ends after its
-unit of work) and waited for, up to :data:`SHUTDOWN_WAIT_S` each, before the stores are
+unit of work) and waited for, up to :data:`SHUTDOWN_WAIT_S` in all, before the stores are
 closed.
 """
 
@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from sync.api import routes
+from sync.api.runs import stop_all
 from sync.api.runtime import Runtime
 from sync.console import pages
 
@@ -31,11 +32,10 @@ def create_app(runtime: Runtime) -> FastAPI:
             # Batch runs and resends end between two units of work (a reconciliation only
             # reads until its repair, and has no stop).
             left = await asyncio.to_thread(
-                lambda: [run for runs in (app.state.batch_runs, app.state.resend_runs)
-                         for run in runs.stop_all(SHUTDOWN_WAIT_S)])
+                stop_all, (app.state.batch_runs, app.state.resend_runs), SHUTDOWN_WAIT_S)
             for run in left:
-                log.warning("batch run %s (%s) had not stopped %.0f s after the shutdown "
-                            "began; its unit of work under way is rolled back",
+                log.warning("%s (%s) had not stopped %.0f s after the shutdown began; its "
+                            "unit of work under way is rolled back",
                             run.id, run.kind, SHUTDOWN_WAIT_S)
             runtime.close()
 

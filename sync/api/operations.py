@@ -178,9 +178,7 @@ def batch_run(code: PathId, run_id: PathId, request: Request) -> BatchRunOut:
              summary="Ask a run to end after the unit of work under way")
 def stop_batch_run(code: PathId, run_id: PathId, request: Request) -> BatchRunOut:
     run = _batch_run(request, code, run_id)
-    if run.ended.is_set():
-        raise ProblemError("conflict", f"batch run {run.id} has already ended ({run.state})")
-    run.stop.set()
+    run.ask_to_stop("batch run")
     return batch_run_out(run)
 
 
@@ -312,7 +310,7 @@ def reconciliation_out(run: Run[ReconcileReport]) -> ReconciliationOut | Reconci
     if run.result is None:
         return ReconciliationRunOut(**RunOut.progress_of(run))
     return ReconciliationOut.model_validate({
-        **run.result.to_dict(), "id": run.id, "state": "FINISHED",
+        **run.result.to_dict(), "id": run.id, "state": run.state.value,
         "started_at": run.started_at, "finished_at": run.finished_at})
 
 
@@ -376,9 +374,9 @@ def reconciliation_list(request: Request) -> list[ReconciliationSummary]:
 
 def _summary(run: Run[ReconcileReport]) -> ReconciliationSummary:
     report = run.result
-    state = "FINISHED" if report is not None else "FAILED" if run.ended.is_set() else "RUNNING"
     return ReconciliationSummary(
-        id=run.id, state=state, started_at=run.started_at, finished_at=run.finished_at,
+        id=run.id, state=run.state.value, started_at=run.started_at,
+        finished_at=run.finished_at,
         agree=None if report is None else report.agree,
         summary=report.summary() if report is not None else run.error_text())
 

@@ -1,13 +1,13 @@
-"""Long operations started over HTTP (batch runs, reconciliations), each in a thread of its
-own, kept by id (``BR-1``, ``RC-1``, ...).
+"""Long operations started over HTTP (batch runs, reconciliations, resends of every request
+in ERROR), each in a thread of its own, kept by id (``BR-1``, ``RC-1``, ``RS-1``, ...).
 
 A run of a million pending SAs, or a replay of a large sync topic, takes minutes; a proxy or a
 client gives up long before. So such a run is a resource: with ``Prefer: respond-async`` the
 request answers ``202 Accepted`` once the work has checked its input and begun (a refusal is
 still answered as before), with ``Location`` naming the run; ``GET`` on it shows the progress
 and, at the end, the result. Without the preference the answer waits for the result, as it
-always did. A batch run can be asked to stop: it ends after the unit of work under way, the
-same as SIGTERM on ``c2m-sync batch run``; so does it on the server's shutdown.
+always did. A batch run or a resend can be asked to stop: it ends after the unit of work
+under way, the same as SIGTERM on the command line; so does it on the server's shutdown.
 
 Runs are this server's: kept in memory (the newest finished ones, and every run still going),
 one run of a kind (a batch code, reconciliation) at a time. A run started elsewhere (the CLI,
@@ -21,7 +21,7 @@ import enum
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
@@ -95,25 +95,36 @@ class Run(Generic[Result]):
             return str(self.error)
         return f"{type(self.error).__name__}: the run met an unexpected error; it is logged"
 
+    # The work's progress (read by other threads: an int assignment is atomic in Python, and
+    # a slightly old count is fine).
 
     def begin(self, total: int | None) -> None:
         """The work has checked its input and begun, with ``total`` items to go through."""
         self.total = total
         self.began.set()
 
+    def advance(self, count: int) -> None:
+        self.done += count
 
-class RunProgress(Generic[Result]):
-    """A batch job's progress reports, kept on its run (the counts are read by other threads:
-    an int assignment is atomic in Python, a slightly old count is fine)."""
+    def ask_to_stop(self, what: str) -> None:
+        """Have the work end after its unit under way; a 409 if it has ended (``what`` names
+        the run in that answer)."""
+        if self.ended.is_set():
+            raise ProblemError("conflict", f"{what} {self.id} has already ended ({self.state})")
+        self.stop.set()
 
-    def __init__(self, run: Run[Result]) -> None:
+
+class RunProgress:
+    """A batch job's :class:`~sync.batches.Progress`, reported on its run."""
+
+    def __init__(self, run: Run[Any]) -> None:
         self._run = run
 
     def start(self, description: str, total: int | None) -> None:
         self._run.begin(total)
 
     def advance(self, count: int) -> None:
-        self._run.done += count
+        self._run.advance(count)
 
 
 class Runs(Generic[Result]):
@@ -150,17 +161,21 @@ class Runs(Generic[Result]):
 
     def _run(self, run: Run[Result], work: Callable[[Run[Result]], Result],
              finished: Callable[[], dt.datetime]) -> None:
-        state = RunState.FAILED
+        result: Result | None = None
+        error: Exception | None = None
         try:
-            run.result = work(run)
-            state = RunState.STOPPED if self._stopped(run.result) else RunState.FINISHED
-        except Exception as error:
-            if not isinstance(error, _EXPECTED):
-                log.error("%s (%s) failed", run.id, run.kind, exc_info=error)
-            run.error = error
+            result = work(run)
+        except Exception as failure:
+            if not isinstance(failure, _EXPECTED):
+                log.error("%s (%s) failed", run.id, run.kind, exc_info=failure)
+            error = failure
         finally:
-            # Whatever ended it, the run ends: nobody waits for it for ever.
+            # Whatever ended it, the run ends, its result and state set together: nobody
+            # waits for it for ever, nobody sees a result on a run still RUNNING.
+            state = (RunState.FAILED if result is None
+                     else RunState.STOPPED if self._stopped(result) else RunState.FINISHED)
             with self._lock:
+                run.result, run.error = result, error
                 run.finished_at = finished()
                 run.state = state
             run.began.set()
@@ -184,17 +199,21 @@ class Runs(Generic[Result]):
             return [run for run in reversed(self._runs.values())
                     if kind in (None, run.kind)]
 
-    def stop_all(self, timeout_s: float) -> list[Run[Result]]:
-        """Ask every run still going to stop and wait for them, up to ``timeout_s`` in all
-        (the server's shutdown); the runs that had not ended by then."""
+    def going(self) -> list[Run[Result]]:
         with self._lock:
-            going = [run for run in self._runs.values() if run.state is RunState.RUNNING]
-        for run in going:
-            run.stop.set()
-        deadline = time.monotonic() + timeout_s
-        for run in going:
-            run.ended.wait(max(deadline - time.monotonic(), 0.0))
-        return [run for run in going if not run.ended.is_set()]
+            return [run for run in self._runs.values() if run.state is RunState.RUNNING]
+
+
+def stop_all(registries: Iterable[Runs[Any]], timeout_s: float) -> list[Run[Any]]:
+    """Ask every run still going in ``registries`` to stop and wait for them, up to
+    ``timeout_s`` in all (the server's shutdown); the runs that had not ended by then."""
+    going = [run for runs in registries for run in runs.going()]
+    for run in going:
+        run.stop.set()
+    deadline = time.monotonic() + timeout_s
+    for run in going:
+        run.ended.wait(max(deadline - time.monotonic(), 0.0))
+    return [run for run in going if not run.ended.is_set()]
 
 
 class RunOut(BaseModel):

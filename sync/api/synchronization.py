@@ -16,7 +16,7 @@ from pydantic import Field
 
 from sync.api.deps import RuntimeDep
 from sync.api.models import PathId
-from sync.api.problems import ProblemError, responses
+from sync.api.problems import responses
 from sync.api.runs import (
     PreferHeader,
     Run,
@@ -130,12 +130,8 @@ def resend_sync_errors(
     def work(run: Run[ResendReport]) -> ResendReport:
         filtered = code is not None or entity_type is not None
         run.begin(None if filtered else runtime.outbox.counts()[SyncRequestState.ERROR.value])
-
-        def advance(looked: int) -> None:
-            run.done += looked
-
         return runtime.outbox.resend_errors(runtime.clock.now(), code=code,
-                                            entity_type=entity_type, progress=advance,
+                                            entity_type=entity_type, progress=run.advance,
                                             stop=run.stop.is_set)
 
     run = started(resend_runs_of(request), RESEND_ERRORS, work, runtime.clock.now,
@@ -156,9 +152,7 @@ def resend_run(run_id: PathId, request: Request) -> ResendRunOut:
              summary="Ask a resend to end after the chunk under way")
 def stop_resend_run(run_id: PathId, request: Request) -> ResendRunOut:
     run = _resend_run(request, run_id)
-    if run.ended.is_set():
-        raise ProblemError("conflict", f"resend {run.id} has already ended ({run.state})")
-    run.stop.set()
+    run.ask_to_stop("resend")
     return resend_run_out(run)
 
 

@@ -57,14 +57,9 @@ class ChunkedRunner:
     business_date: dt.date
     user: str
     progress: Progress = NoProgress()  # noqa: RUF009 - stateless default
+    # Checked between chunks only: a chunk is one unit of work, so a stop never leaves one
+    # half-applied.
     stop: threading.Event | None = None
-
-    def stop_requested(self, report: BatchReport) -> bool:
-        """Whether the run was asked to stop; if so the report says so. Checked between
-        chunks only: a chunk is one unit of work, so a stop never leaves one half-applied."""
-        if self.stop is not None and self.stop.is_set():
-            report.stopped = True
-        return report.stopped
 
     def run(self, report: BatchReport, chunks: Iterable[Sequence[str]], step: BatchStep,
             entity: str, prefetch: Prefetch | None = None,
@@ -72,7 +67,8 @@ class ChunkedRunner:
         for chunk in chunks:
             if not chunk:
                 continue
-            if self.stop_requested(report):
+            if self.stop is not None and self.stop.is_set():
+                report.stopped = True
                 return
             self._run_chunk(report, list(chunk), step, entity, prefetch, fast_path)
             self.progress.advance(len(chunk))

@@ -68,7 +68,7 @@ async def started(client: httpx.AsyncClient, body: dict[str, Any] | None = None,
     return response
 
 
-async def test_respond_async_answers_202_then_the_run_is_followed_to_its_report(
+async def test_step_5_9_respond_async_answers_202_then_the_run_is_followed_to_its_report(
         client: httpx.AsyncClient, due: Settings) -> None:
     response = await started(client)
 
@@ -93,7 +93,7 @@ async def test_respond_async_answers_202_then_the_run_is_followed_to_its_report(
     assert listed[0] == ended
 
 
-async def test_a_second_run_of_the_code_is_refused_while_one_goes_and_stop_ends_it_between_units(
+async def test_step_5_9_a_second_run_is_refused_while_one_goes_and_stop_ends_it_between_units(
         client: httpx.AsyncClient, due: Settings) -> None:
     first = (await started(client)).json()
 
@@ -162,7 +162,7 @@ async def test_unknown_runs_and_codes(client: httpx.AsyncClient) -> None:
                               headers=AUTH)).status_code == 404
 
 
-async def test_the_server_shutdown_stops_a_run_between_units_before_closing_the_stores(
+async def test_step_5_9_the_server_shutdown_stops_a_run_between_units_before_closing_stores(
         app: FastAPI, due: Settings) -> None:
     async with app.router.lifespan_context(app), client_for(app) as client:
         run = (await started(client)).json()
@@ -184,7 +184,7 @@ def _in_error(runtime: Runtime) -> int:
     return runtime.outbox.counts()["ERROR"]
 
 
-async def test_a_resend_of_every_error_under_respond_async_is_stopped_between_chunks(
+async def test_step_1_4_a_resend_of_every_error_under_respond_async_stops_between_chunks(
         client: httpx.AsyncClient, runtime: Runtime, due: Settings) -> None:
     in_error = _in_error(runtime)
     path = "/api/sync-requests/resend-errors"

@@ -129,7 +129,7 @@ def test_serve_refuses_a_bad_port(capsys: pytest.CaptureFixture[str]) -> None:
     assert "port 70000 out of range" in capsys.readouterr().err
 
 
-def test_sigterm_to_serve_stops_a_batch_run_between_units_before_it_exits(
+def test_step_5_9_sigterm_to_serve_stops_a_batch_run_between_units_before_it_exits(
         loaded: Path) -> None:
     """The operator's restart while a long SAACT runs over HTTP: uvicorn's shutdown asks the
     run to stop, the run ends after its chunk under way (whole chunks applied, nothing of the

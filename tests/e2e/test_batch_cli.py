@@ -154,7 +154,7 @@ def test_schedule_runs_rounds_and_prints_one_json_line_per_report(cli: Cli) -> N
     (("run", "SAACT"), 3),
     (("schedule", "--every", "1h", "SAACT", "TD-SSFTL"), 0),
 ], ids=["run", "schedule"])
-def test_sigterm_ends_a_batch_run_after_the_unit_of_work_under_way(
+def test_steps_5_9_6_0_sigterm_ends_a_batch_run_after_the_unit_of_work_under_way(
         tmp_path: Path, command: tuple[str, ...], exit_code: int) -> None:
     """A service manager's SIGTERM: the job under way ends between two chunks (whole chunks
     applied, nothing of the next) and its report says so; ``run`` exits 3, a schedule ends
@@ -196,7 +196,8 @@ def test_sigterm_ends_a_batch_run_after_the_unit_of_work_under_way(
     engine.dispose()
 
 
-def test_sigterm_ends_resend_errors_after_the_transaction_under_way(tmp_path: Path) -> None:
+def test_step_1_4_sigterm_ends_resend_errors_after_the_transaction_under_way(
+        tmp_path: Path) -> None:
     """``ccb sync resend-errors`` after a wave of 10,000 rejections, stopped by SIGTERM: whole
     chunks of 500 queued again, the rest still in ERROR, exit 3; the next one does the rest."""
     url = f"sqlite:///{tmp_path / 'ccb.db'}"

@@ -113,7 +113,7 @@ class _StopAfter:
             self.stop.set()
 
 
-def test_a_run_asked_to_stop_ends_between_chunks_and_the_next_run_does_the_rest() -> None:
+def test_step_5_9_a_run_asked_to_stop_ends_between_chunks_and_the_next_does_the_rest() -> None:
     world = World(no_fieldwork_admin())
     ids = _pending_starts(world, 10, bad=set())
     stop = threading.Event()
@@ -135,7 +135,7 @@ def test_a_run_asked_to_stop_ends_between_chunks_and_the_next_run_does_the_rest(
     assert {world.sa(sa_id).status for sa_id in ids} == {SaStatus.ACTIVE}
 
 
-def test_a_run_asked_to_stop_before_it_begins_changes_nothing() -> None:
+def test_step_5_9_a_run_asked_to_stop_before_it_begins_changes_nothing() -> None:
     world = World(no_fieldwork_admin())
     ids = _pending_starts(world, 3, bad=set())
     stop = threading.Event()
