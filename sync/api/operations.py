@@ -41,6 +41,7 @@ from sync.reconcile.replay import ReplayError
 from sync.reconcile.report import ReconcileReport
 from sync.reconcile.run import reconcile, repair
 from sync.storage.ccb_batch_queries import SqlBatchQueries
+from sync.storage.run_locks import run_locks_for
 from sync.transport.bus import BusError, bus_of
 
 router = APIRouter(prefix="/api", responses=responses(401, 404, 409, 422))
@@ -151,7 +152,8 @@ def run_batch(code: PathId, request: Request, response: Response, runtime: Runti
                                  queries=SqlBatchQueries(store.engine),
                                  settings=runtime.settings, file=upload_file,
                                  chunk_size=body.chunk_size, business_date=body.business_date,
-                                 progress=RunProgress(run), stop=run.stop)
+                                 progress=RunProgress(run), stop=run.stop,
+                                 locks=run_locks_for(store.engine))
             return load_jobs().run(code, context)
 
     run = started(batch_runs_of(request), code, job, runtime.clock.now, _batch_run_path,

@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from sync.batches import BatchUsageError
+from sync.batches import BatchBusyError, BatchUsageError
 from sync.ccb.errors import (
     CcbError,
     ConcurrentUpdateError,
@@ -129,6 +129,8 @@ def domain_kind(error: Exception) -> str:
         return "invalid-transition"
     if isinstance(error, ConcurrentUpdateError):
         return "concurrent-update"
+    if isinstance(error, BatchBusyError):
+        return "conflict"
     if isinstance(error, InvalidCommand | BatchUsageError):
         return "invalid-command"
     if isinstance(error, CcbStoreError):
@@ -182,7 +184,8 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, on_problem)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(RequestValidationError, on_validation)
-    for domain_error in (CcbError, CcbStoreError, BatchUsageError, SnapshotError, DataError):
+    for domain_error in (CcbError, CcbStoreError, BatchUsageError, BatchBusyError,
+                         SnapshotError, DataError):
         app.add_exception_handler(domain_error, on_domain)
     app.add_exception_handler(Exception, on_unexpected)
 

@@ -30,7 +30,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from sync.api.problems import ProblemError
-from sync.batches import BatchUsageError
+from sync.batches import BatchBusyError, BatchUsageError
 from sync.ccb.errors import CcbError
 from sync.storage.ccb import CcbStoreError
 
@@ -43,7 +43,7 @@ MAX_WAIT_S = 600.0
 
 
 # Errors that say what is wrong in the domain's words (no traceback needed in the log).
-_EXPECTED = (CcbError, CcbStoreError, BatchUsageError, ProblemError)
+_EXPECTED = (CcbError, CcbStoreError, BatchUsageError, BatchBusyError, ProblemError)
 
 
 class RunState(enum.StrEnum):

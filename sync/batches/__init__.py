@@ -15,8 +15,10 @@ from sync.batches.registry import (
     load_jobs,
 )
 from sync.batches.report import BatchReport, ItemError
+from sync.batches.run_locks import BatchBusyError, RunLocks
 
 __all__ = [
+    "BatchBusyError",
     "BatchJob",
     "BatchQueries",
     "BatchReport",
@@ -26,6 +28,7 @@ __all__ = [
     "JobRegistry",
     "NoProgress",
     "Progress",
+    "RunLocks",
     "Selection",
     "UnitStore",
     "jobs",

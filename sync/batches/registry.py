@@ -13,12 +13,14 @@ import datetime as dt
 import importlib
 import threading
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from sync.batches.ports import BatchQueries, NoProgress, Progress, UnitStore
 from sync.batches.report import BatchReport
+from sync.batches.run_locks import RunLocks
 from sync.batches.runner import ChunkedRunner
 from sync.clock import Clock
 from sync.config.admin import AdminConfig
@@ -49,6 +51,10 @@ class JobContext:
     # Set to ask the run to end after the unit of work under way (SIGTERM, an operator's
     # cancel); the report then says it stopped. Never set: the run goes to the end.
     stop: threading.Event = field(default_factory=threading.Event)
+    # The database's locks that keep a job to one run at a time
+    # (:func:`sync.storage.run_locks.run_locks_for`). None only for a store no other run can
+    # reach (the tests' stores in memory).
+    locks: RunLocks | None = None
 
     def date(self) -> dt.date:
         return self.business_date if self.business_date is not None \
@@ -92,11 +98,13 @@ class JobRegistry:
         return list(self._jobs.values())
 
     def run(self, code: str, context: JobContext) -> BatchReport:
-        """Run one job and time it."""
+        """Run one job, holding its lock over the database, and time it; a
+        :class:`~sync.batches.run_locks.BatchBusyError` if another run holds the lock."""
         job = self.get(code)
-        started = time.perf_counter()
-        report = job.run(context)
-        report.seconds = time.perf_counter() - started
+        with context.locks.hold(code) if context.locks is not None else nullcontext():
+            started = time.perf_counter()
+            report = job.run(context)
+            report.seconds = time.perf_counter() - started
         return report
 
 

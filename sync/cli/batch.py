@@ -5,7 +5,10 @@ counts of items examined, changed and To Dos raised, and one line per item it co
 ``--date D`` runs it as of business date D (the same as ``--business-date``). A run with item
 errors exits 1 (the other items are applied); a run that cannot start (unknown code, missing
 ``--file``) prints one line and exits 1. SIGTERM or Ctrl-C ends the run after the unit of
-work under way: its report says it stopped, and it exits 3 (:data:`STOPPED_EXIT_CODE`). On
+work under way: its report says it stopped, and it exits 3 (:data:`STOPPED_EXIT_CODE`). A
+job already running over the same database (another ``batch run``, a schedule, the API) holds
+its lock (:mod:`sync.batches.run_locks`): ``run`` then prints who holds it and exits 4
+(:data:`BUSY_EXIT_CODE`) without running; a schedule skips the job for that round. On
 a terminal a progress bar is drawn on stderr; never under ``--json`` or when stderr is not a
 terminal.
 """
@@ -21,7 +24,15 @@ from typing import TypeAlias
 
 from rich.console import Console
 
-from sync.batches import BatchReport, BatchUsageError, JobContext, NoProgress, Progress, load_jobs
+from sync.batches import (
+    BatchBusyError,
+    BatchReport,
+    BatchUsageError,
+    JobContext,
+    NoProgress,
+    Progress,
+    load_jobs,
+)
 from sync.batches.schedule import parse_period, run_every
 from sync.ccb.errors import CcbError
 from sync.cli.ccb import open_store
@@ -30,8 +41,12 @@ from sync.cli.progress import BarProgress, progress_wanted
 from sync.cli.stopping import STOPPED_EXIT_CODE, stopped_by_signals
 from sync.storage.ccb import CcbStoreError, SqlCcbStore
 from sync.storage.ccb_batch_queries import SqlBatchQueries
+from sync.storage.run_locks import run_locks_for
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+# Another run of the job holds its lock: nothing was run; try again once it has ended.
+BUSY_EXIT_CODE = 4
 
 
 def _job_context(context: Context, args: argparse.Namespace, progress: Progress,
@@ -40,7 +55,7 @@ def _job_context(context: Context, args: argparse.Namespace, progress: Progress,
     job_context = JobContext(admin=context.admin, clock=context.clock, store=store,
                              queries=SqlBatchQueries(store.engine), settings=context.settings,
                              file=getattr(args, "file", None), chunk_size=args.chunk_size,
-                             progress=progress, stop=stop)
+                             progress=progress, stop=stop, locks=run_locks_for(store.engine))
     return job_context, store
 
 
@@ -80,6 +95,8 @@ def _run(context: Context, args: argparse.Namespace) -> int:
     try:
         with stopped_by_signals(stop):
             report = _run_job(context, args, args.code, stop)
+    except BatchBusyError as error:
+        raise CliError(str(error), BUSY_EXIT_CODE) from None
     except (BatchUsageError, CcbError, CcbStoreError) as error:
         raise CliError(str(error)) from None
     _print_report(context, report)
@@ -118,6 +135,10 @@ def _schedule(context: Context, args: argparse.Namespace) -> int:
                 return  # the loop ends: the round's other jobs wait for the next start
             try:
                 report = _run_job(context, args, code, stop)
+            except BatchBusyError as error:
+                # Not this schedule's failure: the job is being done; the next round runs it.
+                print(f"skipped: {error}", file=sys.stderr)
+                continue
             except (BatchUsageError, CcbError, CcbStoreError) as error:
                 failures += 1
                 print(f"error: {code}: {error}", file=sys.stderr)

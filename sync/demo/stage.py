@@ -23,6 +23,7 @@ from sync.mdm.model import UsageSubscription
 from sync.pipeline.local import LocalPipeline, SettleReport
 from sync.storage.ccb_batch_queries import SqlBatchQueries
 from sync.storage.ccb_view import SqlCcbView
+from sync.storage.run_locks import run_locks_for
 
 # The sample building of the process document (examples/premise-landlord.yaml in the source tree).
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "premise-landlord.yaml"
@@ -104,7 +105,8 @@ class Stage:
         store = self.pipeline.outbox.store
         return load_jobs().run(code, JobContext(
             admin=self.admin, clock=self.clock, store=store,
-            queries=SqlBatchQueries(store.engine), settings=self.pipeline.settings))
+            queries=SqlBatchQueries(store.engine), settings=self.pipeline.settings,
+            locks=run_locks_for(store.engine)))
 
     def read(self, fn: Callable[[SqlCcbView], T]) -> T:
         return self.pipeline.outbox.store.read(fn)

@@ -6,6 +6,7 @@ shutdown. (Reconciliations: ``test_operations.py``.)"""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -22,6 +23,7 @@ from sync.api.runtime import Runtime
 from sync.batches import JobContext, load_jobs
 from sync.config.settings import Settings
 from sync.storage.ccb_batch_queries import SqlBatchQueries
+from sync.storage.run_locks import run_locks_for
 from tests.api.support import AUTH, TODAY, client_for, post, reject, send_pending
 
 ASYNC = {**AUTH, "Prefer": "respond-async"}
@@ -126,6 +128,31 @@ async def test_step_5_9_a_second_run_is_refused_while_one_goes_and_stop_ends_it_
     assert (rest.json()["examined"], rest.json()["stopped"]) == (DUE - report["examined"],
                                                                  False)
     assert moved(due) == DUE
+
+
+@pytest.mark.parametrize("headers", [ASYNC, AUTH], ids=["respond-async", "plain"])
+async def test_step_5_9_a_run_of_the_job_in_another_process_refuses_the_request_with_409(
+        client: httpx.AsyncClient, due: Settings, headers: dict[str, str]) -> None:
+    """The job's lock is the database's, not the server's: a CLI run (here the test's own
+    process holding the lock through another engine) keeps the API's run out."""
+    engine = create_engine(due.ccb_db_url)
+    try:
+        with run_locks_for(engine).hold("SAACT"):
+            refused = await client.post("/api/batches/SAACT/runs", json={"chunk_size": CHUNK},
+                                        headers=headers)
+            assert refused.status_code == 409, refused.text
+            detail = refused.json()["detail"]
+            assert detail.startswith(f"batch SAACT is already running (pid {os.getpid()} on ")
+            assert detail.endswith("nothing was run: wait for it to end, or stop it")
+            assert moved(due) == 0
+            [failed] = (await client.get("/api/batches/SAACT/runs")).json()
+            assert failed["state"] == "FAILED"
+            assert failed["error"] == detail
+        answered = await post(client, "/api/batches/SAACT/runs", {"chunk_size": 500})
+        assert answered.status_code == 200
+        assert answered.json()["examined"] == moved(due) == DUE
+    finally:
+        engine.dispose()
 
 
 async def test_a_refused_input_is_still_a_422_under_respond_async(

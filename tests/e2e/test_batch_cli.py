@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 
 from bench.saact_data import populate
 from bench.store import open_production_store
@@ -159,19 +159,7 @@ def test_steps_5_9_6_0_sigterm_ends_a_batch_run_after_the_unit_of_work_under_way
     """A service manager's SIGTERM: the job under way ends between two chunks (whole chunks
     applied, nothing of the next) and its report says so; ``run`` exits 3, a schedule ends
     (exit 0) without starting the round's next job; the next run does the rest."""
-    url = f"sqlite:///{tmp_path / 'ccb.db'}"
-    today = dt.date(2025, 3, 3)
-    open_production_store(url, today).dispose()  # the production schema
-    engine = create_engine(url)
-    populate(engine, 20_000, 0, today)
-    moved = text("SELECT count(*) FROM ccb_service_agreements WHERE status IN ('20', '40')")
-
-    def count_moved() -> int:
-        with engine.connect() as connection:
-            return int(connection.execute(moved).scalar_one())
-
-    base = [sys.executable, "-m", "sync.cli", "--ccb-db-url", url, "--business-date",
-            today.isoformat(), "batch"]
+    engine, count_moved, base = _due_sas(tmp_path)
     options = ["--chunk-size", "10", "--json"]
     code, out, err = _stopped_midway([*base, *command, *options],
                                      lambda: count_moved() >= 50)
@@ -192,6 +180,47 @@ def test_steps_5_9_6_0_sigterm_ends_a_batch_run_after_the_unit_of_work_under_way
     assert again.returncode == 0, again.stderr
     rest = json.loads(again.stdout)
     assert (rest["stopped"], rest["examined"]) == (False, 20_000 - done)
+    assert count_moved() == 20_000
+    engine.dispose()
+
+
+def test_step_6_0_a_second_run_of_a_job_under_way_is_refused_and_a_schedule_skips_it(
+        tmp_path: Path) -> None:
+    """Two runs of SAACT over one database (an operator's while the night's is under way):
+    the second is refused at once naming the first's process and changes nothing (exit 4);
+    a schedule's round skips SAACT and runs its other jobs; the first run does every SA."""
+    engine, count_moved, base = _due_sas(tmp_path)
+    first = subprocess.Popen([*base, "run", "SAACT", "--chunk-size", "10", "--json"], env=ENV,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while count_moved() < 50 and first.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert first.poll() is None, "the first run ended before the second could start"
+
+        second = subprocess.run([*base, "run", "SAACT", "--json"], env=ENV,
+                                capture_output=True, text=True, timeout=120, check=False)
+        round_ = subprocess.run([*base, "schedule", "--every", "1h", "--max-runs", "1", "SAACT",
+                                 "TD-SSFTL", "--json"], env=ENV, capture_output=True, text=True,
+                                timeout=120, check=False)
+        assert first.poll() is None, "the first run ended before the others were refused"
+        out, err = first.communicate(timeout=300)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+
+    assert (second.returncode, second.stdout) == (4, "")
+    assert second.stderr.startswith(
+        f"error: batch SAACT is already running (pid {first.pid} on "), second.stderr
+    assert "nothing was run" in second.stderr
+    assert round_.returncode == 0, round_.stderr
+    assert round_.stderr.startswith(
+        f"skipped: batch SAACT is already running (pid {first.pid} on "), round_.stderr
+    assert [json.loads(line)["code"] for line in round_.stdout.splitlines()] == ["TD-SSFTL"]
+    assert first.returncode == 0, err
+    report = json.loads(out)
+    assert (report["examined"], report["changed"], report["errors"]) == (20_000, 20_000, [])
     assert count_moved() == 20_000
     engine.dispose()
 
@@ -239,6 +268,24 @@ def test_step_1_4_sigterm_ends_resend_errors_after_the_transaction_under_way(
     assert (json.loads(again.stdout)["examined"], count_in_error()) == (
         wave - report["examined"], 0)
     engine.dispose()
+
+
+def _due_sas(tmp_path: Path) -> tuple[Engine, Callable[[], int], list[str]]:
+    """A SQLite file with the production schema and 20,000 SAs due on 2025-03-03: its engine,
+    how many SAs have moved on, and ``c2m-sync batch`` on it and that date."""
+    url = f"sqlite:///{tmp_path / 'ccb.db'}"
+    today = dt.date(2025, 3, 3)
+    open_production_store(url, today).dispose()  # the production schema
+    engine = create_engine(url)
+    populate(engine, 20_000, 0, today)
+    moved = text("SELECT count(*) FROM ccb_service_agreements WHERE status IN ('20', '40')")
+
+    def count_moved() -> int:
+        with engine.connect() as connection:
+            return int(connection.execute(moved).scalar_one())
+
+    return engine, count_moved, [sys.executable, "-m", "sync.cli", "--ccb-db-url", url,
+                                 "--business-date", today.isoformat(), "batch"]
 
 
 def _stopped_midway(argv: list[str], progressed: Callable[[], bool]) -> tuple[int, str, str]:

@@ -1,0 +1,80 @@
+"""One run of a batch job at a time per CCB database.
+
+Two runs of the same job over the same database (a schedule's round and an operator's
+``c2m-sync batch run``, a run started from the API while a cron job's is under way) would
+select the same items, fight over the same rows and report each other's chunks as concurrent
+updates: every job is idempotent, so nothing would be wrong, but the run would take twice as
+long and its report would be full of errors that are not the items' fault. So each run holds
+its job's lock, and a second run is refused at once, naming the run that holds it.
+
+The lock belongs to the database's adapter (:mod:`sync.storage.run_locks`): an operating
+system lock on a file beside a SQLite database, a PostgreSQL advisory lock on a session of its
+own. Either is freed by the system when the holder dies, however it dies: a run killed with
+SIGKILL leaves nothing for an operator to clean up. :class:`LocalRunLocks` are those of a
+database that lives in one process (SQLite in memory).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Protocol
+
+
+class BatchBusyError(Exception):
+    """Another run of the job holds its lock; nothing was run."""
+
+    def __init__(self, code: str, holder: str) -> None:
+        super().__init__(f"batch {code} is already running ({holder}); nothing was run: wait "
+                         "for it to end, or stop it")
+        self.code = code
+        self.holder = holder
+
+
+class RunLocks(Protocol):
+    """The locks that keep a job to one run at a time over one database."""
+
+    def hold(self, code: str) -> AbstractContextManager[None]:
+        """Hold job ``code``'s lock for the block, or raise :class:`BatchBusyError` naming
+        the holder at once (never wait: a run that waited would start its work late, after
+        the other had done it)."""
+        ...
+
+
+def this_process() -> str:
+    """This process as a refusal names a lock's holder."""
+    return f"pid {os.getpid()} on {socket.gethostname()}"
+
+
+def utc_text(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def holder_description() -> str:
+    """Who holds a lock, as the refusal names it: process, host and since when (UTC)."""
+    return f"{this_process()} since {utc_text(dt.datetime.now(dt.UTC))}"
+
+
+class LocalRunLocks:
+    """Locks of a store that lives in this process only."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._holders: dict[str, str] = {}
+
+    @contextmanager
+    def hold(self, code: str) -> Iterator[None]:
+        with self._guard:
+            holder = self._holders.get(code)
+            if holder is not None:
+                raise BatchBusyError(code, holder)
+            self._holders[code] = f"{holder_description()}, thread {threading.get_ident()}"
+        try:
+            yield
+        finally:
+            with self._guard:
+                del self._holders[code]
