@@ -29,10 +29,11 @@ def create_app(runtime: Runtime) -> FastAPI:
         try:
             yield
         finally:
-            # Batch runs and resends end between two units of work (a reconciliation only
-            # reads until its repair, and has no stop).
+            # Batch runs and resends end between two units of work, a reconciliation after
+            # the replay's fetch under way (once its repair has begun, at its end).
             left = await asyncio.to_thread(
-                stop_all, (app.state.batch_runs, app.state.resend_runs), SHUTDOWN_WAIT_S)
+                stop_all, (app.state.batch_runs, app.state.resend_runs,
+                           app.state.reconciliations), SHUTDOWN_WAIT_S)
             for run in left:
                 log.warning("%s (%s) had not stopped %.0f s after the shutdown began; its "
                             "unit of work under way is rolled back",

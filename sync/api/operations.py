@@ -29,6 +29,7 @@ from sync.api.runs import (
     RunOut,
     RunProgress,
     Runs,
+    RunStoppedError,
     answered,
     runs_of,
     started,
@@ -277,7 +278,7 @@ class RepairOut(BaseModel):
 
 class ReconciliationSummary(BaseModel):
     id: str
-    state: Literal["RUNNING", "FINISHED", "FAILED"]
+    state: Literal["RUNNING", "FINISHED", "STOPPED", "FAILED"]
     started_at: dt.datetime
     finished_at: dt.datetime | None
     agree: bool | None = Field(description="null until it has finished")
@@ -325,6 +326,10 @@ def _reconcile(runtime: Runtime, body: ReconcileIn, run: Run[ReconcileReport]
         since = since.replace(tzinfo=ZoneInfo(admin.installation.base_time_zone))
 
     def progress(done: int, total: int) -> None:
+        # Called after every fetch of the replay: a stop lands within one fetch (500 ms).
+        if run.stop.is_set():
+            raise RunStoppedError(f"stopped on request during the replay, after {done} of {total} "
+                             "records; nothing was compared or repaired")
         if not run.began.is_set():
             run.begin(total)  # the topic is there and its bounds read: under way
         run.done = done
@@ -368,6 +373,16 @@ def run_reconciliation(request: Request, response: Response, runtime: RuntimeDep
                     header="Location")
 
 
+@router.post("/reconciliations/{reconciliation_id}/stop", tags=["reconciliation"],
+             dependencies=[Write], status_code=status.HTTP_202_ACCEPTED,
+             summary="Ask a reconciliation to end: during its replay, within one fetch")
+def stop_reconciliation(reconciliation_id: PathId, request: Request
+                        ) -> ReconciliationOut | ReconciliationRunOut:
+    run = _reconciliation(request, reconciliation_id)
+    run.ask_to_stop("reconciliation")
+    return reconciliation_out(run)
+
+
 @router.get("/reconciliations", tags=["reconciliation"], dependencies=[Read],
             summary="The newest reconciliations of this server, newest first")
 def reconciliation_list(request: Request) -> list[ReconciliationSummary]:
@@ -387,7 +402,11 @@ def _summary(run: Run[ReconcileReport]) -> ReconciliationSummary:
             dependencies=[Read], summary="One reconciliation: its progress, then its report")
 def reconciliation(reconciliation_id: PathId, request: Request
                    ) -> ReconciliationOut | ReconciliationRunOut:
+    return reconciliation_out(_reconciliation(request, reconciliation_id))
+
+
+def _reconciliation(request: Request, reconciliation_id: str) -> Run[ReconcileReport]:
     found = reconciliation_runs_of(request).get(reconciliation_id)
     if found is None:
         raise NotFound("reconciliation", reconciliation_id, "reconciliation_id")
-    return reconciliation_out(found)
+    return found

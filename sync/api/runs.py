@@ -42,8 +42,14 @@ BEGIN_WAIT_S = 30.0
 MAX_WAIT_S = 600.0
 
 
+class RunStoppedError(Exception):
+    """Raised by work that has no result to give when it is asked to stop (a reconciliation
+    stopped during its replay): the run ends ``STOPPED``, this saying how far it had got."""
+
+
 # Errors that say what is wrong in the domain's words (no traceback needed in the log).
-_EXPECTED = (CcbError, CcbStoreError, BatchUsageError, BatchBusyError, ProblemError)
+_EXPECTED = (CcbError, CcbStoreError, BatchUsageError, BatchBusyError, ProblemError,
+             RunStoppedError)
 
 
 class RunState(enum.StrEnum):
@@ -172,7 +178,8 @@ class Runs(Generic[Result]):
         finally:
             # Whatever ended it, the run ends, its result and state set together: nobody
             # waits for it for ever, nobody sees a result on a run still RUNNING.
-            state = (RunState.FAILED if result is None
+            state = (RunState.STOPPED if isinstance(error, RunStoppedError)
+                     else RunState.FAILED if result is None
                      else RunState.STOPPED if self._stopped(result) else RunState.FINISHED)
             with self._lock:
                 run.result, run.error = result, error
@@ -230,7 +237,8 @@ class RunOut(BaseModel):
                                           "records of the topic, requests in ERROR); null "
                                           "when not known")
     done: int = Field(description="how many of them it has gone through so far")
-    error: str | None = Field(description="what ended it (FAILED)")
+    error: str | None = Field(description="what ended it (FAILED; a STOPPED run that has no "
+                                          "result, how far it had got)")
 
     @classmethod
     def progress_of(cls, run: Run[Any]) -> dict[str, Any]:

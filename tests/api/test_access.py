@@ -39,8 +39,9 @@ WRONG = {"Authorization": "Bearer not-the-token"}
 
 
 def test_every_write_of_the_api_is_listed() -> None:
-    assert len(WRITES) == 33
+    assert len(WRITES) == 34
     assert "/api/batches/X-1/runs/X-1/stop" in WRITES
+    assert "/api/reconciliations/X-1/stop" in WRITES
     assert "/api/sync-requests/resend-errors/X-1/stop" in WRITES
     assert "/api/commands/request-stop" in WRITES
     assert "/api/sync-requests/X-1/resend" in WRITES

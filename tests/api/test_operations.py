@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from sync.api.app import create_app
 from sync.api.runtime import Runtime
@@ -172,14 +173,7 @@ async def test_a_long_reconciliation_under_respond_async_is_followed_to_its_repo
         synchronized: httpx.AsyncClient, settings: Settings, runtime: Runtime) -> None:
     """A topic of 40,000 records: 202 once the replay has begun, a second one refused while
     it goes, then the report under the same id."""
-    [request] = runtime.outbox.find(entity_id="SA-TN01-E")
-    copies = [Message(key=request.key.encode("utf-8"), value=request.payload)] * 40_000
-    bus = bus_of(settings)
-    await bus.start()
-    try:
-        await bus.publish_batch(settings.topics.sync_requests, copies)
-    finally:
-        await bus.stop()
+    await _copies_on_the_topic(settings, runtime, 40_000)
 
     response = await synchronized.post("/api/reconciliations", json={},
                                        headers={**AUTH, "Prefer": "respond-async"})
@@ -196,15 +190,80 @@ async def test_a_long_reconciliation_under_respond_async_is_followed_to_its_repo
                                              f"at {location}")
     [listed] = (await synchronized.get("/api/reconciliations")).json()
     assert (listed["id"], listed["agree"], listed["summary"]) == (going["id"], None, None)
-    for _ in range(1200):  # bounded: 120 s
-        report = (await synchronized.get(location)).json()
-        if report["state"] != "RUNNING":
-            break
-        await asyncio.sleep(0.1)
+    report = await until_ended(synchronized, location)
     assert (report["state"], report["agree"]) == ("FINISHED", True)
     assert report["replay"]["records"] >= 40_010
     assert report["replay"]["superseded"] >= 40_000
     assert report["checked"] == {"ccb": 6, "topic": 6, "mdm": 6}
+
+
+async def _copies_on_the_topic(settings: Settings, runtime: Runtime, copies: int) -> None:
+    """The sync topic made long: ``copies`` more records of one SA's snapshot."""
+    [request] = runtime.outbox.find(entity_id="SA-TN01-E")
+    bus = bus_of(settings)
+    await bus.start()
+    try:
+        await bus.publish_batch(settings.topics.sync_requests, [
+            Message(key=request.key.encode("utf-8"), value=request.payload)] * copies)
+    finally:
+        await bus.stop()
+
+
+async def until_ended(client: httpx.AsyncClient, location: str) -> dict[str, Any]:
+    for _ in range(1200):  # bounded: 120 s
+        run: dict[str, Any] = (await client.get(location)).json()
+        if run["state"] != "RUNNING":
+            return run
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{location} still running after 120 s")
+
+
+async def test_a_reconciliation_is_stopped_during_its_replay_and_the_next_one_runs(
+        synchronized: httpx.AsyncClient, settings: Settings, runtime: Runtime) -> None:
+    """A topic of 200,000 records: the stop lands within a fetch, the run ends STOPPED
+    saying how far it got (no report: nothing was compared), and frees the way."""
+    await _copies_on_the_topic(settings, runtime, 200_000)
+    response = await synchronized.post("/api/reconciliations", json={},
+                                       headers={**AUTH, "Prefer": "respond-async"})
+    assert response.status_code == 202, response.text
+    location = response.headers["Location"]
+
+    stopping = await synchronized.post(f"{location}/stop", headers=AUTH)
+
+    assert stopping.status_code == 202, stopping.text
+    ended = await until_ended(synchronized, location)
+    assert ended["state"] == "STOPPED", ended
+    assert ended["error"].startswith("stopped on request during the replay, after ")
+    assert ended["error"].endswith(f" of {ended['total']} records; nothing was compared or "
+                                   "repaired")
+    assert ended["done"] < ended["total"]
+    assert "agree" not in ended  # no report
+    [listed] = (await synchronized.get("/api/reconciliations")).json()
+    assert (listed["state"], listed["agree"], listed["summary"]) == (
+        "STOPPED", None, ended["error"])
+    again = await synchronized.post(f"{location}/stop", headers=AUTH)
+    assert again.status_code == 409
+    assert again.json()["detail"] == f"reconciliation {ended['id']} has already ended (STOPPED)"
+    assert (await synchronized.post("/api/reconciliations/RC-9/stop",
+                                    headers=AUTH)).status_code == 404
+
+    after = await post(synchronized, "/api/reconciliations", {})
+    assert after.status_code == 201, after.text
+    assert (after.json()["state"], after.json()["agree"]) == ("FINISHED", True)
+
+
+async def test_the_server_shutdown_stops_a_reconciliation_during_its_replay(
+        app: FastAPI, settings: Settings, runtime: Runtime) -> None:
+    await synchronize(settings)
+    await _copies_on_the_topic(settings, runtime, 200_000)
+    async with app.router.lifespan_context(app), client_for(app) as client:
+        response = await client.post("/api/reconciliations", json={},
+                                     headers={**AUTH, "Prefer": "respond-async"})
+        assert response.status_code == 202, response.text
+    # The shutdown returned: the reconciliation had ended, stopped by it.
+    [kept] = app.state.reconciliations.newest_first()
+    assert (kept.state.value, kept.result) == ("STOPPED", None)
+    assert kept.done < kept.total
 
 
 async def test_reconciliation_refuses_a_bad_start_time(shared_client: httpx.AsyncClient) -> None:
