@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -317,6 +318,21 @@ def reconciliation_out(run: Run[ReconcileReport]) -> ReconciliationOut | Reconci
         "started_at": run.started_at, "finished_at": run.finished_at})
 
 
+def replay_progress(run: Run[ReconcileReport]) -> Callable[[int, int], None]:
+    """A reconciliation's replay progress, reported on its run; the run's stop ends the
+    replay (the callback is called after every fetch, so within 500 ms)."""
+
+    def progress(done: int, total: int) -> None:
+        if run.stop.is_set():
+            raise RunStoppedError(f"stopped on request during the replay, after {done} of "
+                                  f"{total} records; nothing was compared or repaired")
+        if not run.began.is_set():
+            run.begin(total)  # the topic is there and its bounds read: under way
+        run.done = done
+
+    return progress
+
+
 def _reconcile(runtime: Runtime, body: ReconcileIn, run: Run[ReconcileReport]
                ) -> ReconcileReport:
     """Replay on a bus of this thread's own event loop (the server's loop stays free)."""
@@ -325,14 +341,7 @@ def _reconcile(runtime: Runtime, body: ReconcileIn, run: Run[ReconcileReport]
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=ZoneInfo(admin.installation.base_time_zone))
 
-    def progress(done: int, total: int) -> None:
-        # Called after every fetch of the replay: a stop lands within one fetch (500 ms).
-        if run.stop.is_set():
-            raise RunStoppedError(f"stopped on request during the replay, after {done} of {total} "
-                             "records; nothing was compared or repaired")
-        if not run.began.is_set():
-            run.begin(total)  # the topic is there and its bounds read: under way
-        run.done = done
+    progress = replay_progress(run)
 
     async def work() -> ReconcileReport:
         bus = bus_of(settings)

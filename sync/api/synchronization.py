@@ -9,6 +9,7 @@ A resend only queues the request again in the CCB store (``SqlOutbox.resend``); 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
@@ -26,6 +27,7 @@ from sync.api.runs import (
     runs_of,
     started,
 )
+from sync.api.runtime import Runtime
 from sync.api.security import Read, Write
 from sync.api.view_models import (
     ResendErrorsOut,
@@ -88,6 +90,21 @@ class ResendRunOut(RunOut):
                                                        "STOPPED)")
 
 
+def resend_work(runtime: Runtime, code: str | None = None, entity_type: str | None = None
+                ) -> Callable[[Run[ResendReport]], ResendReport]:
+    """A resend of every request in ERROR (of ``code`` and ``entity_type`` if given) as the
+    work of a run: its progress counted on the run, stopped between chunks by its stop."""
+
+    def work(run: Run[ResendReport]) -> ResendReport:
+        filtered = code is not None or entity_type is not None
+        run.begin(None if filtered else runtime.outbox.counts()[SyncRequestState.ERROR.value])
+        return runtime.outbox.resend_errors(runtime.clock.now(), code=code,
+                                            entity_type=entity_type, progress=run.advance,
+                                            stop=run.stop.is_set)
+
+    return work
+
+
 def resend_runs_of(request: Request) -> Runs[ResendReport]:
     return runs_of(request, "resend_runs")
 
@@ -127,14 +144,8 @@ def resend_sync_errors(
         description="only requests of this entity type: SA, PERSON or SA_RELATIONSHIP")] = None,
     prefer: PreferHeader = None,
 ) -> Any:
-    def work(run: Run[ResendReport]) -> ResendReport:
-        filtered = code is not None or entity_type is not None
-        run.begin(None if filtered else runtime.outbox.counts()[SyncRequestState.ERROR.value])
-        return runtime.outbox.resend_errors(runtime.clock.now(), code=code,
-                                            entity_type=entity_type, progress=run.advance,
-                                            stop=run.stop.is_set)
-
-    run = started(resend_runs_of(request), RESEND_ERRORS, work, runtime.clock.now,
+    run = started(resend_runs_of(request), RESEND_ERRORS,
+                  resend_work(runtime, code, entity_type), runtime.clock.now,
                   _resend_path, busy="wait for it, or stop it with POST {path}/stop")
     return answered(run, prefer, response, _resend_path(run), lambda: resend_run_out(run),
                     _resend_out)

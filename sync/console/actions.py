@@ -1,5 +1,6 @@
 """Console writes: sign-in and sign-out, request stop and cancel stop, To Do take / log /
-complete (steps 6.1–6.4) and resending a sync request in error.
+complete (steps 6.1–6.4), resending a sync request in error, and every one in error (a run the
+sync monitor follows).
 
 Every write is an HTML form POST answered by a redirect (POST-redirect-GET). It needs a signed-in
 operator and the session's CSRF token; the outcome, success or the refusal naming what is wrong,
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
@@ -18,7 +20,10 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
+from sync.api.problems import ProblemError
+from sync.api.runs import RunConflictError, Runs
 from sync.api.runtime import Runtime
+from sync.api.synchronization import RESEND_ERRORS, resend_runs_of, resend_work
 from sync.ccb import commands as cmd
 from sync.ccb import todo
 from sync.ccb.changes import Changes
@@ -199,14 +204,41 @@ async def complete(request: Request, todo_id: str) -> Response:
 
 @router.post("/sync/resend-errors")
 async def resend_errors(request: Request) -> Response:
+    """Every request in ERROR queued again, in a run of its own: after a wave of rejections
+    that is tens of thousands of requests, a minute's work the page does not wait for. The
+    sync monitor shows the run's progress, then its outcome; the API's resends are the same
+    runs (one at a time on the server)."""
+
     def write(runtime: Runtime, _user: str, _form: FormData) -> str:
-        report = runtime.outbox.resend_errors(runtime.clock.now())
-        left = "".join(f"; {request_id} left in ERROR: {reason}"
-                       for request_id, reason in report.failed)
-        return (f"{len(report.resent)} of {report.examined} requests in ERROR queued again "
-                f"with the current data of their entities{left}")
+        try:
+            run = resend_runs_of(request).start(RESEND_ERRORS, runtime.clock.now(),
+                                                resend_work(runtime), runtime.clock.now)
+        except RunConflictError as error:
+            raise FormError(f"{error}: its progress is shown below") from None
+        return (f"{run.id}: every request in ERROR is being queued again with the current "
+                "data of its entity; its progress is shown below")
 
     return await perform(request, "/sync", write)
+
+
+@router.post("/sync/resend-errors/{run_id}/stop")
+async def stop_resend(request: Request, run_id: str) -> Response:
+    return await perform(request, "/sync", lambda _runtime, _user, _form: stop_run(
+        resend_runs_of(request), run_id, "resend",
+        "stops after the chunk under way; resend again for the rest"))
+
+
+def stop_run(runs: Runs[Any], run_id: str, what: str, when: str) -> str:
+    """Ask the run ``run_id`` of ``runs`` (a ``what``) to stop; what to tell the operator, who
+    is told ``when`` it stops."""
+    run = runs.get(run_id)
+    if run is None:
+        raise FormError(f"no {what} {run_id} on this server (a restart forgets them)")
+    try:
+        run.ask_to_stop(what)
+    except ProblemError as error:
+        raise FormError(error.detail) from None
+    return f"{run.id} {when}"
 
 
 @router.post("/sync/{request_id}/resend")

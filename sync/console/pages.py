@@ -17,13 +17,15 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from sync.api.runs import RunState
+from sync.api.synchronization import resend_runs_of
 from sync.ccb import todo
 from sync.ccb.errors import CcbError, NotFound
 from sync.ccb.model import ToDoEntry, ToDoStatus
 from sync.ccb.search import SearchBy, search
 from sync.ccb.sync_requests import SyncRequest, SyncRequestState
 from sync.console import actions, reconciliation
-from sync.console.render import HERE, refusal, render, runtime_of
+from sync.console.render import HERE, RUN_REFRESH_S, refusal, render, runtime_of
 from sync.console.render import reader as page_reader
 from sync.console.session import SessionStore, current_session, local_path
 from sync.console.views import account_view, pending_starts_and_stops, premise_tree_view
@@ -42,6 +44,8 @@ ACTIVE_TODOS = "active"  # the To Do list's default: open and being worked
 # The most urgent entries shown: after a wave of errors there are tens of thousands, and the
 # page must stay usable then (the filters narrow it; the count says how many match).
 TODO_PAGE_SIZE = 500
+# Resends shown on the sync monitor (the newest, the one going among them).
+RESENDS_SHOWN = 3
 # The earliest pending starts and stops shown (a large move-in day, or a batch that created
 # them by the hundred thousand, would otherwise be one page of every one).
 PENDING_PAGE_SIZE = 500
@@ -181,6 +185,7 @@ def sync_page(request: Request, state: str = "", entity: str = "") -> Response:
                                          SyncRequestState.PENDING)
                  for request in outbox.find(state=waiting, newest_first=True,
                                             limit=ATTENTION_PER_STATE)]
+    resends = resend_runs_of(request).newest_first()[:RESENDS_SHOWN]
     recent = outbox.find(state=wanted, entity_id=entity.strip() or None,
                          limit=SYNC_PAGE_SIZE, newest_first=True)
     return render(request, "sync.html", {
@@ -188,7 +193,10 @@ def sync_page(request: Request, state: str = "", entity: str = "") -> Response:
         "attention": attention, "recent": recent,
         "attention_per_state": ATTENTION_PER_STATE,
         "state": state, "entity": entity, "states": [item.value for item in SyncRequestState],
-        "mdm": _mdm_state(request, [*attention, *recent])})
+        "mdm": _mdm_state(request, [*attention, *recent]), "resends": resends,
+        # While a resend goes the page follows it (every few seconds, like a monitor).
+        "refresh_s": RUN_REFRESH_S if any(run.state is RunState.RUNNING for run in resends)
+        else None})
 
 
 def _mdm_state(request: Request, requests: list[SyncRequest]) -> dict[str, UsageSubscription]:

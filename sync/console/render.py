@@ -23,6 +23,9 @@ from sync.console.session import ConsoleSession, current_session
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 
+# How often a page following a run under way (a resend, a reconciliation) reloads itself.
+RUN_REFRESH_S = 2
+
 NAVIGATION = (("/search", "Search"), ("/pending", "Pending start/stop"), ("/todos", "To Do"),
               ("/sync", "Sync monitor"), ("/reconcile", "Reconciliation"))
 

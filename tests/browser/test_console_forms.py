@@ -5,14 +5,18 @@ workers: sync requests stay pending)."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine
 
+from bench.saact_data import populate
 from sync.api.app import create_app
 from sync.api.runtime import AccessPolicy, Runtime
+from sync.batches import JobContext, load_jobs
 from sync.ccb.changes import Changes
 from sync.ccb.model import DrillKey, SaStatus, ToDoStatus
 from sync.ccb.ports import CcbView, IdSource
@@ -21,6 +25,8 @@ from sync.ccb.todo import raise_todo
 from sync.config.settings import Settings
 from sync.console.session import COOKIE
 from sync.mapping.messages import AckError, Acknowledgement, AckOutcome, EntityType
+from sync.storage.ccb_batch_queries import SqlBatchQueries
+from tests.api.support import reject, send_pending
 from tests.browser.support import ADMIN, BUSINESS_DATE, TOKEN, csrf_of, flashes, load_example
 
 
@@ -291,11 +297,75 @@ def test_step_1_4_the_sync_monitor_resends_every_request_in_error_at_once(
     csrf = csrf_of(client.get("/sync").text)
     page = client.post("/sync/resend-errors", data={"csrf": csrf}).text
     assert flashes(page, "ok") == [
-        "3 of 3 requests in ERROR queued again with the current data of their entities"]
+        "RS-1: every request in ERROR is being queued again with the current data of its "
+        "entity; its progress is shown below"]
+    page = _until_run_ended(client, "/sync", "RS-1")
+    run = page.split('data-run="RS-1"')[1].split("</div>")[0]
+    assert 'data-state="FINISHED"' in run
+    assert ("3 of 3 requests in ERROR queued again with the current data of their entities"
+            in run)
+    assert '<meta http-equiv="refresh"' not in page  # nothing to follow any more
     assert outbox.counts()["ERROR"] == 0
     assert {r.id for r in outbox.find(state=SyncRequestState.PENDING)} >= {
         r.id for r in rejected}
     assert 'id="resend-errors"' not in page
+
+    # The run has ended: asking it to stop says so and changes nothing.
+    page = client.post("/sync/resend-errors/RS-1/stop", data={"csrf": csrf}).text
+    assert flashes(page, "error") == ["resend RS-1 has already ended (FINISHED)"]
+    page = client.post("/sync/resend-errors/RS-9/stop", data={"csrf": csrf}).text
+    assert flashes(page, "error") == ["no resend RS-9 on this server (a restart forgets them)"]
+
+
+def test_step_1_4_a_resend_of_a_wave_of_errors_is_followed_and_stopped_from_the_monitor(
+        client: TestClient, runtime: Runtime) -> None:
+    """A wave of 3,000 rejections: the page answers at once, follows the run (reloading
+    itself) and its Stop ends it between two chunks of 500; the rest stay in ERROR."""
+    in_error = _a_wave_of_rejections(runtime, 3_000)
+    sign_in(client)
+    csrf = csrf_of(client.get("/sync").text)
+    client.post("/sync/resend-errors", data={"csrf": csrf})
+    stop = client.post("/sync/resend-errors/RS-1/stop", data={"csrf": csrf}).text
+    going = client.get("/sync").text
+    page = _until_run_ended(client, "/sync", "RS-1")
+
+    run = page.split('data-run="RS-1"')[1].split("</div>")[0]
+    if 'data-state="RUNNING"' in going.split('data-run="RS-1"')[1].split("</div>")[0]:
+        assert '<meta http-equiv="refresh" content="2">' in going
+        assert "stopping after the chunk under way" in going
+        assert 'id="resend-errors"' not in going  # no second resend while one goes
+    assert flashes(stop, "ok") == ["RS-1 stops after the chunk under way; resend again for "
+                                   "the rest"]
+    assert 'data-state="STOPPED"' in run, run
+    resent = int(run.split('class="outcome">')[1].split(" of ")[0])
+    assert resent % 500 == 0
+    assert resent < in_error
+    assert "stopped on request: resend again for the rest" in run
+    assert runtime.outbox.counts()["ERROR"] == in_error - resent
+
+
+def _a_wave_of_rejections(runtime: Runtime, count: int) -> int:
+    """``count`` bench SAs due today moved on by SAACT, sent and rejected by MDM."""
+    engine = create_engine(runtime.settings.ccb_db_url)
+    populate(engine, count, 0, runtime.clock.business_date())
+    engine.dispose()
+    load_jobs().run("SAACT", JobContext(
+        admin=runtime.admin, clock=runtime.clock, store=runtime.ccb,
+        queries=SqlBatchQueries(runtime.ccb.engine)))
+    now = runtime.clock.now()
+    reject(runtime.outbox, send_pending(runtime.outbox, now), now)
+    in_error = runtime.outbox.counts()["ERROR"]
+    assert in_error >= count
+    return in_error
+
+
+def _until_run_ended(client: TestClient, path: str, run_id: str) -> str:
+    for _ in range(600):  # bounded: 60 s
+        page = client.get(path).text
+        if 'data-state="RUNNING"' not in page.split(f'data-run="{run_id}"')[1].split("</div>")[0]:
+            return page
+        time.sleep(0.1)
+    raise AssertionError(f"{run_id} still running after 60 s")
 
 
 def test_reconciliation_on_the_in_process_bus_explains_why_there_is_no_report(

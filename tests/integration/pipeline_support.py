@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from sync.ccb.changes import Changes
@@ -42,6 +44,19 @@ async def loaded_pipeline(settings: Settings, admin: AdminConfig = ADMIN,
         parse_text(EXAMPLE.read_text("utf-8"), "example"), "example", admin,
         pipeline.clock.now(), "loader"))
     return pipeline
+
+
+@asynccontextmanager
+async def synchronized_pipeline(broker_url: str, folder: Path, prefix: str
+                                ) -> AsyncIterator[LocalPipeline]:
+    """A started pipeline on topics of its own, the sample building synchronized (every
+    request SYNCHRONIZED); stopped on exit."""
+    pipeline = await loaded_pipeline(pipeline_settings(broker_url, folder, prefix))
+    try:
+        await pipeline.settle()
+        yield pipeline
+    finally:
+        await pipeline.stop()
 
 
 def run(pipeline: LocalPipeline, command: object) -> Changes:

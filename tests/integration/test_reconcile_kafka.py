@@ -27,9 +27,8 @@ from sync.storage.mdm import MdmStore
 from tests.integration.pipeline_support import (
     ADMIN,
     TODAY,
-    loaded_pipeline,
-    pipeline_settings,
     run,
+    synchronized_pipeline,
 )
 
 pytestmark = pytest.mark.kafka
@@ -40,12 +39,8 @@ STOP = dt.date(2025, 3, 14)
 @pytest.fixture
 async def pipeline(kafka_broker: Any, tmp_path: Path) -> AsyncIterator[LocalPipeline]:
     """A synchronized CCB + MDM pair on Kafka (unique topics), every request SYNCHRONIZED."""
-    pipeline = await loaded_pipeline(pipeline_settings(kafka_broker.url, tmp_path, "r"))
-    await pipeline.settle()
-    try:
+    async with synchronized_pipeline(kafka_broker.url, tmp_path, "r") as pipeline:
         yield pipeline
-    finally:
-        await pipeline.stop()
 
 
 async def reconcile_now(pipeline: LocalPipeline) -> ReconcileReport:
