@@ -2,10 +2,10 @@
 
 Two runs of the same job over the same database (a schedule's round and an operator's
 ``c2m-sync batch run``, a run started from the API while a cron job's is under way) would
-select the same items, fight over the same rows and report each other's chunks as concurrent
-updates: every job is idempotent, so nothing would be wrong, but the run would take twice as
-long and its report would be full of errors that are not the items' fault. So each run holds
-its job's lock, and a second run is refused at once, naming the run that holds it.
+select the same items and wait on each other's writes: every job is idempotent and reads its
+facts in the unit of work that writes, so nothing would be wrong, but both would read every
+item, each would apply a share of them, and neither report would say what the job did. So each
+run holds its job's lock, and a second run is refused at once, naming the run that holds it.
 
 The lock belongs to the database's adapter (:mod:`sync.storage.run_locks`): an operating
 system lock on a file beside a SQLite database, a PostgreSQL advisory lock on a session of its

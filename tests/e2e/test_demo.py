@@ -169,10 +169,12 @@ def test_a_second_run_on_the_same_workdir_gives_the_same_result(
     for document in (again, report):
         del document["settings"]["topics"]
     assert again == report
-    # the two databases and the files their writers take turns with (sync.storage.writer_turns)
+    # the two databases, the files their writers take turns with (sync.storage.writer_turns)
+    # and the lock of the demo's SAACT run (sync.storage.run_locks), emptied once it ended
     assert sorted(path.name for path in workdir.iterdir()) == sorted(
-        [CCB_DB, MDM_DB, *(f"{db}-{lock}" for db in (CCB_DB, MDM_DB)
-                           for lock in ("turnstile", "writer"))])
+        [CCB_DB, MDM_DB, f"{CCB_DB}-batch-SAACT", *(f"{db}-{lock}" for db in (CCB_DB, MDM_DB)
+                                                    for lock in ("turnstile", "writer"))])
+    assert (workdir / f"{CCB_DB}-batch-SAACT").read_text("utf-8") == ""
 
 
 def test_human_output_names_every_scene_and_ends_with_the_agreement_line(
