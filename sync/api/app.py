@@ -1,8 +1,8 @@
 """The ASGI application: the JSON API under ``/api`` and the console pages under ``/``.
 
-On shutdown the batch runs and resends still going are asked to stop (each ends after its
-unit of work) and waited for, up to :data:`SHUTDOWN_WAIT_S` in all, before the stores are
-closed.
+On shutdown the batch runs, resends and reconciliations still going are asked to stop (a
+batch run or a resend ends after its unit of work, a reconciliation during its replay) and
+waited for, up to :data:`SHUTDOWN_WAIT_S` in all, before the stores are closed.
 """
 
 from __future__ import annotations

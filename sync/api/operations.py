@@ -5,6 +5,8 @@ other items are applied, as on the command line), or with ``Prefer: respond-asyn
 itself, to follow by id (:mod:`sync.api.runs`). A reconciliation replays
 the configured bus's sync topic, compares it with CCB and MDM, optionally queues repairs, and
 is kept in memory (the newest :data:`KEPT_RECONCILIATIONS`) so it can be fetched again by id.
+Batch runs and reconciliations can be asked to stop: a batch run ends after its unit of work
+under way, a reconciliation during its replay.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -39,7 +40,7 @@ from sync.api.runtime import Runtime
 from sync.api.security import Read, Write
 from sync.batches import BatchReport, JobContext, load_jobs
 from sync.ccb.errors import NotFound
-from sync.reconcile.replay import ReplayError
+from sync.reconcile.replay import ProgressCallback, ReplayError
 from sync.reconcile.report import ReconcileReport
 from sync.reconcile.run import reconcile, repair
 from sync.storage.ccb_batch_queries import SqlBatchQueries
@@ -298,8 +299,8 @@ class ReconciliationOut(ReconciliationSummary):
 
 
 class ReconciliationRunOut(RunOut):
-    """A reconciliation still going (``total``, ``done``: records of the topic to replay and
-    replayed so far) or failed."""
+    """A reconciliation without a report: still going (``total``, ``done``: records of the
+    topic to replay and replayed so far), stopped during its replay, or failed."""
 
 
 def reconciliation_runs_of(request: Request) -> Runs[ReconcileReport]:
@@ -318,7 +319,7 @@ def reconciliation_out(run: Run[ReconcileReport]) -> ReconciliationOut | Reconci
         "started_at": run.started_at, "finished_at": run.finished_at})
 
 
-def replay_progress(run: Run[ReconcileReport]) -> Callable[[int, int], None]:
+def replay_progress(run: Run[ReconcileReport]) -> ProgressCallback:
     """A reconciliation's replay progress, reported on its run; the run's stop ends the
     replay (the callback is called after every fetch, so within 500 ms)."""
 
@@ -333,28 +334,33 @@ def replay_progress(run: Run[ReconcileReport]) -> Callable[[int, int], None]:
     return progress
 
 
-def _reconcile(runtime: Runtime, body: ReconcileIn, run: Run[ReconcileReport]
-               ) -> ReconcileReport:
-    """Replay on a bus of this thread's own event loop (the server's loop stays free)."""
-    settings, admin = runtime.settings, runtime.admin
-    since = body.since
-    if since is not None and since.tzinfo is None:
-        since = since.replace(tzinfo=ZoneInfo(admin.installation.base_time_zone))
-
-    progress = replay_progress(run)
+def replayed_report(runtime: Runtime, progress: ProgressCallback | None = None,
+                    since: dt.datetime | None = None) -> ReconcileReport:
+    """Replay the sync topic (from ``since``) and compare, on a bus of this thread's own event
+    loop, so that the server's loop stays free; the bus's and the replay's errors as raised."""
+    settings = runtime.settings
 
     async def work() -> ReconcileReport:
         bus = bus_of(settings)
         await bus.start()
         try:
             return await reconcile(runtime.outbox, runtime.mdm, bus,
-                                   settings.topics.sync_requests, admin, since=since,
+                                   settings.topics.sync_requests, runtime.admin, since=since,
                                    progress=progress)
         finally:
             await bus.stop()
 
+    return asyncio.run(work())
+
+
+def _reconcile(runtime: Runtime, body: ReconcileIn, run: Run[ReconcileReport]
+               ) -> ReconcileReport:
+    settings = runtime.settings
+    since = body.since
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=ZoneInfo(runtime.admin.installation.base_time_zone))
     try:
-        report = asyncio.run(work())
+        report = replayed_report(runtime, replay_progress(run), since)
     except (BusError, ReplayError) as error:
         raise ProblemError("unavailable", f"{settings.broker_url}: cannot replay "
                          f"{settings.topics.sync_requests}: {error}") from None

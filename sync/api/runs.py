@@ -6,8 +6,9 @@ client gives up long before. So such a run is a resource: with ``Prefer: respond
 request answers ``202 Accepted`` once the work has checked its input and begun (a refusal is
 still answered as before), with ``Location`` naming the run; ``GET`` on it shows the progress
 and, at the end, the result. Without the preference the answer waits for the result, as it
-always did. A batch run or a resend can be asked to stop: it ends after the unit of work
-under way, the same as SIGTERM on the command line; so does it on the server's shutdown.
+always did. A run can be asked to stop, and the server's shutdown asks every one: a batch run
+or a resend ends after the unit of work under way, the same as SIGTERM on the command line; a
+reconciliation ends during its replay, without a report.
 
 Runs are this server's: kept in memory (the newest finished ones, and every run still going),
 one run of a kind (a batch code, reconciliation) at a time. A run started elsewhere (the CLI,
@@ -55,7 +56,7 @@ _EXPECTED = (CcbError, CcbStoreError, BatchUsageError, BatchBusyError, ProblemEr
 class RunState(enum.StrEnum):
     RUNNING = "RUNNING"
     FINISHED = "FINISHED"  # went through its work (a batch's item errors are in its report)
-    STOPPED = "STOPPED"  # asked to stop, ended between two units of work
+    STOPPED = "STOPPED"  # asked to stop: between two units of work, or a replay without report
     FAILED = "FAILED"  # ended by an error that is not an item's (the database away, ...)
 
 
@@ -229,7 +230,8 @@ class RunOut(BaseModel):
     id: str
     state: Literal["RUNNING", "FINISHED", "STOPPED", "FAILED"] = Field(
         description="FINISHED: went through its work (a batch's item errors are in its "
-                    "report); STOPPED: asked to stop, ended between two units of work; "
+                    "report); STOPPED: asked to stop, ended between two units of work (a "
+                    "reconciliation: during its replay, without a report); "
                     "FAILED: ended by an error that is not an item's")
     started_at: dt.datetime
     finished_at: dt.datetime | None

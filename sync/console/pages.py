@@ -186,6 +186,7 @@ def sync_page(request: Request, state: str = "", entity: str = "") -> Response:
                  for request in outbox.find(state=waiting, newest_first=True,
                                             limit=ATTENTION_PER_STATE)]
     resends = resend_runs_of(request).newest_first()[:RESENDS_SHOWN]
+    resending = any(run.state is RunState.RUNNING for run in resends)
     recent = outbox.find(state=wanted, entity_id=entity.strip() or None,
                          limit=SYNC_PAGE_SIZE, newest_first=True)
     return render(request, "sync.html", {
@@ -194,9 +195,9 @@ def sync_page(request: Request, state: str = "", entity: str = "") -> Response:
         "attention_per_state": ATTENTION_PER_STATE,
         "state": state, "entity": entity, "states": [item.value for item in SyncRequestState],
         "mdm": _mdm_state(request, [*attention, *recent]), "resends": resends,
-        # While a resend goes the page follows it (every few seconds, like a monitor).
-        "refresh_s": RUN_REFRESH_S if any(run.state is RunState.RUNNING for run in resends)
-        else None})
+        # While a resend goes the page follows it (every few seconds, like a monitor) and
+        # offers no second one.
+        "resending": resending, "refresh_s": RUN_REFRESH_S if resending else None})
 
 
 def _mdm_state(request: Request, requests: list[SyncRequest]) -> dict[str, UsageSubscription]:

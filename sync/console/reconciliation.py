@@ -13,7 +13,6 @@ pipeline: a server has no topic to replay there, and the page says so.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Annotated
 
@@ -21,7 +20,12 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from starlette.datastructures import FormData
 
-from sync.api.operations import reconciliation_runs_of, replay_progress
+from sync.api.operations import (
+    RECONCILIATION,
+    reconciliation_runs_of,
+    replay_progress,
+    replayed_report,
+)
 from sync.api.problems import ProblemError
 from sync.api.runs import Run, RunConflictError, RunState
 from sync.api.runtime import Runtime
@@ -29,13 +33,12 @@ from sync.console.actions import FormError, perform, redirect, stop_run
 from sync.console.render import RUN_REFRESH_S, reader, render, runtime_of
 from sync.reconcile.replay import ProgressCallback, ReplayError
 from sync.reconcile.report import ReconcileReport
-from sync.reconcile.run import reconcile, repair
-from sync.transport.bus import BusError, bus_of
+from sync.reconcile.run import repair
+from sync.transport.bus import BusError
 from sync.worker.mdm_processor import StoreUnavailableError
 
 router = APIRouter(include_in_schema=False)
 
-RECONCILIATION = "reconciliation"  # the kind of the API's reconciliation runs
 # Reconciliations listed on the page without one chosen.
 LISTED = 10
 
@@ -50,25 +53,14 @@ class ReconcileUnavailable(Exception):  # noqa: N818 - shown to the user as a re
 
 
 def run_report(runtime: Runtime, progress: ProgressCallback | None = None) -> ReconcileReport:
-    """Replay the sync topic and compare; runs its own event loop (call from a worker thread)."""
-    settings = runtime.settings
-    if settings.broker_url.startswith("memory://"):
+    """Replay the sync topic and compare (call from a worker thread); refused on the
+    in-process bus."""
+    if runtime.settings.broker_url.startswith("memory://"):
         raise ReconcileUnavailable(IN_PROCESS_BUS)
-
-    async def work() -> ReconcileReport:
-        bus = bus_of(settings)
-        await bus.start()
-        try:
-            return await reconcile(runtime.outbox, runtime.mdm, bus,
-                                   settings.topics.sync_requests, runtime.admin,
-                                   progress=progress)
-        finally:
-            await bus.stop()
-
     try:
-        return asyncio.run(work())
+        return replayed_report(runtime, progress)
     except (BusError, ReplayError, StoreUnavailableError) as error:
-        raise ReconcileUnavailable(f"{settings.broker_url}: {error}") from None
+        raise ReconcileUnavailable(f"{runtime.settings.broker_url}: {error}") from None
 
 
 def _report_work(runtime: Runtime) -> Callable[[Run[ReconcileReport]], ReconcileReport]:

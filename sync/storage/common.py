@@ -26,7 +26,7 @@ from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.schema import CreateIndex
 
-from sync.storage.writer_turns import WriterTurns, turns_for
+from sync.storage.writer_turns import WriterTurns, database_file, turns_for
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_BEGIN_OPTION = "sqlite_begin"
@@ -70,7 +70,7 @@ def _sqlite_engine(url: URL, **options: Any) -> Engine:
         try:
             cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA foreign_keys = ON")
-            if url.database not in (None, "", ":memory:"):
+            if database_file(url.database) is not None:
                 cursor.execute("PRAGMA journal_mode = WAL")
         finally:
             cursor.close()

@@ -39,6 +39,7 @@ from sync.batches.run_locks import (
     this_process,
     utc_text,
 )
+from sync.storage.writer_turns import database_file
 
 # First key of every advisory lock of c2m-sync's batch runs ('c2ms'), so that they cannot
 # collide with another application's single-key locks on the same database.
@@ -52,10 +53,8 @@ def run_locks_for(engine: Engine) -> RunLocks:
     """The run locks of the CCB database behind ``engine``."""
     if engine.dialect.name == "postgresql":
         return PostgresRunLocks(engine)
-    database = engine.url.database
-    if database in (None, "", ":memory:") or str(database).startswith("file::memory:"):
-        return _in_memory(engine)
-    return SqliteRunLocks(Path(database).resolve())
+    file = database_file(engine.url.database)
+    return _in_memory(engine) if file is None else SqliteRunLocks(file)
 
 
 _IN_MEMORY: weakref.WeakKeyDictionary[Engine, LocalRunLocks] = weakref.WeakKeyDictionary()

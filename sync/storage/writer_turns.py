@@ -184,8 +184,15 @@ class _Wait:
             return None
 
 
-def turns_for(database: str | None, timeout_s: float) -> WriterTurns | None:
-    """The turns of a SQLite database file (None for a database in memory)."""
+def database_file(database: str | None) -> Path | None:
+    """The file of the SQLite database ``database`` (a URL's database part), beside which its
+    lock files go; None for a database in memory."""
     if database in (None, "", ":memory:") or str(database).startswith("file::memory:"):
         return None
-    return WriterTurns(Path(database).resolve(), timeout_s)
+    return Path(str(database)).resolve()
+
+
+def turns_for(database: str | None, timeout_s: float) -> WriterTurns | None:
+    """The turns of a SQLite database file (None for a database in memory)."""
+    file = database_file(database)
+    return None if file is None else WriterTurns(file, timeout_s)

@@ -65,8 +65,9 @@ async def until_ended(console: httpx.AsyncClient, location: str) -> str:
     raise AssertionError(f"{location} still running after 120 s")
 
 
-async def test_step_7_a_reconciliation_from_the_console_is_followed_to_its_report_and_repaired(
+async def test_a_reconciliation_from_the_console_is_followed_to_its_report_and_repaired(
         console: httpx.AsyncClient, pipeline: LocalPipeline) -> None:
+    """SPEC.md section 7 (reconcile, ``--repair``) from the console; no process step."""
     # The tenant's stop is made in CCB and not relayed: CCB is ahead of the topic and MDM.
     stopped = await console.post("/api/commands/request-stop", headers=AUTH, json={
         "account_id": "A-TN-01", "stop_date": "2025-03-10", "premise_id": "PR-4410-1",
