@@ -126,7 +126,8 @@ def _batch_run_path(run: Run[BatchReport]) -> str:
     return f"/api/batches/{run.kind}/runs/{run.id}"
 
 
-def batch_run_out(run: Run[BatchReport]) -> BatchRunOut:
+def batch_run_out(live: Run[BatchReport]) -> BatchRunOut:
+    run = live.snapshot()
     report = run.result
     return BatchRunOut(
         **RunOut.progress_of(run), code=run.kind, stop_requested=run.stop_requested,
@@ -311,7 +312,9 @@ def _reconciliation_path(run: Run[ReconcileReport]) -> str:
     return f"/api/reconciliations/{run.id}"
 
 
-def reconciliation_out(run: Run[ReconcileReport]) -> ReconciliationOut | ReconciliationRunOut:
+def reconciliation_out(live: Run[ReconcileReport]
+                       ) -> ReconciliationOut | ReconciliationRunOut:
+    run = live.snapshot()
     if run.result is None:
         return ReconciliationRunOut(**RunOut.progress_of(run))
     return ReconciliationOut.model_validate({
@@ -404,7 +407,8 @@ def reconciliation_list(request: Request) -> list[ReconciliationSummary]:
     return [_summary(run) for run in reconciliation_runs_of(request).newest_first()]
 
 
-def _summary(run: Run[ReconcileReport]) -> ReconciliationSummary:
+def _summary(live: Run[ReconcileReport]) -> ReconciliationSummary:
+    run = live.snapshot()
     report = run.result
     return ReconciliationSummary(
         id=run.id, state=run.state.value, started_at=run.started_at,

@@ -23,7 +23,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from fastapi import Header, Request, Response, status
@@ -86,6 +86,25 @@ class Run(Generic[Result]):
     # Set when the job has checked its input and begun, or has ended (whichever is first).
     began: threading.Event = field(default_factory=threading.Event)
     ended: threading.Event = field(default_factory=threading.Event)
+    # Held while the run's end (result, error, finish time, state) is set, and while a
+    # snapshot is taken, so no view sees half of it.
+    _ending: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def snapshot(self) -> Run[Result]:
+        """The run as it stands now, a copy that its thread does not change: a view (a page,
+        an answer) reads every field from one snapshot, or it could say ``RUNNING`` with a
+        result, or ``FINISHED`` without one, when the run ends while it is read. The copy
+        shares the live run's events, so a stop asked on it is the run's."""
+        with self._ending:
+            return replace(self)
+
+    def end(self, result: Result | None, error: Exception | None, state: RunState,
+            finished_at: dt.datetime) -> None:
+        """Set the run's end, all of it at once for a snapshot."""
+        with self._ending:
+            self.result, self.error = result, error
+            self.finished_at = finished_at
+            self.state = state
 
     @property
     def stop_requested(self) -> bool:
@@ -183,9 +202,7 @@ class Runs(Generic[Result]):
                      else RunState.FAILED if result is None
                      else RunState.STOPPED if self._stopped(result) else RunState.FINISHED)
             with self._lock:
-                run.result, run.error = result, error
-                run.finished_at = finished()
-                run.state = state
+                run.end(result, error, state, finished())
             run.began.set()
             run.ended.set()
             log.info("%s (%s) %s after %d of %s", run.id, run.kind, state.value, run.done,
@@ -203,8 +220,9 @@ class Runs(Generic[Result]):
             return run if run is not None and kind in (None, run.kind) else None
 
     def newest_first(self, kind: str | None = None) -> list[Run[Result]]:
+        """Snapshots of the runs (of ``kind``, if given), newest first: for a list to show."""
         with self._lock:
-            return [run for run in reversed(self._runs.values())
+            return [run.snapshot() for run in reversed(self._runs.values())
                     if kind in (None, run.kind)]
 
     def going(self) -> list[Run[Result]]:
@@ -244,7 +262,7 @@ class RunOut(BaseModel):
 
     @classmethod
     def progress_of(cls, run: Run[Any]) -> dict[str, Any]:
-        """The fields every run has, from ``run``."""
+        """The fields every run has, from ``run`` (a snapshot: see :meth:`Run.snapshot`)."""
         return {"id": run.id, "state": run.state.value, "started_at": run.started_at,
                 "finished_at": run.finished_at, "total": run.total, "done": run.done,
                 "error": run.error_text()}

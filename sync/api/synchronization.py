@@ -122,7 +122,8 @@ def _resend_out(report: ResendReport) -> ResendErrorsOut:
         stopped=report.stopped)
 
 
-def resend_run_out(run: Run[ResendReport]) -> ResendRunOut:
+def resend_run_out(live: Run[ResendReport]) -> ResendRunOut:
+    run = live.snapshot()
     return ResendRunOut(
         **RunOut.progress_of(run), stop_requested=run.stop_requested,
         report=None if run.result is None else _resend_out(run.result))

@@ -90,7 +90,8 @@ def reconcile_page(request: Request, run: bool = False,
         except RunConflictError as going:
             started = going.going  # one at a time: follow the one under way
         return redirect(f"/reconcile?id={started.id}")
-    chosen = runs.get(run_id) if run_id else None
+    live = runs.get(run_id) if run_id else None
+    chosen = live.snapshot() if live is not None else None  # one view of a run that may end
     if run_id and chosen is None:
         problem = f"no reconciliation {run_id} on this server (a restart forgets them)"
     return render(request, "reconcile.html", {
