@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from sync.batches import BatchBusyError, BatchUsageError
+from sync.batches import BatchBusyError, BatchLockLostError, BatchUsageError
 from sync.ccb.errors import (
     CcbError,
     ConcurrentUpdateError,
@@ -129,7 +129,7 @@ def domain_kind(error: Exception) -> str:
         return "invalid-transition"
     if isinstance(error, ConcurrentUpdateError):
         return "concurrent-update"
-    if isinstance(error, BatchBusyError):
+    if isinstance(error, BatchBusyError | BatchLockLostError):
         return "conflict"
     if isinstance(error, InvalidCommand | BatchUsageError):
         return "invalid-command"
@@ -185,7 +185,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(RequestValidationError, on_validation)
     for domain_error in (CcbError, CcbStoreError, BatchUsageError, BatchBusyError,
-                         SnapshotError, DataError):
+                         BatchLockLostError, SnapshotError, DataError):
         app.add_exception_handler(domain_error, on_domain)
     app.add_exception_handler(Exception, on_unexpected)
 

@@ -31,7 +31,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from sync.api.problems import ProblemError
-from sync.batches import BatchBusyError, BatchUsageError
+from sync.batches import BatchBusyError, BatchLockLostError, BatchUsageError
 from sync.ccb.errors import CcbError
 from sync.storage.ccb import CcbStoreError
 
@@ -49,8 +49,8 @@ class RunStoppedError(Exception):
 
 
 # Errors that say what is wrong in the domain's words (no traceback needed in the log).
-_EXPECTED = (CcbError, CcbStoreError, BatchUsageError, BatchBusyError, ProblemError,
-             RunStoppedError)
+_EXPECTED = (CcbError, CcbStoreError, BatchUsageError, BatchBusyError, BatchLockLostError,
+             ProblemError, RunStoppedError)
 
 
 class RunState(enum.StrEnum):

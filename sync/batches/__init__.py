@@ -15,11 +15,12 @@ from sync.batches.registry import (
     load_jobs,
 )
 from sync.batches.report import BatchReport, ItemError
-from sync.batches.run_locks import BatchBusyError, RunLocks
+from sync.batches.run_locks import BatchBusyError, BatchLockLostError, RunLease, RunLocks
 
 __all__ = [
     "BatchBusyError",
     "BatchJob",
+    "BatchLockLostError",
     "BatchQueries",
     "BatchReport",
     "BatchUsageError",
@@ -28,6 +29,7 @@ __all__ = [
     "JobRegistry",
     "NoProgress",
     "Progress",
+    "RunLease",
     "RunLocks",
     "Selection",
     "UnitStore",

@@ -14,13 +14,13 @@ import importlib
 import threading
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
 from sync.batches.ports import BatchQueries, NoProgress, Progress, UnitStore
 from sync.batches.report import BatchReport
-from sync.batches.run_locks import RunLocks
+from sync.batches.run_locks import KeptLease, RunLease, RunLocks
 from sync.batches.runner import ChunkedRunner
 from sync.clock import Clock
 from sync.config.admin import AdminConfig
@@ -55,6 +55,9 @@ class JobContext:
     # (:func:`sync.storage.run_locks.run_locks_for`). None only for a store no other run can
     # reach (the tests' stores in memory).
     locks: RunLocks | None = None
+    # The held lock of the run under way, checked before every unit of work (set by
+    # :meth:`JobRegistry.run`).
+    lease: RunLease = field(default_factory=KeptLease)
 
     def date(self) -> dt.date:
         return self.business_date if self.business_date is not None \
@@ -63,7 +66,13 @@ class JobContext:
     def runner(self, code: str) -> ChunkedRunner:
         """A runner whose units of work are done by user ``code`` on the run's date."""
         return ChunkedRunner(self.store, self.admin, self.clock, self.date(), code,
-                             self.progress, self.stop)
+                             self.progress, self.stop, self.lease)
+
+    def should_stop(self) -> bool:
+        """Whether the run is asked to stop, for a job's own loop to call between its units
+        of work; :class:`~sync.batches.run_locks.BatchLockLostError` if its lock has gone."""
+        self.lease.check()
+        return self.stop.is_set()
 
 
 class BatchJob(Protocol):
@@ -99,11 +108,14 @@ class JobRegistry:
 
     def run(self, code: str, context: JobContext) -> BatchReport:
         """Run one job, holding its lock over the database, and time it; a
-        :class:`~sync.batches.run_locks.BatchBusyError` if another run holds the lock."""
+        :class:`~sync.batches.run_locks.BatchBusyError` if another run holds the lock, a
+        :class:`~sync.batches.run_locks.BatchLockLostError` if the lock goes during the run."""
         job = self.get(code)
-        with context.locks.hold(code) if context.locks is not None else nullcontext():
+        holding = context.locks.hold(code) if context.locks is not None \
+            else nullcontext(KeptLease())
+        with holding as lease:
             started = time.perf_counter()
-            report = job.run(context)
+            report = job.run(replace(context, lease=lease))
             report.seconds = time.perf_counter() - started
         return report
 

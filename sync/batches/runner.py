@@ -12,13 +12,14 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from sync.batches.ports import NoProgress, Progress, UnitStore
 from sync.batches.report import BatchReport
+from sync.batches.run_locks import BatchLockLostError, KeptLease, RunLease
 from sync.ccb.batches.common import BatchStep, ChunkDecision, Shortcut, decide_chunk
 from sync.ccb.changes import Changes
 from sync.ccb.errors import CcbError
@@ -60,18 +61,26 @@ class ChunkedRunner:
     # Checked between chunks only: a chunk is one unit of work, so a stop never leaves one
     # half-applied.
     stop: threading.Event | None = None
+    # The run's lock, checked before every chunk too: a lock gone ends the run there.
+    lease: RunLease = field(default_factory=KeptLease)
 
     def run(self, report: BatchReport, chunks: Iterable[Sequence[str]], step: BatchStep,
             entity: str, prefetch: Prefetch | None = None,
             fast_path: FastPath | None = None) -> None:
+        done = 0
         for chunk in chunks:
             if not chunk:
                 continue
             if self.stop is not None and self.stop.is_set():
                 report.stopped = True
                 return
+            try:
+                self.lease.check()
+            except BatchLockLostError as lost:
+                raise lost.after(done) from lost.__cause__
             self._run_chunk(report, list(chunk), step, entity, prefetch, fast_path)
             self.progress.advance(len(chunk))
+            done += len(chunk)
 
     def _run_chunk(self, report: BatchReport, chunk: list[str], step: BatchStep, entity: str,
                    prefetch: Prefetch | None, fast_path: FastPath | None = None) -> None:

@@ -8,7 +8,10 @@ errors exits 1 (the other items are applied); a run that cannot start (unknown c
 work under way: its report says it stopped, and it exits 3 (:data:`STOPPED_EXIT_CODE`). A
 job already running over the same database (another ``batch run``, a schedule, the API) holds
 its lock (:mod:`sync.batches.run_locks`): ``run`` then prints who holds it and exits 4
-(:data:`BUSY_EXIT_CODE`) without running; a schedule skips the job for that round. On
+(:data:`BUSY_EXIT_CODE`) without running; a schedule skips the job for that round. A run whose
+lock goes while it runs (its PostgreSQL session ended, its lock file removed) stops before its
+next unit of work and exits 5 (:data:`LOCK_LOST_EXIT_CODE`): what it did is committed, and a
+run again does the rest. On
 a terminal a progress bar is drawn on stderr; never under ``--json`` or when stderr is not a
 terminal.
 """
@@ -26,6 +29,7 @@ from rich.console import Console
 
 from sync.batches import (
     BatchBusyError,
+    BatchLockLostError,
     BatchReport,
     BatchUsageError,
     JobContext,
@@ -47,6 +51,8 @@ Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 # Another run of the job holds its lock: nothing was run; try again once it has ended.
 BUSY_EXIT_CODE = 4
+# The run's lock went while it ran: it stopped there so that no second run works beside it.
+LOCK_LOST_EXIT_CODE = 5
 
 
 def _job_context(context: Context, args: argparse.Namespace, progress: Progress,
@@ -97,6 +103,8 @@ def _run(context: Context, args: argparse.Namespace) -> int:
             report = _run_job(context, args, args.code, stop)
     except BatchBusyError as error:
         raise CliError(str(error), BUSY_EXIT_CODE) from None
+    except BatchLockLostError as error:
+        raise CliError(str(error), LOCK_LOST_EXIT_CODE) from None
     except (BatchUsageError, CcbError, CcbStoreError) as error:
         raise CliError(str(error)) from None
     _print_report(context, report)
@@ -139,7 +147,7 @@ def _schedule(context: Context, args: argparse.Namespace) -> int:
                 # Not this schedule's failure: the job is being done; the next round runs it.
                 print(f"skipped: {error}", file=sys.stderr)
                 continue
-            except (BatchUsageError, CcbError, CcbStoreError) as error:
+            except (BatchUsageError, BatchLockLostError, CcbError, CcbStoreError) as error:
                 failures += 1
                 print(f"error: {code}: {error}", file=sys.stderr)
                 continue

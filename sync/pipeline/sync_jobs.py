@@ -94,7 +94,7 @@ class PurgeJob:
         context.progress.start(f"sync requests settled before {before:%Y-%m-%d}", None)
         try:
             purged = outbox.purge_settled(before, progress=context.progress.advance,
-                                          stop=context.stop.is_set)
+                                          stop=context.should_stop)
         finally:
             outbox.store.dispose()
         report.examined = purged.examined

@@ -9,12 +9,13 @@ import asyncio
 import os
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 
 from bench.saact_data import populate
 from sync.api.app import create_app
@@ -153,6 +154,28 @@ async def test_step_5_9_a_run_of_the_job_in_another_process_refuses_the_request_
         assert answered.json()["examined"] == moved(due) == DUE
     finally:
         engine.dispose()
+
+
+async def test_step_5_9_a_run_whose_lock_goes_ends_failed_saying_why_and_how_far_it_got(
+        client: httpx.AsyncClient, due: Settings) -> None:
+    """The run's lock file removed while it goes: the run stops before its next chunk and
+    ends FAILED naming the loss and how many SAs it had done, all of them applied."""
+    first = (await started(client)).json()
+    lock_file = Path(f"{make_url(due.ccb_db_url).database}-batch-SAACT")
+    lock_file.unlink()
+    ended = await until_ended(client, f"/api/batches/SAACT/runs/{first['id']}")
+
+    assert (ended["state"], ended["report"]) == ("FAILED", None)
+    done = moved(due)
+    assert ended["error"] == (
+        f"batch SAACT lost its run lock (its lock file {lock_file} was removed while the run "
+        f"held it) and stopped after {done} items, so that no second run works beside it: "
+        "what it did is committed; run it again for the rest")
+    assert done % CHUNK == 0
+    assert done < DUE
+    rest = await post(client, "/api/batches/SAACT/runs", {"chunk_size": 500})
+    assert rest.json()["examined"] == DUE - done
+    assert moved(due) == DUE
 
 
 async def test_a_refused_input_is_still_a_422_under_respond_async(

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
-from sync.batches import BatchBusyError, RunLocks
+from sync.batches import BatchBusyError, BatchLockLostError, RunLocks
 from sync.storage.run_locks import PostgresRunLocks, SqliteRunLocks, run_locks_for
 
 ROOT = Path(__file__).parents[2]
@@ -158,4 +158,123 @@ def test_sqlite_keeps_the_holder_in_a_file_beside_the_database_emptied_at_the_en
         assert path.read_text("utf-8").startswith(f"pid {os.getpid()} on ")
     assert path.read_text("utf-8") == ""
     assert locks.path("../../x y").name.endswith("-batch-.._.._x_y")  # stays beside it
+    engine.dispose()
+
+
+def test_the_lease_of_a_held_lock_checks_good_for_the_whole_run(
+        engines: tuple[Engine, Engine]) -> None:
+    first, _second = _locks(engines)
+    with first.hold("SAACT") as lease:
+        for _ in range(3):
+            lease.check()
+
+
+def _terminate(watcher: Engine, code: str) -> int:
+    """End the session holding ``code``'s lock, as a DBA's ``pg_terminate_backend`` or a
+    restart would: how many sessions were ended."""
+    with watcher.connect() as connection:
+        return int(connection.execute(text(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE application_name LIKE :name AND pid <> pg_backend_pid()"),
+            {"name": f"c2m-sync batch {code} %"}).scalar_one())
+
+
+def test_postgresql_a_session_ended_under_the_run_is_found_by_its_lease_and_hides_no_error(
+        postgres_url: str) -> None:
+    """The lock's session ended during the run: the lock is free for a second run, so the
+    lease says so, naming why; the release that follows raises nothing of its own (the run's
+    error is the one seen) and leaves no broken connection in the pool."""
+    engine = create_engine(postgres_url, pool_size=1, max_overflow=0)
+    watcher = create_engine(postgres_url)
+    seen: list[BatchLockLostError] = []
+
+    def run() -> None:
+        with run_locks_for(engine).hold("SAACT") as lease:
+            assert _terminate(watcher, "SAACT") == 1
+            try:
+                lease.check()
+            except BatchLockLostError as lost:
+                seen.append(lost)
+            with run_locks_for(watcher).hold("SAACT"):  # why the run must stop: it is free
+                pass
+            raise RuntimeError("the run's own error")
+
+    try:
+        with pytest.raises(RuntimeError, match="the run's own error"):
+            run()
+        [lost] = seen
+        assert lost.code == "SAACT"
+        assert "its PostgreSQL session ended: terminating connection" in str(lost)
+        with engine.connect() as connection:  # the pool's one connection works again
+            assert connection.execute(text("SELECT 1")).scalar_one() == 1
+        with run_locks_for(engine).hold("SAACT") as lease:
+            lease.check()
+    finally:
+        engine.dispose()
+        watcher.dispose()
+
+
+def test_postgresql_a_release_on_an_ended_session_keeps_the_runs_error(
+        postgres_url: str) -> None:
+    """The session ends and the run fails before any lease check (the same restart): the
+    release's unlock fails too, and the run's error is still the one raised."""
+    engine = create_engine(postgres_url, pool_size=1, max_overflow=0)
+    watcher = create_engine(postgres_url)
+
+    def run() -> None:
+        with run_locks_for(engine).hold("SAACT"):
+            assert _terminate(watcher, "SAACT") == 1
+            raise RuntimeError("the database went away")
+
+    try:
+        with pytest.raises(RuntimeError, match="the database went away"):
+            run()
+        with run_locks_for(engine).hold("SAACT") as lease:  # the pool's connection, renewed
+            lease.check()
+    finally:
+        engine.dispose()
+        watcher.dispose()
+
+
+def test_postgresql_the_lease_check_keeps_the_session_from_idle_session_timeout(
+        postgres_url: str) -> None:
+    """A database whose sessions end after 1 s idle (``idle_session_timeout``, as a DBA may
+    set it to reap leaked connections): checked between units of work, the lock's session
+    outlives the timeout many times over; left idle, it ends and the lease finds it."""
+    engine = create_engine(postgres_url, pool_size=1, max_overflow=0,
+                           connect_args={"options": "-c idle_session_timeout=1000"})
+    try:
+        with run_locks_for(engine).hold("SAACT") as lease:
+            for _ in range(12):  # bounded: 3.6 s, units of work 0.3 s apart
+                time.sleep(0.3)
+                lease.check()
+            time.sleep(2.5)
+            with pytest.raises(BatchLockLostError, match="its PostgreSQL session ended"):
+                lease.check()
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("how", ["removed", "replaced"])
+def test_sqlite_a_lock_file_removed_or_replaced_under_the_run_is_found_by_its_lease(
+        sqlite_url: str, how: str) -> None:
+    """Removing the lock file of a run under way would let a second run lock a new file
+    beside it: the run's lease sees that its path no longer names the file it locked."""
+    engine = create_engine(sqlite_url)
+    locks = run_locks_for(engine)
+    assert isinstance(locks, SqliteRunLocks)
+    path = locks.path("SAACT")
+    with locks.hold("SAACT") as lease:
+        path.unlink()
+        if how == "replaced":
+            path.write_text("", "utf-8")
+        with pytest.raises(BatchLockLostError) as lost:
+            lease.check()
+        with run_locks_for(engine).hold("SAACT"):  # a second run gets in: the hazard
+            pass
+        with pytest.raises(BatchLockLostError, match="was replaced"):  # a new file now
+            lease.check()
+    assert str(lost.value).startswith(
+        f"batch SAACT lost its run lock (its lock file {path} was {how} while the run held "
+        "it) and stopped, so that no second run works beside it")
     engine.dispose()

@@ -225,6 +225,46 @@ def test_step_6_0_a_second_run_of_a_job_under_way_is_refused_and_a_schedule_skip
     engine.dispose()
 
 
+def test_step_6_0_a_run_whose_lock_file_is_removed_stops_before_its_next_unit_exit_5(
+        tmp_path: Path) -> None:
+    """The lock file of a SAACT run under way removed by hand (a cleanup script, an operator
+    who took it for a stale lock): a second run could now get in beside it, so the run stops
+    before its next chunk, saying why and how far it got, and exits 5; what it did is
+    committed, and a run again does the rest."""
+    engine, count_moved, base = _due_sas(tmp_path)
+    lock_file = tmp_path / "ccb.db-batch-SAACT"
+    run = subprocess.Popen([*base, "run", "SAACT", "--chunk-size", "10", "--json"], env=ENV,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while count_moved() < 50 and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert run.poll() is None, "the run ended before its lock file could be removed"
+        lock_file.unlink()
+        out, err = run.communicate(timeout=300)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+
+    assert (run.returncode, out) == (5, ""), err
+    done = count_moved()
+    assert err == (f"error: batch SAACT lost its run lock (its lock file {lock_file} was "
+                   f"removed while the run held it) and stopped after {done} items, so that "
+                   "no second run works beside it: what it did is committed; run it again "
+                   "for the rest\n")
+    assert done % 10 == 0  # whole chunks, then nothing more
+    assert 50 <= done < 20_000
+
+    again = subprocess.run([*base, "run", "SAACT", "--chunk-size", "500", "--json"], env=ENV,
+                           capture_output=True, text=True, timeout=300, check=False)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["examined"] == 20_000 - done
+    assert count_moved() == 20_000
+    assert lock_file.read_text("utf-8") == ""  # a new lock file, emptied at the end
+    engine.dispose()
+
+
 def test_step_1_4_sigterm_ends_resend_errors_after_the_transaction_under_way(
         tmp_path: Path) -> None:
     """``ccb sync resend-errors`` after a wave of 10,000 rejections, stopped by SIGTERM: whole
