@@ -11,7 +11,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -190,14 +191,8 @@ def test_step_6_0_a_second_run_of_a_job_under_way_is_refused_and_a_schedule_skip
     the second is refused at once naming the first's process and changes nothing (exit 4);
     a schedule's round skips SAACT and runs its other jobs; the first run does every SA."""
     engine, count_moved, base = _due_sas(tmp_path)
-    first = subprocess.Popen([*base, "run", "SAACT", "--chunk-size", "10", "--json"], env=ENV,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while count_moved() < 50 and first.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert first.poll() is None, "the first run ended before the second could start"
-
+    with _under_way([*base, "run", "SAACT", "--chunk-size", "10", "--json"],
+                    lambda: count_moved() >= 50) as first:
         second = subprocess.run([*base, "run", "SAACT", "--json"], env=ENV,
                                 capture_output=True, text=True, timeout=120, check=False)
         round_ = subprocess.run([*base, "schedule", "--every", "1h", "--max-runs", "1", "SAACT",
@@ -205,10 +200,6 @@ def test_step_6_0_a_second_run_of_a_job_under_way_is_refused_and_a_schedule_skip
                                 timeout=120, check=False)
         assert first.poll() is None, "the first run ended before the others were refused"
         out, err = first.communicate(timeout=300)
-    finally:
-        if first.poll() is None:
-            first.kill()
-            first.wait()
 
     assert (second.returncode, second.stdout) == (4, "")
     assert second.stderr.startswith(
@@ -233,19 +224,10 @@ def test_step_6_0_a_run_whose_lock_file_is_removed_stops_before_its_next_unit_ex
     committed, and a run again does the rest."""
     engine, count_moved, base = _due_sas(tmp_path)
     lock_file = tmp_path / "ccb.db-batch-SAACT"
-    run = subprocess.Popen([*base, "run", "SAACT", "--chunk-size", "10", "--json"], env=ENV,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while count_moved() < 50 and run.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert run.poll() is None, "the run ended before its lock file could be removed"
+    with _under_way([*base, "run", "SAACT", "--chunk-size", "10", "--json"],
+                    lambda: count_moved() >= 50) as run:
         lock_file.unlink()
         out, err = run.communicate(timeout=300)
-    finally:
-        if run.poll() is None:
-            run.kill()
-            run.wait()
 
     assert (run.returncode, out) == (5, ""), err
     done = count_moved()
@@ -328,19 +310,28 @@ def _due_sas(tmp_path: Path) -> tuple[Engine, Callable[[], int], list[str]]:
                                  "--business-date", today.isoformat(), "batch"]
 
 
-def _stopped_midway(argv: list[str], progressed: Callable[[], bool]) -> tuple[int, str, str]:
-    """Run ``argv``, send it SIGTERM once ``progressed()`` holds; its exit code and output."""
+@contextmanager
+def _under_way(argv: list[str], progressed: Callable[[], bool]
+               ) -> Iterator[subprocess.Popen[str]]:
+    """``argv`` started, once ``progressed()`` holds (it must still be running then); killed
+    at the end of the block if it is still running."""
     run = subprocess.Popen(argv, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            text=True)
     try:
         deadline = time.monotonic() + 120
         while not progressed() and run.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert run.poll() is None, "it ended before it could be stopped"
-        run.send_signal(signal.SIGTERM)
-        out, err = run.communicate(timeout=120)
+        assert run.poll() is None, "it ended before the test could act while it ran"
+        yield run
     finally:
         if run.poll() is None:
             run.kill()
             run.wait()
+
+
+def _stopped_midway(argv: list[str], progressed: Callable[[], bool]) -> tuple[int, str, str]:
+    """Run ``argv``, send it SIGTERM once ``progressed()`` holds; its exit code and output."""
+    with _under_way(argv, progressed) as run:
+        run.send_signal(signal.SIGTERM)
+        out, err = run.communicate(timeout=120)
     return run.returncode, out, err
