@@ -144,6 +144,9 @@ def run_batch(code: PathId, request: Request, response: Response, runtime: Runti
               prefer: PreferHeader = None) -> Any:
     _known_code(code)
     body = body or BatchRunIn()
+    # Refused before a run is started, with the command line's rule: an upload the job would
+    # ignore is an error of the request, not a FAILED run.
+    load_jobs().check_file(code, body.upload is not None)
 
     def job(run: Run[BatchReport]) -> BatchReport:
         with tempfile.TemporaryDirectory(prefix="c2m-sync-upload-") as folder:

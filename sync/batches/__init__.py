@@ -13,6 +13,7 @@ from sync.batches.registry import (
     JobRegistry,
     jobs,
     load_jobs,
+    takes_file,
 )
 from sync.batches.report import BatchReport, ItemError
 from sync.batches.run_locks import BatchBusyError, BatchLockLostError, RunLease, RunLocks
@@ -35,4 +36,5 @@ __all__ = [
     "UnitStore",
     "jobs",
     "load_jobs",
+    "takes_file",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from sync.batches.ports import Selection
 from sync.batches.registry import BatchUsageError, JobContext, jobs
@@ -31,6 +31,7 @@ from sync.ccb.batches import (
 )
 from sync.ccb.ports import CcbView
 from sync.ccb.work import Work
+from sync.text_files import UnreadableFileError, read_text_file
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ class FaUploadJob:
     code: str = "FACOMPL"
     description: str = ("complete field activities from an upload file (--file, CSV or JSON:"
                         " fa_id, completed_at, read_value)")
+    takes_file: ClassVar[bool] = True
 
     def run(self, context: JobContext) -> BatchReport:
         text, source = _upload(context, self.code)
@@ -95,6 +97,7 @@ class StopUploadJob:
     code: str = "STOPUPL"
     description: str = ("request stops from an upload file (--file, CSV or JSON: account_id,"
                         " stop_date, sa_ids, premise_id, contact_method) (steps 1.1-1.9)")
+    takes_file: ClassVar[bool] = True
 
     def run(self, context: JobContext) -> BatchReport:
         text, source = _upload(context, self.code)
@@ -125,10 +128,9 @@ def _upload(context: JobContext, code: str) -> tuple[str, str]:
     if context.file is None:
         raise BatchUsageError(f"{code} needs --file (a CSV or JSON upload)")
     try:
-        return context.file.read_text("utf-8"), str(context.file)
-    except (OSError, UnicodeDecodeError) as error:
-        reason = getattr(error, "strerror", None) or str(error)
-        raise BatchUsageError(f"{context.file}: cannot read file: {reason}") from None
+        return read_text_file(context.file), str(context.file)
+    except UnreadableFileError as error:
+        raise BatchUsageError(str(error)) from None
 
 
 def run_rows(context: JobContext, code: str, keys: list[str], problems: Sequence[RowProblem],

@@ -1,7 +1,8 @@
 """The batch job registry: what ``c2m-sync batch list/run/schedule`` offers.
 
 A job is anything with a ``code``, a ``description`` and ``run(context) -> BatchReport``
-(:class:`BatchJob`); adding one is a :meth:`JobRegistry.register` call in the module that
+(:class:`BatchJob`), and a true ``takes_file`` when it reads an upload file (:func:`takes_file`);
+adding one is a :meth:`JobRegistry.register` call in the module that
 defines it, plus that module's name in :data:`JOB_MODULES`. The context hands the job
 everything it may use: settings, admin data, the clock and the run's business date, the CCB
 store and its batch queries, the ``--file`` option and a progress callback.
@@ -75,6 +76,13 @@ class JobContext:
         return self.stop.is_set()
 
 
+def takes_file(job: BatchJob) -> bool:
+    """Whether ``job`` reads an upload file (``context.file``): a job that does says so with a
+    true ``takes_file`` attribute, so that a job without one needs nothing more than the
+    protocol below."""
+    return getattr(job, "takes_file", False) is True
+
+
 class BatchJob(Protocol):
     @property
     def code(self) -> str: ...
@@ -106,11 +114,21 @@ class JobRegistry:
     def all(self) -> list[BatchJob]:
         return list(self._jobs.values())
 
+    def check_file(self, code: str, file_given: bool) -> BatchJob:
+        """The job ``code``; :class:`BatchUsageError` for an unknown code, or when a file is
+        given to a job that reads none (``--file``, the API's ``upload``): it would be ignored
+        without a word, and the operator would believe it applied."""
+        job = self.get(code)
+        if file_given and not takes_file(job):
+            takers = ", ".join(other.code for other in self.all() if takes_file(other))
+            raise BatchUsageError(f"batch {code} takes no --file (only {takers or 'none'})")
+        return job
+
     def run(self, code: str, context: JobContext) -> BatchReport:
         """Run one job, holding its lock over the database, and time it; a
         :class:`~sync.batches.run_locks.BatchBusyError` if another run holds the lock, a
         :class:`~sync.batches.run_locks.BatchLockLostError` if the lock goes during the run."""
-        job = self.get(code)
+        job = self.check_file(code, context.file is not None)
         holding = context.locks.hold(code) if context.locks is not None \
             else nullcontext(KeptLease())
         with holding as lease:

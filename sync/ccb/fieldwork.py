@@ -12,6 +12,7 @@ start or stop read.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Callable
 
 from sync.algorithms import Spot, registry
@@ -128,6 +129,11 @@ def complete_field_activity(work: Work, fa_id: str, read_value: float,
         raise NotFound("FA", fa_id, "fa_id")
     if fa.status is not FaStatus.PENDING:
         raise InvalidCommand("FA", fa_id, "status", f"is {fa.status.value}, not pending")
+    if not math.isfinite(read_value):
+        # NaN passes every comparison below and infinity would be stored as a read: each
+        # entry point refuses them, and this keeps one that forgets from writing them.
+        raise InvalidCommand("FA", fa_id, "completion_read",
+                             f"{read_value} is not a finite number")
     if read_value < 0:
         raise InvalidCommand("FA", fa_id, "completion_read", "a read cannot be negative")
     completed = work.save_field_activity(fa.model_copy(update={

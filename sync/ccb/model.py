@@ -321,7 +321,11 @@ class CustomerContact(Entity):
 
 # --- finance and the processes a stop ends (SPEC.md sections 2 and 4) -----------------------
 
-Money = Annotated[Decimal, Field(max_digits=14, decimal_places=2)]
+MONEY_DIGITS = 14
+Money = Annotated[Decimal, Field(max_digits=MONEY_DIGITS, decimal_places=2)]
+# The largest amount either way that ``Money`` holds (999999999999.99): input parsers refuse
+# beyond it by name, before an amount reaches the model or decimal arithmetic.
+MAX_MONEY = Decimal(10) ** (MONEY_DIGITS - 2) - Decimal("0.01")
 
 
 class FtKind(StrEnum):

@@ -19,6 +19,7 @@ from sync.cli.common import CliError, Context, parse_date
 from sync.config.admin import AdminConfigError
 from sync.config.settings import SettingsError
 from sync.process_tuning import tune_garbage_collection
+from sync.storage.common import DatabaseFileError
 
 COMMAND_MODULES = ("sync.cli.info", "sync.cli.dev", "sync.cli.demo", "sync.cli.ccb",
                    "sync.cli.schemas", "sync.cli.topics", "sync.cli.mdm", "sync.cli.batch",
@@ -56,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
-    except (AdminConfigError, SettingsError) as error:
+    except (AdminConfigError, SettingsError, DatabaseFileError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except ValidationError as error:

@@ -1,19 +1,18 @@
 """``c2m-sync batch list|run|schedule``: the CCB batch processes (SPEC.md section 4).
 
-``run CODE`` runs one job against the CCB store (``--ccb-db-url``) and prints its report:
-counts of items examined, changed and To Dos raised, and one line per item it could not process.
+``run CODE`` runs one job against the CCB store (``--ccb-db-url``) and prints its report: counts
+of items examined, changed and To Dos raised, and one line per item it could not process.
 ``--date D`` runs it as of business date D (the same as ``--business-date``). A run with item
 errors exits 1 (the other items are applied); a run that cannot start (unknown code, missing
-``--file``) prints one line and exits 1. SIGTERM or Ctrl-C ends the run after the unit of
-work under way: its report says it stopped, and it exits 3 (:data:`STOPPED_EXIT_CODE`). A
-job already running over the same database (another ``batch run``, a schedule, the API) holds
-its lock (:mod:`sync.batches.run_locks`): ``run`` then prints who holds it and exits 4
-(:data:`BUSY_EXIT_CODE`) without running; a schedule skips the job for that round. A run whose
-lock goes while it runs (its PostgreSQL session ended, its lock file removed) stops before its
-next unit of work and exits 5 (:data:`LOCK_LOST_EXIT_CODE`): what it did is committed, and a
-run again does the rest. On
-a terminal a progress bar is drawn on stderr; never under ``--json`` or when stderr is not a
-terminal.
+``--file``, a ``--file`` given to a job that takes none) prints one line and exits 1. SIGTERM or
+Ctrl-C ends the run after the unit of work under way: its report says it stopped, and it exits 3
+(:data:`STOPPED_EXIT_CODE`). A job already running over the same database (another
+``batch run``, a schedule, the API) holds its lock (:mod:`sync.batches.run_locks`): ``run`` then
+prints who holds it and exits 4 (:data:`BUSY_EXIT_CODE`) without running; a schedule skips the
+job for that round. A run whose lock goes while it runs (its PostgreSQL session ended, its lock
+file removed) stops before its next unit of work and exits 5 (:data:`LOCK_LOST_EXIT_CODE`): what
+it did is committed, and a run again does the rest. On a terminal a progress bar is drawn on
+stderr; never under ``--json`` or when stderr is not a terminal.
 """
 
 from __future__ import annotations
@@ -68,7 +67,8 @@ def _job_context(context: Context, args: argparse.Namespace, progress: Progress,
 def _run_job(context: Context, args: argparse.Namespace, code: str,
              stop: threading.Event) -> BatchReport:
     registry = load_jobs()
-    registry.get(code)  # an unknown code fails before the store is opened
+    # An unknown code, or a --file the job would ignore, fails before the store is opened.
+    registry.check_file(code, getattr(args, "file", None) is not None)
     if progress_wanted(context):
         with BarProgress(Console(stderr=True)) as bar:
             return _run_with(context, args, code, bar, stop)
@@ -128,9 +128,9 @@ def _schedule(context: Context, args: argparse.Namespace) -> int:
     except ValueError as error:
         raise CliError(str(error)) from None
     registry = load_jobs()
-    try:
+    try:  # each round would refuse the same way: say so once, before the first
         for code in args.codes:
-            registry.get(code)
+            registry.check_file(code, args.file is not None)
     except BatchUsageError as error:
         raise CliError(str(error)) from None
     stop = threading.Event()
@@ -176,7 +176,8 @@ def register(commands: Subparsers) -> None:
     run.add_argument("code", help="batch code (see 'batch list')")
     run.add_argument("--date", type=parse_date,
                      help="business date of this run, YYYY-MM-DD (default: the clock's)")
-    run.add_argument("--file", type=Path, help="upload file (FACOMPL: CSV or JSON)")
+    run.add_argument("--file", type=Path,
+                     help="upload file, CSV or JSON (FACOMPL, STOPUPL; refused by the others)")
     run.add_argument("--chunk-size", type=_chunk_size, default=500,
                      help="items per unit of work (default 500)")
     add_json_flag(run)
@@ -189,8 +190,10 @@ def register(commands: Subparsers) -> None:
                     "Under --json each report is one JSON line.")
     schedule.add_argument("codes", nargs="+", metavar="CODE")
     schedule.add_argument("--every", required=True, help="period: 30s, 15m, 1h, 1d")
-    schedule.add_argument("--max-runs", type=int, help="stop after this many rounds")
-    schedule.add_argument("--file", type=Path, help="upload file (FACOMPL)")
+    schedule.add_argument("--max-runs", type=whole_number("count", 1),
+                          help="stop after this many rounds (at least 1)")
+    schedule.add_argument("--file", type=Path,
+                          help="upload file (FACOMPL, STOPUPL; every CODE must take one)")
     schedule.add_argument("--chunk-size", type=_chunk_size, default=500)
     add_json_flag(schedule)
     schedule.set_defaults(handler=_schedule, own_process_tuning=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -36,6 +37,7 @@ from sync.cli.common import (
 )
 from sync.pipeline.stores import open_outbox
 from sync.storage.ccb import CcbStoreError, SqlCcbStore
+from sync.text_files import UnreadableFileError, read_text_file
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
@@ -208,7 +210,8 @@ def register(commands: Subparsers) -> None:
                            _domain(lambda a: cmd.CompleteFieldActivity(
                                fa_id=a.fa, read_value=a.read, user=a.user)))
     complete_fa.add_argument("fa")
-    complete_fa.add_argument("--read", type=float, required=True)
+    complete_fa.add_argument("--read", type=_meter_read, required=True,
+                             help="the read taken in the field (a finite number)")
 
     assign = _command(sub, "assign-landlord", "assign a landlord agreement to premises",
                       _domain(lambda a: cmd.AssignLandlordAgreement(
@@ -243,12 +246,24 @@ def register(commands: Subparsers) -> None:
     ccb_sync.register(sub, _command)
 
 
+def _meter_read(text: str) -> float:
+    """A meter read: a finite number. ``float`` alone would take ``inf`` and ``nan``, which
+    are no read and would reach the database (argparse names ``--read`` when this refuses)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
+    return value
+
+
 def _load(context: Context, args: argparse.Namespace) -> int:
     source = str(args.file)
     try:
-        text = Path(args.file).read_text("utf-8")
-    except OSError as error:
-        raise CliError(f"{source}: cannot read file: {error.strerror}") from None
+        text = read_text_file(args.file)
+    except UnreadableFileError as error:
+        raise CliError(str(error)) from None
     data = parse_text(text, source)
     clock = context.clock
     return run_unit(context, load_master_data(data, source, context.admin, clock.now(),

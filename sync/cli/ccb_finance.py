@@ -12,7 +12,14 @@ from typing import TypeAlias
 from sync.ccb import commands as cmd
 from sync.ccb.errors import NotFound
 from sync.ccb.finance import balance, describe, money
-from sync.ccb.model import FinancialTransaction, FtKind, FtStatus, ServiceAgreement
+from sync.ccb.model import (
+    MAX_MONEY,
+    MONEY_DIGITS,
+    FinancialTransaction,
+    FtKind,
+    FtStatus,
+    ServiceAgreement,
+)
 from sync.ccb.ports import CcbView
 from sync.cli.common import Context, Handler
 
@@ -22,11 +29,18 @@ DomainHandler = Callable[[Callable[[argparse.Namespace], cmd.Command]], Handler]
 
 
 def amount(text: str) -> Decimal:
-    """A money amount with at most two decimals, e.g. ``-30`` or ``12.50``."""
+    """A money amount with at most two decimals, e.g. ``-30`` or ``12.50``, within what an
+    FT's amount holds (:data:`~sync.ccb.model.MAX_MONEY` either way)."""
     try:
         value = Decimal(text)
     except InvalidOperation:
         raise argparse.ArgumentTypeError(f"not an amount: {text!r}") from None
+    if value.is_finite() and abs(value) > MAX_MONEY:
+        # Checked before rounding to cents: the quantize of an amount with more digits than
+        # the decimal context's precision (1e30) raises instead of answering.
+        raise argparse.ArgumentTypeError(f"amount {text!r} out of range: at most {MAX_MONEY}"
+                                         f" either way ({MONEY_DIGITS} digits, 2 of them"
+                                         " decimals)")
     if not value.is_finite() or value != value.quantize(Decimal("0.01")):
         raise argparse.ArgumentTypeError(f"not an amount with at most two decimals: {text!r}")
     return value.quantize(Decimal("0.01"))

@@ -21,7 +21,7 @@ from rich.console import Console
 
 from sync.ccb.sync_requests import SyncRequest, SyncRequestState
 from sync.cli.ccb_views import Subparsers
-from sync.cli.common import CliError, Context, Handler
+from sync.cli.common import CliError, Context, Handler, whole_number
 from sync.cli.progress import BarProgress, progress_wanted
 from sync.cli.stopping import STOPPED_EXIT_CODE, stopped_by_signals
 from sync.mapping.messages import EntityType
@@ -37,7 +37,8 @@ def register(sub: Subparsers, command: CommandFactory) -> None:
     listing = command(requests, "list", "sync requests, newest first", _list, with_user=False)
     listing.add_argument("--state", choices=[state.value for state in SyncRequestState])
     listing.add_argument("--entity", help="entity id (SA, person)")
-    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--limit", type=whole_number("count", 0), default=50,
+                         help="at most this many requests (default 50)")
     show = command(requests, "show", "one sync request with its snapshot and errors", _show,
                    with_user=False)
     show.add_argument("request_id")

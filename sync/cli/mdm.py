@@ -7,13 +7,11 @@ commands answer "nothing yet" on a fresh installation instead of failing.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any, TypeAlias
-
-from sqlalchemy import make_url
 
 from sync.cli.common import CliError, Context, add_json_flag
 from sync.mdm.model import UsageSubscription, UsStatus
+from sync.pipeline.stores import open_mdm_store
 from sync.storage.mdm import MdmStore
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -41,13 +39,7 @@ def register(commands: Subparsers) -> None:
 
 def open_store(context: Context) -> MdmStore:
     """The MDM store of the settings, its tables created when missing."""
-    url = context.settings.mdm_db_url
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    store = MdmStore(url, context.admin)
-    store.create_schema()
-    return store
+    return open_mdm_store(context.settings.mdm_db_url, context.admin)
 
 
 def _as_json(us: UsageSubscription) -> dict[str, Any]:

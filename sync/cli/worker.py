@@ -18,7 +18,7 @@ import signal
 import uuid
 from collections.abc import Awaitable
 
-from sync.cli.common import Context
+from sync.cli.common import Context, whole_number
 from sync.config.settings import Settings, TopicNames
 from sync.pipeline.ccb_worker import ensure_topics, run_ccb_worker
 from sync.pipeline.stores import open_outbox
@@ -37,7 +37,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     worker.add_argument("side", nargs="?", choices=["ccb", "mdm", "all"], default="all")
     worker.add_argument("--engine", choices=["faust", "loop"],
                         help="MDM worker engine (default: loop)")
-    worker.add_argument("--health-port", type=int, default=0,
+    # Refused here, like serve --port: a port out of range would otherwise be found only
+    # when the endpoint binds, after the worker has started.
+    worker.add_argument("--health-port", type=whole_number("port", 0, 65535), default=0,
                         help="serve the MDM worker's GET /health on this port (0: none)")
     worker.add_argument("--health-host", default="127.0.0.1")
     worker.set_defaults(handler=_run, own_process_tuning=True)

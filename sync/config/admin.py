@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from sync.algorithms import CATALOGUE, Spot
+from sync.text_files import UnreadableFileError, read_text_file
 
 DEFAULT_ADMIN_RESOURCE = "default_admin.yaml"
 
@@ -363,9 +364,9 @@ def load_admin_config(path: Path | str | None = None) -> AdminConfig:
         file = Path(path)
         source = str(file)
         try:
-            text = file.read_text("utf-8")
-        except OSError as error:
-            raise AdminConfigError(source, [("", f"cannot read file: {error.strerror}")]) from None
+            text = read_text_file(file)
+        except UnreadableFileError as error:
+            raise AdminConfigError(source, [("", f"cannot read file: {error.reason}")]) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -27,6 +28,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 ENV_PREFIX = "C2M_SYNC_"
 
@@ -153,6 +156,17 @@ class Settings(BaseModel):
     def _known_scheme(cls, value: str) -> str:
         if not value.startswith(("memory://", "kafka://")):
             raise ValueError("broker URL must start with memory:// or kafka://")
+        if value.startswith("kafka://"):
+            # Checked here rather than left to the Kafka client: it fails on the first
+            # connection, deep in a command, with an error that names neither the setting
+            # nor the address.
+            kafka_servers(value)
+        return value
+
+    @field_validator("ccb_db_url", "mdm_db_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        check_database_url(value)
         return value
 
     @property
@@ -160,7 +174,60 @@ class Settings(BaseModel):
         """``host:port[,host:port]`` for Kafka clients; only for ``kafka://`` URLs."""
         if not self.broker_url.startswith("kafka://"):
             raise ValueError(f"broker URL {self.broker_url!r} is not a kafka:// URL")
-        return self.broker_url.removeprefix("kafka://").rstrip("/")
+        return kafka_servers(self.broker_url)
+
+
+KAFKA_URL_FORM = "kafka://HOST:PORT[,HOST:PORT...]"
+
+
+def kafka_servers(url: str) -> str:
+    """The ``host:port[,host:port]`` list of a ``kafka://`` URL (a trailing ``/`` dropped);
+    ValueError saying what is wrong when an entry is not ``HOST:PORT`` with a port from 1 to
+    65535. The message leaves the URL out: the caller names it."""
+    servers = url.removeprefix("kafka://").rstrip("/")
+    if not servers.strip():
+        raise ValueError(f"broker URL names no host:port ({KAFKA_URL_FORM})")
+    for entry in servers.split(","):
+        address = entry.strip()
+        if not address:
+            raise ValueError(f"broker URL has an empty entry in its list ({KAFKA_URL_FORM})")
+        host, colon, port = address.rpartition(":")
+        if not colon:
+            raise ValueError(f"broker address {address!r} has no port ({KAFKA_URL_FORM})")
+        # An IPv6 address is written in brackets, [::1]:9092, as Kafka's clients expect.
+        bare_host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        if ":" in host and bare_host == host:
+            raise ValueError(f"broker address {address!r}: an IPv6 address goes in brackets "
+                             "([::1]:9092)")
+        if not bare_host or any(char in bare_host for char in "/@?#[] \t"):
+            raise ValueError(f"broker address {address!r} names no valid host "
+                             f"({KAFKA_URL_FORM})")
+        if not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
+            raise ValueError(f"broker address {address!r}: port {port!r} is not a number "
+                             "from 1 to 65535")
+    return servers
+
+
+# Database URL schemes (SQLAlchemy driver names) the stores run on: SQLite through the
+# standard library's driver, PostgreSQL through psycopg 3 (``postgresql://`` and
+# ``postgres://`` are rewritten to it). Any other would fail at the first connection, on a
+# driver that is not installed or a dialect the stores were never tested on.
+SUPPORTED_DATABASE_SCHEMES = ("sqlite", "sqlite+pysqlite", "postgresql", "postgresql+psycopg",
+                              "postgres")
+DATABASE_URL_FORMS = "sqlite:///PATH or postgresql://USER@HOST/DATABASE"
+
+
+def check_database_url(url: str) -> None:
+    """ValueError when ``url`` is not a database URL the stores support (the message leaves
+    the URL out: the caller names it, without its password)."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        raise ValueError(f"not a database URL (expected {DATABASE_URL_FORMS})") from None
+    if parsed.drivername not in SUPPORTED_DATABASE_SCHEMES:
+        schemes = ", ".join(f"{scheme}://" for scheme in SUPPORTED_DATABASE_SCHEMES)
+        raise ValueError(f"unsupported database scheme {parsed.drivername}://: only SQLite "
+                         f"and PostgreSQL are supported ({schemes})")
 
 
 # environment variable suffix -> settings field (dotted for nested topic names)
@@ -184,6 +251,17 @@ _ENV_FIELDS = {
     "KAFKA_SSL_KEY_PASSWORD": "kafka_security.ssl_key_password",
     "KAFKA_SSL_CHECK_HOSTNAME": "kafka_security.ssl_check_hostname",
     "KAFKA_PRODUCER_BATCH_BYTES": "kafka_producer_batch_bytes",
+}
+
+# settings field -> the command-line option that sets it (the same in ``c2m-sync``, its
+# ``demo`` command and ``python -m sync.worker.mdm``). An error names the option a user typed,
+# which is not always the field's name (``--broker`` sets ``broker_url``).
+CLI_OPTIONS = {
+    "ccb_db_url": "--ccb-db-url",
+    "mdm_db_url": "--mdm-db-url",
+    "broker_url": "--broker",
+    "business_date": "--business-date",
+    "admin_config": "--admin-config",
 }
 
 # Secrets whose value may instead be read from a file named by ``<variable>_FILE``.
@@ -216,7 +294,9 @@ def load_settings(
     for field, value in (overrides or {}).items():
         if value is not None:
             values[field] = value
-            origin[field] = f"option --{field.replace('_', '-').replace('.', '-')}"
+            # A value given by code rather than by a user's option is named by its field.
+            option = CLI_OPTIONS.get(field)
+            origin[field] = f"option {option}" if option is not None else f"setting {field}"
     nested: dict[str, Any] = {}
     for field, value in values.items():
         if "." in field:
@@ -236,10 +316,23 @@ def load_settings(
 
 
 def _shown_input(field: str, value: Any) -> str:
-    """`` (got ...)`` for a bad value, except a secret or a whole section (which holds them)."""
+    """`` (got ...)`` for a bad value, except a secret or a whole section (which holds them);
+    a database URL's password is masked."""
     if field in _SECRET_FIELDS or isinstance(value, Mapping | BaseModel):
         return ""
+    if field in _DATABASE_URL_FIELDS and isinstance(value, str):
+        return f" (got {_without_password(value)!r})"
     return f" (got {value!r})"
+
+
+_DATABASE_URL_FIELDS = frozenset(name for name in Settings.model_fields if name.endswith("_db_url"))
+# ``scheme://user:password@``: matched on the text, since a URL too broken to parse may still
+# hold a password.
+_URL_PASSWORD = re.compile(r"(://[^/@:]*:)[^/@]*@")
+
+
+def _without_password(url: str) -> str:
+    return _URL_PASSWORD.sub(r"\1***@", url)
 
 
 def _read_secret_file(variable: str, path: str) -> str:

@@ -43,10 +43,37 @@ def normalize_url(url: str | URL) -> URL:
     return parsed
 
 
+class DatabaseFileError(ValueError):
+    """A SQLite URL names a path that cannot be the database: a folder, a file that is not a
+    SQLite database, or (when the store's opener creates it) a folder that cannot be
+    created."""
+
+
+def _sqlite_where(url: URL) -> str:
+    return f"database URL {url.render_as_string(hide_password=True)!r}"
+
+
+def check_sqlite_file(url: URL) -> None:
+    """:class:`DatabaseFileError` naming the URL and the path when the SQLite database of
+    ``url`` is a folder: SQLite's own error ("unable to open database file") names neither,
+    and is taken for an outage worth waiting out (:func:`is_unavailable`).
+
+    Only the path's status is looked at, never the file opened: SQLite's locks are POSIX
+    locks, which a process loses on a file when it closes any descriptor of that file, so a
+    look at the file while another connection of this process holds it would drop that
+    connection's locks. A file that is not a database is found by the first statement
+    (:func:`create_missing_schema`)."""
+    file = database_file(url.database)
+    if file is not None and file.is_dir():
+        raise DatabaseFileError(f"{_sqlite_where(url)}: {file} is a folder, not a database file")
+
+
 def create_engine_for(url: str | URL, **options: Any) -> Engine:
-    """An engine for ``url`` with the project's settings for its database."""
+    """An engine for ``url`` with the project's settings for its database;
+    :class:`DatabaseFileError` when a SQLite URL names a folder."""
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "sqlite":
+        check_sqlite_file(parsed)
         return _sqlite_engine(parsed, **options)
     options.setdefault("pool_pre_ping", True)
     # Never wait for ever on a server that is restarting or gone: a connection attempt gives
@@ -124,16 +151,30 @@ def create_missing_schema(engine: Engine, metadata: MetaData) -> None:
     command for the first minutes after an upgrade. One left invalid by a build that failed
     (a unique index the rows violate, a start stopped half-way) is dropped and built again,
     and the failure is raised naming the index; one another process is building is waited
-    for (:func:`_build_concurrently`)."""
-    with write_transaction(engine) as connection:
-        metadata.create_all(connection)
-        if is_sqlite(engine):
-            # One writer at a time anyway: in the same transaction, before anyone writes.
-            for table in metadata.sorted_tables:
-                for index in _sorted_indexes(table.indexes):
-                    index.create(connection, checkfirst=True)
-            return
+    for (:func:`_build_concurrently`).
+
+    It is every store's first statement: a SQLite file that is not a database is refused here
+    with :class:`DatabaseFileError` naming the URL and the file."""
+    try:
+        with write_transaction(engine) as connection:
+            metadata.create_all(connection)
+            if is_sqlite(engine):
+                # One writer at a time anyway: in the same transaction, before anyone writes.
+                for table in metadata.sorted_tables:
+                    for index in _sorted_indexes(table.indexes):
+                        index.create(connection, checkfirst=True)
+                return
+    except DBAPIError as error:
+        if is_sqlite(engine) and str(error.orig) == SQLITE_NOT_A_DATABASE:
+            raise DatabaseFileError(f"{_sqlite_where(engine.url)}: "
+                                    f"{database_file(engine.url.database)} is not a SQLite "
+                                    "database file") from None
+        raise
     _build_missing_indexes(engine, metadata)
+
+
+# sqlite3's message for a file whose header is not a SQLite database's.
+SQLITE_NOT_A_DATABASE = "file is not a database"
 
 
 def _sorted_indexes(indexes: Iterable[Index]) -> list[Index]:

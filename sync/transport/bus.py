@@ -238,11 +238,13 @@ def bus_for(url: str, security: KafkaSecurity | None = None, *,
 
         return memory_bus(url.removeprefix("memory://").strip("/"))
     if url.startswith("kafka://"):
+        from sync.config.settings import kafka_servers
         from sync.transport.kafka import KafkaBus
 
-        servers = url.removeprefix("kafka://").rstrip("/")
-        if not servers:
-            raise ValueError(f"broker URL {url!r} names no host:port")
+        try:  # the settings' own check, for a URL that did not come through them
+            servers = kafka_servers(url)
+        except ValueError as error:
+            raise ValueError(f"{error} (got {url!r})") from None
         options: dict[str, Any] = {}  # what is not given keeps the adapter's own default
         if security is not None:
             options["security"] = security

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
+from sync.cli.common import whole_number
 from sync.clock import Clock, clock_for
 from sync.config.admin import AdminConfig, load_admin_config
 from sync.config.settings import Settings, load_settings
@@ -82,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--mdm-db-url", help="MDM database URL (C2M_SYNC_MDM_DB_URL)")
     parser.add_argument("--admin-config", type=Path, help="admin data YAML file")
     parser.add_argument("--engine", choices=["faust", "loop"], default="loop")
-    parser.add_argument("--health-port", type=int, default=0,
+    parser.add_argument("--health-port", type=whole_number("port", 0, 65535), default=0,
                         help="serve GET /health on this port (0: no endpoint)")
     parser.add_argument("--health-host", default="127.0.0.1")
     parser.add_argument("--app-id", help="faust app id and consumer group (default "

@@ -337,6 +337,8 @@ async def test_a_batch_runs_on_the_business_date_given(client: httpx.AsyncClient
     ("/api/batches/SAACT/runs", {"chunk_size": 0}, 422, "body.chunk_size"),
     ("/api/batches/FACOMPL/runs", {"upload": {"format": "xml", "content": ""}}, 422,
      "body.upload.format"),
+    ("/api/batches/SAACT/runs", {"upload": {"format": "csv", "content": "fa_id\n"}}, 422,
+     "batch SAACT takes no --file (only FACOMPL, STOPUPL)"),
 ])
 async def test_batch_runs_refuse_bad_input(shared_client: httpx.AsyncClient, path: str,
                                            body: dict[str, Any], status: int,

@@ -188,6 +188,16 @@ async def test_a_refused_input_is_still_a_422_under_respond_async(
     assert "FACOMPL needs --file" in failed["error"]
 
 
+async def test_an_upload_to_a_job_that_reads_none_is_refused_before_a_run_begins(
+        client: httpx.AsyncClient) -> None:
+    upload = {"format": "csv", "content": "fa_id,completed_at,read_value\n"}
+    response = await client.post("/api/batches/SAACT/runs", json={"upload": upload},
+                                 headers=ASYNC)
+    assert response.status_code == 422
+    assert response.json()["detail"] == "batch SAACT takes no --file (only FACOMPL, STOPUPL)"
+    assert (await client.get("/api/batches/SAACT/runs")).json() == []
+
+
 async def test_a_run_that_ends_within_the_wait_is_answered_with_its_report(
         client: httpx.AsyncClient) -> None:
     # The tenant's stop: SAACT on its date finds its four SAs waiting for fieldwork.

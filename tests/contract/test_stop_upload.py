@@ -179,6 +179,24 @@ def test_a_stop_upload_that_is_not_a_table_is_refused_naming_the_file() -> None:
         (2, "account 'A-2': sa_ids: [3] is not a list of SA ids")]
 
 
+def test_a_stop_upload_row_with_more_or_fewer_fields_than_the_header_is_a_bad_row() -> None:
+    rows, problems = parse_stop_rows(
+        "account_id,stop_date,sa_ids\n"
+        "A-1,2025-03-14,SA-1\n"
+        "A-2,2025-03-14,SA-2,SA-3\n"     # an unquoted list: its second SA a field too many
+        "A-3,2025-03-14\n"
+        "\n"                              # a blank line is no row
+        "A-4,2025-03-14,SA-4 SA-5\n", "stops.csv")
+    assert rows == [StopRequestRow(1, "A-1", STOP, ("SA-1",)),
+                    StopRequestRow(4, "A-4", STOP, ("SA-4", "SA-5"))]
+    assert [(p.row, p.reason) for p in problems] == [
+        (2, "4 fields where the header has 3"), (3, "2 fields where the header has 3")]
+    with pytest.raises(InvalidCommand, match=r"stops\.csv.*header: column\(s\) named more than"
+                                             r" once: stop_date$"):
+        parse_stop_rows("account_id,stop_date,stop_date\nA-1,2025-03-14,2025-03-31\n",
+                        "stops.csv")
+
+
 @pytest.mark.parametrize(("accounts", "stopped_first"), [
     (["A-TN-01", "A-TN-02", "A-LL-01", "A-T0003", "A-NOPE"], False),
     # After the tenants' stops, their landlord's reversion SAs are at their premises and

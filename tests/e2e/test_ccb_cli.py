@@ -85,6 +85,48 @@ def test_a_missing_file_is_one_line(cli: Cli, tmp_path: Path) -> None:
                       "directory"
 
 
+def test_a_load_file_that_is_not_utf8_names_the_byte_and_loads_nothing(
+        cli: Cli, tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.bin"
+    garbage.write_bytes(b"persons:\n  - {id: P-1, name: \"M\xfcller,Jo\"}\n")  # Latin-1
+    cli.json("ccb", "load", str(SAMPLE))
+    before = cli.row_counts()
+    assert cli.fails("ccb", "load", str(garbage)) == (
+        f"error: {garbage}: cannot read file: not UTF-8 text at byte 32 (line 2)")
+    assert cli.row_counts() == before
+
+
+def test_a_load_file_with_a_byte_order_mark_loads(cli: Cli, tmp_path: Path) -> None:
+    marked = tmp_path / "marked.yaml"
+    marked.write_bytes(b"\xef\xbb\xbf" + SAMPLE.read_bytes())
+    assert any("6 service agreements" in note
+               for note in cli.json("ccb", "load", str(marked))["notes"])
+
+
+def test_step_1_6_complete_fa_refuses_a_read_that_is_not_finite(cli: Cli) -> None:
+    cli.json("ccb", "load", str(SAMPLE))
+    cli.json("ccb", "request-stop", "A-TN-01", "--stop-date", "2025-03-14", "--sa", "SA-TN01-E")
+    before = cli.row_counts()
+    for value in ("inf", "nan", "-inf", "1e400"):
+        with pytest.raises(SystemExit) as usage:
+            cli.run("ccb", "complete-fa", "FA-1", f"--read={value}")
+        assert usage.value.code == 2
+        err = cli.capsys.readouterr().err
+        assert f"argument --read: not a finite number: {value!r}" in err
+        assert "Traceback" not in err
+    assert cli.row_counts() == before
+    assert cli.json("ccb", "sa", "SA-TN01-E")["field_activities"][0]["status"] == "pending"
+
+
+@pytest.mark.parametrize("by", ["name", "address", "phone", "account", "sa"])
+def test_step_1_0_a_search_longer_than_200_characters_is_refused(cli: Cli, by: str) -> None:
+    cli.json("ccb", "load", str(SAMPLE))
+    # 60,000 characters made a LIKE pattern SQLite refuses as too complex: a traceback.
+    assert cli.fails("ccb", "search", by, "7" * 60_000) == (
+        f"error: search {by!r}: query: 60000 characters long; at most 200 allowed")
+    assert cli.json("ccb", "search", by, "7" * 200)["hits"] == []
+
+
 def test_step_1_1_to_4_7_stop_a_tenant_and_the_landlord_takes_over(cli: Cli) -> None:
     cli.json("ccb", "load", str(SAMPLE))
     result = cli.json("ccb", "request-stop", "A-TN-01", "--stop-date", "2025-03-31",

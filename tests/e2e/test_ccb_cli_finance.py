@@ -89,3 +89,22 @@ def test_bad_finance_input_is_one_line(cli: Cli) -> None:
     assert usage.value.code == 2
     _out, err = cli.capsys.readouterr()
     assert "not an amount with at most two decimals: '1.234'" in err
+
+
+@pytest.mark.parametrize("amount", ["1e30", "1e400", "-1e400", "1000000000000", "1e12"])
+def test_an_amount_beyond_what_an_ft_holds_is_refused_naming_the_option(
+        cli: Cli, amount: str) -> None:
+    before = cli.row_counts()
+    with pytest.raises(SystemExit) as usage:
+        cli.run("ccb", "ft", "add", "SA-W", "--kind", "adjustment", f"--amount={amount}")
+    assert usage.value.code == 2
+    err = cli.capsys.readouterr().err
+    assert "Traceback" not in err
+    assert (f"argument --amount: amount {amount!r} out of range: at most 999999999999.99"
+            " either way (14 digits, 2 of them decimals)") in err
+    assert cli.row_counts() == before
+
+
+def test_the_largest_amount_an_ft_holds_is_taken(cli: Cli) -> None:
+    cli.json("ccb", "ft", "add", "SA-W", "--kind", "payment", "--amount=-999999999999.99")
+    assert cli.json("ccb", "ft", "list", "SA-W")["balance"] == "-999999999999.99"

@@ -45,6 +45,32 @@ def test_broken_admin_file_is_one_line_per_problem_and_exit_2(
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize("command", [["config", "check", "{file}"],
+                                     ["--admin-config", "{file}", "ccb", "sync", "list"]])
+def test_an_admin_file_that_is_not_utf8_names_the_byte_and_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    garbage = tmp_path / "garbage.bin"
+    garbage.write_bytes(b"installation:\n  base_time_zone: Europe/Z\xfcrich\n")
+    code = main([part.format(file=garbage) for part in command])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "Traceback" not in err
+    # The Latin-1 "ü" is the 41st byte: 14 of the first line, 26 before it on the second.
+    assert err.splitlines() == ["error: invalid admin configuration",
+                                f"{garbage}: <top>: cannot read file: not UTF-8 text at byte 41"
+                                " (line 2)"]
+
+
+def test_an_admin_file_with_a_byte_order_mark_is_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shipped = (Path(__file__).parents[2] / "sync" / "config" / "default_admin.yaml").read_bytes()
+    marked = tmp_path / "admin.yaml"
+    marked.write_bytes(b"\xef\xbb\xbf" + shipped)
+    assert main(["config", "check", str(marked)]) == 0, capsys.readouterr().err
+
+
 def test_bad_business_date_option_is_rejected_by_the_parser(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -218,11 +218,16 @@ def test_drift_is_reported_and_the_exit_code_is_not_zero(
     assert comparison["summary"].startswith("CCB and MDM disagree: 8 SAs, 6 usage")
 
 
-def test_a_bad_broker_url_is_a_one_line_error_and_runs_nothing(tmp_path: Path) -> None:
-    code, out, err = run_demo("--workdir", str(tmp_path), "--broker", "http://localhost:9092")
+@pytest.mark.parametrize(("broker", "reason"), [
+    ("http://localhost:9092", "memory:// or kafka://"),
+    ("kafka://localhost:abc", "port 'abc' is not a number from 1 to 65535"),
+])
+def test_a_bad_broker_url_is_a_one_line_error_and_runs_nothing(tmp_path: Path, broker: str,
+                                                               reason: str) -> None:
+    code, out, err = run_demo("--workdir", str(tmp_path), "--broker", broker)
     assert code == 2
-    assert err.startswith("error: invalid settings: option --broker-url")
-    assert "memory:// or kafka://" in err
+    assert err.startswith("error: invalid settings: option --broker: ")
+    assert reason in err
     assert out == ""
     assert list(tmp_path.iterdir()) == []
 

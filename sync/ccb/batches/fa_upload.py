@@ -1,10 +1,11 @@
 """``FACOMPL``: complete field activities from an upload file (step 1.6).
 
 The field crews' system sends one row per visit: the FA id, when it was completed and the read
-taken. A file is CSV (a header row naming the columns, any order) or JSON (a list of objects,
-or an object whose ``rows`` key holds the list), with the columns ``fa_id``, ``completed_at``
-(ISO 8601; without an offset it is read in the installation's base time zone) and
-``read_value``. Rows are numbered from 1 in the order they appear (a CSV header is not a row).
+taken. A file is CSV (a header row naming the columns, any order, each once; every row with as
+many fields as the header, or it is a bad row) or JSON (a list of objects, or an object whose
+``rows`` key holds the list), with the columns ``fa_id``, ``completed_at`` (ISO 8601; without
+an offset it is read in the installation's base time zone) and ``read_value``. Rows are
+numbered from 1 in the order they appear (a CSV header is not a row).
 
 :func:`parse_upload` checks the shape of each row; :func:`complete_row` applies a good row
 through the same completion as ``ccb complete-fa``, which refuses an unknown or non-pending FA.
@@ -68,7 +69,7 @@ def parse_upload(text: str, source: str, base_time_zone: str,
     rows: list[FaCompletionRow] = []
     problems: list[RowProblem] = []
     for number, record in enumerate(records, start=1):
-        parsed = _row(number, record, zone)
+        parsed = record if isinstance(record, RowProblem) else _row(number, record, zone)
         if isinstance(parsed, RowProblem):
             problems.append(parsed)
         else:
@@ -76,20 +77,41 @@ def parse_upload(text: str, source: str, base_time_zone: str,
     return rows, problems
 
 
-def csv_records(text: str, source: str,
-                columns: tuple[str, ...] = COLUMNS) -> list[Mapping[str, Any]]:
-    """The rows of a CSV upload as mappings by column name; the header must name ``columns``."""
-    reader = csv.DictReader(io.StringIO(text))
-    header = [name.strip() for name in reader.fieldnames or []]
+def csv_records(text: str, source: str, columns: tuple[str, ...] = COLUMNS
+                ) -> list[Mapping[str, Any] | RowProblem]:
+    """The rows of a CSV upload as mappings by column name, or as the problem of a row whose
+    number of fields is not the header's; the header must name ``columns``, each once."""
+    lines = csv.reader(io.StringIO(text))
+    header = [name.strip() for name in next(lines, [])]
+    named = [name for name in header if name]
+    repeated = sorted({name for name in named if named.count(name) > 1})
+    if repeated:
+        # Which of the two values a row means would be a guess: refuse the file instead.
+        raise InvalidCommand("upload file", source, "header",
+                             f"column(s) named more than once: {', '.join(repeated)}")
     missing = [column for column in columns if column not in header]
     if missing:
         raise InvalidCommand("upload file", source, "header",
                              f"missing column(s) {', '.join(missing)}"
                              f" (expected {', '.join(columns)})")
-    return [{(key or "").strip(): value for key, value in record.items()} for record in reader]
+    records: list[Mapping[str, Any] | RowProblem] = []
+    for fields in lines:
+        if not fields:  # a blank line is no row, as in csv.DictReader
+            continue
+        number = len(records) + 1
+        if len(fields) != len(header):
+            # A field too many or too few means a stray or missing separator (an unquoted
+            # "18,500", a cut line): the values may sit under the wrong columns, so the row
+            # is reported rather than read in part.
+            count = f"{len(fields)} field" + ("" if len(fields) == 1 else "s")
+            records.append(RowProblem(number, f"{count} where the header has {len(header)}"))
+            continue
+        records.append({name: value for name, value in zip(header, fields, strict=True)
+                        if name})
+    return records
 
 
-def json_records(text: str, source: str) -> list[Mapping[str, Any]]:
+def json_records(text: str, source: str) -> list[Mapping[str, Any] | RowProblem]:
     """The rows of a JSON upload: a list of objects, or an object with a ``rows`` list."""
     try:
         data = json.loads(text)

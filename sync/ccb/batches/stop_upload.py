@@ -53,7 +53,7 @@ def parse_stop_rows(text: str, source: str, file_format: str | None = None
     rows: list[StopRequestRow] = []
     problems: list[RowProblem] = []
     for number, record in enumerate(records, start=1):
-        parsed = _row(number, record)
+        parsed = record if isinstance(record, RowProblem) else _row(number, record)
         if isinstance(parsed, RowProblem):
             problems.append(parsed)
         else:

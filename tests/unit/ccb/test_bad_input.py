@@ -3,6 +3,8 @@ status — each a clear error naming the entity and field, with the state unchan
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from sync.ccb.commands import (
@@ -110,6 +112,20 @@ def test_a_failure_after_partial_work_leaves_nothing_behind() -> None:
     assert world.store.state() == before
 
 
+
+
+@pytest.mark.parametrize("read", [math.inf, -math.inf, math.nan])
+def test_a_read_that_is_not_finite_does_not_complete_an_fa(read: float) -> None:
+    """NaN would pass the negative-read check and infinity would be stored as a meter read."""
+    world = World()
+    world.run(RequestStop(account_id=TENANT, sa_ids=(TENANT_E,), stop_date=day(5)))
+    (fa,) = world.fas(TENANT_E)
+    before = world.store.state()
+    with pytest.raises(InvalidCommand) as raised:
+        world.run(CompleteFieldActivity(fa_id=fa.id, read_value=read))
+    assert str(raised.value) == (f"FA {fa.id!r}: completion_read: {read} is not a finite"
+                                 " number")
+    assert world.store.state() == before
 
 
 def test_a_second_cancel_of_a_canceled_start_is_rejected() -> None:

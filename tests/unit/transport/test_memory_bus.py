@@ -30,6 +30,9 @@ def test_bus_for_shares_one_memory_bus_per_name_and_builds_kafka_buses() -> None
     assert kafka.bootstrap_servers == "h1:9092,h2:9092"
     with pytest.raises(ValueError, match="names no host:port"):
         bus_for("kafka://")
+    with pytest.raises(ValueError, match=r"port 'abc' is not a number from 1 to 65535 \(got "
+                                         r"'kafka://localhost:abc'\)"):
+        bus_for("kafka://localhost:abc")
     with pytest.raises(ValueError, match=r"'redis://x' must start with memory:// or kafka://"):
         bus_for("redis://x")
 

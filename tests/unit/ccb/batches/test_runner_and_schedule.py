@@ -5,10 +5,18 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from pathlib import Path
 
 import pytest
 
-from sync.batches import BatchReport, BatchUsageError, JobContext, JobRegistry, load_jobs
+from sync.batches import (
+    BatchReport,
+    BatchUsageError,
+    JobContext,
+    JobRegistry,
+    load_jobs,
+    takes_file,
+)
 from sync.batches.ccb_jobs import SelectionJob
 from sync.batches.memory import MemoryBatchQueries
 from sync.batches.schedule import parse_period, run_every
@@ -87,6 +95,25 @@ def test_a_job_is_one_small_registration() -> None:
     report = registry.run("HELLO", context)
     assert (report.code, report.business_date, report.examined) == ("HELLO", day(7), 1)
     assert report.seconds >= 0
+
+
+def test_only_the_upload_jobs_take_a_file_and_a_file_given_to_another_is_refused(
+        tmp_path: Path) -> None:
+    registry = load_jobs()
+    assert [job.code for job in registry.all() if takes_file(job)] == ["FACOMPL", "STOPUPL"]
+    assert registry.check_file("FACOMPL", True).code == "FACOMPL"
+    assert registry.check_file("SAACT", False).code == "SAACT"
+    with pytest.raises(BatchUsageError,
+                       match=r"^batch SAACT takes no --file \(only FACOMPL, STOPUPL\)$"):
+        registry.check_file("SAACT", True)
+    # Whatever the entry point, the run itself refuses it before selecting anything.
+    world = World(no_fieldwork_admin())
+    _pending_starts(world, 1, bad=set())
+    upload = tmp_path / "rows.csv"
+    upload.write_text("fa_id,completed_at,read_value\n", "utf-8")
+    with pytest.raises(BatchUsageError, match="batch SAACT takes no --file"):
+        run_batch(world, "SAACT", day(0), file=upload)
+    assert world.sa("SA-P00").status is SaStatus.PENDING_START
 
 
 def test_the_run_date_overrides_the_clock() -> None:

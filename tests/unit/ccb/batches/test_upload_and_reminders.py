@@ -134,6 +134,97 @@ def test_step_1_6_facompl_needs_a_file_with_the_right_columns(tmp_path: Path) ->
         run_batch(world, "FACOMPL", day(1), file=bad)
 
 
+def test_step_1_6_facompl_reports_a_row_with_more_or_fewer_fields_than_the_header(
+        tmp_path: Path) -> None:
+    world, stop_fa, start_fa = _world_with_fas()
+    before = world.store.state()
+    upload = tmp_path / "completions.csv"
+    upload.write_text(
+        "fa_id,completed_at,read_value\n"
+        f"{stop_fa},{day(1).isoformat()}T09:00:00,18,500\n"   # row 1: "18,500" unquoted
+        f"{start_fa},{day(1).isoformat()}T09:00:00\n"         # row 2: the read left out
+        f"{start_fa},{day(1).isoformat()}T09:00:00,\"18,500\"\n", "utf-8")  # row 3: quoted
+
+    report = run_batch(world, "FACOMPL", day(1), file=upload)
+
+    assert [(e.entity_id, e.reason) for e in report.errors] == [
+        ("1", "4 fields where the header has 3"), ("2", "2 fields where the header has 3"),
+        ("3", f"FA {start_fa!r}: read_value: '18,500' is not a number")]
+    assert (report.examined, report.changed) == (3, 0)
+    assert world.store.state() == before
+
+
+def test_step_1_6_facompl_applies_good_rows_beside_a_row_of_the_wrong_width(
+        tmp_path: Path) -> None:
+    world, stop_fa, start_fa = _world_with_fas()
+    upload = tmp_path / "completions.csv"
+    upload.write_text(
+        "fa_id,completed_at,read_value\n"
+        f"{stop_fa},{day(1).isoformat()}T09:00:00,18,500\n"
+        f"{start_fa},{day(1).isoformat()}T09:00:00,18500\n", "utf-8")
+
+    report = run_batch(world, "FACOMPL", day(1), file=upload)
+
+    assert [(e.entity_id, e.reason) for e in report.errors] == [
+        ("1", "4 fields where the header has 3")]
+    stop = world.store.field_activity(stop_fa)
+    start = world.store.field_activity(start_fa)
+    assert stop is not None
+    assert start is not None
+    assert (stop.status, stop.completion_read) == (FaStatus.PENDING, None)
+    assert (start.status, start.completion_read) == (FaStatus.COMPLETE, 18500.0)
+
+
+def test_step_1_6_facompl_refuses_a_header_naming_a_column_twice(tmp_path: Path) -> None:
+    world, stop_fa, _start_fa = _world_with_fas()
+    before = world.store.state()
+    upload = tmp_path / "twice.csv"
+    upload.write_text("fa_id,completed_at,read_value,read_value\n"
+                      f"{stop_fa},{day(1).isoformat()}T09:00:00,18,500\n", "utf-8")
+    with pytest.raises(InvalidCommand) as raised:
+        run_batch(world, "FACOMPL", day(1), file=upload)
+    assert str(raised.value) == (f"upload file {str(upload)!r}: header: column(s) named more"
+                                 " than once: read_value")
+    assert world.store.state() == before
+
+
+@pytest.mark.parametrize(("name", "content"), [
+    ("excel.csv", "fa_id,completed_at,read_value\r\n{fa},{day}T09:00:00,42\r\n"),
+    ("rows.json", '[{{"fa_id": "{fa}", "completed_at": "{day}T09:00:00", "read_value": 42}}]'),
+    ("rows", '{{"rows": [{{"fa_id": "{fa}", "completed_at": "{day}T09:00", "read_value": 42}}]}}'),
+])
+def test_step_1_6_facompl_reads_a_file_starting_with_a_byte_order_mark(
+        tmp_path: Path, name: str, content: str) -> None:
+    world, stop_fa, _start_fa = _world_with_fas()
+    upload = tmp_path / name
+    # Excel's "CSV UTF-8" (and some editors) begin the file with the UTF-8 byte order mark.
+    upload.write_bytes(b"\xef\xbb\xbf"
+                       + content.format(fa=stop_fa, day=day(1).isoformat()).encode("utf-8"))
+
+    report = run_batch(world, "FACOMPL", day(1), file=upload)
+
+    assert (report.changed, report.errors) == (1, [])
+    completed = world.store.field_activity(stop_fa)
+    assert completed is not None
+    assert completed.completion_read == 42.0
+
+
+def test_step_1_6_facompl_refuses_a_file_that_is_not_utf8_naming_the_byte(
+        tmp_path: Path) -> None:
+    world, stop_fa, _start_fa = _world_with_fas()
+    before = world.store.state()
+    upload = tmp_path / "latin1.csv"
+    upload.write_bytes(b"fa_id,completed_at,read_value\n"
+                       + f"{stop_fa},{day(1).isoformat()}T09:00:00,42\n".encode()
+                       + b"FA-\xe9,2025-03-04T09:00:00,1\n")
+    with pytest.raises(BatchUsageError) as raised:
+        run_batch(world, "FACOMPL", day(1), file=upload)
+    offset = upload.read_bytes().index(b"\xe9") + 1
+    assert str(raised.value) == (f"{upload}: cannot read file: not UTF-8 text at byte {offset}"
+                                 " (line 3)")
+    assert world.store.state() == before
+
+
 # --- TD-CCCB --------------------------------------------------------------------------------
 
 
