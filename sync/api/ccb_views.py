@@ -38,7 +38,7 @@ from sync.api.view_models import (
     SearchOut,
     SyncRequestOut,
 )
-from sync.ccb.alerts import Alert, account_alerts
+from sync.ccb.alerts import Alert, dashboard_alerts
 from sync.ccb.changes import SA
 from sync.ccb.details import pending_stop_impact
 from sync.ccb.errors import NotFound
@@ -47,8 +47,7 @@ from sync.ccb.info import describe_account, describe_person, describe_sa
 from sync.ccb.model import Premise, SaStatus
 from sync.ccb.premises import premise_tree
 from sync.ccb.reversion import effective_landlord_agreement
-from sync.ccb.search import SearchBy, SearchResult, search
-from sync.ccb.sync_requests import sync_todo_types
+from sync.ccb.search import MAX_QUERY_LENGTH, SearchBy, SearchResult, search
 from sync.config.admin import AdminConfig
 from sync.storage.ccb_schema import entity_changes
 from sync.storage.ccb_view import SqlCcbView
@@ -64,7 +63,7 @@ SYNC_REQUESTS_SHOWN = 20
 def search_customers(
     runtime: RuntimeDep,
     by: Annotated[SearchKind, Query(description="what q is")],
-    q: Annotated[str, Query(min_length=1, max_length=200, pattern=r"^[^\x00]*$",
+    q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_LENGTH, pattern=r"^[^\x00]*$",
                             description="name prefix, phone, address fragment or an id")],
 ) -> SearchOut:
     admin, today = runtime.admin, runtime.clock.business_date()
@@ -115,8 +114,7 @@ def account_view(account_id: PathId, runtime: RuntimeDep) -> AccountView:
             account=account, info=describe_account(admin, view, account), persons=persons,
             sas=[SaSummary.of(sa, describe_sa(admin, view, sa)) for sa in sas],
             sas_by_status=dict(sorted(by_status.items())),
-            alerts=[AlertOut.of(alert) for alert in account_alerts(
-                view, account.id, sync_todo_types(admin))],
+            alerts=[AlertOut.of(alert) for alert in dashboard_alerts(view, admin, account.id)],
             contacts=[contact.id for contact in view.contacts_of_person(account.main_person_id)])
 
     return read(runtime, view_of)

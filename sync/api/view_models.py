@@ -32,7 +32,7 @@ class AlertOut(BaseModel):
     """A dashboard alert (step 1.3); which fields are set depends on ``kind``."""
 
     kind: Literal["PendingStartAlert", "PendingStopAlert", "StoppedSaHighlight",
-                  "LandlordIndicator", "SyncErrorAlert"]
+                  "LandlordIndicator", "SyncErrorAlert", "OpenToDoAlert"]
     text: str
     sa_id: str | None = None
     sa_type: str | None = None
@@ -44,6 +44,10 @@ class AlertOut(BaseModel):
     is_landlord: bool | None = None
     todo_id: str | None = None
     todo_type: str | None = None
+    drill_kind: str | None = None
+    drill_id: str | None = None
+    status: str | None = None
+    message: str | None = None
 
     @classmethod
     def of(cls, alert: Alert) -> AlertOut:

@@ -14,8 +14,8 @@ The answer is person-centred, like the source system's Control Central: each hit
 its SAs (``C2M-SAT-INFO``) and its dashboard alerts (:mod:`sync.ccb.alerts`). A name or
 phone hit lists all the person's accounts; an account or SA search lists that account under its
 main person; an address search lists the accounts with SAs at the matching premises under their
-main persons. A search that finds nothing is an empty result, not an error; a blank query is
-an error.
+main persons. A search that finds nothing is an empty result, not an error; a blank query, or
+one longer than :data:`MAX_QUERY_LENGTH` characters, is an error.
 
 Candidate lookups need reads the shared ``CcbView`` does not have; :class:`SearchView` adds them
 (the SQL store implements them with indexed queries).
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Generic, Protocol, TypeVar, overload
 
-from sync.ccb.alerts import Alert, account_alerts
+from sync.ccb.alerts import Alert, dashboard_alerts
 from sync.ccb.errors import InvalidCommand
 from sync.ccb.info import describe_account, describe_person, describe_sa
 from sync.ccb.model import Account, Address, Person, Premise, SaStatus
@@ -38,6 +38,10 @@ from sync.ccb.ports import CcbView
 from sync.config.admin import AdminConfig
 
 DEFAULT_MAX_HITS = 50
+# Longer than any name, phone number, id or address a CSR types. A bound is needed because a
+# long name or address query becomes a LIKE pattern that SQLite refuses as too complex (and
+# that no database should be asked to match).
+MAX_QUERY_LENGTH = 200
 
 
 class SearchView(CcbView, Protocol):
@@ -76,11 +80,6 @@ class SearchBy(StrEnum):
 AlertT = TypeVar("AlertT")
 AccountAlerts = Callable[[CcbView, Account, dt.date], Sequence[AlertT]]
 """Derives the dashboard alerts of an account on a business date."""
-
-
-def dashboard_alerts(view: CcbView, account: Account, today: dt.date) -> Sequence[Alert]:
-    """The SA lifecycle's alert derivation (pending start/stop, stopped SA, landlord)."""
-    return account_alerts(view, account.id)
 
 
 @dataclass(frozen=True)
@@ -158,16 +157,23 @@ def search(
     by: SearchBy,
     query: str,
     today: dt.date,
-    alerts: AccountAlerts[Any] = dashboard_alerts,
+    alerts: AccountAlerts[Any] | None = None,
     max_hits: int = DEFAULT_MAX_HITS,
 ) -> SearchResult[Any]:
     """Steps 1.0 / 4.6: the persons matching ``query``, with their account views.
 
-    ``alerts`` derives each account's dashboard alerts; by default the SA lifecycle's
-    :func:`~sync.ccb.alerts.account_alerts`.
+    ``alerts`` derives each account's dashboard alerts; by default
+    :func:`~sync.ccb.alerts.dashboard_alerts` with ``admin``'s To Do types.
     """
+    if alerts is None:
+        def alerts(view: CcbView, account: Account, _today: dt.date) -> Sequence[Alert]:
+            return dashboard_alerts(view, admin, account.id)
+
     if not query.strip():
         raise InvalidCommand("search", by.value, "query", "must not be blank")
+    if len(query) > MAX_QUERY_LENGTH:
+        raise InvalidCommand("search", by.value, "query",
+                             f"{len(query)} characters long; at most {MAX_QUERY_LENGTH} allowed")
     matches, truncated = _matches(view, by, query, max_hits)
     hits = tuple(
         PersonHit(

@@ -9,16 +9,14 @@ from collections.abc import Callable
 from typing import Any, TypeAlias
 
 from sync.ccb import todo
-from sync.ccb.alerts import Alert, account_alerts
+from sync.ccb.alerts import Alert, dashboard_alerts
 from sync.ccb.errors import NotFound
 from sync.ccb.info import describe_account, describe_person, describe_sa
-from sync.ccb.model import Account, ToDoStatus
-from sync.ccb.ports import CcbView
+from sync.ccb.model import ToDoStatus
 from sync.ccb.premises import premise_tree
 from sync.ccb.search import SearchBy, search
-from sync.ccb.sync_requests import sync_todo_types
 from sync.cli import ccb_review
-from sync.cli.common import CliError, Context, Handler
+from sync.cli.common import CliError, Context, Handler, whole_number
 from sync.storage.ccb_view import SqlCcbView
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -47,8 +45,10 @@ def register(sub: Subparsers, command: CommandFactory) -> None:
     premise.add_argument("premise")
     changes = command(sub, "changes", "entities recorded as changed (the outbox hook)",
                       _changes, with_user=False)
-    changes.add_argument("--after", type=int, default=0, help="sequence number to start after")
-    changes.add_argument("--limit", type=int, default=100)
+    changes.add_argument("--after", type=whole_number("sequence number", 0), default=0,
+                         help="sequence number to start after")
+    changes.add_argument("--limit", type=whole_number("count", 0), default=100,
+                         help="at most this many changes (default 100)")
 
 
 def _read(context: Context, fn: Callable[[SqlCcbView], Any]) -> Any:
@@ -61,14 +61,10 @@ def _read(context: Context, fn: Callable[[SqlCcbView], Any]) -> Any:
         store.dispose()
 
 
-def _alerts(view: CcbView, account: Account, today: Any) -> list[Alert]:
-    return account_alerts(view, account.id)
-
-
 def _search(context: Context, args: argparse.Namespace) -> int:
     today = context.clock.business_date()
     result = _read(context, lambda view: search(view, context.admin, SearchBy(args.by),
-                                                args.query, today, _alerts))
+                                                args.query, today))
 
     def human() -> None:
         if not result.hits:
@@ -114,8 +110,8 @@ def _account(context: Context, args: argparse.Namespace) -> int:
                      "end_date": sa.end_date, "premise_id": sa.premise_id,
                      "info": describe_sa(admin, view, sa)}
                     for sa in view.sas_of_account(account.id)],
-            "alerts": [_alert_json(alert) for alert in account_alerts(
-                view, account.id, sync_todo_types(admin))],
+            "alerts": [_alert_json(alert)
+                       for alert in dashboard_alerts(view, admin, account.id)],
             "contacts": [contact.id for contact in view.contacts_of_person(person.id)]
             if person else [],
         }

@@ -15,7 +15,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Literal
 
-from sync.ccb.alerts import Alert, account_alerts
+from sync.ccb.alerts import Alert, dashboard_alerts
 from sync.ccb.errors import NotFound
 from sync.ccb.info import describe_account, describe_person, describe_sa
 from sync.ccb.model import (
@@ -29,7 +29,6 @@ from sync.ccb.model import (
 )
 from sync.ccb.premises import premise_tree, require_premise
 from sync.ccb.reversion import REVERSION_REASON, effective_landlord_agreement
-from sync.ccb.sync_requests import sync_todo_types
 from sync.config.admin import AdminConfig
 from sync.storage.ccb_view import SqlCcbView
 
@@ -188,7 +187,7 @@ def account_view(view: SqlCcbView, admin: AdminConfig, account_id: str,
     return AccountView(
         account=account, info=describe_account(admin, view, account), person=person,
         person_info=describe_person(admin, person) if person else None,
-        alerts=tuple(account_alerts(view, account.id, sync_todo_types(admin))),
+        alerts=tuple(dashboard_alerts(view, admin, account.id)),
         by_status=by_status,
         trees=tuple(premise_tree_view(view, admin, root, today) for root in roots))
 

@@ -55,6 +55,7 @@ async def test_step_1_0_search_shows_sas_and_alerts_of_each_account(
     ({"by": "colour", "q": "x"}, "query.by"),
     ({"by": "name"}, "query.q"),
     ({"by": "name", "q": ""}, "query.q"),
+    ({"by": "address", "q": "a" * 201}, "query.q"),  # the domain's MAX_QUERY_LENGTH
 ])
 async def test_search_refuses_bad_criteria_naming_the_parameter(
         shared_client: httpx.AsyncClient, params: dict[str, str], field: str) -> None:
@@ -87,6 +88,31 @@ async def test_step_1_3_account_view_shows_the_pending_stop_alert(
              if a["kind"] == "PendingStopAlert"]
     assert stops == [("SA-TN01-E", "2025-03-10"), ("SA-TN01-G", "2025-03-10")]
     assert len(document["contacts"]) == 1
+
+
+async def test_step_1_3_an_open_to_do_on_an_sa_is_an_alert_on_its_account_until_complete(
+        client: httpx.AsyncClient) -> None:
+    """A pending stop left 40 days: TD-SSFTL raises its To Dos, and the account view and the
+    search show each as an open To Do alert; completing one takes it off."""
+    assert (await post(client, "/api/commands/request-stop", STOP)).status_code == 200
+    ran = await post(client, "/api/batches/TD-SSFTL/runs", {"business_date": "2025-04-20"})
+    assert ran.status_code == 200, ran.text
+    document = (await client.get("/api/accounts/A-TN-01")).json()
+    todo_alerts = [alert for alert in document["alerts"] if alert["kind"] == "OpenToDoAlert"]
+    assert [(a["todo_type"], a["drill_kind"], a["drill_id"], a["status"]) for a in todo_alerts
+            ] == [("TD-SSFTL", "sa", "SA-TN01-E", "open"), ("TD-SSFTL", "sa", "SA-TN01-G", "open")]
+    assert todo_alerts[0]["text"].startswith(
+        f"Open To Do {todo_alerts[0]['todo_id']} (TD-SSFTL, open) on SA SA-TN01-E: ")
+    searched = (await client.get("/api/search", params={"by": "account", "q": "A-TN-01"})).json()
+    assert [a for a in searched["hits"][0]["accounts"][0]["alerts"]
+            if a["kind"] == "OpenToDoAlert"] == todo_alerts
+
+    completed = await post(client, f"/api/todos/{todo_alerts[0]['todo_id']}/complete",
+                           {"user": "csr1", "comment": "customer called back"})
+    assert completed.status_code == 200, completed.text
+    after = (await client.get("/api/accounts/A-TN-01")).json()
+    assert [a["todo_id"] for a in after["alerts"] if a["kind"] == "OpenToDoAlert"] == [
+        todo_alerts[1]["todo_id"]]
 
 
 @pytest.mark.parametrize(("path", "detail"), [

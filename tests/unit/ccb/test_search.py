@@ -26,6 +26,7 @@ from sync.ccb.model import (
 )
 from sync.ccb.ports import CcbView
 from sync.ccb.search import (
+    MAX_QUERY_LENGTH,
     SearchBy,
     address_matches,
     name_matches,
@@ -212,6 +213,18 @@ def test_blank_or_digitless_queries_are_refused(ccb: ListSearchView) -> None:
         search(ccb, ADMIN, SearchBy.NAME, "  ", TODAY)
     with pytest.raises(InvalidCommand, match="a phone search needs digits"):
         search(ccb, ADMIN, SearchBy.PHONE, "call me", TODAY)
+
+
+@pytest.mark.parametrize("by", list(SearchBy))
+def test_a_query_longer_than_the_bound_is_refused(ccb: ListSearchView, by: SearchBy) -> None:
+    # Every entry point (CLI, console, API) goes through here; the SQL store would turn a long
+    # name or address query into a LIKE pattern SQLite refuses as too complex.
+    assert MAX_QUERY_LENGTH == 200
+    with pytest.raises(InvalidCommand) as raised:
+        search(ccb, ADMIN, by, "5" * 60_000, TODAY)
+    assert str(raised.value) == (f"search {by.value!r}: query: 60000 characters long; at most"
+                                 " 200 allowed")
+    assert search(ccb, ADMIN, by, "5" * MAX_QUERY_LENGTH, TODAY).hits == ()
 
 
 def test_too_many_candidates_are_cut_at_the_limit_and_flagged(ccb: ListSearchView) -> None:
