@@ -222,7 +222,7 @@ class FieldActivity(Entity):
     scheduled_date: dt.date
     status: FaStatus = FaStatus.PENDING
     completed_at: dt.datetime | None = None
-    completion_read: float | None = None
+    completion_read: float | None = Field(default=None, allow_inf_nan=False)
 
 
 class ReadType(StrEnum):
@@ -235,7 +235,9 @@ class MeterRead(Entity):
     id: str
     sp_id: str
     read_at: dt.datetime
-    value: float
+    # A register read is a finite number: an infinite or undefined one would poison every
+    # interpolation and usage computed from it.
+    value: float = Field(allow_inf_nan=False)
     read_type: ReadType = ReadType.REGULAR
     use_on_bill: bool = True
 

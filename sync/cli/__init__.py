@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +21,9 @@ from sync.config.admin import AdminConfigError
 from sync.config.settings import SettingsError
 from sync.process_tuning import tune_garbage_collection
 from sync.storage.common import DatabaseFileError
+
+# 128 + SIGPIPE, what a shell reports for a program its pipe's reader left.
+BROKEN_PIPE_EXIT_CODE = 141
 
 COMMAND_MODULES = ("sync.cli.info", "sync.cli.dev", "sync.cli.demo", "sync.cli.ccb",
                    "sync.cli.schemas", "sync.cli.topics", "sync.cli.mdm", "sync.cli.batch",
@@ -53,7 +57,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         tune_garbage_collection()
     try:
         result: int = args.handler(context, args)
+        sys.stdout.flush()  # here, where a closed pipe is still ours to handle
         return result
+    except BrokenPipeError:
+        # The reader went away (``c2m-sync ccb sync list | head``): not an error worth a
+        # traceback. Later writes, and the interpreter's own flush at exit, go nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return BROKEN_PIPE_EXIT_CODE
     except CliError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code

@@ -96,6 +96,21 @@ def test_a_load_file_that_is_not_utf8_names_the_byte_and_loads_nothing(
     assert cli.row_counts() == before
 
 
+def test_a_load_file_with_a_meter_read_that_is_not_finite_names_it_and_loads_nothing(
+        cli: Cli, tmp_path: Path) -> None:
+    text = SAMPLE.read_text("utf-8")
+    read = "value: 22391.0 }"
+    assert read in text
+    infinite = tmp_path / "infinite.yaml"
+    infinite.write_text(text.replace(read, "value: .inf }", 1), "utf-8")
+    cli.json("ccb", "load", str(SAMPLE))  # a loaded store, which the bad file leaves alone
+    before = cli.row_counts()
+    assert cli.fails("ccb", "load", str(infinite)) == (
+        f"error: {infinite}: 1 problem, nothing loaded\n{infinite}: meter_reads[1] "
+        "(RD-1E-202502): value: Input should be a finite number (got inf)")
+    assert cli.row_counts() == before
+
+
 def test_a_load_file_with_a_byte_order_mark_loads(cli: Cli, tmp_path: Path) -> None:
     marked = tmp_path / "marked.yaml"
     marked.write_bytes(b"\xef\xbb\xbf" + SAMPLE.read_bytes())

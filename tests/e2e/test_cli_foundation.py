@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,19 @@ def test_version_and_module_entry_point() -> None:
     result = subprocess.run([sys.executable, "-m", "sync", "version"],
                             capture_output=True, text=True, check=True)
     assert result.stdout.startswith("c2m-sync ")
+
+
+@pytest.mark.parametrize("argv", [["version"], ["batch", "list", "--json"]])
+def test_output_to_a_reader_that_has_gone_ends_quietly_with_141(argv: list[str]) -> None:
+    """``c2m-sync ... | head``: the reader closes the pipe; no traceback, the shell's 141."""
+    reader, writer = os.pipe()
+    os.close(reader)  # gone before the first line
+    try:
+        done = subprocess.run([sys.executable, "-m", "sync.cli", *argv], stdout=writer,
+                              stderr=subprocess.PIPE, text=True, timeout=60, check=False)
+    finally:
+        os.close(writer)
+    assert (done.returncode, done.stderr) == (141, "")
 
 
 def test_config_show_json_reflects_options_and_environment(
