@@ -33,11 +33,11 @@ def read_text_file(path: Path | str) -> str:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise UnreadableFileError(str(file), not_utf8_reason(data, error.start)) from None
+        raise UnreadableFileError(str(file), _not_utf8_reason(data, error.start)) from None
     return text.removeprefix(BYTE_ORDER_MARK)
 
 
-def not_utf8_reason(data: bytes, offset: int) -> str:
+def _not_utf8_reason(data: bytes, offset: int) -> str:
     """Where the bytes stop being UTF-8: the byte counted from 1 (as ``cmp`` does, and as
     lines are) and its line, so that an operator can find it in an editor or a hex dump."""
     line = data.count(b"\n", 0, offset) + 1

@@ -98,7 +98,7 @@ class OpenToDoAlert:
     todo_type: str
     drill_kind: str  # account | sa | fa
     drill_id: str
-    status: str  # OPEN | BEING_WORKED
+    status: str  # the To Do status: open | being_worked
     message: str
 
     @property

@@ -179,7 +179,8 @@ def test_a_stop_upload_that_is_not_a_table_is_refused_naming_the_file() -> None:
         (2, "account 'A-2': sa_ids: [3] is not a list of SA ids")]
 
 
-def test_a_stop_upload_row_with_more_or_fewer_fields_than_the_header_is_a_bad_row() -> None:
+def test_step_1_1_a_stop_upload_row_with_more_or_fewer_fields_than_the_header_is_bad(
+        ) -> None:
     rows, problems = parse_stop_rows(
         "account_id,stop_date,sa_ids\n"
         "A-1,2025-03-14,SA-1\n"

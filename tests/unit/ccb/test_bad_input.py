@@ -115,7 +115,7 @@ def test_a_failure_after_partial_work_leaves_nothing_behind() -> None:
 
 
 @pytest.mark.parametrize("read", [math.inf, -math.inf, math.nan])
-def test_a_read_that_is_not_finite_does_not_complete_an_fa(read: float) -> None:
+def test_step_1_6_a_read_that_is_not_finite_does_not_complete_an_fa(read: float) -> None:
     """NaN would pass the negative-read check and infinity would be stored as a meter read."""
     world = World()
     world.run(RequestStop(account_id=TENANT, sa_ids=(TENANT_E,), stop_date=day(5)))

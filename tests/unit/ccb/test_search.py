@@ -216,7 +216,8 @@ def test_blank_or_digitless_queries_are_refused(ccb: ListSearchView) -> None:
 
 
 @pytest.mark.parametrize("by", list(SearchBy))
-def test_a_query_longer_than_the_bound_is_refused(ccb: ListSearchView, by: SearchBy) -> None:
+def test_step_1_0_a_query_longer_than_the_bound_is_refused(ccb: ListSearchView,
+                                                         by: SearchBy) -> None:
     # Every entry point (CLI, console, API) goes through here; the SQL store would turn a long
     # name or address query into a LIKE pattern SQLite refuses as too complex.
     assert MAX_QUERY_LENGTH == 200
