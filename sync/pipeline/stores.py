@@ -14,20 +14,44 @@ from sync.storage.common import DatabaseFileError
 from sync.storage.mdm import MdmStore
 from sync.storage.outbox import SqlOutbox
 
+# The folder of the embedded default databases (``sqlite:///var/ccb.db``, relative to the
+# working directory): made on first use. Any other missing folder is refused: in an explicit
+# URL it is far more often a typing error than a wish for a new folder, and made silently it
+# would leave a worker running on a new, empty database while the real one waits.
+DEFAULT_DATABASE_FOLDER = Path("var")
+
 
 def ensure_sqlite_folder(url: str) -> None:
-    """A SQLite file URL's folder is created when missing (``sqlite:///var/ccb.db``);
-    :class:`~sync.storage.common.DatabaseFileError` when it cannot be."""
+    """The default SQLite folder (``./var``) is created when missing;
+    :class:`~sync.storage.common.DatabaseFileError` names any other folder of a SQLite file URL
+    that does not exist, or that cannot be created."""
     parsed = make_url(url)
     database = parsed.database or ""
-    if parsed.get_backend_name() == "sqlite" and database not in ("", ":memory:") \
-            and not database.startswith("file:"):
-        folder = Path(database).parent
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as error:  # a file where a folder should be, no permission
-            raise DatabaseFileError(f"database URL {url!r}: cannot create folder {folder}: "
-                                    f"{error.strerror or error}") from None
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:") \
+            or database.startswith("file:"):
+        return
+    folder = Path(database).parent
+    if folder.is_dir():
+        return
+    where = f"database URL {url!r}"
+    in_the_way = _first_non_folder(folder)
+    if in_the_way is not None:
+        raise DatabaseFileError(f"{where}: {in_the_way} is a file, not a folder")
+    if folder != DEFAULT_DATABASE_FOLDER:
+        raise DatabaseFileError(
+            f"{where}: folder {folder} does not exist; create it first (only the default "
+            f"folder {DEFAULT_DATABASE_FOLDER}/ is created)")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # no permission
+        raise DatabaseFileError(f"{where}: cannot create folder {folder}: "
+                                f"{error.strerror or error}") from None
+
+
+def _first_non_folder(folder: Path) -> Path | None:
+    """The first of ``folder``'s ancestors (or itself) that exists and is not a folder."""
+    return next((path for path in (*reversed(folder.parents), folder)
+                 if path.exists() and not path.is_dir()), None)
 
 
 def open_outbox(url: str, admin: AdminConfig, clock: Clock) -> SqlOutbox:

@@ -106,7 +106,33 @@ def test_a_database_folder_that_is_a_file_is_named(capsys: pytest.CaptureFixture
     garbage = _garbage(tmp_path)
     url = f"sqlite:///{garbage / 'mdm.db'}"
     assert _refused(capsys, ["--mdm-db-url", url, "mdm", "us", "list"]) == (
-        f"error: database URL {url!r}: cannot create folder {garbage}: File exists")
+        f"error: database URL {url!r}: {garbage} is a file, not a folder")
+
+
+def test_a_database_folder_that_does_not_exist_is_named_not_made(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A folder in an explicit URL that does not exist is a typing error far more often than a
+    wish for a new folder: made, it would leave a worker on a new, empty database."""
+    typo = tmp_path / "c2m-dta"
+    url = f"sqlite:///{typo / 'ccb.db'}"
+    assert _refused(capsys, ["--ccb-db-url", url, "ccb", "sa", "SA-1"]) == (
+        f"error: database URL {url!r}: folder {typo} does not exist; create it first (only "
+        "the default folder var/ is created)")
+    assert _refused(capsys, ["--mdm-db-url", f"sqlite:///{typo / 'mdm.db'}", "mdm", "us",
+                             "list"]).startswith("error: database URL")
+    assert not typo.exists()
+
+
+def test_the_default_database_folder_is_made_on_first_use(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("C2M_SYNC_CCB_DB_URL", "C2M_SYNC_MDM_DB_URL"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["ccb", "sync", "list"]) == 0
+    assert main(["mdm", "us", "list"]) == 0
+    assert (tmp_path / "var" / "ccb.db").is_file()
+    assert (tmp_path / "var" / "mdm.db").is_file()
 
 
 def test_every_entry_point_opening_a_store_refuses_a_file_that_is_not_a_database(
