@@ -10,6 +10,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
+from sqlalchemy import make_url
+
 from sync.clock import Clock, clock_for
 from sync.config.admin import AdminConfig
 from sync.config.settings import Settings
@@ -61,6 +63,17 @@ class Runtime:
                 self._mdm = open_mdm_store(self.settings.mdm_db_url, self.admin)
             return self._mdm
 
+    def open_embedded_stores(self) -> None:
+        """Open the stores that are SQLite files now, so that a wrong path or a file that is
+        not a database stops the server as it starts, named
+        (:class:`~sync.storage.common.DatabaseFileError`), instead of failing every request. A
+        PostgreSQL store is still opened by the first request that needs it: its server may
+        come up after the API, and a request after an outage opens it again."""
+        if _is_sqlite(self.settings.ccb_db_url):
+            _ = self.outbox
+        if _is_sqlite(self.settings.mdm_db_url):
+            _ = self.mdm
+
     def close(self) -> None:
         with self._opening:
             if self._outbox is not None:
@@ -69,3 +82,7 @@ class Runtime:
             if self._mdm is not None:
                 self._mdm.dispose()
                 self._mdm = None
+
+
+def _is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"

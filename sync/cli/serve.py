@@ -52,7 +52,9 @@ def build_app(context: Context, args: argparse.Namespace) -> FastAPI:
     if not access.tokens:
         print(f"warning: no API tokens ({TOKENS_ENV} or --token-file): every write is refused",
               file=sys.stderr)
-    return create_app(Runtime(settings=context.settings, admin=context.admin, access=access))
+    runtime = Runtime(settings=context.settings, admin=context.admin, access=access)
+    runtime.open_embedded_stores()
+    return create_app(runtime)
 
 
 def _serve(context: Context, args: argparse.Namespace) -> int:

@@ -123,6 +123,22 @@ def test_serve_stops_on_a_token_file_it_cannot_read(tmp_path: Path,
     assert "missing: cannot read token file" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("option", ["--ccb-db-url", "--mdm-db-url"])
+def test_serve_stops_at_start_on_a_database_file_that_is_not_a_database(
+        tmp_path: Path, option: str) -> None:
+    """Before it listens, not at every request: an operator sees it where they started it."""
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(os.urandom(4096))
+    url = f"sqlite:///{garbage}"
+    finished = subprocess.run(
+        [sys.executable, "-m", "sync.cli", *cli_args(tmp_path), option, url, "serve",
+         "--port", str(free_port())], cwd=tmp_path, text=True, capture_output=True,
+        timeout=60)
+    assert finished.returncode == 2, finished.stderr
+    assert finished.stderr.strip().splitlines()[-1] == (
+        f"error: database URL {url!r}: {garbage} is not a SQLite database file")
+
+
 def test_serve_refuses_a_bad_port(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["serve", "--port", "70000"])
