@@ -9,38 +9,48 @@ from sqlalchemy import make_url
 
 from sync.clock import Clock
 from sync.config.admin import AdminConfig
+from sync.config.settings import Settings
 from sync.storage.ccb import SqlCcbStore
 from sync.storage.common import DatabaseFileError
 from sync.storage.mdm import MdmStore
 from sync.storage.outbox import SqlOutbox
 
-# The folder of the embedded default databases (``sqlite:///var/ccb.db``, relative to the
-# working directory): made on first use. Any other missing folder is refused: in an explicit
-# URL it is far more often a typing error than a wish for a new folder, and made silently it
-# would leave a worker running on a new, empty database while the real one waits.
-DEFAULT_DATABASE_FOLDER = Path("var")
+
+def _sqlite_folder(url: str) -> Path | None:
+    """The folder of a SQLite file URL's database; None for any other URL."""
+    parsed = make_url(url)
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:") \
+            or database.startswith("file:"):
+        return None
+    return Path(database).parent
+
+
+# The folders of the embedded default databases (``./var``, relative to the working
+# directory): made on first use. Any other missing folder is refused: in an explicit URL it is
+# far more often a typing error than a wish for a new folder, and made silently it would leave
+# a worker running on a new, empty database while the real one waits.
+DEFAULT_DATABASE_FOLDERS = frozenset(
+    folder for field in ("ccb_db_url", "mdm_db_url")
+    if (folder := _sqlite_folder(str(Settings.model_fields[field].default))) is not None)
 
 
 def ensure_sqlite_folder(url: str) -> None:
     """The default SQLite folder (``./var``) is created when missing;
     :class:`~sync.storage.common.DatabaseFileError` names any other folder of a SQLite file URL
     that does not exist, or that cannot be created."""
-    parsed = make_url(url)
-    database = parsed.database or ""
-    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:") \
-            or database.startswith("file:"):
-        return
-    folder = Path(database).parent
-    if folder.is_dir():
+    folder = _sqlite_folder(url)
+    if folder is None or folder.is_dir():
         return
     where = f"database URL {url!r}"
     in_the_way = _first_non_folder(folder)
     if in_the_way is not None:
         raise DatabaseFileError(f"{where}: {in_the_way} is a file, not a folder")
-    if folder != DEFAULT_DATABASE_FOLDER:
+    if folder not in DEFAULT_DATABASE_FOLDERS:
+        defaults = ", ".join(f"{default}/" for default in sorted(DEFAULT_DATABASE_FOLDERS))
         raise DatabaseFileError(
             f"{where}: folder {folder} does not exist; create it first (only the default "
-            f"folder {DEFAULT_DATABASE_FOLDER}/ is created)")
+            f"folder {defaults} is created)")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:  # no permission

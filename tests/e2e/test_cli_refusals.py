@@ -118,8 +118,10 @@ def test_a_database_folder_that_does_not_exist_is_named_not_made(
     assert _refused(capsys, ["--ccb-db-url", url, "ccb", "sa", "SA-1"]) == (
         f"error: database URL {url!r}: folder {typo} does not exist; create it first (only "
         "the default folder var/ is created)")
-    assert _refused(capsys, ["--mdm-db-url", f"sqlite:///{typo / 'mdm.db'}", "mdm", "us",
-                             "list"]).startswith("error: database URL")
+    mdm_url = f"sqlite:///{typo / 'mdm.db'}"
+    assert _refused(capsys, ["--mdm-db-url", mdm_url, "mdm", "us", "list"]) == (
+        f"error: database URL {mdm_url!r}: folder {typo} does not exist; create it first (only "
+        "the default folder var/ is created)")
     assert not typo.exists()
 
 

@@ -86,13 +86,3 @@ def test_list_on_a_fresh_installation_creates_the_store(
     assert "no usage subscriptions match" in out
     assert (tmp_path / "mdm.db").exists()
 
-
-def test_list_on_a_fresh_installation_with_the_defaults_creates_var(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("C2M_SYNC_MDM_DB_URL", raising=False)
-    code, out, _ = run(capsys, "mdm", "us", "list")
-    assert code == 0
-    assert "no usage subscriptions match" in out
-    assert (tmp_path / "var" / "mdm.db").exists()
