@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -293,16 +292,33 @@ def sa_snapshot_document(admin: AdminConfig, sa: Mapping[str, Any], account: Map
     }
 
 
-def document_fingerprint(document: Mapping[str, Any]) -> str:
-    """:func:`~sync.mapping.messages.snapshot_fingerprint` of the message ``document`` is."""
-    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+def document_json(document: Mapping[str, Any]) -> bytes:
+    """The document's compact JSON, by pydantic's serializer as the wire models write it: what
+    :func:`document_fingerprint` hashes and :func:`encode_document` stamps, made once for
+    both."""
+    return to_json(document)
 
 
-def encode_document(document: Mapping[str, Any], delivery: Delivery) -> bytes:
-    """:func:`~sync.mapping.codec.encode` of the message ``document`` is, with ``delivery``."""
-    rest = iter(document.items())
-    head = [next(rest), next(rest)]  # schemaVersion, externalId: the delivery fields follow
-    return to_json({**dict(head), "version": delivery.version,
-                    "syncRequestId": delivery.sync_request_id,
-                    "eventTime": delivery.event_time, **dict(rest)})
+def document_fingerprint(document: Mapping[str, Any], encoded: bytes | None = None) -> str:
+    """:func:`~sync.mapping.messages.snapshot_fingerprint` of the message ``document`` is;
+    ``encoded``: its :func:`document_json`, when made already."""
+    return hashlib.sha256(to_json(document) if encoded is None else encoded).hexdigest()
+
+
+def encode_document(document: Mapping[str, Any], delivery: Delivery,
+                    encoded: bytes | None = None) -> bytes:
+    """:func:`~sync.mapping.codec.encode` of the message ``document`` is, with ``delivery``;
+    ``encoded``: its :func:`document_json`, when made already.
+
+    The wire models put the delivery fields after ``schemaVersion`` and ``externalId``, the
+    document's first two keys, so they are spliced into the document's JSON there: the
+    document is not copied and encoded a second time."""
+    text = to_json(document) if encoded is None else encoded
+    keys = iter(document)
+    first, second = next(keys), next(keys)
+    head = to_json({first: document[first], second: document[second]})[:-1]
+    if not text.startswith(head):
+        raise ValueError("encoded is not the document's JSON")
+    stamp = to_json({"version": delivery.version, "syncRequestId": delivery.sync_request_id,
+                     "eventTime": delivery.event_time})
+    return b"".join((head, b",", stamp[1:-1], text[len(head):]))

@@ -57,6 +57,7 @@ from sync.mapping.snapshots import (
     Delivery,
     SnapshotError,
     document_fingerprint,
+    document_json,
     encode_document,
     snapshot_for,
     synchronized_entities,
@@ -241,8 +242,9 @@ class SqlOutbox:
         target = pending or reuse
         delivery = Delivery(last_version + 1, request_id, at)
         if document is not None:
-            fingerprint = document_fingerprint(document)
-            payload = encode_document(document, delivery)
+            encoded = document_json(document)
+            fingerprint = document_fingerprint(document, encoded)
+            payload = encode_document(document, delivery, encoded)
             rank = _PUBLISH_RANK.get(document["saStatus"], 1)
         else:
             message = snapshot_for(view, self.admin, entity_type, entity_id, delivery)

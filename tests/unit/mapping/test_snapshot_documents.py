@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -28,6 +29,7 @@ from sync.mapping.messages import MAX_VERSION, snapshot_fingerprint
 from sync.mapping.snapshots import (
     Delivery,
     document_fingerprint,
+    document_json,
     encode_document,
     sa_snapshot,
     sa_snapshot_document,
@@ -117,6 +119,23 @@ def test_document_payload_and_fingerprint_equal_the_wire_models(
     assert document is not None
     assert encode_document(document, delivery) == encode(message)
     assert document_fingerprint(document) == snapshot_fingerprint(message)
+    # As the outbox makes them: one encoding of the document for both.
+    encoded = document_json(document)
+    assert encode_document(document, delivery, encoded) == encode(message)
+    assert document_fingerprint(document, encoded) == snapshot_fingerprint(message)
+
+
+def test_a_payload_is_not_spliced_into_another_documents_json() -> None:
+    sa = ServiceAgreement(id="SA-1", account_id="A-1", sa_type="W-RES",
+                          status=SaStatus.ACTIVE, start_date=dt.date(2025, 3, 3))
+    other = sa.model_copy(update={"id": "SA-2"})
+    account = Account(id="A-1", main_person_id="P-1")
+    document, other_document = (_document(one, account, [], {}, None) for one in (sa, other))
+    assert document is not None
+    assert other_document is not None
+    with pytest.raises(ValueError, match="encoded is not the document's JSON"):
+        encode_document(document, Delivery(1, "SR-1", dt.datetime(2025, 3, 3, tzinfo=dt.UTC)),
+                        document_json(other_document))
 
 
 def test_rows_the_wire_models_refuse_give_no_document() -> None:
