@@ -4,6 +4,8 @@ discarded when unchanged, and moved by acknowledgements, timeouts and resends (S
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +148,38 @@ def test_a_change_that_leaves_the_snapshot_as_sent_is_discarded(
     discarded = outbox.find(state=SyncRequestState.DISCARDED, entity_id=TENANT_E)
     assert len(discarded) == 1
     assert "equals the one last sent" in (discarded[0].note or "")
+
+
+def _former_fingerprint(payload: bytes) -> str:
+    """The fingerprint as earlier versions stored it: the snapshot's JSON with sorted keys."""
+    content = decode_sync_message(payload).model_dump(
+        mode="json", by_alias=True, exclude={"version", "sync_request_id", "event_time"})
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def test_a_fingerprint_stored_in_the_former_form_sends_an_unchanged_snapshot_once_more(
+        outbox: SqlOutbox, clock: FixedClock) -> None:
+    """The upgrade from sorted-key fingerprints (docs/wire-contract.md): the first unchanged
+    snapshot after it is sent again, in the current form, and the next one is discarded."""
+    sent = {request.entity_id: request for request in send_all(outbox, clock)}
+    with outbox.store.engine.begin() as connection:
+        for request in sent.values():
+            connection.execute(sync_entities.update().where(
+                sync_entities.c.entity_type == request.entity_type,
+                sync_entities.c.entity_id == request.entity_id).values(
+                sent_fingerprint=_former_fingerprint(request.payload)))
+    outbox.store.execute(touch_account)
+    resent = pending(outbox, TENANT_E)
+    assert resent.version == sent[TENANT_E].version + 1
+    assert decode_sync_message(resent.payload).model_dump(
+        exclude={"version", "sync_request_id", "event_time"}) == decode_sync_message(
+        sent[TENANT_E].payload).model_dump(exclude={"version", "sync_request_id", "event_time"})
+    assert resent.fingerprint != _former_fingerprint(resent.payload)
+    send_all(outbox, clock)
+    outbox.store.execute(touch_account)
+    assert outbox.next_batch(100) == []
+    assert len(outbox.find(state=SyncRequestState.DISCARDED, entity_id=TENANT_E)) == 1
 
 
 def test_an_account_change_reaches_the_snapshots_of_its_sas(
