@@ -10,13 +10,12 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from sqlalchemy import make_url
-
 from sync.clock import Clock, clock_for
 from sync.config.admin import AdminConfig
 from sync.config.settings import Settings
 from sync.pipeline.stores import open_mdm_store, open_outbox
 from sync.storage.ccb import SqlCcbStore
+from sync.storage.common import is_sqlite_url
 from sync.storage.mdm import MdmStore
 from sync.storage.outbox import SqlOutbox
 
@@ -69,9 +68,9 @@ class Runtime:
         (:class:`~sync.storage.common.DatabaseFileError`), instead of failing every request. A
         PostgreSQL store is still opened by the first request that needs it: its server may
         come up after the API, and a request after an outage opens it again."""
-        if _is_sqlite(self.settings.ccb_db_url):
+        if is_sqlite_url(self.settings.ccb_db_url):
             _ = self.outbox
-        if _is_sqlite(self.settings.mdm_db_url):
+        if is_sqlite_url(self.settings.mdm_db_url):
             _ = self.mdm
 
     def close(self) -> None:
@@ -82,7 +81,3 @@ class Runtime:
             if self._mdm is not None:
                 self._mdm.dispose()
                 self._mdm = None
-
-
-def _is_sqlite(url: str) -> bool:
-    return make_url(url).get_backend_name() == "sqlite"

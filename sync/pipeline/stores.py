@@ -11,7 +11,7 @@ from sync.clock import Clock
 from sync.config.admin import AdminConfig
 from sync.config.settings import Settings
 from sync.storage.ccb import SqlCcbStore
-from sync.storage.common import DatabaseFileError
+from sync.storage.common import DatabaseFileError, is_sqlite_url
 from sync.storage.mdm import MdmStore
 from sync.storage.outbox import SqlOutbox
 
@@ -20,7 +20,7 @@ def _sqlite_folder(url: str) -> Path | None:
     """The folder of a SQLite file URL's database; None for any other URL."""
     parsed = make_url(url)
     database = parsed.database or ""
-    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:") \
+    if not is_sqlite_url(parsed) or database in ("", ":memory:") \
             or database.startswith("file:"):
         return None
     return Path(database).parent

@@ -72,7 +72,7 @@ def create_engine_for(url: str | URL, **options: Any) -> Engine:
     """An engine for ``url`` with the project's settings for its database;
     :class:`DatabaseFileError` when a SQLite URL names a folder."""
     parsed = normalize_url(url)
-    if parsed.get_backend_name() == "sqlite":
+    if is_sqlite_url(parsed):
         check_sqlite_file(parsed)
         return _sqlite_engine(parsed, **options)
     options.setdefault("pool_pre_ping", True)
@@ -114,6 +114,11 @@ def _sqlite_engine(url: URL, **options: Any) -> Engine:
 
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+def is_sqlite_url(url: str | URL) -> bool:
+    """Whether ``url`` names a SQLite database (any driver), before an engine exists."""
+    return make_url(url).get_backend_name() == "sqlite"
 
 
 @contextlib.contextmanager
