@@ -207,8 +207,9 @@ def _first_line(error: DBAPIError) -> str:
 
 
 def _holder(connection: Connection, prefix: str, key: int) -> str:
-    """The session holding the lock ``key``: the holder's name for itself, since when (its
-    last statement was the lock's), its backend and client."""
+    """The session holding the lock ``key``: the holder's name for itself, when it was last
+    active (its last statement is its lease check before a unit of work, not the lock's: the
+    lock's time is not kept), its backend and client."""
     row = connection.execute(text(
         "SELECT l.pid, a.application_name, a.query_start, a.client_addr FROM pg_locks l "
         "LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
@@ -222,9 +223,9 @@ def _holder(connection: Connection, prefix: str, key: int) -> str:
     # Without the pg_read_all_stats role another user's session shows neither.
     who = application_name.removeprefix(prefix) if application_name else \
         "a session of another database user"
-    since = f" since {utc_text(query_start)}" if query_start is not None else ""
+    active = f", last active {utc_text(query_start)}" if query_start is not None else ""
     where = f" from {client}" if client is not None else ""
-    return f"{who}{since}; PostgreSQL backend {pid}{where}"
+    return f"{who}{active}; PostgreSQL backend {pid}{where}"
 
 
 def _truncated(name: str) -> str:

@@ -136,6 +136,7 @@ def test_postgresql_names_the_holding_session_and_gives_its_connection_back_unna
             with pytest.raises(BatchBusyError) as refused, \
                     run_locks_for(watcher).hold("SAACT"):
                 pass
+            assert ", last active " in refused.value.holder
             assert "; PostgreSQL backend " in refused.value.holder
         with engine.connect() as connection:  # the pool's one connection, the lock's
             assert connection.execute(text("SHOW application_name")).scalar_one() == ""
